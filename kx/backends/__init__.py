@@ -1,0 +1,20 @@
+"""Training engines behind one interface (:class:`kx.backends.base.Backend`).
+
+Each backend's config file names its implementation in ``backend.impl``; adding a backend is one
+module here and one file in ``conf/backend/``.
+"""
+
+import importlib
+
+from omegaconf import DictConfig
+
+from kx.backends.base import Backend, BackendError
+from kx.backends.monitor import EpochMonitor
+
+__all__ = ["Backend", "BackendError", "EpochMonitor", "create_backend"]
+
+
+def create_backend(cfg: DictConfig) -> Backend:
+    """Instantiate the backend class named by ``cfg.impl`` (``module:Class``)."""
+    module_name, _, class_name = cfg.impl.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)(cfg)

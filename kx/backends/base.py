@@ -1,0 +1,49 @@
+"""The interface every backend implements: build, fit, predict, export."""
+
+import abc
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+from omegaconf import DictConfig
+
+from kx.backends.monitor import EpochMonitor
+from kx.data import Dataset
+from kx.errors import KxError
+
+
+class BackendError(KxError):
+    """A backend cannot run here (e.g. its engine is not installed); the message says how to fix it."""
+
+
+class Backend(abc.ABC):
+    """One training engine. kx calls, in order: ``prepare``, ``build``, ``fit``, ``predict``/``export``."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.name: str = cfg.name
+        self.image_layout: str = str(cfg.image_layout)
+
+    @abc.abstractmethod
+    def prepare(self, seed: int, deterministic: bool) -> None:
+        """Import the engine and seed every random generator it uses."""
+
+    @abc.abstractmethod
+    def build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
+        """Build the network described by the model config."""
+
+    @abc.abstractmethod
+    def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor) -> None:
+        """Train on ``data``, reporting each epoch to ``monitor`` and obeying its early stop."""
+
+    @abc.abstractmethod
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities, shape (N, classes), for images in this backend's layout."""
+
+    @abc.abstractmethod
+    def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
+        """Write the model in this engine's serving format under ``model_dir``; return the paths."""
+
+    @abc.abstractmethod
+    def versions(self) -> Dict[str, str]:
+        """Versions of the engine's packages, for tracking."""

@@ -1,0 +1,97 @@
+"""Per-epoch bookkeeping shared by every backend: history, log lines, early stopping, the best epoch."""
+
+import logging
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+log = logging.getLogger("kx")
+
+EpochSink = Callable[[int, Dict[str, float]], None]
+_ORDER = {"loss": 0, "acc": 1, "val_loss": 2, "val_acc": 3}
+
+
+def format_metrics(metrics: Dict[str, float]) -> str:
+    """``loss=0.4100 acc=0.8500 ...``: the stable, regex-friendly form of kx's metric lines."""
+    return " ".join(f"{name}={value:.4f}" for name, value in metrics.items())
+
+
+class EpochMonitor:
+    """Receives each epoch's metrics from a backend's training loop.
+
+    It records the history, prints the ``epoch=N ...`` line, forwards the metrics to the sinks
+    (e.g. MLflow), tracks the best epoch of ``monitor`` and decides when early stopping ends
+    training. Backends save weights whenever :meth:`end_epoch` reports an improvement and
+    restore them at the end when :attr:`restore_best` is set.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_acc",
+        patience: Optional[int] = None,
+        min_delta: float = 0.0,
+        sinks: Sequence[EpochSink] = (),
+    ) -> None:
+        self.monitor = monitor
+        self.maximize = "acc" in monitor
+        self.patience = patience  # None: never stop early, never restore
+        self.min_delta = min_delta
+        self.sinks = list(sinks)
+        self.history: Dict[str, List[float]] = {}
+        self.epoch_seconds: List[float] = []
+        self.best_epoch = 0
+        self.stop = False
+        self._epoch_start = time.perf_counter()
+
+    @property
+    def restore_best(self) -> bool:
+        return self.patience is not None
+
+    @property
+    def epochs(self) -> int:
+        return len(self.history.get(self.monitor, []))
+
+    def best(self) -> Dict[str, float]:
+        """The metrics of the best epoch (all of them, not only the monitored one)."""
+        return {name: values[self.best_epoch - 1] for name, values in self.history.items()}
+
+    def final(self) -> Dict[str, float]:
+        return {name: values[-1] for name, values in self.history.items()}
+
+    def begin_epoch(self) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def end_epoch(self, epoch: int, metrics: Dict[str, float]) -> bool:
+        """Record epoch ``epoch`` (1-based); return True when it is the best so far."""
+        self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
+        ordered = sorted(metrics, key=lambda name: (_ORDER.get(name, len(_ORDER)), name))
+        metrics = {name: float(metrics[name]) for name in ordered}
+        if self.monitor not in metrics:
+            raise KeyError(
+                f"early stopping monitors {self.monitor!r}, but the backend reported only {sorted(metrics)}"
+            )
+        for name, value in metrics.items():
+            self.history.setdefault(name, []).append(value)
+        log.info("epoch=%d %s", epoch, format_metrics(metrics))
+        for sink in self.sinks:
+            sink(epoch, metrics)
+        value = metrics[self.monitor]
+        improved = self.best_epoch == 0 or (
+            value > self.history[self.monitor][self.best_epoch - 1] + self.min_delta
+            if self.maximize
+            else value < self.history[self.monitor][self.best_epoch - 1] - self.min_delta
+        )
+        if improved:
+            self.best_epoch = epoch
+        elif self.patience is not None and epoch - self.best_epoch > self.patience:
+            self.stop = True
+        return improved
+
+    def report_best(self) -> None:
+        """Print the best epoch's metrics as the run's last metric lines (tuners keep the last match)."""
+        best = self.best()
+        log.info(
+            "best_epoch=%d %s",
+            self.best_epoch,
+            format_metrics({f"best_{name}": value for name, value in best.items() if name != self.monitor}),
+        )
+        log.info("best_%s=%.4f", self.monitor, best[self.monitor])

@@ -1,0 +1,171 @@
+"""Typed schemas for every kx config group, registered in Hydra's ConfigStore.
+
+OmegaConf enforces the types and the allowed enum values while Hydra composes the config, so a
+wrong type, an unknown key or an unknown choice is rejected before any training framework is
+imported. Range checks that types cannot express live in :mod:`kx.config.validate`.
+
+This module runs inside SageMaker jobs (Python 3.8 in the MXNet image): annotations use
+``typing`` forms that Python 3.8 can evaluate at run time.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Choice(str, Enum):
+    """An enum whose members print as their plain value (``sgd``, not ``Optimizer.sgd``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class ImageLayout(Choice):
+    channels_last = "channels_last"
+    channels_first = "channels_first"
+
+
+class Padding(Choice):
+    same = "same"
+    valid = "valid"
+
+
+class Optimizer(Choice):
+    sgd = "sgd"
+    adam = "adam"
+    rmsprop = "rmsprop"
+
+
+class Monitor(Choice):
+    val_acc = "val_acc"
+    val_loss = "val_loss"
+    acc = "acc"
+    loss = "loss"
+
+
+@dataclass
+class BackendConfig:
+    """The engine that trains the model, its implementation and the image layout it is fed."""
+
+    name: str = MISSING
+    impl: str = MISSING  # module:Class implementing kx.backends.base.Backend
+    image_layout: ImageLayout = ImageLayout.channels_last
+
+
+@dataclass
+class ConvLayerConfig:
+    filters: int = 64
+    kernel_size: int = 3
+    padding: Padding = Padding.same
+
+
+@dataclass
+class ModelConfig:
+    """Conv blocks (conv, optional batch norm, ReLU, max-pool), then dense layers and a softmax."""
+
+    name: str = MISSING
+    conv_layers: List[ConvLayerConfig] = field(default_factory=list)
+    batch_norm: bool = True
+    pool_size: int = 2
+    dense_units: int = 512
+    dense_layers: int = 1
+    dropout: float = 0.3
+
+
+@dataclass
+class DatasetConfig:
+    """Fields shared by every dataset; each dataset's schema adds its own."""
+
+    name: str = MISSING
+    limit: Optional[int] = None  # keep only the first N training samples (quick runs)
+
+
+@dataclass
+class FashionMnistConfig(DatasetConfig):
+    name: str = "fashion_mnist"
+    path: Optional[str] = None  # folder with IDX files or training.npz/validation.npz
+    download: bool = True  # fall back to Keras's download when no local copy is found
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    name: str = "digits"
+    validation_fraction: float = 0.2
+
+
+@dataclass
+class SyntheticConfig(DatasetConfig):
+    name: str = "synthetic"
+    train_samples: int = 2000
+    validation_samples: int = 500
+    image_size: List[int] = field(default_factory=lambda: [28, 28])
+    channels: int = 1
+    num_classes: int = 10
+    noise: float = 0.35
+
+
+@dataclass
+class TargetConfig:
+    name: str = "local"
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = True
+    monitor: Monitor = Monitor.val_acc
+    patience: int = 5
+    min_delta: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 128
+    optimizer: Optimizer = Optimizer.sgd
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    seed: int = 42
+    deterministic: bool = True  # identical metrics for identical seeds on CPU
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
+    experiment: str = "kx"
+    run_name: Optional[str] = None
+
+
+@dataclass
+class ExportConfig:
+    name: str = "model"  # <model_dir>/<name>/<version>/ in TF Serving layout
+    version: int = 1
+    model_dir: Optional[str] = None  # None: <run output folder>/model
+
+
+@dataclass
+class KxConfig:
+    backend: Any = MISSING
+    model: ModelConfig = MISSING
+    dataset: Any = MISSING
+    target: TargetConfig = MISSING
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+def register() -> None:
+    """Register the schemas; group files extend them through their defaults lists."""
+    cs = ConfigStore.instance()
+    cs.store(name="kx_schema", node=KxConfig)
+    cs.store(group="schema/backend", name="backend", node=BackendConfig)
+    cs.store(group="schema/model", name="model", node=ModelConfig)
+    cs.store(group="schema/target", name="target", node=TargetConfig)
+    cs.store(group="schema/dataset", name="fashion_mnist", node=FashionMnistConfig)
+    cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
+    cs.store(group="schema/dataset", name="synthetic", node=SyntheticConfig)

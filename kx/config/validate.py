@@ -1,0 +1,83 @@
+"""Range checks on a composed config, run before any training framework is imported."""
+
+from typing import Any, Callable, List, Tuple
+
+from omegaconf import DictConfig
+
+from kx.errors import KxError
+
+
+class ConfigError(KxError, ValueError):
+    """A config value is outside what kx accepts; the message names the key and the allowed range."""
+
+
+def _positive(value: Any) -> bool:
+    return value > 0
+
+
+def _non_negative(value: Any) -> bool:
+    return value >= 0
+
+
+def _fraction(value: Any) -> bool:
+    return 0 <= value < 1
+
+
+def _open_fraction(value: Any) -> bool:
+    return 0 < value < 1
+
+
+_RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
+    ("train.epochs", _positive, "an integer >= 1"),
+    ("train.batch_size", _positive, "an integer >= 1"),
+    ("train.learning_rate", _positive, "a number > 0"),
+    ("train.momentum", _fraction, "a number in [0, 1)"),
+    ("train.early_stopping.patience", _non_negative, "an integer >= 0"),
+    ("train.early_stopping.min_delta", _non_negative, "a number >= 0"),
+    ("model.dropout", _fraction, "a number in [0, 1)"),
+    ("model.dense_units", _positive, "an integer >= 1"),
+    ("model.dense_layers", _non_negative, "an integer >= 0"),
+    ("model.pool_size", _positive, "an integer >= 1"),
+    ("dataset.limit", _positive, "an integer >= 1, or null for all samples"),
+    ("dataset.validation_fraction", _open_fraction, "a number in (0, 1)"),
+    ("dataset.train_samples", _positive, "an integer >= 1"),
+    ("dataset.validation_samples", _positive, "an integer >= 1"),
+    ("dataset.channels", _positive, "an integer >= 1"),
+    ("dataset.noise", _non_negative, "a number >= 0"),
+    ("export.version", _positive, "an integer >= 1"),
+]
+
+
+def _select(cfg: DictConfig, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first value outside its allowed range."""
+    for key, is_valid, allowed in _RULES:
+        value = _select(cfg, key)
+        if value is not None and not is_valid(value):
+            raise ConfigError(f"Invalid config value {key}={value!r}: expected {allowed}.")
+    for i, layer in enumerate(cfg.model.conv_layers):
+        for name in ("filters", "kernel_size"):
+            if layer[name] < 1:
+                raise ConfigError(
+                    f"Invalid config value model.conv_layers.{i}.{name}={layer[name]!r}: "
+                    "expected an integer >= 1."
+                )
+    if cfg.dataset.name == "synthetic":
+        size = list(cfg.dataset.image_size)
+        if len(size) != 2 or min(size) < 1:
+            raise ConfigError(
+                f"Invalid config value dataset.image_size={size!r}: expected [height, width] with both >= 1."
+            )
+        if cfg.dataset.num_classes < 2:
+            raise ConfigError(
+                f"Invalid config value dataset.num_classes={cfg.dataset.num_classes!r}: "
+                "expected an integer >= 2."
+            )

@@ -1,0 +1,106 @@
+"""One training job, top to bottom: config -> data -> backend (train, evaluate, export) -> tracking."""
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from kx.backends import EpochMonitor, create_backend
+from kx.config import validate
+from kx.data import load_dataset
+from kx.reporting import plots
+from kx.tracking import MLflowRun, start_training_run
+
+log = logging.getLogger("kx")
+
+
+def write_config(cfg: DictConfig, path: Path) -> Path:
+    """The fully resolved config, reusable as-is: ``python train.py --config-dir ...``."""
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def write_metrics(monitor: EpochMonitor, extra: Dict[str, Any], path: Path) -> Path:
+    """Per-epoch history, the best and the final epoch's metrics, and the epoch times."""
+    summary = {
+        "monitor": monitor.monitor,
+        "epochs": monitor.epochs,
+        "best_epoch": monitor.best_epoch,
+        "best": monitor.best(),
+        "final": monitor.final(),
+        "history": monitor.history,
+        "epoch_seconds": monitor.epoch_seconds,
+        **extra,
+    }
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    return path
+
+
+def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
+    """Train, evaluate and export the configured experiment; return the best monitored value.
+
+    Everything lands in ``out_dir`` first (config, metrics, plots, model), then in MLflow, so a
+    tracking failure never loses results.
+    """
+    validate(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [write_config(cfg, out_dir / "config.yaml")]
+    tracking = start_training_run(cfg, list(overrides), out_dir)
+
+    try:
+        return _train(cfg, out_dir, files, tracking)
+    except BaseException:
+        if tracking:
+            tracking.end("FAILED")
+        raise
+
+
+def _train(cfg: DictConfig, out_dir: Path, files: List[Path], tracking: Optional[MLflowRun]) -> float:
+    backend = create_backend(cfg.backend)
+    backend.prepare(cfg.train.seed, cfg.train.deterministic)
+    data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
+    log.info(
+        "%s: %d training / %d validation images of shape %s, %d classes; backend %s",
+        data.name,
+        len(data.y_train),
+        len(data.y_val),
+        data.input_shape,
+        data.num_classes,
+        backend.name,
+    )
+    backend.build(cfg.model, data.input_shape, data.num_classes)
+
+    stopping = cfg.train.early_stopping
+    monitor = EpochMonitor(
+        monitor=str(stopping.monitor),
+        patience=stopping.patience if stopping.enabled else None,
+        min_delta=stopping.min_delta,
+        sinks=[lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [],
+    )
+    backend.fit(data, cfg.train, monitor)
+    monitor.report_best()
+
+    predicted = backend.predict(data.x_val).argmax(axis=1)
+    model_accuracy = float(np.mean(predicted == data.y_val))
+    files += [
+        write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"),
+        plots.training_curves(monitor.history, monitor.best_epoch, out_dir / "training_curves.png"),
+        plots.confusion_matrix(data.y_val, predicted, data.class_names, out_dir / "confusion_matrix.png"),
+    ]
+    model_dir = Path(cfg.export.model_dir) if cfg.export.model_dir else out_dir / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    exported = backend.export(model_dir, cfg.export.name, cfg.export.version)
+    log.info("model exported to %s", ", ".join(str(p) for p in exported))
+
+    if tracking:
+        tracking.set_tags({f"kx.version.{pkg}": version for pkg, version in backend.versions().items()})
+        tracking.log_metrics({f"best_{k}": v for k, v in monitor.best().items()}, step=monitor.best_epoch)
+        tracking.log_metrics({f"final_{k}": v for k, v in monitor.final().items()}, step=monitor.epochs)
+        tracking.log_metrics({"best_epoch": monitor.best_epoch, "model_val_acc": model_accuracy})
+        tracking.log_artifacts(files)
+        tracking.log_artifacts([model_dir])
+        tracking.end()
+    return monitor.best()[monitor.monitor]

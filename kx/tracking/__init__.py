@@ -1,0 +1,72 @@
+"""Experiment tracking with MLflow: a run per training job, a parent run per sweep."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from kx.tracking.mlflow_tracker import (
+    PARENT_RUN_ENV,
+    MLflowRun,
+    TrackingError,
+    flatten,
+    resolve_uri,
+)
+
+__all__ = ["MLflowRun", "TrackingError", "open_run", "start_training_run"]
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def git_commit(folder: Path = PROJECT_DIR) -> Optional[str]:
+    """The commit checked out in ``folder``, or None outside a git work tree."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def open_run(tracking: DictConfig) -> MLflowRun:
+    """Connect to the configured store; any failure becomes one :class:`TrackingError` line."""
+    uri = resolve_uri(tracking.uri)
+    try:
+        return MLflowRun(uri, tracking.experiment)
+    except TrackingError:
+        raise
+    except Exception as err:  # noqa: BLE001 - e.g. an unwritable SQLite path or a bad URI scheme
+        raise TrackingError(
+            f"Cannot open MLflow tracking store tracking.uri={uri!r} "
+            f"({type(err).__name__}: {err}). Fix tracking.uri or set "
+            "tracking.enabled=false."
+        ) from None
+
+
+def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> Optional[MLflowRun]:
+    """Open an MLflow run for one training job (nested under a sweep's run when there is one)."""
+    if not cfg.tracking.enabled:
+        return None
+    run = open_run(cfg.tracking)
+    tags: Dict[str, str] = {
+        "kx.backend": cfg.backend.name,
+        "kx.model": cfg.model.name,
+        "kx.dataset": cfg.dataset.name,
+        "kx.target": cfg.target.name,
+        "kx.overrides": " ".join(overrides),
+        "kx.output_dir": str(out_dir),
+        "kx.version.python": sys.version.split()[0],
+        "mlflow.source.name": "train.py",
+        "mlflow.source.type": "LOCAL",
+    }
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    run.start(cfg.tracking.run_name, tags, os.environ.get(PARENT_RUN_ENV))
+    params = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    run.log_params(flatten(params))
+    return run
