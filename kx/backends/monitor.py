@@ -82,7 +82,7 @@ class EpochMonitor:
         )
         if improved:
             self.best_epoch = epoch
-        elif self.patience is not None and epoch - self.best_epoch > self.patience:
+        elif self.patience is not None and epoch - self.best_epoch >= self.patience:
             self.stop = True
         return improved
 

@@ -4,7 +4,6 @@ import logging
 import os
 from typing import Any, Optional
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -24,7 +23,7 @@ class MLflowSweepCallback(Callback):
         from kx.tracking.mlflow_tracker import PARENT_RUN_ENV
 
         self.run = open_run(config.tracking)
-        hydra_cfg = HydraConfig.get()
+        hydra_cfg = config.hydra  # HydraConfig is not set yet at this point
         self.run.start(
             config.tracking.run_name or f"sweep {os.path.basename(hydra_cfg.sweep.dir)}",
             {

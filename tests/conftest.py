@@ -1,0 +1,55 @@
+"""Shared fixtures: compose configs like train.py does, and run train.py as a user would."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, List
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from kx.config import CONFIG_DIR, register
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+register()
+
+
+@pytest.fixture
+def compose_cfg() -> Callable[..., DictConfig]:
+    """Compose the config for the given overrides, exactly as train.py would."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    return _compose
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python train.py ARGS`` in ``cwd`` with its own MLflow store; return the finished process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KX_"))}
+    cmd: List[str] = [sys.executable, str(PROJECT_DIR / "train.py"), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def run_train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """Train in a temporary folder: its outputs/ and mlflow.db belong to the test alone."""
+
+    def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = train(tmp_path, *args)
+        if check and proc.returncode != 0:
+            pytest.fail(f"train.py {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return _run
