@@ -7,7 +7,7 @@ module level.
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
@@ -68,7 +68,7 @@ class KerasBackend(Backend):
         if kind == "sgd":
             return optimizers.SGD(train.learning_rate, momentum=train.momentum, nesterov=train.nesterov)
         if kind == "rmsprop":
-            return optimizers.RMSprop(train.learning_rate, momentum=train.momentum)
+            return optimizers.RMSprop(train.learning_rate)
         return optimizers.Adam(train.learning_rate)
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor) -> None:
@@ -100,6 +100,15 @@ class KerasBackend(Backend):
             self.model.export(str(serving), format="tf_saved_model", verbose=False)
             paths.append(serving)
         return paths
+
+    def load_export(self, model_dir: Path, name: str, version: int) -> Callable[[np.ndarray], np.ndarray]:
+        if self.name in ("tensorflow", "jax"):
+            import tensorflow as tf
+
+            served = tf.saved_model.load(str(model_dir / name / str(version)))
+            return lambda x: served.serve(tf.constant(x)).numpy()
+        model = self.keras.saving.load_model(model_dir / f"{name}.keras")
+        return lambda x: np.asarray(model.predict(x, verbose=0))
 
     def versions(self) -> Dict[str, str]:
         engine = __import__(_PACKAGES[self.name])

@@ -126,7 +126,7 @@ class TrainConfig:
     batch_size: int = 128
     optimizer: Optimizer = Optimizer.sgd
     learning_rate: float = 0.01
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd only, like nesterov
     nesterov: bool = True
     seed: int = 42
     deterministic: bool = True  # identical metrics for identical seeds on CPU

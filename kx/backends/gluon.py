@@ -1,0 +1,166 @@
+"""Apache MXNet 1.9 with Gluon: the model config built as a hybridized ``HybridSequential``.
+
+Keras 3 has no MXNet backend, so this module translates the same model config into Gluon layers
+(Glorot-uniform weights and zero biases, as Keras initialises them) and trains with a Gluon
+``Trainer``. Images arrive channels-first (N, C, H, W), as MXNet's convolutions expect.
+
+numpy compatibility, kept here and nowhere else: MXNet 1.9.1 is the final release and predates
+numpy 1.24, yet its Python code still reads the aliases numpy 1.24 removed (``np.bool``,
+``np.int``, ``np.float``, ``np.object``, ``np.str``, ``np.complex``). :func:`import_mxnet`
+restores exactly those that are missing, pointing at the builtins they always meant, right
+before MXNet is first imported, and only when this backend is chosen.
+"""
+
+import builtins
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+from omegaconf import DictConfig
+
+from kx.backends.base import Backend, BackendError
+from kx.backends.monitor import EpochMonitor
+from kx.data import Dataset
+
+NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
+
+
+def import_mxnet() -> Any:
+    """Import MXNet after restoring the numpy aliases it needs (see the module docstring)."""
+    for alias in NUMPY_ALIASES:
+        if alias not in np.__dict__:
+            setattr(np, alias, getattr(builtins, alias))
+    try:
+        import mxnet
+    except ImportError as err:
+        raise BackendError(
+            f"backend=mxnet needs Apache MXNet 1.9.1, which is not installed ({err}). Install it "
+            'with `pip install -e ".[mxnet]"`.'
+        ) from None
+    return mxnet
+
+
+class GluonBackend(Backend):
+    """Trains the model config as a Gluon network; exports symbol + params + shapes for serving."""
+
+    def prepare(self, seed: int, deterministic: bool) -> None:
+        if self.image_layout != "channels_first":
+            raise BackendError(
+                f"backend.image_layout={self.image_layout} is not supported by backend=mxnet: "
+                "MXNet's convolutions take channels_first (N, C, H, W) images."
+            )
+        self.mx = import_mxnet()
+        self.mx.random.seed(seed)
+        self.rng = np.random.default_rng(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+
+    def build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
+        nn = self.mx.gluon.nn
+        net = nn.HybridSequential()
+        for conv in model.conv_layers:
+            padding = conv.kernel_size // 2 if str(conv.padding) == "same" else 0
+            net.add(nn.Conv2D(conv.filters, conv.kernel_size, padding=padding))
+            if model.batch_norm:
+                net.add(nn.BatchNorm(axis=1, momentum=0.99, epsilon=1e-3))  # Keras's defaults
+            net.add(nn.Activation("relu"), nn.MaxPool2D(model.pool_size))
+        net.add(nn.Flatten())
+        for _ in range(model.dense_layers):
+            net.add(nn.Dense(model.dense_units, activation="relu"), nn.Dropout(model.dropout))
+        net.add(nn.Dense(num_classes))  # logits; the softmax is in the loss and in the export
+        net.initialize(self.mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3))
+        net.hybridize(static_alloc=True)
+        net(self.mx.nd.zeros((1, *input_shape)))  # resolve deferred shapes
+        self.net = net
+        self.input_shape = input_shape
+
+    def _trainer(self, train: DictConfig) -> Any:
+        kind = str(train.optimizer)
+        if kind == "sgd":
+            name = "nag" if train.nesterov else "sgd"
+            params = {"learning_rate": train.learning_rate, "momentum": train.momentum}
+        else:
+            name, params = kind, {"learning_rate": train.learning_rate}
+        return self.mx.gluon.Trainer(self.net.collect_params(), name, params)
+
+    def _batches(self, x: np.ndarray, y: np.ndarray, batch_size: int):
+        nd = self.mx.nd
+        for start in range(0, len(x), batch_size):
+            yield nd.array(x[start : start + batch_size]), nd.array(y[start : start + batch_size])
+
+    def _evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Tuple[float, float]:
+        loss_fn = self.mx.gluon.loss.SoftmaxCrossEntropyLoss()
+        loss_sum, correct = self.mx.nd.zeros(1), self.mx.nd.zeros(1)
+        for data, label in self._batches(x, y, batch_size):
+            out = self.net(data)
+            loss_sum += loss_fn(out, label).sum()
+            correct += (out.argmax(axis=1) == label).sum()
+        return loss_sum.asscalar() / len(x), correct.asscalar() / len(x)
+
+    def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor) -> None:
+        mx = self.mx
+        trainer = self._trainer(train)
+        loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+        best: Dict[str, Any] = {}
+        show_progress = sys.stdout.isatty()
+        for epoch in range(1, train.epochs + 1):
+            monitor.begin_epoch()
+            order = self.rng.permutation(len(data.y_train))
+            x, y = data.x_train[order], data.y_train[order]
+            loss_sum, correct = mx.nd.zeros(1), mx.nd.zeros(1)
+            for step, (batch, label) in enumerate(self._batches(x, y, train.batch_size), start=1):
+                with mx.autograd.record():
+                    out = self.net(batch)
+                    loss = loss_fn(out, label)
+                loss.backward()
+                trainer.step(batch.shape[0])
+                loss_sum += loss.sum()
+                correct += (out.argmax(axis=1) == label).sum()
+                if show_progress:
+                    print(f"\repoch {epoch}/{train.epochs} batch {step}", end="", flush=True)
+            if show_progress:
+                print("\r", end="")
+            val_loss, val_acc = self._evaluate(data.x_val, data.y_val, train.batch_size)
+            metrics = {
+                "loss": loss_sum.asscalar() / len(y),
+                "acc": correct.asscalar() / len(y),
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+            }
+            if monitor.end_epoch(epoch, metrics) and monitor.restore_best:
+                best = {name: p.data().copy() for name, p in self.net.collect_params().items()}
+            if monitor.stop:
+                break
+        for name, value in best.items():
+            self.net.collect_params()[name].set_data(value)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        nd = self.mx.nd
+        return np.concatenate(
+            [nd.softmax(self.net(nd.array(x[i : i + batch_size]))).asnumpy() for i in range(0, len(x), batch_size)]
+        )
+
+    def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
+        """``<name>-symbol.json``, ``<name>-0000.params`` and ``<name>-shapes.json``, SageMaker's MXNet layout."""
+        nn = self.mx.gluon.nn
+        served = nn.HybridSequential()
+        served.add(self.net, nn.HybridLambda(lambda F, x: F.softmax(x)))
+        served.hybridize()
+        served(self.mx.nd.zeros((1, *self.input_shape)))
+        prefix = model_dir / name
+        served.export(str(prefix), epoch=0)
+        shapes = model_dir / f"{name}-shapes.json"
+        shapes.write_text(json.dumps([{"name": "data", "shape": [1, *self.input_shape]}]))
+        return [model_dir / f"{name}-symbol.json", model_dir / f"{name}-0000.params", shapes]
+
+    def load_export(self, model_dir: Path, name: str, version: int) -> Callable[[np.ndarray], np.ndarray]:
+        block = self.mx.gluon.nn.SymbolBlock.imports(
+            str(model_dir / f"{name}-symbol.json"), ["data"], str(model_dir / f"{name}-0000.params")
+        )
+        return lambda x: block(self.mx.nd.array(x)).asnumpy()
+
+    def versions(self) -> Dict[str, str]:
+        return {"mxnet": self.mx.__version__}

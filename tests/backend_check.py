@@ -1,0 +1,50 @@
+"""Train one backend on a small real dataset through kx's Backend API, export, reload, compare.
+
+Run as a script (one process per backend: Keras picks its engine once per process):
+    python tests/backend_check.py BACKEND OUT_DIR [override ...]
+Prints one JSON line: the history, the trained model's and the reloaded export's predictions.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from kx.backends import EpochMonitor, create_backend
+from kx.config import CONFIG_DIR, register, validate
+from kx.data import load_dataset
+
+
+def main(backend_name: str, out_dir: str, *overrides: str) -> None:
+    register()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", [f"backend={backend_name}", "dataset=digits", "train.epochs=6",
+                                 "train.batch_size=16", *overrides])  # fmt: skip
+    validate(cfg)
+    backend = create_backend(cfg.backend)
+    backend.prepare(cfg.train.seed, cfg.train.deterministic)
+    data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
+    backend.build(cfg.model, data.input_shape, data.num_classes)
+    monitor = EpochMonitor(str(cfg.train.early_stopping.monitor), patience=cfg.train.early_stopping.patience)
+    backend.fit(data, cfg.train, monitor)
+    trained = backend.predict(data.x_val)
+    model_dir = Path(out_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    files = backend.export(model_dir, "model", 1)
+    reloaded = backend.load_export(model_dir, "model", 1)(data.x_val)
+    print(json.dumps({
+        "layout": data.layout,
+        "input_shape": list(data.input_shape),
+        "history": monitor.history,
+        "best_val_acc": monitor.best()["val_acc"],
+        "trained_classes": trained.argmax(1).tolist(),
+        "reloaded_classes": reloaded.argmax(1).tolist(),
+        "max_prob_diff": float(abs(trained - reloaded).max()),
+        "labels": data.y_val.tolist(),
+        "files": sorted(str(Path(f).relative_to(model_dir)) for f in files),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

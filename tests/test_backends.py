@@ -1,0 +1,71 @@
+"""Every installed backend trains the same configs, reproducibly, and its export reloads."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+pytestmark = pytest.mark.slow
+
+ENGINES = {"tensorflow": "tensorflow", "mxnet": "mxnet", "jax": "jax", "torch": "torch"}
+EXPORTS = {
+    "tensorflow": ["model.keras", "model/1"],
+    "jax": ["model.keras", "model/1"],
+    "torch": ["model.keras"],
+    "mxnet": ["model-0000.params", "model-shapes.json", "model-symbol.json"],
+}
+
+
+def check(backend: str, out_dir, *overrides: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "tests" / "backend_check.py"), backend, str(out_dir), *overrides],
+        capture_output=True, text=True, timeout=600, cwd=PROJECT_DIR,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(params=list(ENGINES), scope="module")
+def backend(request):
+    if importlib.util.find_spec(ENGINES[request.param]) is None:
+        pytest.skip(f"{request.param} is not installed (pip install -e .[{request.param}])")
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def cnn_run(backend, tmp_path_factory):
+    return check(backend, tmp_path_factory.mktemp(backend))
+
+
+def test_cnn_learns_digits_well_above_chance(cnn_run):
+    assert cnn_run["best_val_acc"] > 0.8  # 10 classes: chance is 0.1
+    assert len(cnn_run["history"]["val_acc"]) == 6
+
+
+def test_layout_is_the_backends_choice(backend, cnn_run):
+    expected = [1, 8, 8] if backend == "mxnet" else [8, 8, 1]
+    assert cnn_run["input_shape"] == expected
+
+
+def test_export_reloads_and_predicts_the_same_classes(backend, cnn_run):
+    assert cnn_run["reloaded_classes"] == cnn_run["trained_classes"]
+    assert cnn_run["max_prob_diff"] < 1e-4
+    assert cnn_run["files"] == EXPORTS[backend]
+    # the kept weights are the best epoch's
+    accuracy = np.mean(np.array(cnn_run["trained_classes"]) == np.array(cnn_run["labels"]))
+    assert accuracy == pytest.approx(cnn_run["best_val_acc"], abs=1e-6)
+
+
+def test_same_seed_same_history(backend, cnn_run, tmp_path):
+    assert check(backend, tmp_path)["history"] == cnn_run["history"]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_other_optimizers_train_the_mlp(backend, optimizer, tmp_path):
+    run = check(backend, tmp_path, "model=mlp", f"train.optimizer={optimizer}", "train.learning_rate=0.001")
+    assert run["best_val_acc"] > 0.8
