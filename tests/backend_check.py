@@ -9,9 +9,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 from hydra import compose, initialize_config_dir
 
 from kx.backends import EpochMonitor, create_backend
+from kx.backends.gluon import NUMPY_ALIASES
 from kx.config import CONFIG_DIR, register, validate
 from kx.data import load_dataset
 
@@ -42,6 +44,7 @@ def main(backend_name: str, out_dir: str, *overrides: str) -> None:
         "reloaded_classes": reloaded.argmax(1).tolist(),
         "max_prob_diff": float(abs(trained - reloaded).max()),
         "labels": data.y_val.tolist(),
+        "numpy_aliases": [alias for alias in NUMPY_ALIASES if alias in np.__dict__],
         "files": sorted(str(Path(f).relative_to(model_dir)) for f in files),
     }))  # fmt: skip
 

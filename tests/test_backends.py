@@ -69,3 +69,29 @@ def test_same_seed_same_history(backend, cnn_run, tmp_path):
 def test_other_optimizers_train_the_mlp(backend, optimizer, tmp_path):
     run = check(backend, tmp_path, "model=mlp", f"train.optimizer={optimizer}", "train.learning_rate=0.001")
     assert run["best_val_acc"] > 0.8
+
+
+def test_numpy_aliases_are_restored_for_mxnet_only(backend, cnn_run):
+    from kx.backends.gluon import NUMPY_ALIASES
+
+    assert cnn_run["numpy_aliases"] == (list(NUMPY_ALIASES) if backend == "mxnet" else [])
+
+
+BLOCK_MXNET = """
+import runpy, sys
+class NoMXNet:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mxnet":
+            raise ImportError("No module named 'mxnet'")
+sys.meta_path.insert(0, NoMXNet())
+sys.argv = ["train.py", "backend=mxnet", "dataset=digits", "tracking.enabled=false", "hydra.run.dir=run"]
+runpy.run_path({train!r}, run_name="__main__")
+"""
+
+
+def test_missing_mxnet_names_the_install_command(tmp_path):
+    script = BLOCK_MXNET.format(train=str(PROJECT_DIR / "train.py"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "backend=mxnet needs Apache MXNet 1.9.1, which is not installed" in proc.stderr
+    assert 'pip install -e ".[mxnet]"' in proc.stderr and "Traceback" not in proc.stderr

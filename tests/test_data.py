@@ -38,7 +38,7 @@ def write_fashion_idx(folder: Path, n_train: int = 12, n_val: int = 6, gz: bool 
 def test_idx_files_load_normalised_with_a_channel_axis(tmp_path, gz):
     data = fashion_mnist.load(str(write_fashion_idx(tmp_path, gz=gz)), download=False)
     assert data.x_train.shape == (12, 28, 28, 1) and data.x_val.shape == (6, 28, 28, 1)
-    assert data.x_train.dtype == np.float32 and 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    assert data.x_train.dtype == np.float32 and data.x_train.min() >= 0.0 and data.x_train.max() <= 1.0
     assert data.y_train.dtype == np.int32 and data.num_classes == 10
     assert data.class_names[9] == "Ankle boot"
 

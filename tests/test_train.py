@@ -1,5 +1,6 @@
 """train.py end to end: real training, the run's output folder, the exported model, MLflow."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -112,7 +113,13 @@ def test_mlflow_run_has_params_tags_metric_history_and_artifacts(trained):
     metrics = json.loads((folder / "run" / "metrics.json").read_text())
     assert run.data.metrics["best_val_acc"] == pytest.approx(metrics["best"]["val_acc"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "metrics.json", "training_curves.png", "confusion_matrix.png", "model"} <= artifacts
+    assert {
+        "config.yaml",
+        "metrics.json",
+        "training_curves.png",
+        "confusion_matrix.png",
+        "model",
+    } <= artifacts
     model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert {"model/model.keras", "model/model"} <= model_files
 
@@ -194,3 +201,23 @@ def test_http_tracking_server(run_train, mlflow_server):
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and len(client.get_metric_history(run.info.run_id, "loss")) == 2
     assert "model" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_mxnet_through_train_py_is_tracked_like_tensorflow(run_train, tmp_path):
+    if importlib.util.find_spec("mxnet") is None:
+        pytest.skip("mxnet is not installed")
+    proc = run_train(*QUICK, "backend=mxnet", "hydra.run.dir=run")
+    out = tmp_path / "run"
+    assert [line.split(" - ")[-1][:8] for line in proc.stdout.splitlines() if "] - epoch=" in line] == [
+        "epoch=1 ", "epoch=2 ", "epoch=3 "
+    ]  # fmt: skip
+    assert proc.stdout.strip().splitlines()[-2].split(" - ")[-1].startswith("best_val_acc=")
+    assert {"model-symbol.json", "model-0000.params", "model-shapes.json"} <= {
+        p.name for p in (out / "model").iterdir()
+    }
+    shapes = json.loads((out / "model" / "model-shapes.json").read_text())
+    assert shapes == [{"name": "data", "shape": [1, 1, 16, 16]}]
+    client, (run,) = runs(tmp_path)
+    assert run.data.tags["kx.backend"] == "mxnet" and run.data.tags["kx.version.mxnet"] == "1.9.1"
+    assert len(client.get_metric_history(run.info.run_id, "val_acc")) == 3
+    assert "model/model-symbol.json" in {a.path for a in client.list_artifacts(run.info.run_id, "model")}

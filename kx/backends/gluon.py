@@ -139,12 +139,11 @@ class GluonBackend(Backend):
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         nd = self.mx.nd
-        return np.concatenate(
-            [nd.softmax(self.net(nd.array(x[i : i + batch_size]))).asnumpy() for i in range(0, len(x), batch_size)]
-        )
+        batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+        return np.concatenate([nd.softmax(self.net(nd.array(b))).asnumpy() for b in batches])
 
     def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
-        """``<name>-symbol.json``, ``<name>-0000.params`` and ``<name>-shapes.json``, SageMaker's MXNet layout."""
+        """``<name>-symbol.json``, ``-0000.params`` and ``-shapes.json``: SageMaker's MXNet layout."""
         nn = self.mx.gluon.nn
         served = nn.HybridSequential()
         served.add(self.net, nn.HybridLambda(lambda F, x: F.softmax(x)))
