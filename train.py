@@ -1,20 +1,32 @@
 """Train one kx experiment: `python train.py [group=option ...] [key=value ...]`.
 
 `python train.py --help` lists the config groups and options; `-m` sweeps over comma-separated
-values, each job an MLflow child run of one sweep run.
+values, each job an MLflow child run of one sweep run. Inside a SageMaker training container the
+same script takes the container's `--key value` hyperparameters and `SM_*` environment.
 """
 
+import os
 import sys
 from pathlib import Path
+from typing import List, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from kx.config import register
+from kx.config import CONFIG_DIR, register
 from kx.errors import KxError
+from kx.sagemaker import script_mode
 
 register()
+
+
+def fail(message: str) -> NoReturn:
+    """One clear line on stderr (and, in a SageMaker job, as its FailureReason); exit 2."""
+    print(f"kx: error: {message}", file=sys.stderr)
+    script_mode.write_failure(message, os.environ)
+    sys.exit(2)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -25,9 +37,20 @@ def main(cfg: DictConfig) -> float:
     try:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     except KxError as err:
-        print(f"kx: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        fail(str(err))
+
+
+def compose(overrides: List[str]) -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides)
 
 
 if __name__ == "__main__":
+    try:
+        sys.argv[1:] = script_mode.hydra_argv(sys.argv[1:], os.environ, compose)
+    except (KxError, HydraException) as err:
+        fail(str(err).strip().splitlines()[0])
     main()

@@ -9,12 +9,18 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kx.backends import EpochMonitor, create_backend
+from kx.backends.checkpoint import Checkpoint
 from kx.config import validate
 from kx.data import load_dataset
+from kx.errors import KxError
 from kx.reporting import plots
 from kx.tracking import MLflowRun, start_training_run
 
 log = logging.getLogger("kx")
+
+
+class TrainingInterrupted(KxError):
+    """SIGTERM stopped training; the last completed epoch is in the checkpoint."""
 
 
 def write_config(cfg: DictConfig, path: Path) -> Path:
@@ -52,9 +58,9 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
 
     try:
         return _train(cfg, out_dir, files, tracking)
-    except BaseException:
+    except BaseException as err:
         if tracking:
-            tracking.end("FAILED")
+            tracking.end("KILLED" if isinstance(err, TrainingInterrupted) else "FAILED")
         raise
 
 
@@ -63,13 +69,14 @@ def _train(cfg: DictConfig, out_dir: Path, files: List[Path], tracking: Optional
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     log.info(
-        "%s: %d training / %d validation images of shape %s, %d classes; backend %s",
+        "%s: %d training / %d validation images of shape %s, %d classes; backend %s on %s",
         data.name,
         len(data.y_train),
         len(data.y_val),
         data.input_shape,
         data.num_classes,
         backend.name,
+        ", ".join(backend.devices()),
     )
     backend.build(cfg.model, data.input_shape, data.num_classes)
 
@@ -80,7 +87,19 @@ def _train(cfg: DictConfig, out_dir: Path, files: List[Path], tracking: Optional
         min_delta=stopping.min_delta,
         sinks=[lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [],
     )
-    backend.fit(data, cfg.train, monitor)
+    checkpoint = Checkpoint(cfg.train.checkpoint_dir)
+    checkpoint.restore(backend, monitor)
+    monitor.stop_on_sigterm()
+    backend.fit(data, cfg.train, monitor, checkpoint)
+    if monitor.interrupted:
+        raise TrainingInterrupted(
+            f"Training stopped by SIGTERM after epoch {monitor.epochs}; "
+            + (
+                f"rerun with train.checkpoint_dir={checkpoint.folder} to resume."
+                if checkpoint.folder
+                else "set train.checkpoint_dir to make runs resumable."
+            )
+        )
     monitor.report_best()
 
     predicted = backend.predict(data.x_val).argmax(axis=1)

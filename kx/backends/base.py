@@ -1,12 +1,14 @@
 """The interface every backend implements: build, fit, predict, export."""
 
 import abc
+import os
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
 
+from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
 from kx.errors import KxError
@@ -23,6 +25,8 @@ class Backend(abc.ABC):
         self.cfg = cfg
         self.name: str = cfg.name
         self.image_layout: str = str(cfg.image_layout)
+        if cfg.get("num_gpus") is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(cfg.num_gpus))
 
     @abc.abstractmethod
     def prepare(self, seed: int, deterministic: bool) -> None:
@@ -33,8 +37,21 @@ class Backend(abc.ABC):
         """Build the network described by the model config."""
 
     @abc.abstractmethod
-    def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor) -> None:
-        """Train on ``data``, reporting each epoch to ``monitor`` and obeying its early stop."""
+    def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
+        """Train on ``data`` from epoch ``monitor.epochs + 1`` (0 unless resumed).
+
+        After each epoch: report it to ``monitor``, keep the weights when it is the best so far,
+        ``checkpoint.save`` the state; stop early when ``monitor.stop`` or ``monitor.interrupted``.
+        At the end, restore the best weights when ``monitor.restore_best``.
+        """
+
+    @abc.abstractmethod
+    def save_state(self, folder: Path) -> None:
+        """Write everything a resumed run needs: weights, optimizer state, best weights."""
+
+    @abc.abstractmethod
+    def load_state(self, folder: Path) -> None:
+        """Load what :meth:`save_state` wrote (after :meth:`build`)."""
 
     @abc.abstractmethod
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -47,6 +64,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load_export(self, model_dir: Path, name: str, version: int) -> Callable[[np.ndarray], np.ndarray]:
         """Reload what :meth:`export` wrote (as a server would); return its predict function."""
+
+    @abc.abstractmethod
+    def devices(self) -> List[str]:
+        """The devices training runs on, e.g. ``["cpu"]`` or ``["gpu:0"]``."""
 
     @abc.abstractmethod
     def versions(self) -> Dict[str, str]:

@@ -16,12 +16,13 @@ import json
 import random
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
 
 from kx.backends.base import Backend, BackendError
+from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
 
@@ -53,6 +54,7 @@ class GluonBackend(Backend):
                 "MXNet's convolutions take channels_first (N, C, H, W) images."
             )
         self.mx = import_mxnet()
+        self.ctx = self.mx.gpu(0) if self.mx.context.num_gpus() > 0 else self.mx.cpu()
         self.mx.random.seed(seed)
         self.rng = np.random.default_rng(seed)
         np.random.seed(seed)
@@ -71,11 +73,13 @@ class GluonBackend(Backend):
         for _ in range(model.dense_layers):
             net.add(nn.Dense(model.dense_units, activation="relu"), nn.Dropout(model.dropout))
         net.add(nn.Dense(num_classes))  # logits; the softmax is in the loss and in the export
-        net.initialize(self.mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3))
+        net.initialize(self.mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3), ctx=self.ctx)
         net.hybridize(static_alloc=True)
-        net(self.mx.nd.zeros((1, *input_shape)))  # resolve deferred shapes
+        net(self.mx.nd.zeros((1, *input_shape), ctx=self.ctx))  # resolve deferred shapes
         self.net = net
         self.input_shape = input_shape
+        self.best: Dict[str, Any] = {}
+        self.resumed_from: Optional[Path] = None
 
     def _trainer(self, train: DictConfig) -> Any:
         kind = str(train.optimizer)
@@ -89,36 +93,42 @@ class GluonBackend(Backend):
     def _batches(self, x: np.ndarray, y: np.ndarray, batch_size: int):
         nd = self.mx.nd
         for start in range(0, len(x), batch_size):
-            yield nd.array(x[start : start + batch_size]), nd.array(y[start : start + batch_size])
+            end = start + batch_size
+            yield nd.array(x[start:end], ctx=self.ctx), nd.array(y[start:end], ctx=self.ctx)
 
     def _evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Tuple[float, float]:
         loss_fn = self.mx.gluon.loss.SoftmaxCrossEntropyLoss()
-        loss_sum, correct = self.mx.nd.zeros(1), self.mx.nd.zeros(1)
+        loss_sum, correct = self.mx.nd.zeros(1, ctx=self.ctx), self.mx.nd.zeros(1, ctx=self.ctx)
         for data, label in self._batches(x, y, batch_size):
             out = self.net(data)
             loss_sum += loss_fn(out, label).sum()
             correct += (out.argmax(axis=1) == label).sum()
         return loss_sum.asscalar() / len(x), correct.asscalar() / len(x)
 
-    def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor) -> None:
+    def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         mx = self.mx
-        trainer = self._trainer(train)
+        self.trainer = self._trainer(train)
+        if self.resumed_from is not None:
+            self.trainer.load_states(str(self.resumed_from / "trainer.states"))
         loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
-        best: Dict[str, Any] = {}
         show_progress = sys.stdout.isatty()
-        for epoch in range(1, train.epochs + 1):
+        for epoch in range(monitor.epochs + 1, train.epochs + 1):
+            if monitor.stop:
+                break
             monitor.begin_epoch()
             order = self.rng.permutation(len(data.y_train))
             x, y = data.x_train[order], data.y_train[order]
-            loss_sum, correct = mx.nd.zeros(1), mx.nd.zeros(1)
+            loss_sum, correct = mx.nd.zeros(1, ctx=self.ctx), mx.nd.zeros(1, ctx=self.ctx)
             for step, (batch, label) in enumerate(self._batches(x, y, train.batch_size), start=1):
                 with mx.autograd.record():
                     out = self.net(batch)
                     loss = loss_fn(out, label)
                 loss.backward()
-                trainer.step(batch.shape[0])
+                self.trainer.step(batch.shape[0])
                 loss_sum += loss.sum()
                 correct += (out.argmax(axis=1) == label).sum()
+                if monitor.interrupted:
+                    return  # a partial epoch: not recorded, the last checkpoint stands
                 if show_progress:
                     print(f"\repoch {epoch}/{train.epochs} batch {step}", end="", flush=True)
             if show_progress:
@@ -130,17 +140,31 @@ class GluonBackend(Backend):
                 "val_loss": val_loss,
                 "val_acc": val_acc,
             }
-            if monitor.end_epoch(epoch, metrics) and monitor.restore_best:
-                best = {name: p.data().copy() for name, p in self.net.collect_params().items()}
-            if monitor.stop:
-                break
-        for name, value in best.items():
-            self.net.collect_params()[name].set_data(value)
+            if monitor.end_epoch(epoch, metrics):
+                self.best = {name: p.data().copy() for name, p in self.net.collect_params().items()}
+            checkpoint.save(self, monitor)
+        if monitor.restore_best:
+            for name, value in self.best.items():
+                self.net.collect_params()[name].set_data(value)
+
+    def save_state(self, folder: Path) -> None:
+        self.net.save_parameters(str(folder / "last.params"))
+        self.trainer.save_states(str(folder / "trainer.states"))
+        if self.best:
+            self.mx.nd.save(str(folder / "best.params"), self.best)
+        (folder / "shuffle_rng.json").write_text(json.dumps(self.rng.bit_generator.state))
+
+    def load_state(self, folder: Path) -> None:
+        self.net.load_parameters(str(folder / "last.params"), ctx=self.ctx)
+        if (folder / "best.params").is_file():
+            self.best = self.mx.nd.load(str(folder / "best.params"))
+        self.rng.bit_generator.state = json.loads((folder / "shuffle_rng.json").read_text())
+        self.resumed_from = folder  # the optimizer state is loaded once fit() creates the trainer
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         nd = self.mx.nd
         batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size))
-        return np.concatenate([nd.softmax(self.net(nd.array(b))).asnumpy() for b in batches])
+        return np.concatenate([nd.softmax(self.net(nd.array(b, ctx=self.ctx))).asnumpy() for b in batches])
 
     def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
         """``<name>-symbol.json``, ``-0000.params`` and ``-shapes.json``: SageMaker's MXNet layout."""
@@ -148,7 +172,7 @@ class GluonBackend(Backend):
         served = nn.HybridSequential()
         served.add(self.net, nn.HybridLambda(lambda F, x: F.softmax(x)))
         served.hybridize()
-        served(self.mx.nd.zeros((1, *self.input_shape)))
+        served(self.mx.nd.zeros((1, *self.input_shape), ctx=self.ctx))
         prefix = model_dir / name
         served.export(str(prefix), epoch=0)
         shapes = model_dir / f"{name}-shapes.json"
@@ -160,6 +184,9 @@ class GluonBackend(Backend):
             str(model_dir / f"{name}-symbol.json"), ["data"], str(model_dir / f"{name}-0000.params")
         )
         return lambda x: block(self.mx.nd.array(x)).asnumpy()
+
+    def devices(self) -> List[str]:
+        return [str(self.ctx)]
 
     def versions(self) -> Dict[str, str]:
         return {"mxnet": self.mx.__version__}

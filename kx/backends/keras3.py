@@ -7,12 +7,13 @@ module level.
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
 
 from kx.backends.base import Backend, BackendError
+from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
 
@@ -21,6 +22,8 @@ _PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 class KerasBackend(Backend):
     """Builds a ``keras.Sequential`` from the model config and trains it with ``fit``."""
+
+    best_weights: Optional[List[np.ndarray]] = None
 
     def prepare(self, seed: int, deterministic: bool) -> None:
         loaded = sys.modules.get("keras")
@@ -71,22 +74,39 @@ class KerasBackend(Backend):
             return optimizers.RMSprop(train.learning_rate)
         return optimizers.Adam(train.learning_rate)
 
-    def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor) -> None:
+    def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         keras = self.keras
-        self.model.compile(
-            optimizer=self._optimizer(train),
-            loss="sparse_categorical_crossentropy",
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
-        )
-        self.model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=train.batch_size,
-            epochs=train.epochs,
-            validation_data=(data.x_val, data.y_val),
-            verbose=1 if sys.stdout.isatty() else 0,
-            callbacks=[_monitor_callback(keras, monitor)],
-        )
+        if not self.model.compiled:  # a resumed model comes compiled, with its optimizer state
+            self.model.compile(
+                optimizer=self._optimizer(train),
+                loss="sparse_categorical_crossentropy",
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+            )
+        if monitor.epochs < train.epochs and not monitor.stop:
+            self.model.fit(
+                data.x_train,
+                data.y_train,
+                batch_size=train.batch_size,
+                epochs=train.epochs,
+                initial_epoch=monitor.epochs,
+                validation_data=(data.x_val, data.y_val),
+                verbose=1 if sys.stdout.isatty() else 0,
+                callbacks=[_monitor_callback(keras, self, monitor, checkpoint)],
+            )
+        if monitor.restore_best and self.best_weights is not None and not monitor.interrupted:
+            self.model.set_weights(self.best_weights)
+
+    def save_state(self, folder: Path) -> None:
+        self.model.save(folder / "last.keras")  # weights and optimizer state
+        if self.best_weights is not None:
+            np.savez(folder / "best_weights.npz", *self.best_weights)
+
+    def load_state(self, folder: Path) -> None:
+        self.model = self.keras.saving.load_model(folder / "last.keras")
+        best = folder / "best_weights.npz"
+        if best.is_file():
+            with np.load(best) as saved:
+                self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0))
@@ -110,28 +130,45 @@ class KerasBackend(Backend):
         model = self.keras.saving.load_model(model_dir / f"{name}.keras")
         return lambda x: np.asarray(model.predict(x, verbose=0))
 
+    def devices(self) -> List[str]:
+        if self.name == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.get_visible_devices("GPU")
+            return [f"gpu:{i}" for i in range(len(gpus))] or ["cpu"]
+        if self.name == "jax":
+            import jax
+
+            return [str(d) for d in jax.devices()]
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+
     def versions(self) -> Dict[str, str]:
         engine = __import__(_PACKAGES[self.name])
         return {"keras": self.keras.__version__, self.name: engine.__version__}
 
 
-def _monitor_callback(keras: Any, monitor: EpochMonitor) -> Any:
-    """A Keras callback that feeds :class:`EpochMonitor` and restores the best weights at the end."""
+def _monitor_callback(
+    keras: Any, backend: KerasBackend, monitor: EpochMonitor, checkpoint: Checkpoint
+) -> Any:
+    """A Keras callback that feeds :class:`EpochMonitor`, keeps the best weights and checkpoints."""
 
     class MonitorCallback(keras.callbacks.Callback):
-        best_weights = None
-
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             monitor.begin_epoch()
 
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if monitor.end_epoch(epoch + 1, logs or {}):
-                self.best_weights = self.model.get_weights()
-            if monitor.stop:
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if monitor.interrupted:
                 self.model.stop_training = True
 
-        def on_train_end(self, logs: Any = None) -> None:
-            if monitor.restore_best and self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if monitor.interrupted:  # a partial epoch: not recorded, the last checkpoint stands
+                return
+            if monitor.end_epoch(epoch + 1, logs or {}):
+                backend.best_weights = self.model.get_weights()
+            checkpoint.save(backend, monitor)
+            if monitor.stop:
+                self.model.stop_training = True
 
     return MonitorCallback()

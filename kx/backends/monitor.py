@@ -1,7 +1,10 @@
 """Per-epoch bookkeeping shared by every backend: history, log lines, early stopping, the best epoch."""
 
+import json
 import logging
+import signal
 import time
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 log = logging.getLogger("kx")
@@ -40,7 +43,28 @@ class EpochMonitor:
         self.epoch_seconds: List[float] = []
         self.best_epoch = 0
         self.stop = False
+        self.interrupted = False  # SIGTERM arrived: finish the batch, keep the last checkpoint, exit
         self._epoch_start = time.perf_counter()
+
+    def stop_on_sigterm(self) -> None:
+        """On SIGTERM (spot interruption, stopped job), ask the training loop to stop after the batch."""
+
+        def handler(signum: int, frame: object) -> None:
+            log.warning("SIGTERM received: stopping after this batch; the last checkpoint is kept")
+            self.interrupted = True
+
+        signal.signal(signal.SIGTERM, handler)
+
+    def save(self, path: Path) -> None:
+        """Write the monitor's state (history, best epoch, epoch times) for a later resume."""
+        state = {"history": self.history, "epoch_seconds": self.epoch_seconds,
+                 "best_epoch": self.best_epoch, "stop": self.stop}  # fmt: skip
+        path.write_text(json.dumps(state))
+
+    def load(self, path: Path) -> None:
+        state = json.loads(path.read_text())
+        self.history, self.epoch_seconds = state["history"], state["epoch_seconds"]
+        self.best_epoch, self.stop = state["best_epoch"], state["stop"]
 
     @property
     def restore_best(self) -> bool:

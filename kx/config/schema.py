@@ -53,6 +53,7 @@ class BackendConfig:
     name: str = MISSING
     impl: str = MISSING  # module:Class implementing kx.backends.base.Backend
     image_layout: ImageLayout = ImageLayout.channels_last
+    num_gpus: Optional[int] = None  # None: every visible GPU; 0: CPU only (SageMaker: SM_NUM_GPUS)
 
 
 @dataclass
@@ -130,6 +131,7 @@ class TrainConfig:
     nesterov: bool = True
     seed: int = 42
     deterministic: bool = True  # identical metrics for identical seeds on CPU
+    checkpoint_dir: Optional[str] = None  # per-epoch checkpoints; a rerun resumes (SageMaker spot)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 

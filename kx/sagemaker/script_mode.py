@@ -1,0 +1,174 @@
+"""SageMaker script mode: the container's ``--key value`` argv and ``SM_*`` environment as Hydra overrides.
+
+SageMaker starts ``python train.py --train.learning_rate 0.01 --backend mxnet ...`` (the TensorFlow
+framework adds ``--model_dir s3://...``; SDK versions since 2.110 JSON-encode values, so a string may
+arrive as ``"adam"`` in quotes). Hydra wants ``train.learning_rate=0.01 backend=mxnet``. This module
+translates, checks every key against the composed config, and maps the container's environment
+(channels, model and output folders, GPUs) onto kx's config. Runs inside jobs: Python 3.8 syntax.
+"""
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from kx.errors import KxError
+
+GROUPS = ("backend", "model", "dataset", "target")
+HYDRA_FLAGS = {
+    "--multirun", "--help", "--hydra-help", "--cfg", "--resolve", "--package", "--run",
+    "--config-path", "--config-name", "--config-dir", "--info", "--shell-completion", "--version",
+    "--experimental-rerun",
+}  # fmt: skip
+_PLAIN = re.compile(r"^[\w.:/+@-]*$")
+
+
+class HyperparameterError(KxError):
+    """A hyperparameter kx cannot use; the message names it and the nearest valid keys."""
+
+
+def in_sagemaker(env: Mapping[str, str]) -> bool:
+    """True inside a SageMaker training container (or kx's rehearsal of one)."""
+    return "SM_TRAINING_ENV" in env or "SM_MODEL_DIR" in env
+
+
+def is_script_mode(argv: Sequence[str]) -> bool:
+    """True when ``argv`` uses SageMaker's ``--key value`` form rather than Hydra's ``key=value``."""
+    return any(a.startswith("--") and a.split("=", 1)[0] not in HYDRA_FLAGS for a in argv)
+
+
+def parse_hyperparameters(argv: Sequence[str]) -> Dict[str, str]:
+    """``--a 1 --b=2`` -> ``{"a": "1", "b": "2"}``, in order."""
+    hps: Dict[str, str] = {}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or len(arg) == 2:
+            raise HyperparameterError(f"Unexpected argument {arg!r}: SageMaker passes hyperparameters "
+                                      "as `--key value` pairs.")  # fmt: skip
+        key, sep, value = arg[2:].partition("=")
+        if not sep:
+            if not args or args[0].startswith("--"):
+                raise HyperparameterError(f"Hyperparameter --{key} has no value.")
+            value = args.pop(0)
+        hps[key] = value
+    return hps
+
+
+def decode_value(raw: str) -> str:
+    """One hyperparameter value as Hydra override syntax (JSON strings/lists/booleans decoded)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = {"True": True, "False": False}.get(raw, raw)
+    return _to_hydra(value)
+
+
+def _to_hydra(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_to_hydra(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_to_hydra(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    return text if _PLAIN.match(text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def config_keys(cfg: DictConfig, prefix: str = "") -> List[str]:
+    """Every dotted key of ``cfg`` (containers and leaves), e.g. ``train.early_stopping.patience``."""
+    keys: List[str] = []
+    for key in cfg:
+        path = f"{prefix}{key}"
+        keys.append(path)
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig):
+            keys += config_keys(node, f"{path}.")
+    return keys
+
+
+def check_keys(hps: Dict[str, str], cfg: DictConfig) -> None:
+    """Raise :class:`HyperparameterError` for a key that is neither a group nor a config path."""
+    known = [k for k in config_keys(cfg) if not k.startswith("hydra")]
+    for key in hps:
+        if key in GROUPS or key in known:
+            continue
+        close = difflib.get_close_matches(key, list(GROUPS) + known, n=3, cutoff=0.5)
+        hint = (
+            f"nearest valid keys: {', '.join(close)}"
+            if close
+            else "keys are config paths such as train.learning_rate"
+        )
+        raise HyperparameterError(f"Unknown hyperparameter --{key}; {hint}.")
+
+
+def split_toolkit_keys(hps: Dict[str, str]) -> Tuple[Dict[str, str], Optional[str]]:
+    """Drop the SageMaker toolkit's own keys; return the script's keys and ``--model_dir`` if any."""
+    model_dir = hps.get("model_dir")
+    script = {
+        k.replace("-", "_"): v for k, v in hps.items() if not k.startswith("sagemaker_") and k != "model_dir"
+    }
+    return script, model_dir
+
+
+def environment_overrides(env: Mapping[str, str], cfg: DictConfig, hps: Dict[str, str]) -> List[str]:
+    """The container's folders and devices as overrides; explicit hyperparameters win."""
+    wanted: Dict[str, Optional[str]] = {
+        "export.model_dir": env.get("SM_MODEL_DIR"),
+        "hydra.run.dir": env.get("SM_OUTPUT_DATA_DIR"),
+        "backend.num_gpus": env.get("SM_NUM_GPUS"),
+    }
+    training = env.get("SM_CHANNEL_TRAINING")
+    if training and "path" in cfg.dataset:
+        # channels are /opt/ml/input/data/<name>/; kx reads training/ and validation/ below it
+        wanted["dataset.path"] = str(Path(training).parent)
+    if not any(k.startswith("tracking.") for k in hps):
+        wanted["tracking.enabled"] = "false"  # the job's results reach MLflow through launch.py
+    return [f"{k}={_to_hydra(v)}" for k, v in wanted.items() if v is not None and k not in hps]
+
+
+def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List[str]:
+    """``argv`` (without the program) as Hydra overrides.
+
+    ``compose_cfg(overrides)`` composes the config for those overrides; it is used to check keys
+    and to see which fields the chosen dataset has. Plain Hydra usage passes through unchanged.
+    """
+    if not is_script_mode(argv):
+        return list(argv)
+    hps, model_dir = split_toolkit_keys(parse_hyperparameters(argv))
+    groups = [f"{k}={decode_value(v)}" for k, v in hps.items() if k in GROUPS]
+    cfg = compose_cfg(groups)
+    check_keys(hps, cfg)
+    overrides = groups + [f"{k}={decode_value(v)}" for k, v in hps.items() if k not in GROUPS]
+    if model_dir and not model_dir.startswith("s3://") and "SM_MODEL_DIR" not in env:
+        overrides.append(f"export.model_dir={_to_hydra(model_dir)}")
+    if in_sagemaker(env):
+        overrides += environment_overrides(env, cfg, hps)
+    return overrides
+
+
+def write_failure(message: str, env: Mapping[str, str]) -> Optional[Path]:
+    """Write ``message`` where SageMaker reads a job's FailureReason (``/opt/ml/output/failure``)."""
+    if not in_sagemaker(env):
+        return None
+    output = Path(env.get("SM_OUTPUT_DIR", "/opt/ml/output"))
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "failure").write_text(message[:1024])
+    except OSError:
+        return None
+    return output / "failure"
+
+
+def as_plain(value: object) -> object:
+    """OmegaConf containers as plain Python values (for JSON hyperparameters)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True, enum_to_str=True)
+    return value
