@@ -1,0 +1,113 @@
+"""SageMaker script mode: `--key value` hyperparameters and SM_* variables become Hydra overrides."""
+
+import subprocess
+import sys
+
+import pytest
+
+from kx.sagemaker import script_mode
+from kx.sagemaker.script_mode import HyperparameterError, decode_value, hydra_argv
+from tests.conftest import PROJECT_DIR
+
+SM_ENV = {
+    "SM_TRAINING_ENV": "{}",
+    "SM_MODEL_DIR": "/opt/ml/model",
+    "SM_OUTPUT_DATA_DIR": "/opt/ml/output/data",
+    "SM_CHANNEL_TRAINING": "/opt/ml/input/data/training",
+    "SM_CHANNEL_VALIDATION": "/opt/ml/input/data/validation",
+    "SM_NUM_GPUS": "1",
+}
+
+
+@pytest.fixture
+def translate(compose_cfg):
+    def _translate(argv, env=None):
+        return hydra_argv(argv, SM_ENV if env is None else env, lambda overrides: compose_cfg(*overrides))
+
+    return _translate
+
+
+@pytest.mark.parametrize(
+    "raw, hydra",
+    [
+        ('"adam"', "adam"),  # JSON-encoded by the SDK
+        ("adam", "adam"),
+        ("0.01", "0.01"),
+        ("True", "true"),
+        ("false", "false"),
+        ("[64, 128]", "[64,128]"),
+        ("s3://bucket/key", "s3://bucket/key"),
+        ('"two words"', "'two words'"),
+    ],
+)
+def test_values_are_decoded_into_hydra_syntax(raw, hydra):
+    assert decode_value(raw) == hydra
+
+
+def test_tensorflow_container_argv(translate):
+    argv = ["--model_dir", "s3://bucket/job/model", "--train.learning_rate", "0.05", "--backend", '"tensorflow"',
+            "--model.dropout=0.4", "--sagemaker_program", "train.py", "--sagemaker_region", '"eu-west-1"']  # fmt: skip
+    assert translate(argv) == [
+        "backend=tensorflow",
+        "train.learning_rate=0.05",
+        "model.dropout=0.4",
+        "export.model_dir=/opt/ml/model",
+        "hydra.run.dir=/opt/ml/output/data",
+        "backend.num_gpus=1",
+        "dataset.path=/opt/ml/input/data",
+        "tracking.enabled=false",
+    ]
+
+
+def test_mxnet_container_argv_and_explicit_values_win(translate):
+    argv = [
+        "--backend",
+        "mxnet",
+        "--train.batch-size",
+        "256",
+        "--tracking.enabled",
+        "true",
+        "--dataset",
+        "digits",
+    ]
+    overrides = translate(argv)
+    assert overrides[:4] == [
+        "backend=mxnet",
+        "dataset=digits",
+        "train.batch_size=256",
+        "tracking.enabled=true",
+    ]
+    assert not any(o.startswith("dataset.path") for o in overrides)  # digits reads no channel
+    assert overrides.count("tracking.enabled=true") == 1 and "tracking.enabled=false" not in overrides
+
+
+def test_plain_hydra_usage_passes_through(translate):
+    argv = ["train.epochs=2", "-m", "--cfg", "job"]
+    assert translate(argv) == argv
+
+
+def test_unknown_key_names_the_nearest_valid_keys(translate):
+    with pytest.raises(HyperparameterError) as err:
+        translate(["--train.learning_rat", "0.1"])
+    assert str(err.value).startswith(
+        "Unknown hyperparameter --train.learning_rat; nearest valid keys: train.learning_rate"
+    )
+
+
+def test_value_missing_is_reported(translate):
+    with pytest.raises(HyperparameterError, match="Hyperparameter --train.epochs has no value"):
+        translate(["--train.epochs", "--backend", "mxnet"])
+
+
+def test_train_py_writes_the_failure_file_sagemaker_shows(tmp_path):
+    env = {"SM_TRAINING_ENV": "{}", "SM_OUTPUT_DIR": str(tmp_path / "output"), "PATH": ""}
+    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "--model.dropuot", "0.2"],
+                          env=env, capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert failure.startswith("Unknown hyperparameter --model.dropuot; nearest valid keys: model.dropout")
+    assert proc.stderr.strip() == f"kx: error: {failure}"
+
+
+def test_failure_file_only_inside_sagemaker(tmp_path):
+    assert script_mode.write_failure("boom", {}) is None
