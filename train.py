@@ -16,7 +16,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from kx.config import CONFIG_DIR, register
-from kx.errors import KxError
+from kx.errors import KxError, one_line
 from kx.sagemaker import script_mode
 
 register()
@@ -52,5 +52,5 @@ if __name__ == "__main__":
     try:
         sys.argv[1:] = script_mode.hydra_argv(sys.argv[1:], os.environ, compose)
     except (KxError, HydraException) as err:
-        fail(str(err).strip().splitlines()[0])
+        fail(one_line(err))
     main()

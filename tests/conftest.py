@@ -14,6 +14,15 @@ from omegaconf import DictConfig
 from kx.config import CONFIG_DIR, register
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+NETGUARD = Path(__file__).resolve().parent / "netguard"
+
+# Every process the tests start stays on this machine: the guard refuses other addresses.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NETGUARD), os.environ.get("PYTHONPATH")]))
+os.environ.update(
+    {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "AWS_EC2_METADATA_DISABLED": "true"}
+)
+sys.path.insert(0, str(NETGUARD))
+import sitecustomize  # noqa: E402,F401  (pytest's own process too)
 
 register()
 
@@ -37,7 +46,8 @@ def free_port() -> int:
 
 def train(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python train.py ARGS`` in ``cwd`` with its own MLflow store; return the finished process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KX_"))}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+    env = {k: v for k, v in env.items() if not k.startswith("KX_")}
     cmd: List[str] = [sys.executable, str(PROJECT_DIR / "train.py"), *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -48,6 +58,7 @@ def run_train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
 
     def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = train(tmp_path, *args)
+        assert "net_guard: blocked" not in proc.stderr, proc.stderr
         if check and proc.returncode != 0:
             pytest.fail(f"train.py {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -168,7 +169,7 @@ def test_unreachable_tracking_server_fails_before_training(run_train, tmp_path):
 def mlflow_server(tmp_path):
     """A real MLflow tracking server on a free loopback port, stopped by PID afterwards."""
     port = free_port()
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "PATH": str(Path(sys.executable).parent)}
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
          f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root", str(tmp_path / "artifacts"),

@@ -10,7 +10,7 @@ This module runs inside SageMaker jobs (Python 3.8 in the MXNet image): annotati
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -114,6 +114,42 @@ class TargetConfig:
 
 
 @dataclass
+class SageMakerTargetConfig(TargetConfig):
+    """Where and how launch.py runs the job on SageMaker (``target=sagemaker``)."""
+
+    name: str = "sagemaker"
+    role: Optional[str] = None  # full IAM role ARN the job runs as (required)
+    region: str = "eu-west-1"
+    bucket: Optional[str] = None  # None: the SDK's default bucket sagemaker-<region>-<account>
+    prefix: str = "kx"  # S3 key prefix for code, data, checkpoints and outputs
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = 1
+    volume_size_gb: int = 30
+    max_runtime_s: int = 86400
+    spot: bool = False  # managed spot training: checkpoints make interruptions cost <= 1 epoch
+    max_wait_s: Optional[int] = None  # spot only; None: 2 x max_runtime_s
+    checkpoint: bool = True  # sync train.checkpoint_dir with S3 (always on for spot)
+    framework_version: Optional[str] = None  # None: tensorflow 2.16 / mxnet 1.9
+    py_version: Optional[str] = None  # None: the image's (py310 / py38)
+    base_job_name: str = "kx"
+    container_log_level: int = 20
+    tags: Dict[str, str] = field(default_factory=dict)
+    poll_s: float = 30.0  # status polling interval while waiting
+    sdk_telemetry: bool = False  # the SageMaker SDK's usage telemetry (TelemetryOptOut when false)
+
+
+@dataclass
+class SageMakerLocalTargetConfig(SageMakerTargetConfig):
+    """Rehearse the very job target=sagemaker would submit, on this machine, without Docker."""
+
+    name: str = "sagemaker_local"
+    role: str = "arn:aws:iam::111122223333:role/kx-rehearsal"
+    bucket: Optional[str] = "kx-rehearsal"
+    python: Optional[str] = None  # interpreter that runs the job (e.g. a Python 3.8 venv); None: this one
+    root: str = "outputs/sagemaker_local"  # each job's /opt/ml tree goes to <root>/<job name>/
+
+
+@dataclass
 class EarlyStoppingConfig:
     enabled: bool = True
     monitor: Monitor = Monitor.val_acc
@@ -141,6 +177,7 @@ class TrackingConfig:
     uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db
     experiment: str = "kx"
     run_name: Optional[str] = None
+    mlflow_telemetry: bool = False  # MLflow's own usage telemetry (MLFLOW_DISABLE_TELEMETRY when false)
 
 
 @dataclass
@@ -155,7 +192,7 @@ class KxConfig:
     backend: Any = MISSING
     model: ModelConfig = MISSING
     dataset: Any = MISSING
-    target: TargetConfig = MISSING
+    target: Any = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -168,6 +205,8 @@ def register() -> None:
     cs.store(group="schema/backend", name="backend", node=BackendConfig)
     cs.store(group="schema/model", name="model", node=ModelConfig)
     cs.store(group="schema/target", name="target", node=TargetConfig)
+    cs.store(group="schema/target", name="sagemaker", node=SageMakerTargetConfig)
+    cs.store(group="schema/target", name="sagemaker_local", node=SageMakerLocalTargetConfig)
     cs.store(group="schema/dataset", name="fashion_mnist", node=FashionMnistConfig)
     cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
     cs.store(group="schema/dataset", name="synthetic", node=SyntheticConfig)

@@ -45,6 +45,10 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("dataset.channels", _positive, "an integer >= 1"),
     ("dataset.noise", _non_negative, "a number >= 0"),
     ("export.version", _positive, "an integer >= 1"),
+    ("target.instance_count", _positive, "an integer >= 1"),
+    ("target.volume_size_gb", _positive, "an integer >= 1"),
+    ("target.max_runtime_s", _positive, "an integer >= 1"),
+    ("target.poll_s", _positive, "a number > 0"),
 ]
 
 

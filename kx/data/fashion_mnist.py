@@ -133,8 +133,8 @@ def _download() -> Arrays:
     return keras.datasets.fashion_mnist.load_data()
 
 
-def load(path: Optional[str], download: bool, search: Iterable[Path] = ()) -> Dataset:
-    """Load Fashion-MNIST from ``path`` or the standard places (see the module docstring)."""
+def load_arrays(path: Optional[str], download: bool, search: Iterable[Path] = ()) -> Arrays:
+    """The raw uint8 ((train images, labels), (validation images, labels)), found as described above."""
     if path is not None:
         arrays = _load_folder(Path(path))
         if arrays is None:
@@ -143,12 +143,12 @@ def load(path: Optional[str], download: bool, search: Iterable[Path] = ()) -> Da
                 f"({', '.join(IDX_FILES.values())}, optionally .gz) or training.npz and "
                 "validation.npz (directly or in training/ and validation/ subfolders)."
             )
-        return from_uint8("fashion_mnist", *arrays, CLASS_NAMES)
+        return arrays
     places: List[Path] = list(search) or [DEBIAN_DIR, keras_cache_dir()]
     for folder in places:
         arrays = _load_folder(folder)
         if arrays is not None:
-            return from_uint8("fashion_mnist", *arrays, CLASS_NAMES)
+            return arrays
     looked = ", ".join(str(p) for p in places)
     if not download:
         raise DataError(
@@ -157,11 +157,15 @@ def load(path: Optional[str], download: bool, search: Iterable[Path] = ()) -> Da
             "dataset.path=/folder/with/the/files."
         )
     try:
-        arrays = _download()
+        return _download()
     except Exception as err:  # noqa: BLE001 - any download failure gets the same advice
         raise DataError(
             f"Fashion-MNIST not found (looked in {looked}) and the download failed "
             f"({type(err).__name__}: {err}). Install it with `apt-get install "
             "dataset-fashion-mnist`, or set dataset.path=/folder/with/the/files."
         ) from None
-    return from_uint8("fashion_mnist", *arrays, CLASS_NAMES)
+
+
+def load(path: Optional[str], download: bool, search: Iterable[Path] = ()) -> Dataset:
+    """Fashion-MNIST as a :class:`Dataset` (images scaled to [0, 1], a channel axis added)."""
+    return from_uint8("fashion_mnist", *load_arrays(path, download, search), CLASS_NAMES)

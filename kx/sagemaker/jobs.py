@@ -1,0 +1,81 @@
+"""Following a submitted training job: status line, CloudWatch logs, and the summary kx tracks."""
+
+import sys
+import time
+from typing import Any, Dict, Optional, TextIO
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def summary(description: Dict[str, Any]) -> Dict[str, Any]:
+    """The parts of a DescribeTrainingJob response that kx reports and logs to MLflow."""
+    hps = description.get("HyperParameters", {})
+    return {
+        "job_name": description["TrainingJobName"],
+        "status": description["TrainingJobStatus"],
+        "failure_reason": description.get("FailureReason"),
+        "hyperparameters": {k: v for k, v in hps.items() if not k.startswith("sagemaker_")},
+        "final_metrics": {m["MetricName"]: m["Value"] for m in description.get("FinalMetricDataList", [])},
+        "billable_seconds": description.get("BillableTimeInSeconds"),
+        "model_artifacts": description.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
+        "image": description.get("AlgorithmSpecification", {}).get("TrainingImage"),
+        "instance_type": description.get("ResourceConfig", {}).get("InstanceType"),
+    }
+
+
+def status_line(description: Dict[str, Any], started: float) -> str:
+    elapsed = int(time.monotonic() - started)
+    secondary = description.get("SecondaryStatus", "")
+    return (f"{description['TrainingJobName']}: {description['TrainingJobStatus']} / {secondary} "
+            f"({elapsed // 60}m{elapsed % 60:02d}s)")  # fmt: skip
+
+
+class LogTail:
+    """Prints a job's CloudWatch log events as they arrive, across its log streams."""
+
+    def __init__(self, logs: Any, job_name: str, out: TextIO = sys.stdout) -> None:
+        self.logs, self.job_name, self.out = logs, job_name, out
+        self.tokens: Dict[str, Optional[str]] = {}
+
+    def poll(self) -> int:
+        """Print new events; return how many were printed."""
+        try:
+            streams = self.logs.describe_log_streams(
+                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job_name}/"
+            )
+        except self.logs.exceptions.ResourceNotFoundException:
+            return 0  # no log group before the first job's container starts
+        printed = 0
+        for stream in streams.get("logStreams", []):
+            name = stream["logStreamName"]
+            kwargs = {"logGroupName": LOG_GROUP, "logStreamName": name, "startFromHead": True}
+            if self.tokens.get(name):
+                kwargs["nextToken"] = self.tokens[name]
+            page = self.logs.get_log_events(**kwargs)
+            for event in page.get("events", []):
+                print(event["message"], file=self.out)
+                printed += 1
+            self.tokens[name] = page.get("nextForwardToken")
+        return printed
+
+
+def wait(
+    sm: Any, job_name: str, poll_s: float, tail: Optional[LogTail] = None, out: TextIO = sys.stderr
+) -> Dict[str, Any]:
+    """Poll until the job ends, showing a live status line (and its logs when ``tail`` is given)."""
+    started = time.monotonic()
+    interactive = out.isatty()
+    while True:
+        description = sm.describe_training_job(TrainingJobName=job_name)
+        if tail is not None:
+            tail.poll()
+        line = status_line(description, started)
+        print(
+            f"\r{line}\033[K" if interactive else line, end="" if interactive else "\n", file=out, flush=True
+        )
+        if description["TrainingJobStatus"] in TERMINAL:
+            if interactive:
+                print(file=out)
+            return description
+        time.sleep(poll_s)

@@ -1,0 +1,188 @@
+"""Run a kx experiment as a SageMaker training job, from the same configs as train.py.
+
+    python launch.py target=sagemaker backend=tensorflow train.epochs=20 [--dry-run] [--no-wait] [--logs]
+    python launch.py target=sagemaker_local backend=mxnet          # rehearse the job here, no Docker
+    python launch.py status JOB_NAME
+    python launch.py logs JOB_NAME
+
+The job's result (status, final metrics, billable time, model artifact) is logged to MLflow.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, List, NoReturn
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+
+from kx.config import CONFIG_DIR, register, validate
+from kx.errors import KxError, one_line
+
+TARGETS = ("sagemaker", "sagemaker_local")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"kx: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def compose_config(overrides: List[str]) -> DictConfig:
+    """The same config train.py would compose for ``overrides`` (Hydra's settings included)."""
+    register()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    if cfg.target.name not in TARGETS:
+        raise KxError(f"target={cfg.target.name} is not launched: launch.py runs target=sagemaker or "
+                      "target=sagemaker_local; train locally with `python train.py`.")  # fmt: skip
+    validate(cfg)
+    return cfg
+
+
+def clients(region: str) -> Any:
+    import boto3
+
+    session = boto3.Session(region_name=region)
+    return session, session.client("sagemaker"), session.client("s3")
+
+
+def sdk_config(telemetry: bool) -> dict:
+    """The SDK's defaults config (user and admin files), with its usage telemetry off unless wanted."""
+    from sagemaker.core.config.config import load_sagemaker_config
+
+    config = load_sagemaker_config() or {"SchemaVersion": "1.0"}
+    if not telemetry:
+        modules = config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault("Modules", {})
+        modules["TelemetryOptOut"] = True
+    return config
+
+
+def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, stream_logs: bool) -> int:
+    from sagemaker.core.helper.session_helper import Session
+
+    from kx.sagemaker import job as jobs_plan
+    from kx.sagemaker.validate import validate as validate_request
+
+    target = cfg.target
+    local = target.name == "sagemaker_local"
+    if dry_run or local:  # both need no AWS: no role check with IAM, no credential lookup on EC2
+        os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+        os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    boto_session, sm, s3 = clients(target.region)  # no request is sent until a call below
+    session = Session(boto_session=boto_session, sagemaker_config=sdk_config(target.sdk_telemetry))
+    bucket = target.bucket or (None if dry_run else session.default_bucket())
+    if not bucket:
+        raise KxError("--dry-run needs target.bucket (the default bucket's name includes the account "
+                      "id, which only AWS can tell): set target.bucket=NAME or $KX_SAGEMAKER_BUCKET.")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        job = jobs_plan.plan(cfg, overrides, Path(tmp), bucket)
+        trainer = jobs_plan.model_trainer(cfg, job, session)
+        request = jobs_plan.request(trainer)
+        validate_request(request, "CreateTrainingJob")
+        if dry_run:
+            print(json.dumps(request, indent=2, default=str))
+            return 0
+        if local:
+            return rehearse(cfg, overrides, request, job)
+        for item in job.uploads:
+            uploaded = jobs_plan.upload(s3, item)
+            print(f"{'uploaded' if uploaded else 'already in S3, skipped'}: {item.uri}", file=sys.stderr)
+        trainer.train(wait=False, logs=False)
+    name = trainer._latest_training_job.training_job_name
+    print(name)
+    if not wait:
+        return 0
+    return follow(cfg, overrides, sm, name, stream_logs, boto_session)
+
+
+def follow(
+    cfg: DictConfig, overrides: List[str], sm: Any, name: str, stream_logs: bool, boto_session: Any
+) -> int:
+    from kx.sagemaker.jobs import LogTail, summary, wait
+
+    tail = LogTail(boto_session.client("logs"), name) if stream_logs else None
+    description = wait(sm, name, cfg.target.poll_s, tail)
+    return report(cfg, overrides, summary(description))
+
+
+def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> int:
+    from kx.sagemaker import rehearsal
+    from kx.sagemaker.jobs import summary
+
+    root = Path(cfg.target.root).resolve() / request["TrainingJobName"]
+    description = rehearsal.run(cfg, request, job, root)
+    return report(cfg, overrides, summary(description))
+
+
+def report(cfg: DictConfig, overrides: List[str], job: dict) -> int:
+    """Print the job's outcome, log it to MLflow, and return the exit code."""
+    from kx.tracking import record_job
+
+    metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(job["final_metrics"].items()))
+    print(f"{job['job_name']}: {job['status']} {metrics}".rstrip(), file=sys.stderr)
+    if job["model_artifacts"]:
+        print(f"model: {job['model_artifacts']}", file=sys.stderr)
+    run_id = record_job(cfg, job, overrides)
+    if run_id:
+        print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)
+    if job["status"] != "Completed":
+        print(
+            f"kx: error: job {job['job_name']} {job['status']}: {job.get('failure_reason')}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def reattach(command: str, name: str, overrides: List[str]) -> int:
+    """``status NAME`` prints the job's state; ``logs NAME`` prints its logs (following a running job)."""
+    from kx.sagemaker.jobs import TERMINAL, LogTail, status_line
+
+    cfg = compose_config(["target=sagemaker", *overrides])
+    boto_session, sm, _ = clients(cfg.target.region)
+    if command == "status":
+        description = sm.describe_training_job(TrainingJobName=name)
+        print(status_line(description, 0.0).rsplit(" (", 1)[0])
+        for metric in description.get("FinalMetricDataList", []):
+            print(f"{metric['MetricName']}={metric['Value']:.4f}")
+        return 0
+    tail = LogTail(boto_session.client("logs"), name)
+    while True:
+        status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+        tail.poll()
+        if status in TERMINAL:
+            return 0
+        time.sleep(cfg.target.poll_s)
+
+
+def main(argv: List[str]) -> int:
+    if argv and argv[0] in ("status", "logs"):
+        parser = argparse.ArgumentParser(prog=f"launch.py {argv[0]}")
+        parser.add_argument("job_name")
+        parser.add_argument("overrides", nargs="*", help="e.g. target.region=us-east-1")
+        args = parser.parse_args(argv[1:])
+        return reattach(argv[0], args.job_name, args.overrides)
+    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    parser.add_argument("overrides", nargs="*", help="config overrides, as for train.py")
+    parser.add_argument("--dry-run", action="store_true", help="print the validated request; send nothing")
+    parser.add_argument("--no-wait", action="store_true", help="print the job name and return")
+    parser.add_argument("--logs", action="store_true", help="stream the job's logs while waiting")
+    args = parser.parse_args(argv)
+    cfg = compose_config(args.overrides)
+    return submit(cfg, args.overrides, args.dry_run, not args.no_wait, args.logs)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except (KxError, HydraException) as err:
+        fail(one_line(err))
+    except Exception as err:  # noqa: BLE001 - AWS errors (credentials, endpoints, API) as one line
+        if type(err).__module__.startswith(("botocore", "boto3")):
+            fail(f"{type(err).__name__}: {err}")
+        raise

@@ -1,0 +1,182 @@
+"""launch.py against SageMaker's real API shape: requests validated by botocore, sent to a local moto server."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import PROJECT_DIR, free_port
+
+ROLE = "arn:aws:iam::111122223333:role/kx-test"
+BUCKET = "kx-test-bucket"
+REGION = "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    """moto's SageMaker and S3 on a free loopback port, stopped by PID afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def aws_env(endpoint: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KX_", "MLFLOW_TRACKING"))}
+    return {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true", "SAGEMAKER_VALIDATE_ROLE": "false"}  # fmt: skip
+
+
+@pytest.fixture
+def aws(moto_server):
+    """A clean moto state with the job bucket, and boto3 clients on it."""
+    import boto3
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"))
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    s3 = session.client("s3", endpoint_url=moto_server)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return {"endpoint": moto_server, "s3": s3, "sm": session.client("sagemaker", endpoint_url=moto_server)}
+
+
+def launch(cwd, *args: str, endpoint: str = "http://127.0.0.1:9") -> subprocess.CompletedProcess:
+    """``python launch.py ARGS``; the default endpoint is a closed port, so any AWS call fails."""
+    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), *args], cwd=cwd, env=aws_env(endpoint),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert "net_guard: blocked" not in proc.stderr, proc.stderr
+    return proc
+
+
+SAGEMAKER = ["target=sagemaker", f"target.role={ROLE}", f"target.bucket={BUCKET}", "target.poll_s=0.2"]
+
+
+def dry_run(tmp_path, *args: str) -> dict:
+    proc = launch(tmp_path, *SAGEMAKER, *args, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_dry_run_prints_the_full_request_without_any_network(tmp_path):
+    request = dry_run(tmp_path, "train.epochs=5", "model.dropout=0.4")
+    spec = request["AlgorithmSpecification"]
+    assert spec["TrainingImage"].endswith(
+        ".dkr.ecr.eu-west-1.amazonaws.com/tensorflow-training:2.16-cpu-py310"
+    )
+    hps = request["HyperParameters"]
+    assert {k: hps[k] for k in ("backend", "model", "dataset", "train.epochs", "model.dropout")} == {
+        "backend": "tensorflow", "model": "cnn", "dataset": "fashion_mnist", "train.epochs": "5", "model.dropout": "0.4"
+    }  # fmt: skip
+    assert hps["sagemaker_program"] == "train.py" and hps["model_dir"].startswith(f"s3://{BUCKET}/kx/output/")
+    assert hps["sagemaker_submit_directory"].startswith(f"s3://{BUCKET}/kx/code/")
+    assert not any(k.startswith("target") for k in hps)
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]
+    }
+    assert set(channels) == {"training", "validation"}
+    assert {m["Name"]: m["Regex"] for m in spec["MetricDefinitions"]}["val_acc"] == "val_acc=([0-9.]+)"
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.m5.xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 30,
+    }
+    assert (
+        request["RoleArn"] == ROLE
+        and request["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/kx/output"
+    )
+    assert request["CheckpointConfig"]["LocalPath"] == hps["train.checkpoint_dir"] == "/opt/ml/checkpoints"
+
+
+def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(tmp_path):
+    request = dry_run(tmp_path, "backend=mxnet", "target.spot=true", "target.max_runtime_s=3600",
+                      "target.instance_type=ml.c5.2xlarge", "target.instance_count=2")  # fmt: skip
+    assert request["AlgorithmSpecification"]["TrainingImage"].endswith("/mxnet-training:1.9-cpu-py38")
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert request["CheckpointConfig"]["S3Uri"].startswith(f"s3://{BUCKET}/kx/checkpoints/kx-mxnet-")
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    assert "model_dir" not in request["HyperParameters"]  # only the TensorFlow framework adds it
+
+
+def test_invalid_request_fails_with_the_service_models_message_before_upload(tmp_path, aws):
+    proc = launch(tmp_path, *SAGEMAKER, "target.instance_type=ml.bogus", "target.base_job_name=kx.v2",
+                  endpoint=aws["endpoint"])  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("kx: error: The CreateTrainingJob request is invalid: ")
+    assert "ResourceConfig.InstanceType='ml.bogus' is not one of ml.m4.xlarge" in proc.stderr
+    assert "TrainingJobName='kx.v2-tensorflow-" in proc.stderr and "does not match the pattern" in proc.stderr
+    assert aws["s3"].list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
+    assert aws["sm"].list_training_jobs()["TrainingJobSummaries"] == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["target.bucket=null", "--dry-run"], "--dry-run needs target.bucket"),
+        (["target.role=null", "--dry-run"], "target.role is not set"),
+        (["backend=jax", "--dry-run"], "backend=jax has no SageMaker framework training image"),
+        (["target=local"], None),
+    ],
+)
+def test_configuration_errors_are_one_line(tmp_path, args, message):
+    proc = launch(tmp_path, *args) if args == ["target=local"] else launch(tmp_path, *SAGEMAKER, *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    expected = message or "target=local is not launched: launch.py runs target=sagemaker"
+    assert proc.stderr.startswith(f"kx: error: {expected}") or f"kx: error: {expected}" in proc.stderr
+
+
+def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, aws):
+    proc = launch(tmp_path, *SAGEMAKER, "train.epochs=4", endpoint=aws["endpoint"])
+    assert proc.returncode == 0, proc.stderr
+    name = proc.stdout.strip().splitlines()[-1]
+    job = aws["sm"].describe_training_job(TrainingJobName=name)
+    assert job["TrainingJobStatus"] == "Completed"
+    assert job["HyperParameters"]["train.epochs"] == "4" and job["RoleArn"] == ROLE
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("tensorflow-training:2.16-cpu-py310")
+    keys = {o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET)["Contents"]}
+    code_key = job["HyperParameters"]["sagemaker_submit_directory"].split(f"{BUCKET}/", 1)[1]
+    assert code_key in keys
+    for channel in job["InputDataConfig"]:
+        prefix = channel["DataSource"]["S3DataSource"]["S3Uri"].split(f"{BUCKET}/", 1)[1]
+        assert f"{prefix}/{channel['ChannelName']}.npz" in keys
+    assert proc.stderr.count("uploaded: s3://") == 3
+    assert f"{name}: Completed" in proc.stderr
+
+    again = launch(tmp_path, *SAGEMAKER, "train.epochs=4", endpoint=aws["endpoint"])
+    assert again.returncode == 0 and again.stderr.count("already in S3, skipped") == 3
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("kx").experiment_id],
+                              filter_string=f"tags.`kx.sagemaker.job_name` = '{name}'")  # fmt: skip
+    (run,) = runs
+    assert run.data.tags["kx.target"] == "sagemaker" and run.data.tags["kx.sagemaker.status"] == "Completed"
+    assert run.data.params["train.epochs"] == "4" and "sagemaker_program" not in run.data.params
+    assert run.data.tags["kx.sagemaker.model_artifacts"] == job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert run.info.status == "FINISHED"
+
+
+def test_no_wait_then_status_and_logs_reattach(tmp_path, aws):
+    proc = launch(tmp_path, *SAGEMAKER, "--no-wait", endpoint=aws["endpoint"])
+    assert proc.returncode == 0, proc.stderr
+    name = proc.stdout.strip()
+    assert name.startswith("kx-tensorflow-") and "Completed" not in proc.stderr
+    status = launch(tmp_path, "status", name, endpoint=aws["endpoint"])
+    assert status.returncode == 0 and status.stdout.startswith(f"{name}: Completed")
+    logs = launch(tmp_path, "logs", name, "target.poll_s=0.2", endpoint=aws["endpoint"])
+    assert logs.returncode == 0, logs.stderr
+    missing = launch(tmp_path, "status", "kx-no-such-job", endpoint=aws["endpoint"])
+    assert missing.returncode == 2 and missing.stderr.startswith("kx: error: ")
