@@ -2,12 +2,14 @@
 
 import json
 import logging
+import platform
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from kx import __version__
 from kx.backends import EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import validate
@@ -52,7 +54,11 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
     tracking failure never loses results.
     """
     validate(cfg)
+    if cfg.target.name != "local":
+        raise KxError(f"target={cfg.target.name} runs through launch.py: "
+                      f"`python launch.py target={cfg.target.name} ...`; train.py trains here (target=local).")  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("kx %s on Python %s, output folder %s", __version__, platform.python_version(), out_dir)
     files = [write_config(cfg, out_dir / "config.yaml")]
     tracking = start_training_run(cfg, list(overrides), out_dir)
 

@@ -24,8 +24,9 @@ from kx.errors import KxError
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 GROUPS = ("backend", "model", "dataset")
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
-# What train.py needs inside the framework images beyond what they ship (the toolkit installs it).
-JOB_REQUIREMENTS = "hydra-core>=1.3,<1.4\nomegaconf>=2.3,<2.4\nmatplotlib\n"
+# What train.py needs inside the framework images beyond what they ship: the toolkit installs the
+# requirements.txt it finds beside the entry point.
+JOB_REQUIREMENTS = Path(__file__).with_name("job-requirements.txt")
 # Regexes over train.py's log lines. The last match wins, and the run's last metric lines carry the
 # best epoch's values (best_val_acc=..., best_val_loss=...), so the job's final metrics are the best.
 METRIC_DEFINITIONS = [
@@ -33,7 +34,7 @@ METRIC_DEFINITIONS = [
     {"Name": "acc", "Regex": r" acc=([0-9.]+)"},
     {"Name": "val_loss", "Regex": r"val_loss=([0-9.]+)"},
     {"Name": "val_acc", "Regex": r"val_acc=([0-9.]+)"},
-    {"Name": "epoch", "Regex": r"epoch=([0-9]+) "},
+    {"Name": "best_epoch", "Regex": r"best_epoch=([0-9]+)"},
 ]
 # Framework images per backend: (framework, default version, default Python).
 IMAGES = {"tensorflow": ("tensorflow", "2.16", "py310"), "mxnet": ("mxnet", "1.9", "py38")}
@@ -79,7 +80,7 @@ def package_source(dest: Path) -> Path:
         files = [PROJECT_DIR / "train.py", *sorted((PROJECT_DIR / "conf").rglob("*.yaml")),
                  *sorted((PROJECT_DIR / "kx").rglob("*.py"))]  # fmt: skip
         entries = [(str(f.relative_to(PROJECT_DIR)), f.read_bytes()) for f in files]
-        entries.append(("requirements.txt", JOB_REQUIREMENTS.encode()))
+        entries.append(("requirements.txt", JOB_REQUIREMENTS.read_bytes()))
         for name, data in entries:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -112,13 +113,14 @@ def write_channels(cfg: DictConfig, dest: Path) -> Dict[str, Path]:
 def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
     """The job's hyperparameters: the group choices plus the user's overrides, as config paths.
 
-    Target and Hydra settings stay with launch.py; the job composes the same config from these.
+    Target, tracking and Hydra settings stay with launch.py (which logs the job to MLflow); the job
+    composes the same config from these.
     """
     choices = cfg.hydra.runtime.choices
     hps = {group: choices[group] for group in GROUPS}
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
-        if key.split(".")[0] in ("target", "hydra") or key in GROUPS:
+        if key.split(".")[0] in ("target", "hydra", "tracking") or key in GROUPS:
             continue
         hps[key] = value
     return hps
