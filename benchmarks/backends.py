@@ -28,6 +28,7 @@ def worker(backend_name: str, layout: str, epochs: int, quick: bool, limit: int)
     from hydra import compose, initialize_config_dir
 
     from kx.backends import EpochMonitor, create_backend
+    from kx.backends.checkpoint import Checkpoint
     from kx.config import CONFIG_DIR, register
     from kx.data import load_dataset
 
@@ -44,7 +45,7 @@ def worker(backend_name: str, layout: str, epochs: int, quick: bool, limit: int)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     backend.build(cfg.model, data.input_shape, data.num_classes)
     monitor = EpochMonitor("val_acc", patience=None)
-    backend.fit(data, cfg.train, monitor)
+    backend.fit(data, cfg.train, monitor, Checkpoint(None))
     backend.predict(data.x_val[:256])  # warm-up
     start = time.perf_counter()
     backend.predict(data.x_val)
