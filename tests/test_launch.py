@@ -49,7 +49,8 @@ def aws(moto_server):
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
     s3 = session.client("s3", endpoint_url=moto_server)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return {"endpoint": moto_server, "s3": s3, "sm": session.client("sagemaker", endpoint_url=moto_server)}
+    sm = session.client("sagemaker", endpoint_url=moto_server)
+    return {"endpoint": moto_server, "session": session, "s3": s3, "sm": sm}
 
 
 def launch(cwd, *args: str, endpoint: str = "http://127.0.0.1:9") -> subprocess.CompletedProcess:
@@ -176,7 +177,18 @@ def test_no_wait_then_status_and_logs_reattach(tmp_path, aws):
     assert name.startswith("kx-tensorflow-") and "Completed" not in proc.stderr
     status = launch(tmp_path, "status", name, endpoint=aws["endpoint"])
     assert status.returncode == 0 and status.stdout.startswith(f"{name}: Completed")
+    logs_client = aws["session"].client("logs", endpoint_url=aws["endpoint"])
+    logs_client.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
+    stream = f"{name}/algo-1-1764158400"
+    logs_client.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream)
+    lines = [
+        "[kx][INFO] - epoch=1 loss=0.5 acc=0.8 val_loss=0.4 val_acc=0.85",
+        "[kx][INFO] - best_val_acc=0.8500",
+    ]
+    logs_client.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
+                               logEvents=[{"timestamp": int(time.time() * 1000), "message": m} for m in lines])  # fmt: skip
     logs = launch(tmp_path, "logs", name, "target.poll_s=0.2", endpoint=aws["endpoint"])
     assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == lines
     missing = launch(tmp_path, "status", "kx-no-such-job", endpoint=aws["endpoint"])
     assert missing.returncode == 2 and missing.stderr.startswith("kx: error: ")
