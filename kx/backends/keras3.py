@@ -4,6 +4,8 @@
 module level.
 """
 
+import importlib.util
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
 
+log = logging.getLogger("kx")
 _PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
@@ -115,7 +118,10 @@ class KerasBackend(Backend):
         native = model_dir / f"{name}.keras"
         self.model.save(native)
         paths = [native]
-        if self.name in ("tensorflow", "jax"):
+        if self.name == "jax" and importlib.util.find_spec("tensorflow") is None:
+            log.warning("backend=jax: SavedModel export skipped, it needs TensorFlow to convert the JAX "
+                        'functions (pip install -e ".[tensorflow]"); %s is exported', native.name)  # fmt: skip
+        elif self.name in ("tensorflow", "jax"):
             serving = model_dir / name / str(version)
             self.model.export(str(serving), format="tf_saved_model", verbose=False)
             paths.append(serving)
