@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
 from kx.errors import KxError
 
@@ -165,10 +165,3 @@ def write_failure(message: str, env: Mapping[str, str]) -> Optional[Path]:
     except OSError:
         return None
     return output / "failure"
-
-
-def as_plain(value: object) -> object:
-    """OmegaConf containers as plain Python values (for JSON hyperparameters)."""
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True, enum_to_str=True)
-    return value

@@ -47,8 +47,11 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 def flatten(tree: Any, prefix: str = "") -> Dict[str, str]:
     """``{"train": {"epochs": 2}}`` -> ``{"train.epochs": "2"}``; lists are indexed by position."""
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else None
-    if items is None:
+    if isinstance(tree, dict):
+        items: Iterable = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
         return {prefix: str(tree)}
     flat: Dict[str, str] = {}
     for key, value in items:
