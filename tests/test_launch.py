@@ -192,3 +192,15 @@ def test_no_wait_then_status_and_logs_reattach(tmp_path, aws):
     assert logs.stdout.splitlines() == lines
     missing = launch(tmp_path, "status", "kx-no-such-job", endpoint=aws["endpoint"])
     assert missing.returncode == 2 and missing.stderr.startswith("kx: error: ")
+
+
+def test_launch_imports_no_training_framework_and_help_no_sdk(tmp_path):
+    def imported(*args: str) -> set:
+        proc = subprocess.run([sys.executable, "-X", "importtime", str(PROJECT_DIR / "launch.py"), *args], cwd=tmp_path,
+                              env=aws_env("http://127.0.0.1:9"), capture_output=True, text=True)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+
+    dry = imported(*SAGEMAKER, "backend=mxnet", "--dry-run")
+    assert "sagemaker" in dry and not dry & {"tensorflow", "keras", "mxnet", "torch", "jax"}
+    assert "sagemaker" not in imported("--help")
