@@ -48,7 +48,7 @@ def test_cnn_learns_digits_well_above_chance(cnn_run):
 
 
 def test_layout_is_the_backends_choice(backend, cnn_run):
-    expected = [1, 8, 8] if backend == "mxnet" else [8, 8, 1]
+    expected = [8, 8, 1] if backend == "tensorflow" else [1, 8, 8]
     assert cnn_run["input_shape"] == expected
 
 

@@ -13,6 +13,7 @@ before MXNet is first imported, and only when this backend is chosen.
 
 import builtins
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -30,7 +31,14 @@ NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
 
 
 def import_mxnet() -> Any:
-    """Import MXNet after restoring the numpy aliases it needs (see the module docstring)."""
+    """Import MXNet after restoring the numpy aliases it needs (see the module docstring).
+
+    MXNet sizes its OpenMP pool once, at import, to the physical cores: one on a 2-vCPU machine,
+    which halves its speed there (benchmarks/backends.py). Unless OMP_NUM_THREADS says otherwise,
+    kx gives it every CPU the process may use.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                 else os.cpu_count() or 1))  # fmt: skip
     for alias in NUMPY_ALIASES:
         if alias not in np.__dict__:
             setattr(np, alias, getattr(builtins, alias))
