@@ -17,11 +17,10 @@ import time
 from pathlib import Path
 from typing import Any, List, NoReturn
 
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from kx.config import CONFIG_DIR, register, validate
+from kx.config import compose, validate
 from kx.errors import KxError, one_line
 
 TARGETS = ("sagemaker", "sagemaker_local")
@@ -34,9 +33,7 @@ def fail(message: str) -> NoReturn:
 
 def compose_config(overrides: List[str]) -> DictConfig:
     """The same config train.py would compose for ``overrides`` (Hydra's settings included)."""
-    register()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    cfg = compose(overrides, with_hydra=True)
     if cfg.target.name not in TARGETS:
         raise KxError(f"target={cfg.target.name} is not launched: launch.py runs target=sagemaker or "
                       "target=sagemaker_local; train locally with `python train.py`.")  # fmt: skip

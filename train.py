@@ -8,14 +8,14 @@ same script takes the container's `--key value` hyperparameters and `SM_*` envir
 import os
 import sys
 from pathlib import Path
-from typing import List, NoReturn
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from kx.config import CONFIG_DIR, register
+from kx.config import compose, register
 from kx.errors import KxError, one_line
 from kx.sagemaker import script_mode
 
@@ -38,14 +38,6 @@ def main(cfg: DictConfig) -> float:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     except KxError as err:
         fail(str(err))
-
-
-def compose(overrides: List[str]) -> DictConfig:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
 
 
 if __name__ == "__main__":

@@ -25,21 +25,17 @@ ENGINES = {"tensorflow": "tensorflow", "mxnet": "mxnet", "jax": "jax", "torch": 
 def worker(backend_name: str, layout: str, epochs: int, quick: bool, limit: int) -> None:
     """Train once in this process and print one JSON line of measurements."""
     sys.path.insert(0, str(PROJECT))
-    from hydra import compose, initialize_config_dir
-
     from kx.backends import EpochMonitor, create_backend
     from kx.backends.checkpoint import Checkpoint
-    from kx.config import CONFIG_DIR, register
+    from kx.config import compose
     from kx.data import load_dataset
 
-    register()
     dataset = ["dataset=synthetic", "dataset.train_samples=12000", "dataset.validation_samples=2000"]
     overrides = [f"backend={backend_name}", f"backend.image_layout={layout}", f"train.epochs={epochs}",
                  "train.early_stopping.enabled=false", *(dataset if quick else [])]  # fmt: skip
     if limit:
         overrides.append(f"dataset.limit={limit}")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides)
+    cfg = compose(overrides)
     backend = create_backend(cfg.backend)
     backend.prepare(cfg.train.seed, deterministic=False)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)

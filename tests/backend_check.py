@@ -10,19 +10,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from hydra import compose, initialize_config_dir
 
 from kx.backends import EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.gluon import NUMPY_ALIASES
-from kx.config import CONFIG_DIR, register, validate
+from kx.config import compose, validate
 from kx.data import load_dataset
 
 
 def main(backend_name: str, out_dir: str, *overrides: str) -> None:
-    register()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", [f"backend={backend_name}", "dataset=digits", "train.epochs=6",
+    cfg = compose([f"backend={backend_name}", "dataset=digits", "train.epochs=6",
                                  "train.batch_size=16", *overrides])  # fmt: skip
     validate(cfg)
     backend = create_backend(cfg.backend)

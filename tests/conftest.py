@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Callable, List
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from kx.config import CONFIG_DIR, register
+from kx.config import compose, register
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 NETGUARD = Path(__file__).resolve().parent / "netguard"
@@ -32,8 +31,7 @@ def compose_cfg() -> Callable[..., DictConfig]:
     """Compose the config for the given overrides, exactly as train.py would."""
 
     def _compose(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
+        return compose(list(overrides))
 
     return _compose
 

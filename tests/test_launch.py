@@ -125,17 +125,17 @@ def test_invalid_request_fails_with_the_service_models_message_before_upload(tmp
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["target.bucket=null", "--dry-run"], "--dry-run needs target.bucket"),
-        (["target.role=null", "--dry-run"], "target.role is not set"),
-        (["backend=jax", "--dry-run"], "backend=jax has no SageMaker framework training image"),
-        (["target=local"], None),
+        ([*SAGEMAKER, "target.bucket=null", "--dry-run"], "--dry-run needs target.bucket"),
+        ([*SAGEMAKER, "target.role=null", "--dry-run"], "target.role is not set"),
+        ([*SAGEMAKER, "backend=jax", "--dry-run"], "backend=jax has no SageMaker framework training image"),
+        (["target=local"], "target=local is not launched: launch.py runs target=sagemaker"),
+        ([*SAGEMAKER, "target.colour=red"], "Could not override 'target.colour'."),
     ],
 )
 def test_configuration_errors_are_one_line(tmp_path, args, message):
-    proc = launch(tmp_path, *args) if args == ["target=local"] else launch(tmp_path, *SAGEMAKER, *args)
+    proc = launch(tmp_path, *args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    expected = message or "target=local is not launched: launch.py runs target=sagemaker"
-    assert proc.stderr.startswith(f"kx: error: {expected}") or f"kx: error: {expected}" in proc.stderr
+    assert proc.stderr.startswith(f"kx: error: {message}") and proc.stderr.count("\n") == 1
 
 
 def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, aws):

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -69,8 +70,7 @@ def test_log_has_one_line_per_epoch_and_the_best_value_last(trained):
     epochs = [line for line in proc.stdout.splitlines() if "] - epoch=" in line]
     assert len(epochs) == 3
     assert all(
-        __import__("re").search(r"epoch=\d+ loss=[\d.]+ acc=[\d.]+ val_loss=[\d.]+ val_acc=[\d.]+$", e)
-        for e in epochs
+        re.search(r"epoch=\d+ loss=[\d.]+ acc=[\d.]+ val_loss=[\d.]+ val_acc=[\d.]+$", e) for e in epochs
     )
     metric_lines = [line for line in proc.stdout.splitlines() if "val_acc=" in line]
     assert metric_lines[-1].split(" - ")[-1].startswith("best_val_acc=")
