@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import platform
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -10,7 +11,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kx import __version__
-from kx.backends import EpochMonitor, create_backend
+from kx.backends import Cluster, EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import validate
 from kx.data import load_dataset
@@ -51,7 +52,8 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
     """Train, evaluate and export the configured experiment; return the best monitored value.
 
     Everything lands in ``out_dir`` first (config, metrics, plots, model), then in MLflow, so a
-    tracking failure never loses results.
+    tracking failure never loses results. In a multi-host job (``SM_HOSTS``) every host trains;
+    only the first exports the model and tracks the run.
     """
     validate(cfg)
     if cfg.target.name != "local":
@@ -60,18 +62,23 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("kx %s on Python %s, output folder %s", __version__, platform.python_version(), out_dir)
     files = [write_config(cfg, out_dir / "config.yaml")]
-    tracking = start_training_run(cfg, list(overrides), out_dir)
+    cluster = Cluster.from_env(os.environ)
+    if cluster.size > 1:
+        log.info("multi-worker training: %s, hosts %s", cluster.describe(), ", ".join(cluster.hosts))
+    tracking = start_training_run(cfg, list(overrides), out_dir) if cluster.is_chief else None
 
     try:
-        return _train(cfg, out_dir, files, tracking)
+        return _train(cfg, out_dir, files, tracking, cluster)
     except BaseException as err:
         if tracking:
             tracking.end("KILLED" if isinstance(err, TrainingInterrupted) else "FAILED")
         raise
 
 
-def _train(cfg: DictConfig, out_dir: Path, files: List[Path], tracking: Optional[MLflowRun]) -> float:
-    backend = create_backend(cfg.backend)
+def _train(
+    cfg: DictConfig, out_dir: Path, files: List[Path], tracking: Optional[MLflowRun], cluster: Cluster
+) -> float:
+    backend = create_backend(cfg.backend, cluster)
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     log.info(
@@ -116,9 +123,12 @@ def _train(cfg: DictConfig, out_dir: Path, files: List[Path], tracking: Optional
         plots.confusion_matrix(data.y_val, predicted, data.class_names, out_dir / "confusion_matrix.png"),
     ]
     model_dir = Path(cfg.export.model_dir) if cfg.export.model_dir else out_dir / "model"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    exported = backend.export(model_dir, cfg.export.name, cfg.export.version)
-    log.info("model exported to %s", ", ".join(str(p) for p in exported))
+    if cluster.is_chief:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        exported = backend.export(model_dir, cfg.export.name, cfg.export.version)
+        log.info("model exported to %s", ", ".join(str(p) for p in exported))
+    else:
+        log.info("the model is exported by %s, the first host", cluster.hosts[0])
 
     if tracking:
         tracking.set_tags({f"kx.version.{pkg}": version for pkg, version in backend.versions().items()})

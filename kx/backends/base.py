@@ -3,12 +3,13 @@
 import abc
 import os
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
 
 from kx.backends.checkpoint import Checkpoint
+from kx.backends.cluster import Cluster
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
 from kx.errors import KxError
@@ -19,12 +20,24 @@ class BackendError(KxError):
 
 
 class Backend(abc.ABC):
-    """One training engine. kx calls, in order: ``prepare``, ``build``, ``fit``, ``predict``/``export``."""
+    """One training engine. kx calls, in order: ``prepare``, ``build``, ``fit``, ``predict``/``export``.
 
-    def __init__(self, cfg: DictConfig) -> None:
+    On a multi-host ``cluster`` every host runs the same calls; ``fit`` trains data-parallel, each
+    host on its share of every batch, and leaves the same weights on every host.
+    """
+
+    multi_worker_engines: Tuple[str, ...] = ()  # engines this class can train across hosts
+
+    def __init__(self, cfg: DictConfig, cluster: Optional[Cluster] = None) -> None:
         self.cfg = cfg
         self.name: str = cfg.name
         self.image_layout: str = str(cfg.image_layout)
+        self.cluster = cluster or Cluster()
+        if self.cluster.size > 1 and self.name not in self.multi_worker_engines:
+            raise BackendError(
+                f"backend={self.name} cannot train across {self.cluster.size} hosts; multi-worker "
+                f"training (target.instance_count > 1) is supported by backend=tensorflow and backend=mxnet."
+            )
         if cfg.get("num_gpus") is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(cfg.num_gpus))
 
