@@ -4,7 +4,9 @@
 module level.
 """
 
+import contextlib
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -24,9 +26,16 @@ _PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
 class KerasBackend(Backend):
-    """Builds a ``keras.Sequential`` from the model config and trains it with ``fit``."""
+    """Builds a ``keras.Sequential`` from the model config and trains it with ``fit``.
 
+    Across hosts (TensorFlow only) the model lives in a ``MultiWorkerMirroredStrategy`` built from
+    ``TF_CONFIG``, which kx derives from the cluster, and trains with
+    :func:`kx.backends.keras_multi_worker.fit`.
+    """
+
+    multi_worker_engines = ("tensorflow",)
     best_weights: Optional[List[np.ndarray]] = None
+    strategy: Any = None
 
     def prepare(self, seed: int, deterministic: bool) -> None:
         loaded = sys.modules.get("keras")
@@ -45,7 +54,13 @@ class KerasBackend(Backend):
                 f"are not installed ({err}). Install them with "
                 f"`pip install -e .[{self.name}]`."
             ) from None
-        self.keras = keras
+        self.keras, self.seed = keras, seed
+        if self.cluster.size > 1:  # before any other TensorFlow op, as the strategy requires
+            import tensorflow as tf
+
+            os.environ.setdefault("TF_CONFIG", json.dumps(self.cluster.tf_config()))
+            logging.getLogger("tensorflow").setLevel(logging.WARNING)  # one INFO line per all-reduce trace
+            self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
         keras.config.set_image_data_format(self.image_layout)
         keras.utils.set_random_seed(seed)
         if deterministic and self.name == "tensorflow":
@@ -53,7 +68,15 @@ class KerasBackend(Backend):
 
             tf.config.experimental.enable_op_determinism()
 
+    def scope(self) -> Any:
+        """Where variables must be created: the distribution strategy's scope, if any."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
     def build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
+        with self.scope():
+            self._build(model, input_shape, num_classes)
+
+    def _build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
         stack: List[Any] = [self.keras.Input(shape=input_shape)]
@@ -80,12 +103,17 @@ class KerasBackend(Backend):
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         keras = self.keras
         if not self.model.compiled:  # a resumed model comes compiled, with its optimizer state
-            self.model.compile(
-                optimizer=self._optimizer(train),
-                loss="sparse_categorical_crossentropy",
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
-            )
-        if monitor.epochs < train.epochs and not monitor.stop:
+            with self.scope():
+                self.model.compile(
+                    optimizer=self._optimizer(train),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+                )
+        if self.strategy is not None:
+            from kx.backends import keras_multi_worker
+
+            keras_multi_worker.fit(self, data, train, monitor, checkpoint)
+        elif monitor.epochs < train.epochs and not monitor.stop:
             self.model.fit(
                 data.x_train,
                 data.y_train,
@@ -105,13 +133,18 @@ class KerasBackend(Backend):
             np.savez(folder / "best_weights.npz", *self.best_weights)
 
     def load_state(self, folder: Path) -> None:
-        self.model = self.keras.saving.load_model(folder / "last.keras")
+        with self.scope():
+            self.model = self.keras.saving.load_model(folder / "last.keras")
         best = folder / "best_weights.npz"
         if best.is_file():
             with np.load(best) as saved:
                 self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        if self.strategy is not None:
+            from kx.backends import keras_multi_worker
+
+            return keras_multi_worker.predict(self, x, batch_size)
         return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0))
 
     def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
