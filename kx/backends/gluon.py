@@ -13,6 +13,7 @@ before MXNet is first imported, and only when this backend is chosen.
 
 import builtins
 import json
+import logging
 import os
 import random
 import sys
@@ -27,7 +28,9 @@ from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
 
+log = logging.getLogger("kx")
 NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
+METRICS_KEY = 1_000_000  # the kvstore key of the epoch's summed metrics; parameters use 0, 1, ...
 
 
 def import_mxnet() -> Any:
@@ -53,7 +56,18 @@ def import_mxnet() -> Any:
 
 
 class GluonBackend(Backend):
-    """Trains the model config as a Gluon network; exports symbol + params + shapes for serving."""
+    """Trains the model config as a Gluon network; exports symbol + params + shapes for serving.
+
+    Across hosts it trains through MXNet's ``dist_sync`` parameter servers, which SageMaker's MXNet
+    container starts (with the ``DMLC_*`` environment) when the job sets
+    ``sagemaker_parameter_server_enabled``: each host takes its share of every global batch, the
+    servers sum the gradients, and every host applies the same update. kx pushes and pulls the
+    gradients itself rather than through the Trainer's kvstore, whose combined push-pull can
+    answer with a stale value under load (seen here as diverging runs).
+    """
+
+    multi_worker_engines = ("mxnet",)
+    kv: Any = None
 
     def prepare(self, seed: int, deterministic: bool) -> None:
         if self.image_layout != "channels_first":
@@ -63,10 +77,27 @@ class GluonBackend(Backend):
             )
         self.mx = import_mxnet()
         self.ctx = self.mx.gpu(0) if self.mx.context.num_gpus() > 0 else self.mx.cpu()
+        if self.cluster.size > 1:
+            self.kv = self._connect()
         self.mx.random.seed(seed)
         self.rng = np.random.default_rng(seed)
         np.random.seed(seed)
         random.seed(seed)
+
+    def _connect(self) -> Any:
+        """The ``dist_sync`` kvstore shared by every host (blocks until all hosts have joined)."""
+        if os.environ.get("DMLC_ROLE") != "worker":
+            raise BackendError(
+                f"backend=mxnet on {self.cluster.size} hosts trains through MXNet parameter servers, "
+                "and DMLC_ROLE=worker is not set: the job needs the hyperparameter "
+                "sagemaker_parameter_server_enabled=true, which launch.py adds when "
+                "target.instance_count > 1."
+            )
+        kv = self.mx.kv.create("dist_sync")
+        if kv.num_workers != self.cluster.size:
+            raise BackendError(f"MXNet reports {kv.num_workers} workers (DMLC_NUM_WORKER) for "
+                               f"{self.cluster.size} hosts (SM_HOSTS); they must agree.")  # fmt: skip
+        return kv
 
     def build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
         nn = self.mx.gluon.nn
@@ -96,7 +127,38 @@ class GluonBackend(Backend):
             params = {"learning_rate": train.learning_rate, "momentum": train.momentum}
         else:
             name, params = kind, {"learning_rate": train.learning_rate}
-        return self.mx.gluon.Trainer(self.net.collect_params(), name, params)
+        return self.mx.gluon.Trainer(self.net.collect_params(), name, params, kvstore=None)
+
+    def _join_hosts(self, metrics: int) -> None:
+        """Give every parameter (and the metrics) a key on the servers; start from the first host's weights."""
+        params = list(self.net.collect_params().values())
+        values = [self._plain(p.data()) for p in params]
+        self.kv.init(list(range(len(params))), values)
+        self.kv.init(METRICS_KEY, self.mx.nd.zeros(metrics, dtype="float64"))
+        for key, (param, value) in enumerate(zip(params, values)):
+            self.kv.pull(key, out=value)
+            param.set_data(value)
+
+    def _plain(self, array: Any) -> Any:
+        """A copy in MXNet's default layout: the kvstore refuses arrays in oneDNN's internal layouts."""
+        return self.mx.nd.array(array.asnumpy(), ctx=array.context, dtype=array.dtype)
+
+    def _sum_across_hosts(self, key: int, value: Any) -> Any:
+        """The sum of ``value`` over every host: a push, which the servers add up, then a pull."""
+        self.kv.push(key, value, priority=-key)
+        self.kv.pull(key, out=value, priority=-key)
+        return value
+
+    def _sum_gradients(self) -> None:
+        for key, param in enumerate(self.net.collect_params().values()):
+            if param.grad_req != "null":
+                self._sum_across_hosts(key, param.grad())
+
+    def _average_statistics(self) -> None:
+        """Average BatchNorm's running statistics, the only weights each host updates alone."""
+        for key, param in enumerate(self.net.collect_params().values()):
+            if param.grad_req == "null":
+                param.set_data(self._sum_across_hosts(key, self._plain(param.data())) / self.kv.num_workers)
 
     def _batches(self, x: np.ndarray, y: np.ndarray, batch_size: int):
         nd = self.mx.nd
@@ -105,19 +167,32 @@ class GluonBackend(Backend):
             yield nd.array(x[start:end], ctx=self.ctx), nd.array(y[start:end], ctx=self.ctx)
 
     def _evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Tuple[float, float]:
+        """Summed loss and number of correct predictions over ``x``."""
         loss_fn = self.mx.gluon.loss.SoftmaxCrossEntropyLoss()
         loss_sum, correct = self.mx.nd.zeros(1, ctx=self.ctx), self.mx.nd.zeros(1, ctx=self.ctx)
         for data, label in self._batches(x, y, batch_size):
             out = self.net(data)
             loss_sum += loss_fn(out, label).sum()
             correct += (out.argmax(axis=1) == label).sum()
-        return loss_sum.asscalar() / len(x), correct.asscalar() / len(x)
+        return loss_sum.asscalar(), correct.asscalar()
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         mx = self.mx
         self.trainer = self._trainer(train)
         if self.resumed_from is not None:
             self.trainer.load_states(str(self.resumed_from / "trainer.states"))
+        hosts, rank = (self.kv.num_workers, self.kv.rank) if self.kv is not None else (1, 0)
+        steps, share = len(data.y_train) // train.batch_size, train.batch_size // hosts
+        if train.batch_size % hosts or steps == 0:
+            raise BackendError(
+                f"train.batch_size={train.batch_size} does not fit {hosts} hosts: it is the global batch, "
+                f"so it must be a multiple of {hosts} and at most the {len(data.y_train)} training samples."
+            )
+        x_val, y_val = data.x_val[rank::hosts], data.y_val[rank::hosts]
+        if hosts > 1:
+            log.info("data-parallel: %d steps per epoch, each a global batch of %d split over %d hosts",
+                     steps, train.batch_size, hosts)  # fmt: skip
+            self._join_hosts(metrics=7)
         loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
         show_progress = sys.stdout.isatty()
         for epoch in range(monitor.epochs + 1, train.epochs + 1):
@@ -125,32 +200,52 @@ class GluonBackend(Backend):
                 break
             monitor.begin_epoch()
             order = self.rng.permutation(len(data.y_train))
+            if hosts > 1:  # every host draws the same order and takes its share of each global batch
+                order = order[: steps * train.batch_size].reshape(steps, hosts, share)[:, rank].ravel()
             x, y = data.x_train[order], data.y_train[order]
             loss_sum, correct = mx.nd.zeros(1, ctx=self.ctx), mx.nd.zeros(1, ctx=self.ctx)
-            for step, (batch, label) in enumerate(self._batches(x, y, train.batch_size), start=1):
+            for step, (batch, label) in enumerate(self._batches(x, y, share), start=1):
                 with mx.autograd.record():
                     out = self.net(batch)
                     loss = loss_fn(out, label)
                 loss.backward()
-                self.trainer.step(batch.shape[0])
+                if hosts > 1:
+                    self._sum_gradients()
+                self.trainer.step(batch.shape[0] * hosts)
                 loss_sum += loss.sum()
                 correct += (out.argmax(axis=1) == label).sum()
-                if monitor.interrupted:
+                if monitor.interrupted and hosts == 1:
                     return  # a partial epoch: not recorded, the last checkpoint stands
                 if show_progress:
                     print(f"\repoch {epoch}/{train.epochs} batch {step}", end="", flush=True)
             if show_progress:
                 print("\r", end="")
-            val_loss, val_acc = self._evaluate(data.x_val, data.y_val, train.batch_size)
+            if hosts > 1:
+                self._average_statistics()
+            sums = [
+                loss_sum.asscalar(),
+                correct.asscalar(),
+                len(y),
+                *self._evaluate(x_val, y_val, share),
+                len(y_val),
+            ]
+            if hosts > 1:  # across hosts a SIGTERM takes effect at the end of the epoch, on every host
+                totals = self._sum_across_hosts(
+                    METRICS_KEY, mx.nd.array(sums + [monitor.interrupted], dtype="float64")
+                )
+                *sums, interrupted = totals.asnumpy().tolist()
+                monitor.interrupted = interrupted > 0
             metrics = {
-                "loss": loss_sum.asscalar() / len(y),
-                "acc": correct.asscalar() / len(y),
-                "val_loss": val_loss,
-                "val_acc": val_acc,
+                "loss": sums[0] / sums[2],
+                "acc": sums[1] / sums[2],
+                "val_loss": sums[3] / sums[5],
+                "val_acc": sums[4] / sums[5],
             }
             if monitor.end_epoch(epoch, metrics):
                 self.best = {name: p.data().copy() for name, p in self.net.collect_params().items()}
             checkpoint.save(self, monitor)
+            if monitor.interrupted:
+                return
         if monitor.restore_best:
             for name, value in self.best.items():
                 self.net.collect_params()[name].set_data(value)

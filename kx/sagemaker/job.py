@@ -24,6 +24,8 @@ from kx.errors import KxError
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 GROUPS = ("backend", "model", "dataset")
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
+# Tells the MXNet container to start MXNet's parameter servers on every host of a multi-host job.
+PARAMETER_SERVER_KEY = "sagemaker_parameter_server_enabled"
 # What train.py needs inside the framework images beyond what they ship: the toolkit installs the
 # requirements.txt it finds beside the entry point.
 JOB_REQUIREMENTS = Path(__file__).with_name("job-requirements.txt")
@@ -164,6 +166,8 @@ def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> 
         "sagemaker_region": target.region,
         "sagemaker_container_log_level": str(target.container_log_level),
     })  # fmt: skip
+    if cfg.backend.name == "mxnet" and target.instance_count > 1:
+        hps[PARAMETER_SERVER_KEY] = "true"
     if cfg.backend.name == "tensorflow":  # what the TensorFlow framework adds to every job
         hps["model_dir"] = f"{root}/output/{base}/model"
     channels = {
