@@ -40,9 +40,23 @@ def main(cfg: DictConfig) -> float:
         fail(str(err))
 
 
+def leave_at_once_on_failure() -> None:
+    """Run :func:`main`. When it fails on one host of several, exit at once: the engines' shutdown
+    (MXNet's kvstore, TensorFlow's collectives) would wait for the other hosts forever, and SageMaker
+    stops the others only once this one has exited."""
+    try:
+        main()
+    except SystemExit as done:
+        if done.code and script_mode.on_several_hosts(os.environ):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code if isinstance(done.code, int) else 1)
+        raise
+
+
 if __name__ == "__main__":
     try:
         sys.argv[1:] = script_mode.hydra_argv(sys.argv[1:], os.environ, compose)
     except (KxError, HydraException) as err:
         fail(one_line(err))
-    main()
+    leave_at_once_on_failure()
