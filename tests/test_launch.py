@@ -109,6 +109,8 @@ def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(tmp_path):
     assert request["CheckpointConfig"]["S3Uri"].startswith(f"s3://{BUCKET}/kx/checkpoints/kx-mxnet-")
     assert request["ResourceConfig"]["InstanceCount"] == 2
     assert "model_dir" not in request["HyperParameters"]  # only the TensorFlow framework adds it
+    # two hosts: the MXNet container starts its parameter servers (TensorFlow jobs need no flag)
+    assert request["HyperParameters"]["sagemaker_parameter_server_enabled"] == "true"
 
 
 def test_invalid_request_fails_with_the_service_models_message_before_upload(tmp_path, aws):

@@ -91,7 +91,8 @@ def test_py38_can_import_everything_a_job_imports():
     import subprocess
 
     code = (
-        "import kx.pipeline, kx.backends.gluon, kx.sagemaker.script_mode, kx.tracking, kx.data.fashion_mnist"
+        "import kx.pipeline, kx.backends.gluon, kx.backends.keras_multi_worker, kx.sagemaker.script_mode, "
+        "kx.tracking, kx.data.fashion_mnist"
     )
     proc = subprocess.run([str(PY38), "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
