@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 import pytest
 from omegaconf import DictConfig
@@ -48,6 +48,18 @@ def train(cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProc
     env = {k: v for k, v in env.items() if not k.startswith("KX_")}
     cmd: List[str] = [sys.executable, str(PROJECT_DIR / "train.py"), *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def job_failure(cwd: Path, env: Dict[str, str], *args: str) -> str:
+    """Run ``train.py ARGS`` as a SageMaker job that must fail; return its FailureReason (the
+    ``/opt/ml/output/failure`` text), having checked that it is also the one line on stderr."""
+    env = {"SM_TRAINING_ENV": "{}", "SM_OUTPUT_DIR": str(cwd / "output"), "PATH": "", **env}
+    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), *args],
+                          env=env, capture_output=True, text=True, cwd=cwd)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    failure = (cwd / "output" / "failure").read_text()
+    assert proc.stderr.strip() == f"kx: error: {failure}"
+    return failure
 
 
 @pytest.fixture
