@@ -237,3 +237,26 @@ def test_a_host_that_fails_mid_job_exits_instead_of_waiting_for_the_others(tmp_p
         for proc in [*procs.values(), *helpers]:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_stopping_a_rehearsal_stops_every_host_and_leaves_no_process(tmp_path):
+    _fashion_mnist_or_skip()
+    args = ["target=sagemaker_local", "target.instance_count=2", "dataset.limit=1500", "train.epochs=50",
+            "train.early_stopping.enabled=false"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, str(PROJECT_DIR / "launch.py"), *args], cwd=tmp_path,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    for line in proc.stdout:
+        if "] - epoch=1 " in line:
+            proc.send_signal(signal.SIGTERM)  # as `aws sagemaker stop-training-job` would
+            break
+    _, err = proc.communicate(timeout=120)
+    assert (
+        proc.returncode == 1 and " Stopped: algo-" in err and "Training stopped by SIGTERM after epoch" in err
+    )
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout
+    assert leftover == ""
+    (job,) = (tmp_path / "outputs" / "sagemaker_local").iterdir()
+    for host in ("algo-1", "algo-2"):  # each host kept its last completed epoch
+        assert (job / host / "checkpoints" / "last" / "monitor.json").is_file()

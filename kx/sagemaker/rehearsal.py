@@ -10,12 +10,16 @@ A job with ``InstanceCount`` N > 1 runs as N hosts ``algo-1`` ... ``algo-N``, ea
 its own ``/opt/ml`` (``<root>/algo-i``), all on 127.0.0.1: ``KX_HOST_ADDRESSES`` stands in for the
 job network's host names, and for an MXNet parameter-server job the rehearsal starts the scheduler
 and servers as the MXNet container does. The first host's log and model are the job's.
+
+SIGTERM to the rehearsing process stops the job as StopTrainingJob does: every host gets SIGTERM,
+saves nothing past its last checkpoint, and the job ends ``Stopped``.
 """
 
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -130,7 +134,16 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
         request.get("HyperParameters", {}).get(PARAMETER_SERVER_KEY)
     )
     scheduler_port = _free_port()
-    helpers, procs, logs = [], {}, {}
+    helpers, procs, logs, stopped = [], {}, {}, []
+
+    def stop_job(signum: int, frame: Any) -> None:
+        """SIGTERM to this process stops the job as StopTrainingJob does: SIGTERM to every host."""
+        stopped.append(signum)
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    previous_handler = signal.signal(signal.SIGTERM, stop_job)
     try:
         for host in hosts:
             env, argv = _layout(roots[host], request, job, hosts, host)
@@ -148,6 +161,7 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
         failed = _wait_all(procs, logs, prefix=len(hosts) > 1)
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         for proc in [*procs.values(), *helpers]:
             if proc.poll() is None:
                 proc.kill()
@@ -159,8 +173,8 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
         (roots[host] / "output" / "rehearsal.log").write_text("".join(logs[host]))
     description = {
         "TrainingJobName": request["TrainingJobName"],
-        "TrainingJobStatus": "Failed" if failed else "Completed",
-        "SecondaryStatus": "Failed" if failed else "Completed",
+        "TrainingJobStatus": "Stopped" if stopped else "Failed" if failed else "Completed",
+        "SecondaryStatus": "Stopped" if stopped else "Failed" if failed else "Completed",
         "HyperParameters": request.get("HyperParameters", {}),
         "AlgorithmSpecification": request["AlgorithmSpecification"],
         "ResourceConfig": request["ResourceConfig"],
