@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from kx.backends import BackendError, Cluster, create_backend
+from kx.backends.base import data_parallel_steps
 from kx.backends.cluster import ClusterError
 from kx.sagemaker import rehearsal
 from tests.conftest import PROJECT_DIR, free_port, job_failure
@@ -57,6 +58,19 @@ def test_train_py_reports_a_bad_host_in_one_line_and_the_failure_file(tmp_path):
     env = {**HOSTS, "SM_CURRENT_HOST": "algo-9", "SM_OUTPUT_DATA_DIR": str(tmp_path / "output" / "data")}
     failure = job_failure(tmp_path, env, "--dataset", "synthetic")
     assert failure.startswith("SM_CURRENT_HOST='algo-9' is not one of SM_HOSTS=")
+
+
+def test_only_a_batch_split_over_hosts_must_divide(run_train):
+    assert data_parallel_steps(128, 1500, 2, "hosts") == 11  # the partial 12th batch is dropped
+    with pytest.raises(BackendError, match="train.batch_size=99 does not split over 2 hosts"):
+        data_parallel_steps(99, 1500, 2, "hosts")
+    with pytest.raises(BackendError, match="at most the 50 training samples"):
+        data_parallel_steps(64, 50, 2, "replicas")
+    if importlib.util.find_spec("mxnet") is None:
+        pytest.skip("mxnet is not installed")
+    # one host keeps its partial batch: a batch larger than the training set still trains
+    run_train("backend=mxnet", "model=mlp", "dataset=synthetic", "dataset.train_samples=50",
+              "train.batch_size=128", "train.epochs=1", "tracking.enabled=false")  # fmt: skip
 
 
 def test_backends_that_cannot_train_across_hosts_say_so(compose_cfg):
@@ -232,7 +246,7 @@ def test_a_host_that_fails_mid_job_exits_instead_of_waiting_for_the_others(tmp_p
     try:
         _, err = procs["algo-2"].communicate(timeout=120)
         assert procs["algo-2"].returncode == 2
-        assert err.strip().startswith("kx: error: train.batch_size=99 does not fit 2 hosts")
+        assert err.strip().startswith("kx: error: train.batch_size=99 does not split over 2 hosts")
     finally:
         for proc in [*procs.values(), *helpers]:
             proc.kill()

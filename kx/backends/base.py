@@ -19,6 +19,18 @@ class BackendError(KxError):
     """A backend cannot run here (e.g. its engine is not installed); the message says how to fix it."""
 
 
+def data_parallel_steps(batch_size: int, samples: int, parts: int, what: str) -> int:
+    """Steps per epoch when ``train.batch_size`` is a global batch split into ``parts`` equal shares
+    (``what``: "hosts" or "replicas"); the last partial batch is dropped so every part steps alike."""
+    steps = samples // batch_size
+    if batch_size % parts or steps == 0:
+        raise BackendError(
+            f"train.batch_size={batch_size} does not split over {parts} {what}: it is the global batch, "
+            f"so it must be a multiple of {parts} and at most the {samples} training samples."
+        )
+    return steps
+
+
 class Backend(abc.ABC):
     """One training engine. kx calls, in order: ``prepare``, ``build``, ``fit``, ``predict``/``export``.
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.backends.base import Backend, BackendError
+from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
@@ -182,17 +182,13 @@ class GluonBackend(Backend):
         if self.resumed_from is not None:
             self.trainer.load_states(str(self.resumed_from / "trainer.states"))
         hosts, rank = (self.kv.num_workers, self.kv.rank) if self.kv is not None else (1, 0)
-        steps, share = len(data.y_train) // train.batch_size, train.batch_size // hosts
-        if train.batch_size % hosts or steps == 0:
-            raise BackendError(
-                f"train.batch_size={train.batch_size} does not fit {hosts} hosts: it is the global batch, "
-                f"so it must be a multiple of {hosts} and at most the {len(data.y_train)} training samples."
-            )
+        share = train.batch_size // hosts
         x_val, y_val = data.x_val[rank::hosts], data.y_val[rank::hosts]
         if hosts > 1:
+            steps = data_parallel_steps(train.batch_size, len(data.y_train), hosts, "hosts")
             log.info("data-parallel: %d steps per epoch, each a global batch of %d split over %d hosts",
                      steps, train.batch_size, hosts)  # fmt: skip
-            self._join_hosts(metrics=7)
+            self._join_hosts(metrics=7)  # the six sums below and the stop flag
         loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
         show_progress = sys.stdout.isatty()
         for epoch in range(monitor.epochs + 1, train.epochs + 1):
@@ -231,15 +227,16 @@ class GluonBackend(Backend):
             ]
             if hosts > 1:  # across hosts a SIGTERM takes effect at the end of the epoch, on every host
                 totals = self._sum_across_hosts(
-                    METRICS_KEY, mx.nd.array(sums + [monitor.interrupted], dtype="float64")
+                    METRICS_KEY, mx.nd.array([*sums, monitor.interrupted], dtype="float64")
                 )
                 *sums, interrupted = totals.asnumpy().tolist()
                 monitor.interrupted = interrupted > 0
+            loss_total, correct_total, seen, val_loss_total, val_correct, val_seen = sums
             metrics = {
-                "loss": sums[0] / sums[2],
-                "acc": sums[1] / sums[2],
-                "val_loss": sums[3] / sums[5],
-                "val_acc": sums[4] / sums[5],
+                "loss": loss_total / seen,
+                "acc": correct_total / seen,
+                "val_loss": val_loss_total / val_seen,
+                "val_acc": val_correct / val_seen,
             }
             if monitor.end_epoch(epoch, metrics):
                 self.best = {name: p.data().copy() for name, p in self.net.collect_params().items()}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.backends.base import BackendError
+from kx.backends.base import data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
@@ -33,13 +33,7 @@ def fit(
 
     keras, model, strategy, cluster = backend.keras, backend.model, backend.strategy, backend.cluster
     global_batch, replicas = train.batch_size, strategy.num_replicas_in_sync
-    steps = len(data.y_train) // global_batch
-    if global_batch % replicas or steps == 0:
-        raise BackendError(
-            f"train.batch_size={global_batch} does not fit {replicas} replicas on {cluster.size} hosts: "
-            f"it is the global batch, so it must be a multiple of {replicas} and at most the "
-            f"{len(data.y_train)} training samples."
-        )
+    steps = data_parallel_steps(global_batch, len(data.y_train), replicas, "replicas")
     log.info("data-parallel: %d steps per epoch, each a global batch of %d split over %d replicas on %d hosts",
              steps, global_batch, replicas, cluster.size)  # fmt: skip
     if not model.optimizer.built:

@@ -133,7 +133,7 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
     parameter_servers = len(hosts) > 1 and _truthy(
         request.get("HyperParameters", {}).get(PARAMETER_SERVER_KEY)
     )
-    scheduler_port = _free_port()
+    ps_env = _parameter_server_env(len(hosts), _free_port()) if parameter_servers else {}
     helpers, procs, logs, stopped = [], {}, {}, []
 
     def stop_job(signum: int, frame: Any) -> None:
@@ -149,7 +149,7 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
             env, argv = _layout(roots[host], request, job, hosts, host)
             env = {**base_env, **env}
             if parameter_servers:
-                env.update(_parameter_server_env(len(hosts), scheduler_port))
+                env.update(ps_env)
                 roles = ["scheduler", "server"] if host == hosts[0] else ["server"]
                 helpers += [subprocess.Popen([python, "-c", PARAMETER_SERVER_START], cwd=roots[host] / "code",
                                              env={**env, "DMLC_ROLE": role}, stdout=subprocess.DEVNULL,
@@ -167,14 +167,15 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
                 proc.kill()
                 proc.wait()
     seconds = int(time.monotonic() - started)
+    status = "Stopped" if stopped else "Failed" if failed else "Completed"
     chief = roots[hosts[0]]
     log = "".join(logs[hosts[0]])
     for host in hosts:
         (roots[host] / "output" / "rehearsal.log").write_text("".join(logs[host]))
     description = {
         "TrainingJobName": request["TrainingJobName"],
-        "TrainingJobStatus": "Stopped" if stopped else "Failed" if failed else "Completed",
-        "SecondaryStatus": "Stopped" if stopped else "Failed" if failed else "Completed",
+        "TrainingJobStatus": status,
+        "SecondaryStatus": status,
         "HyperParameters": request.get("HyperParameters", {}),
         "AlgorithmSpecification": request["AlgorithmSpecification"],
         "ResourceConfig": request["ResourceConfig"],
@@ -245,12 +246,12 @@ def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool) -
         logs[host] = []
         readers.append(threading.Thread(target=pump, args=(host, proc), daemon=True))
         readers[-1].start()
-    stopping_since, failed = None, []
+    stopping_since, failed = None, {}  # host -> exit code, in the order the hosts failed
     while any(proc.poll() is None for proc in procs.values()):
+        for host, proc in procs.items():
+            if proc.poll() not in (None, 0):
+                failed.setdefault(host, proc.returncode)
         running = [proc for proc in procs.values() if proc.poll() is None]
-        failed += [
-            (h, p.returncode) for h, p in procs.items() if p.poll() not in (None, 0) and h not in dict(failed)
-        ]
         if stopping_since is None and failed:
             stopping_since = time.monotonic()
             for proc in running:
@@ -261,9 +262,10 @@ def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool) -
         time.sleep(0.2)
     for reader in readers:
         reader.join()
-    return failed + [
-        (h, p.returncode) for h, p in procs.items() if p.returncode != 0 and h not in dict(failed)
-    ]
+    for host, proc in procs.items():
+        if proc.returncode != 0:
+            failed.setdefault(host, proc.returncode)
+    return list(failed.items())
 
 
 def _tar_model(root: Path) -> Path:
