@@ -40,7 +40,7 @@ def worker(backend_name: str, layout: str, epochs: int, quick: bool, limit: int)
     backend.prepare(cfg.train.seed, deterministic=False)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     backend.build(cfg.model, data.input_shape, data.num_classes)
-    monitor = EpochMonitor("val_acc", patience=None)
+    monitor = EpochMonitor(patience=None)
     backend.fit(data, cfg.train, monitor, Checkpoint(None))
     backend.predict(data.x_val[:256])  # warm-up
     start = time.perf_counter()

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from kx import __version__
 from kx.backends import Cluster, EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
-from kx.config import validate
+from kx.config import objective, validate
 from kx.data import load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
@@ -95,7 +95,7 @@ def _train(
 
     stopping = cfg.train.early_stopping
     monitor = EpochMonitor(
-        monitor=str(stopping.monitor),
+        objective=objective(cfg),
         patience=stopping.patience if stopping.enabled else None,
         min_delta=stopping.min_delta,
         sinks=[lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [],

@@ -14,7 +14,7 @@ import numpy as np
 from kx.backends import EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.gluon import NUMPY_ALIASES
-from kx.config import compose, validate
+from kx.config import compose, objective, validate
 from kx.data import load_dataset
 
 
@@ -26,7 +26,7 @@ def main(backend_name: str, out_dir: str, *overrides: str) -> None:
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     backend.build(cfg.model, data.input_shape, data.num_classes)
-    monitor = EpochMonitor(str(cfg.train.early_stopping.monitor), patience=cfg.train.early_stopping.patience)
+    monitor = EpochMonitor(objective(cfg), patience=cfg.train.early_stopping.patience)
     backend.fit(data, cfg.train, monitor, Checkpoint(None))
     trained = backend.predict(data.x_val)
     model_dir = Path(out_dir)

@@ -4,6 +4,7 @@ import logging
 import re
 
 from kx.backends import EpochMonitor
+from kx.config import Objective
 
 
 def feed(monitor: EpochMonitor, val_accs):
@@ -16,7 +17,7 @@ def feed(monitor: EpochMonitor, val_accs):
 
 
 def test_stops_after_patience_epochs_without_improvement_and_keeps_the_best():
-    monitor = EpochMonitor("val_acc", patience=2)
+    monitor = EpochMonitor(Objective("val_acc", "maximize"), patience=2)
     improved = feed(monitor, [0.5, 0.7, 0.6, 0.65, 0.9])
     assert improved == [True, True, False, False]
     assert monitor.stop and monitor.epochs == 4 and monitor.best_epoch == 2
@@ -24,20 +25,20 @@ def test_stops_after_patience_epochs_without_improvement_and_keeps_the_best():
 
 
 def test_loss_is_minimised_and_min_delta_counts():
-    monitor = EpochMonitor("loss", patience=0, min_delta=0.1)
+    monitor = EpochMonitor(Objective("loss", "minimize"), patience=0, min_delta=0.1)
     for epoch, loss in enumerate([1.0, 0.95], start=1):
         monitor.end_epoch(epoch, {"loss": loss})
     assert monitor.best_epoch == 1 and monitor.stop
 
 
 def test_without_early_stopping_all_epochs_run():
-    monitor = EpochMonitor("val_acc", patience=None)
+    monitor = EpochMonitor(Objective("val_acc", "maximize"), patience=None)
     feed(monitor, [0.9, 0.1, 0.1, 0.1])
-    assert not monitor.stop and not monitor.restore_best and monitor.best_epoch == 1
+    assert not monitor.stop and monitor.best_epoch == 1
 
 
 def test_log_lines_are_regex_friendly_and_the_best_value_comes_last(caplog):
-    monitor = EpochMonitor("val_acc", patience=5)
+    monitor = EpochMonitor(Objective("val_acc", "maximize"), patience=5)
     with caplog.at_level(logging.INFO, logger="kx"):
         feed(monitor, [0.81234, 0.9126, 0.9])
         monitor.report_best()

@@ -67,7 +67,7 @@ class Backend(abc.ABC):
 
         After each epoch: report it to ``monitor``, keep the weights when it is the best so far,
         ``checkpoint.save`` the state; stop early when ``monitor.stop`` or ``monitor.interrupted``.
-        At the end, restore the best weights when ``monitor.restore_best``.
+        At the end, restore the best epoch's weights (the exported model is the best epoch's).
         """
 
     @abc.abstractmethod

@@ -243,7 +243,7 @@ class GluonBackend(Backend):
             checkpoint.save(self, monitor)
             if monitor.interrupted:
                 return
-        if monitor.restore_best:
+        if self.best:
             for name, value in self.best.items():
                 self.net.collect_params()[name].set_data(value)
 

@@ -124,7 +124,7 @@ class KerasBackend(Backend):
                 verbose=1 if sys.stdout.isatty() else 0,
                 callbacks=[_monitor_callback(keras, self, monitor, checkpoint)],
             )
-        if monitor.restore_best and self.best_weights is not None and not monitor.interrupted:
+        if self.best_weights is not None and not monitor.interrupted:
             self.model.set_weights(self.best_weights)
 
     def save_state(self, folder: Path) -> None:

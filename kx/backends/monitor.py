@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
+from kx.config.objective import Objective
+
 log = logging.getLogger("kx")
 
 EpochSink = Callable[[int, Dict[str, float]], None]
@@ -22,20 +24,20 @@ class EpochMonitor:
     """Receives each epoch's metrics from a backend's training loop.
 
     It records the history, prints the ``epoch=N ...`` line, forwards the metrics to the sinks
-    (e.g. MLflow), tracks the best epoch of ``monitor`` and decides when early stopping ends
-    training. Backends save weights whenever :meth:`end_epoch` reports an improvement and
-    restore them at the end when :attr:`restore_best` is set.
+    (e.g. MLflow), tracks the best epoch by the ``objective`` and decides when early stopping ends
+    training. Backends save weights whenever :meth:`end_epoch` reports an improvement and restore
+    them at the end, so the exported model is the best epoch's and reports the best epoch's value.
     """
 
     def __init__(
         self,
-        monitor: str = "val_acc",
+        objective: Objective = Objective(),
         patience: Optional[int] = None,
         min_delta: float = 0.0,
         sinks: Sequence[EpochSink] = (),
     ) -> None:
-        self.monitor = monitor
-        self.maximize = "acc" in monitor
+        self.objective = objective
+        self.monitor = objective.metric
         self.patience = patience  # None: never stop early, never restore
         self.min_delta = min_delta
         self.sinks = list(sinks)
@@ -67,10 +69,6 @@ class EpochMonitor:
         self.best_epoch, self.stop = state["best_epoch"], state["stop"]
 
     @property
-    def restore_best(self) -> bool:
-        return self.patience is not None
-
-    @property
     def epochs(self) -> int:
         return len(self.history.get(self.monitor, []))
 
@@ -98,12 +96,8 @@ class EpochMonitor:
         log.info("epoch=%d %s", epoch, format_metrics(metrics))
         for sink in self.sinks:
             sink(epoch, metrics)
-        value = metrics[self.monitor]
-        improved = self.best_epoch == 0 or (
-            value > self.history[self.monitor][self.best_epoch - 1] + self.min_delta
-            if self.maximize
-            else value < self.history[self.monitor][self.best_epoch - 1] - self.min_delta
-        )
+        best = self.history[self.monitor][self.best_epoch - 1] if self.best_epoch else None
+        improved = self.objective.improves(metrics[self.monitor], best, self.min_delta)
         if improved:
             self.best_epoch = epoch
         elif self.patience is not None and epoch - self.best_epoch >= self.patience:

@@ -5,12 +5,13 @@ from typing import List
 
 from omegaconf import DictConfig
 
+from kx.config.objective import Objective, objective
 from kx.config.schema import register
 from kx.config.validate import ConfigError, validate
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 
-__all__ = ["CONFIG_DIR", "ConfigError", "compose", "register", "validate"]
+__all__ = ["CONFIG_DIR", "ConfigError", "Objective", "compose", "objective", "register", "validate"]
 
 
 def compose(overrides: List[str], with_hydra: bool = False) -> DictConfig:

@@ -9,18 +9,15 @@ This module runs inside SageMaker jobs (Python 3.8 in the MXNet image): annotati
 """
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-
-class Choice(str, Enum):
-    """An enum whose members print as their plain value (``sgd``, not ``Optimizer.sgd``)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
+from kx.config.choices import Choice
+from kx.config.objective import ObjectiveConfig
+from kx.sweep.config import SweepConfig
+from kx.sweep.config import register as register_sweep
 
 
 class ImageLayout(Choice):
@@ -37,13 +34,6 @@ class Optimizer(Choice):
     sgd = "sgd"
     adam = "adam"
     rmsprop = "rmsprop"
-
-
-class Monitor(Choice):
-    val_acc = "val_acc"
-    val_loss = "val_loss"
-    acc = "acc"
-    loss = "loss"
 
 
 @dataclass
@@ -151,8 +141,9 @@ class SageMakerLocalTargetConfig(SageMakerTargetConfig):
 
 @dataclass
 class EarlyStoppingConfig:
+    """Stop when the objective has not improved for ``patience`` epochs."""
+
     enabled: bool = True
-    monitor: Monitor = Monitor.val_acc
     patience: int = 5
     min_delta: float = 0.0
 
@@ -168,6 +159,7 @@ class TrainConfig:
     seed: int = 42
     deterministic: bool = True  # identical metrics for identical seeds on CPU
     checkpoint_dir: Optional[str] = None  # per-epoch checkpoints; a rerun resumes (SageMaker spot)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # a sweep's objective wins
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
@@ -196,6 +188,7 @@ class KxConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    sweep: Optional[SweepConfig] = None  # sweep=<name>: conf/sweep/<name>.yaml, for train.py -m
 
 
 def register() -> None:
@@ -210,3 +203,4 @@ def register() -> None:
     cs.store(group="schema/dataset", name="fashion_mnist", node=FashionMnistConfig)
     cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
     cs.store(group="schema/dataset", name="synthetic", node=SyntheticConfig)
+    register_sweep()

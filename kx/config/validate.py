@@ -23,6 +23,10 @@ def _fraction(value: Any) -> bool:
     return 0 <= value < 1
 
 
+def _unit(value: Any) -> bool:
+    return 0 <= value <= 1
+
+
 def _open_fraction(value: Any) -> bool:
     return 0 < value < 1
 
@@ -49,6 +53,9 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("target.volume_size_gb", _positive, "an integer >= 1"),
     ("target.max_runtime_s", _positive, "an integer >= 1"),
     ("target.poll_s", _positive, "a number > 0"),
+    ("sweep.budget.trials", _positive, "an integer >= 1"),
+    ("sweep.budget.parallel", _positive, "an integer >= 1"),
+    ("sweep.budget.max_failure_rate", _unit, "a number in [0, 1]"),
 ]
 
 

@@ -41,14 +41,15 @@ class MLflowSweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.run is None:
             return
+        from kx.config import objective
         from kx.tracking.mlflow_tracker import PARENT_RUN_ENV, child_runs
 
         os.environ.pop(PARENT_RUN_ENV, None)
-        monitor = f"best_{config.train.early_stopping.monitor}"
+        goal = objective(config)
+        monitor = f"best_{goal.metric}"
         children = [c for c in child_runs(self.run, self.run.run_id) if monitor in c.data.metrics]
         if children:
-            maximize = "acc" in monitor
-            best = (max if maximize else min)(children, key=lambda c: c.data.metrics[monitor])
+            best = (max if goal.maximize else min)(children, key=lambda c: c.data.metrics[monitor])
             self.run.log_metrics({monitor: best.data.metrics[monitor], "trials": len(children)})
             self.run.set_tags({"kx.best_run_id": best.info.run_id})
         self.run.end()

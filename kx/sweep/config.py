@@ -1,0 +1,57 @@
+"""The sweep file's schema, registered in Hydra's ConfigStore (``conf/sweep/*.yaml`` extend it).
+
+Runs wherever train.py runs (Python 3.8 in the MXNet image): ``typing`` forms only.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from kx.config.choices import Choice
+from kx.config.objective import ObjectiveConfig
+
+
+class Sampler(Choice):
+    """How trials pick their parameters (SageMaker: Bayesian, Random, Grid)."""
+
+    tpe = "tpe"
+    random = "random"
+    grid = "grid"
+
+
+class Pruner(Choice):
+    """How bad trials are stopped early from their per-epoch objective (SageMaker: Auto or Off)."""
+
+    none = "none"
+    median = "median"
+    hyperband = "hyperband"
+
+
+@dataclass
+class BudgetConfig:
+    trials: int = 20  # trials in all, a resumed sweep included
+    parallel: int = 1  # trials at once
+    max_failure_rate: float = 0.5  # stop once more than this fraction of the finished trials failed
+
+
+@dataclass
+class SweepConfig:
+    """A search space over config keys, in Hydra's override grammar, and how to search it."""
+
+    name: str = MISSING
+    # config key -> choice(a,b) | range(lo,hi[,step]) | interval(lo,hi) | int(interval(lo,hi)) |
+    # tag(log, interval(lo,hi)); a plain value fixes the key for every trial
+    params: Dict[str, str] = field(default_factory=dict)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    sampler: Sampler = Sampler.tpe
+    pruner: Pruner = Pruner.none
+    seed: Optional[int] = None  # the sampler's seed; None: train.seed
+    storage: Optional[str] = None  # where the study persists; None: sqlite:///<cwd>/sweeps.db
+    study: Optional[str] = None  # the study's name; None: the sweep's name
+
+
+def register() -> None:
+    ConfigStore.instance().store(group="schema/sweep", name="sweep", node=SweepConfig)
