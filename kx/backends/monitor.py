@@ -31,13 +31,13 @@ class EpochMonitor:
 
     def __init__(
         self,
-        objective: Objective = Objective(),
+        objective: Optional[Objective] = None,
         patience: Optional[int] = None,
         min_delta: float = 0.0,
         sinks: Sequence[EpochSink] = (),
     ) -> None:
-        self.objective = objective
-        self.monitor = objective.metric
+        self.objective = objective or Objective()
+        self.monitor = self.objective.metric
         self.patience = patience  # None: never stop early, never restore
         self.min_delta = min_delta
         self.sinks = list(sinks)
