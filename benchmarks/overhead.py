@@ -26,7 +26,7 @@ sys.path.insert(0, {project!r})
 from kx.data import synthetic
 
 epochs, samples = {epochs}, {samples}
-data = synthetic.load(samples, samples // 5, [28, 28], 1, 10, 0.35, seed=42)
+data = synthetic.generate(samples, samples // 5, [28, 28], 1, 10, 0.35, seed=42).dataset()
 keras.utils.set_random_seed(42)
 model = keras.Sequential([
     keras.Input((28, 28, 1)),

@@ -51,7 +51,7 @@ def test_tensorflow_container_argv(translate):
         "export.model_dir=/opt/ml/model",
         "hydra.run.dir=/opt/ml/output/data",
         "backend.num_gpus=1",
-        "dataset.path=/opt/ml/input/data",
+        "dataset.channels=/opt/ml/input/data",
         "tracking.enabled=false",
     ]
 

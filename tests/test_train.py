@@ -81,7 +81,7 @@ def test_exported_savedmodel_reloads_and_predicts_like_the_keras_file(trained):
     import tensorflow as tf
 
     folder, _ = trained
-    data = synthetic.load(600, 200, [16, 16], 1, 10, 0.35, seed=42)
+    data = synthetic.generate(600, 200, [16, 16], 1, 10, 0.35, seed=42).dataset()
     served = tf.saved_model.load(str(folder / "run" / "model" / "model" / "1"))
     probs = served.serve(tf.constant(data.x_val)).numpy()
     native = keras.saving.load_model(folder / "run" / "model" / "model.keras")

@@ -16,6 +16,7 @@ from omegaconf import MISSING
 
 from kx.config.choices import Choice
 from kx.config.objective import ObjectiveConfig
+from kx.data.registry import discover as discover_datasets
 from kx.sweep.config import SweepConfig
 from kx.sweep.config import register as register_sweep
 
@@ -64,38 +65,6 @@ class ModelConfig:
     dense_units: int = 512
     dense_layers: int = 1
     dropout: float = 0.3
-
-
-@dataclass
-class DatasetConfig:
-    """Fields shared by every dataset; each dataset's schema adds its own."""
-
-    name: str = MISSING
-    limit: Optional[int] = None  # keep only the first N training samples (quick runs)
-
-
-@dataclass
-class FashionMnistConfig(DatasetConfig):
-    name: str = "fashion_mnist"
-    path: Optional[str] = None  # folder with IDX files or training.npz/validation.npz
-    download: bool = True  # fall back to Keras's download when no local copy is found
-
-
-@dataclass
-class DigitsConfig(DatasetConfig):
-    name: str = "digits"
-    validation_fraction: float = 0.2
-
-
-@dataclass
-class SyntheticConfig(DatasetConfig):
-    name: str = "synthetic"
-    train_samples: int = 2000
-    validation_samples: int = 500
-    image_size: List[int] = field(default_factory=lambda: [28, 28])
-    channels: int = 1
-    num_classes: int = 10
-    noise: float = 0.35
 
 
 @dataclass
@@ -200,7 +169,6 @@ def register() -> None:
     cs.store(group="schema/target", name="target", node=TargetConfig)
     cs.store(group="schema/target", name="sagemaker", node=SageMakerTargetConfig)
     cs.store(group="schema/target", name="sagemaker_local", node=SageMakerLocalTargetConfig)
-    cs.store(group="schema/dataset", name="fashion_mnist", node=FashionMnistConfig)
-    cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
-    cs.store(group="schema/dataset", name="synthetic", node=SyntheticConfig)
+    for dataset in discover_datasets():
+        cs.store(group="schema/dataset", name=dataset.name, node=dataset.schema)
     register_sweep()

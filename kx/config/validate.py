@@ -27,10 +27,6 @@ def _unit(value: Any) -> bool:
     return 0 <= value <= 1
 
 
-def _open_fraction(value: Any) -> bool:
-    return 0 < value < 1
-
-
 _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("train.epochs", _positive, "an integer >= 1"),
     ("train.batch_size", _positive, "an integer >= 1"),
@@ -43,11 +39,6 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("model.dense_layers", _non_negative, "an integer >= 0"),
     ("model.pool_size", _positive, "an integer >= 1"),
     ("dataset.limit", _positive, "an integer >= 1, or null for all samples"),
-    ("dataset.validation_fraction", _open_fraction, "a number in (0, 1)"),
-    ("dataset.train_samples", _positive, "an integer >= 1"),
-    ("dataset.validation_samples", _positive, "an integer >= 1"),
-    ("dataset.channels", _positive, "an integer >= 1"),
-    ("dataset.noise", _non_negative, "a number >= 0"),
     ("export.version", _positive, "an integer >= 1"),
     ("target.instance_count", _positive, "an integer >= 1"),
     ("target.volume_size_gb", _positive, "an integer >= 1"),
@@ -81,14 +72,8 @@ def validate(cfg: DictConfig) -> None:
                     f"Invalid config value model.conv_layers.{i}.{name}={layer[name]!r}: "
                     "expected an integer >= 1."
                 )
-    if cfg.dataset.name == "synthetic":
-        size = list(cfg.dataset.image_size)
-        if len(size) != 2 or min(size) < 1:
-            raise ConfigError(
-                f"Invalid config value dataset.image_size={size!r}: expected [height, width] with both >= 1."
-            )
-        if cfg.dataset.num_classes < 2:
-            raise ConfigError(
-                f"Invalid config value dataset.num_classes={cfg.dataset.num_classes!r}: "
-                "expected an integer >= 2."
-            )
+    from kx.data.registry import spec
+
+    check = spec(cfg.dataset.name).check
+    if check is not None:
+        check(cfg.dataset)

@@ -1,34 +1,27 @@
-"""Datasets: load by config, in the image layout the backend asks for."""
+"""Datasets: load by config, in the image layout the backend asks for.
+
+Each dataset is a module here that registers itself (:mod:`kx.data.registry`) plus a file in
+``conf/dataset/``.
+"""
 
 from omegaconf import DictConfig
 
-from kx.data.dataset import DataError, Dataset, to_layout
+from kx.data import channels, registry
+from kx.data.dataset import DataError, Dataset, RawData, to_layout
 
-__all__ = ["DataError", "Dataset", "load_dataset"]
+__all__ = ["DataError", "Dataset", "RawData", "load_dataset", "load_raw"]
+
+
+def load_raw(cfg: DictConfig, seed: int) -> RawData:
+    """The dataset's raw arrays: from its SageMaker channels when ``dataset.channels`` is set."""
+    if cfg.get("channels"):
+        return channels.read(cfg.channels, cfg.name)
+    return registry.spec(cfg.name).load(cfg, seed)
 
 
 def load_dataset(cfg: DictConfig, layout: str, seed: int) -> Dataset:
     """Load the dataset named by ``cfg.name`` and arrange its images in ``layout``."""
-    if cfg.name == "fashion_mnist":
-        from kx.data import fashion_mnist
-
-        data = fashion_mnist.load(cfg.path, cfg.download)
-    elif cfg.name == "digits":
-        from kx.data import digits
-
-        data = digits.load(cfg.validation_fraction, seed)
-    else:
-        from kx.data import synthetic
-
-        data = synthetic.load(
-            cfg.train_samples,
-            cfg.validation_samples,
-            list(cfg.image_size),
-            cfg.channels,
-            cfg.num_classes,
-            cfg.noise,
-            seed,
-        )
+    data = load_raw(cfg, seed).dataset()
     if cfg.limit is not None:
         data.x_train, data.y_train = data.x_train[: cfg.limit], data.y_train[: cfg.limit]
     return to_layout(data, layout)

@@ -8,12 +8,16 @@ is an error rather than a silent fallback.
 import gzip
 import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
+from omegaconf import DictConfig
 
-from kx.data.dataset import DataError, Dataset, from_uint8
+from kx.data import channels
+from kx.data.dataset import DataError, RawData
+from kx.data.registry import DatasetConfig, DatasetSpec, register
 
 CLASS_NAMES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -26,10 +30,16 @@ IDX_FILES = {
     "val_images": "t10k-images-idx3-ubyte",
     "val_labels": "t10k-labels-idx1-ubyte",
 }
-NPZ_FILES = {"train": "training.npz", "val": "validation.npz"}
 _IDX_MAGIC = {0x00000801: 1, 0x00000803: 3}  # unsigned-byte labels (1 dim) / images (3 dims)
 
 Arrays = Tuple[Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class FashionMnistConfig(DatasetConfig):
+    name: str = "fashion_mnist"
+    path: Optional[str] = None  # folder with IDX files or training.npz/validation.npz
+    download: bool = True  # fall back to Keras's download when no local copy is found
 
 
 def keras_cache_dir() -> Path:
@@ -95,35 +105,10 @@ def _load_idx(folder: Path) -> Optional[Arrays]:
     )
 
 
-def _read_npz(path: Path) -> Tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path) as npz:
-            missing = {"image", "label"} - set(npz.files)
-            if missing:
-                raise DataError(
-                    f"{path} lacks the array(s) {sorted(missing)}; a kx channel file "
-                    "holds 'image' (N, H, W) uint8 and 'label' (N,) uint8."
-                )
-            return _pair(npz["image"], npz["label"], path)
-    except (OSError, ValueError, EOFError) as err:
-        raise DataError(f"Cannot read {path}: {err}. The file is corrupt or truncated.") from None
-
-
-def npz_paths(folder: Path) -> Optional[Tuple[Path, Path]]:
-    """The training/validation npz files in ``folder`` or in its ``training/``, ``validation/``."""
-    for train, val in (
-        (folder / NPZ_FILES["train"], folder / NPZ_FILES["val"]),
-        (folder / "training" / NPZ_FILES["train"], folder / "validation" / NPZ_FILES["val"]),
-    ):
-        if train.is_file() and val.is_file():
-            return train, val
-    return None
-
-
 def _load_folder(folder: Path) -> Optional[Arrays]:
-    paths = npz_paths(folder)
-    if paths:
-        return _read_npz(paths[0]), _read_npz(paths[1])
+    found = channels.paths(folder)
+    if found:
+        return channels.read_split(found[0])[0], channels.read_split(found[1])[0]
     return _load_idx(folder)
 
 
@@ -166,6 +151,9 @@ def load_arrays(path: Optional[str], download: bool, search: Iterable[Path] = ()
         ) from None
 
 
-def load(path: Optional[str], download: bool, search: Iterable[Path] = ()) -> Dataset:
-    """Fashion-MNIST as a :class:`Dataset` (images scaled to [0, 1], a channel axis added)."""
-    return from_uint8("fashion_mnist", *load_arrays(path, download, search), CLASS_NAMES)
+def load(cfg: DictConfig, seed: int = 0) -> RawData:
+    """Fashion-MNIST's uint8 images and labels, found as described above."""
+    return RawData("fashion_mnist", *load_arrays(cfg.path, cfg.download), CLASS_NAMES)
+
+
+register(DatasetSpec("fashion_mnist", FashionMnistConfig, load))

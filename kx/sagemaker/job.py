@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from kx.errors import KxError
 
@@ -93,23 +92,18 @@ def package_source(dest: Path) -> Path:
 
 
 def write_channels(cfg: DictConfig, dest: Path) -> Dict[str, Path]:
-    """The dataset as SageMaker channels (``training/training.npz``, ``validation/validation.npz``).
+    """The dataset as SageMaker channels (:mod:`kx.data.channels`), which the job reads back.
 
-    Only file-backed datasets need channels; ``digits`` and ``synthetic`` are made inside the job.
+    Datasets made inside the job (``digits``, ``synthetic``: not ``shipped``) need none.
     """
-    if cfg.dataset.name != "fashion_mnist":
-        return {}
-    from kx.data import fashion_mnist
+    from kx.data import channels, load_raw, registry
 
-    # no download fallback here: it would import Keras (and its engine) into launch.py
-    train, val = fashion_mnist.load_arrays(cfg.dataset.path, download=False)
-    paths = {}
-    for channel, (images, labels) in (("training", train), ("validation", val)):
-        folder = dest / channel
-        folder.mkdir(parents=True, exist_ok=True)
-        paths[channel] = folder / f"{channel}.npz"
-        np.savez(paths[channel], image=images.astype(np.uint8), label=labels.astype(np.uint8))
-    return paths
+    if not registry.spec(cfg.dataset.name).shipped:
+        return {}
+    dataset = cfg.dataset
+    if "download" in dataset:  # a framework's downloader would import Keras (and its engine) here
+        dataset = OmegaConf.merge(dataset, {"download": False})
+    return channels.write(load_raw(dataset, cfg.train.seed), dest)
 
 
 def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:

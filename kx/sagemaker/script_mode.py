@@ -126,9 +126,8 @@ def environment_overrides(env: Mapping[str, str], cfg: DictConfig, hps: Dict[str
         "backend.num_gpus": env.get("SM_NUM_GPUS"),
     }
     training = env.get("SM_CHANNEL_TRAINING")
-    if training and "path" in cfg.dataset:
-        # channels are /opt/ml/input/data/<name>/; kx reads training/ and validation/ below it
-        wanted["dataset.path"] = str(Path(training).parent)
+    if training:  # channels are /opt/ml/input/data/<name>/; kx reads training/ and validation/ below it
+        wanted["dataset.channels"] = str(Path(training).parent)
     if not any(k.startswith("tracking.") for k in hps):
         wanted["tracking.enabled"] = "false"  # the job's results reach MLflow through launch.py
     return [f"{k}={_to_hydra(v)}" for k, v in wanted.items() if v is not None and k not in hps]

@@ -1,0 +1,75 @@
+"""The dataset registry: each dataset module registers its schema, loader and checks here.
+
+Adding a dataset is one module in ``kx/data/`` that calls :func:`register` at import, plus one file
+in ``conf/dataset/`` that extends its schema (``/schema/dataset@_here_: <name>``). Nothing else
+branches on dataset names: the config schema, range checks, loading and SageMaker channels all
+look the name up here.
+
+Runs inside SageMaker jobs (Python 3.8): ``typing`` forms only.
+"""
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+from omegaconf import MISSING, DictConfig
+
+from kx.data.dataset import DataError, RawData
+
+_INFRASTRUCTURE = {"registry", "dataset", "channels", "images", "validation"}
+
+
+@dataclass
+class DatasetConfig:
+    """Fields shared by every dataset; each dataset's schema adds its own."""
+
+    name: str = MISSING
+    limit: Optional[int] = None  # keep only the first N training samples (quick runs)
+    # A folder with training/ and validation/ npz channels (kx/data/channels.py). Set inside
+    # SageMaker jobs, where launch.py ships file-backed datasets this way; it replaces the loader.
+    channels: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What kx knows of one dataset.
+
+    ``load(cfg, seed)`` returns the dataset's :class:`RawData`. ``shipped``: launch.py sends its
+    arrays to SageMaker jobs as channels (False: the job makes the data itself). ``check(cfg)``
+    raises :class:`kx.config.ConfigError` for values its schema's types cannot rule out.
+    """
+
+    name: str
+    schema: type
+    load: Callable[[DictConfig, int], RawData]
+    shipped: bool = True
+    check: Optional[Callable[[DictConfig], None]] = None
+
+
+_SPECS: Dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Make ``spec`` known under its name (called by each dataset module at import)."""
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def discover() -> List[DatasetSpec]:
+    """Import every dataset module of :mod:`kx.data` (each registers itself); return them all."""
+    import kx.data
+
+    for module in pkgutil.iter_modules(kx.data.__path__):
+        if module.name not in _INFRASTRUCTURE:
+            importlib.import_module(f"kx.data.{module.name}")
+    return list(_SPECS.values())
+
+
+def spec(name: str) -> DatasetSpec:
+    """The registered dataset ``name``; one line naming the known ones otherwise."""
+    if name not in _SPECS:
+        discover()
+    if name not in _SPECS:
+        raise DataError(f"dataset={name} is not a registered dataset; known: {', '.join(sorted(_SPECS))}.")
+    return _SPECS[name]
