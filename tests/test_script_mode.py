@@ -51,7 +51,7 @@ def test_tensorflow_container_argv(translate):
         "export.model_dir=/opt/ml/model",
         "hydra.run.dir=/opt/ml/output/data",
         "backend.num_gpus=1",
-        "dataset.channels=/opt/ml/input/data",
+        "dataset.channel_dir=/opt/ml/input/data",
         "tracking.enabled=false",
     ]
 
@@ -67,14 +67,15 @@ def test_mxnet_container_argv_and_explicit_values_win(translate):
         "--dataset",
         "digits",
     ]
-    overrides = translate(argv)
+    no_channels = {k: v for k, v in SM_ENV.items() if not k.startswith("SM_CHANNEL_")}
+    overrides = translate(argv, no_channels)  # digits is made in the job: launch.py ships no channel
     assert overrides[:4] == [
         "backend=mxnet",
         "dataset=digits",
         "train.batch_size=256",
         "tracking.enabled=true",
     ]
-    assert not any(o.startswith("dataset.path") for o in overrides)  # digits reads no channel
+    assert not any(o.startswith("dataset.channel_dir") for o in overrides)
     assert overrides.count("tracking.enabled=true") == 1 and "tracking.enabled=false" not in overrides
 
 

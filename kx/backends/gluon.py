@@ -27,6 +27,7 @@ from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
+from kx.models import builder
 
 log = logging.getLogger("kx")
 NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
@@ -100,6 +101,28 @@ class GluonBackend(Backend):
         return kv
 
     def build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
+        if "builder" in model:
+            net = builder.build(model, "gluon_builder", input_shape, num_classes, self._wrong_block)
+        else:
+            net = self._sequential(model, num_classes)
+        net.initialize(self.mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3), ctx=self.ctx)
+        net.hybridize(static_alloc=True)
+        out = net(self.mx.nd.zeros((1, *input_shape), ctx=self.ctx))  # resolves deferred shapes
+        if out.shape != (1, num_classes):
+            raise builder.ModelError(f"model={model.name} gives outputs of shape {out.shape} for one image; "
+                                     f"expected (1, {num_classes}) logits.")  # fmt: skip
+        self.net = net
+        self.input_shape = input_shape
+        self.best: Dict[str, Any] = {}
+        self.resumed_from: Optional[Path] = None
+
+    def _wrong_block(self, net: Any) -> Optional[str]:
+        if not isinstance(net, self.mx.gluon.HybridBlock):
+            return f"returned {type(net).__name__}, not a Gluon HybridBlock (backend=mxnet hybridizes and exports it)"
+        return None
+
+    def _sequential(self, model: DictConfig, num_classes: int) -> Any:
+        """The conv blocks and dense layers of a ``model`` config as a ``HybridSequential``."""
         nn = self.mx.gluon.nn
         net = nn.HybridSequential()
         for conv in model.conv_layers:
@@ -112,13 +135,7 @@ class GluonBackend(Backend):
         for _ in range(model.dense_layers):
             net.add(nn.Dense(model.dense_units, activation="relu"), nn.Dropout(model.dropout))
         net.add(nn.Dense(num_classes))  # logits; the softmax is in the loss and in the export
-        net.initialize(self.mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3), ctx=self.ctx)
-        net.hybridize(static_alloc=True)
-        net(self.mx.nd.zeros((1, *input_shape), ctx=self.ctx))  # resolve deferred shapes
-        self.net = net
-        self.input_shape = input_shape
-        self.best: Dict[str, Any] = {}
-        self.resumed_from: Optional[Path] = None
+        return net
 
     def _trainer(self, train: DictConfig) -> Any:
         kind = str(train.optimizer)

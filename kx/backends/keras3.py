@@ -20,6 +20,7 @@ from kx.backends.base import Backend, BackendError
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
+from kx.models import builder
 
 log = logging.getLogger("kx")
 _PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
@@ -73,10 +74,14 @@ class KerasBackend(Backend):
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
+        self.num_classes = num_classes
         with self.scope():
             self._build(model, input_shape, num_classes)
 
     def _build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
+        if "builder" in model:
+            self.model = builder.build(model, "builder", input_shape, num_classes, self._wrong_model)
+            return
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
         stack: List[Any] = [self.keras.Input(shape=input_shape)]
@@ -90,6 +95,19 @@ class KerasBackend(Backend):
             stack += [layers.Dense(model.dense_units, activation="relu"), layers.Dropout(model.dropout)]
         stack.append(layers.Dense(num_classes, activation="softmax"))
         self.model = self.keras.Sequential(stack, name=model.name)
+
+    def _wrong_model(self, net: Any) -> Optional[str]:
+        """What makes a builder's result unusable here, or None."""
+        if not isinstance(net, self.keras.Model):
+            return (
+                f"returned {type(net).__name__}, not a keras.Model (backend={self.name} trains Keras models)"
+            )
+        shape = tuple(net.output_shape) if not isinstance(net.output_shape, list) else None
+        if shape is None or len(shape) != 2 or shape[1] != self.num_classes:
+            return (
+                f"built a model whose output shape is {net.output_shape}; expected (None, {self.num_classes})"
+            )
+        return None
 
     def _optimizer(self, train: DictConfig) -> Any:
         optimizers = self.keras.optimizers

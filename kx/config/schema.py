@@ -68,6 +68,16 @@ class ModelConfig:
 
 
 @dataclass
+class BuilderModelConfig:
+    """A network built by a function (see kx/models/): the user's own, or a built-in architecture."""
+
+    name: str = MISSING
+    builder: Optional[str] = None  # "pkg.module:function" returning a Keras model (tensorflow, jax, torch)
+    gluon_builder: Optional[str] = None  # the same for backend=mxnet, returning a Gluon HybridBlock
+    kwargs: Dict[str, Any] = field(default_factory=dict)  # keyword arguments for the builder
+
+
+@dataclass
 class TargetConfig:
     name: str = "local"
 
@@ -151,7 +161,7 @@ class ExportConfig:
 @dataclass
 class KxConfig:
     backend: Any = MISSING
-    model: ModelConfig = MISSING
+    model: Any = MISSING
     dataset: Any = MISSING
     target: Any = MISSING
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -166,6 +176,7 @@ def register() -> None:
     cs.store(name="kx_schema", node=KxConfig)
     cs.store(group="schema/backend", name="backend", node=BackendConfig)
     cs.store(group="schema/model", name="model", node=ModelConfig)
+    cs.store(group="schema/model", name="builder", node=BuilderModelConfig)
     cs.store(group="schema/target", name="target", node=TargetConfig)
     cs.store(group="schema/target", name="sagemaker", node=SageMakerTargetConfig)
     cs.store(group="schema/target", name="sagemaker_local", node=SageMakerLocalTargetConfig)

@@ -65,7 +65,7 @@ def validate(cfg: DictConfig) -> None:
         value = _select(cfg, key)
         if value is not None and not is_valid(value):
             raise ConfigError(f"Invalid config value {key}={value!r}: expected {allowed}.")
-    for i, layer in enumerate(cfg.model.conv_layers):
+    for i, layer in enumerate(cfg.model.get("conv_layers", [])):
         for name in ("filters", "kernel_size"):
             if layer[name] < 1:
                 raise ConfigError(

@@ -13,9 +13,9 @@ __all__ = ["DataError", "Dataset", "RawData", "load_dataset", "load_raw"]
 
 
 def load_raw(cfg: DictConfig, seed: int) -> RawData:
-    """The dataset's raw arrays: from its SageMaker channels when ``dataset.channels`` is set."""
-    if cfg.get("channels"):
-        return channels.read(cfg.channels, cfg.name)
+    """The dataset's raw arrays: from its SageMaker channels when ``dataset.channel_dir`` is set."""
+    if cfg.get("channel_dir"):
+        return channels.read(cfg.channel_dir, cfg.name)
     return registry.spec(cfg.name).load(cfg, seed)
 
 

@@ -62,7 +62,7 @@ def read(folder: str, name: str, class_names: Optional[list] = None, scale: floa
     """The dataset ``name`` from its channels in ``folder`` (as written by :func:`write`)."""
     found = paths(Path(folder))
     if found is None:
-        raise DataError(f"dataset.channels={folder!r} holds no channels: expected training/training.npz and "
+        raise DataError(f"dataset.channel_dir={folder!r} holds no channels: expected training/training.npz and "
                         "validation/validation.npz (or both files directly in it).")  # fmt: skip
     (train, meta), (val, _) = read_split(found[0]), read_split(found[1])
     if "class_names" in meta:

@@ -17,7 +17,7 @@ from omegaconf import MISSING, DictConfig
 
 from kx.data.dataset import DataError, RawData
 
-_INFRASTRUCTURE = {"registry", "dataset", "channels", "images", "validation"}
+_INFRASTRUCTURE = {"registry", "dataset", "channels", "files", "validation"}
 
 
 @dataclass
@@ -28,7 +28,7 @@ class DatasetConfig:
     limit: Optional[int] = None  # keep only the first N training samples (quick runs)
     # A folder with training/ and validation/ npz channels (kx/data/channels.py). Set inside
     # SageMaker jobs, where launch.py ships file-backed datasets this way; it replaces the loader.
-    channels: Optional[str] = None
+    channel_dir: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from typing import Any, Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from kx.config.validate import ConfigError
 
@@ -25,3 +25,9 @@ def image_size(cfg: DictConfig, key: str = "image_size") -> None:
     size = list(cfg[key])
     if len(size) != 2 or min(size) < 1:
         raise invalid(f"dataset.{key}", size, "[height, width] with both >= 1")
+
+
+def required(cfg: DictConfig, key: str, what: str) -> None:
+    """One line for a mandatory field left unset (``???`` in the dataset's YAML)."""
+    if OmegaConf.is_missing(cfg, key):
+        raise ConfigError(f"dataset.{key} is not set: dataset={cfg.name} reads {what}; set dataset.{key}=...")

@@ -127,7 +127,7 @@ def environment_overrides(env: Mapping[str, str], cfg: DictConfig, hps: Dict[str
     }
     training = env.get("SM_CHANNEL_TRAINING")
     if training:  # channels are /opt/ml/input/data/<name>/; kx reads training/ and validation/ below it
-        wanted["dataset.channels"] = str(Path(training).parent)
+        wanted["dataset.channel_dir"] = str(Path(training).parent)
     if not any(k.startswith("tracking.") for k in hps):
         wanted["tracking.enabled"] = "false"  # the job's results reach MLflow through launch.py
     return [f"{k}={_to_hydra(v)}" for k, v in wanted.items() if v is not None and k not in hps]
