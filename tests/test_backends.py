@@ -95,3 +95,10 @@ def test_missing_mxnet_names_the_install_command(tmp_path):
     assert proc.returncode == 2
     assert "backend=mxnet needs Apache MXNet 1.9.1, which is not installed" in proc.stderr
     assert 'pip install -e ".[mxnet]"' in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("model", ["resnet", "separable"])
+def test_builtin_architectures_learn_digits_and_export_on_every_backend(backend, model, tmp_path):
+    run = check(backend, tmp_path, f"model={model}", "train.epochs=3")
+    assert run["best_val_acc"] > 0.9
+    assert run["reloaded_classes"] == run["trained_classes"] and run["files"] == EXPORTS[backend]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from kx.config.choices import Choice
 from kx.config.objective import ObjectiveConfig
@@ -170,13 +170,20 @@ class KxConfig:
     sweep: Optional[SweepConfig] = None  # sweep=<name>: conf/sweep/<name>.yaml, for train.py -m
 
 
+def _open(schema: type, key: str) -> DictConfig:
+    """``schema`` with ``key`` open to new entries (a builder's keyword arguments are its own)."""
+    node = OmegaConf.structured(schema)
+    OmegaConf.set_struct(node[key], False)
+    return node
+
+
 def register() -> None:
     """Register the schemas; group files extend them through their defaults lists."""
     cs = ConfigStore.instance()
     cs.store(name="kx_schema", node=KxConfig)
     cs.store(group="schema/backend", name="backend", node=BackendConfig)
     cs.store(group="schema/model", name="model", node=ModelConfig)
-    cs.store(group="schema/model", name="builder", node=BuilderModelConfig)
+    cs.store(group="schema/model", name="builder", node=_open(BuilderModelConfig, "kwargs"))
     cs.store(group="schema/target", name="target", node=TargetConfig)
     cs.store(group="schema/target", name="sagemaker", node=SageMakerTargetConfig)
     cs.store(group="schema/target", name="sagemaker_local", node=SageMakerLocalTargetConfig)

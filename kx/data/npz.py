@@ -97,9 +97,8 @@ def _from_arrays(
 
 
 def _split(data: Split, fraction_: float, seed: int, where: str) -> Tuple[Split, Split]:
+    _check_arrays(data, where)
     images, labels = data
-    if len(images) != len(labels):
-        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels.")
     order = np.random.default_rng(seed).permutation(len(labels))
     cut = len(order) - int(round(len(order) * fraction_))
     if cut < 1 or cut == len(order):
@@ -111,6 +110,8 @@ def _split(data: Split, fraction_: float, seed: int, where: str) -> Tuple[Split,
 
 def _check_arrays(split: Split, where: str) -> None:
     images, labels = split
+    if len(images) != len(labels):
+        raise DataError(f"{where}: {len(images)} images but {len(labels)} labels.")
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
         raise DataError(f"{where}: images have shape {images.shape}; expected (N, H, W) or (N, H, W, C) "
                         "with C in 1, 3, 4 (channels last).")  # fmt: skip

@@ -42,7 +42,7 @@ def build(
     if not path:
         raise ModelError(f"model={model.name} names no model.{key}, which this backend needs.")
     builder = import_builder(path, key)
-    kwargs = OmegaConf.to_container(model.get("kwargs") or {}, resolve=True)
+    kwargs = OmegaConf.to_container(model.kwargs, resolve=True) if model.get("kwargs") is not None else {}
     try:
         net = builder(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
     except Exception as err:  # noqa: BLE001 - the user's code: any failure is reported as one line
