@@ -125,7 +125,10 @@ def test_image_folder_with_train_and_validation_folders(tmp_path):
     "damage, message",
     [
         (lambda root: (root / "dog" / "3.png").write_bytes(b"garbage"), r"cannot read .*dog/3\.png"),
-        (lambda root: [p.unlink() for p in (root / "dog").iterdir()], r"class folder .*dog holds no image file"),
+        (
+            lambda root: [p.unlink() for p in (root / "dog").iterdir()],
+            r"class folder .*dog holds no image file",
+        ),
         (lambda root: shutil.rmtree(root / "dog"), r"has 1 class folder\(s\)"),
     ],
 )
@@ -138,7 +141,9 @@ def test_bad_image_folders_are_one_clear_line(tmp_path, damage, message):
 
 
 def test_channels_round_trip_any_dataset(tmp_path):
-    raw = RawData("npz", (images(6), np.arange(6) % 3), (images(3, seed=2), np.arange(3)), ["a", "b", "c"], 255.0)
+    raw = RawData(
+        "npz", (images(6), np.arange(6) % 3), (images(3, seed=2), np.arange(3)), ["a", "b", "c"], 255.0
+    )
     written = channels.write(raw, tmp_path)
     assert sorted(written) == ["training", "validation"] and written["training"].name == "training.npz"
     back = load_raw(OmegaConf.create({"name": "npz", "channel_dir": str(tmp_path)}), 0)

@@ -7,7 +7,13 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-QUICK = ["dataset=digits", "train.epochs=3", "train.batch_size=32", "tracking.enabled=false", "hydra.run.dir=run"]
+QUICK = [
+    "dataset=digits",
+    "train.epochs=3",
+    "train.batch_size=32",
+    "tracking.enabled=false",
+    "hydra.run.dir=run",
+]
 
 
 def keras_builder(input_shape, num_classes, width=32):
