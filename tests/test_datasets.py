@@ -257,3 +257,42 @@ def test_an_image_folder_dataset_reaches_a_rehearsed_sagemaker_job(tmp_path):
     back = channels.read(str(root / "input" / "data"), "image_folder")
     assert back.class_names == ["dark", "light", "mid"] and back.train[0].shape[1:] == (8, 8)
     assert "image_folder: 29 training / 7 validation images of shape (8, 8, 1), 3 classes" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    pytest.importorskip("tensorflow_datasets")
+    from tests.helpers.tfds_tiny import prepare
+
+    return prepare(tmp_path_factory.mktemp("tfds"))
+
+
+def tfds_cfg(dataset, **extra):
+    return OmegaConf.create({"name": "tfds", "limit": None, "channel_dir": None, "dataset": str(dataset),
+                             "data_dir": None, "train_split": "train", "validation_split": "test",
+                             "image_key": "image", "label_key": "label", **extra})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_tfds_reads_a_prepared_dataset_by_folder_or_by_name(tfds_dir):
+    raw = load_raw(tfds_cfg(tfds_dir), 0)
+    assert raw.class_names == ["dark", "light"] and raw.train[0].shape == (24, 8, 8) and len(raw.val[1]) == 8
+    by_name = load_raw(tfds_cfg("tiny:1.0.0", data_dir=str(tfds_dir.parents[1])), 0)
+    assert np.array_equal(by_name.train[1], raw.train[1])
+    # the light images (label 1) are brighter
+    assert raw.train[0][raw.train[1] == 1].mean() > raw.train[0][raw.train[1] == 0].mean() + 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (lambda d: tfds_cfg(d, validation_split="validation"), r"has no split 'validation'; it has \['test', 'train'\]"),
+        (lambda d: tfds_cfg(d, label_key="target"), "examples have no feature 'target'"),
+        (lambda d: tfds_cfg("mnist", data_dir=str(d.parents[1])), "is not prepared under .*kx does not download"),
+    ],
+)  # fmt: skip
+def test_tfds_problems_are_one_line(tfds_dir, cfg, message):
+    with pytest.raises(DataError, match=message) as err:
+        load_raw(cfg(tfds_dir), 0)
+    assert "\n" not in str(err.value)
