@@ -253,7 +253,7 @@ def test_an_image_folder_dataset_reaches_a_rehearsed_sagemaker_job(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     name = next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("rehearsing "))
     root = tmp_path / "outputs" / "sagemaker_local" / name
-    root = next(p.parent.parent for p in root.rglob("inputdataconfig.json"))  # /opt/ml of the (first) host
+    root = next(p.parents[2] for p in root.rglob("inputdataconfig.json"))  # /opt/ml of the (first) host
     back = channels.read(str(root / "input" / "data"), "image_folder")
     assert back.class_names == ["dark", "light", "mid"] and back.train[0].shape[1:] == (8, 8)
     assert "image_folder: 29 training / 7 validation images of shape (8, 8, 1), 3 classes" in proc.stdout
