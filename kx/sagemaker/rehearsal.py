@@ -20,6 +20,7 @@ SIGTERM to the rehearsing process stops the job as StopTrainingJob does: every h
 saves nothing past its last checkpoint, and the job ends ``Stopped``.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -103,8 +104,7 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
         """SIGTERM to this process stops the job as StopTrainingJob does: SIGTERM to every host."""
         stopped.append(signum)
         for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            _signal_host(proc, signal.SIGTERM)
 
     previous_handler = signal.signal(signal.SIGTERM, stop_job)
     try:
@@ -119,10 +119,12 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
         failed = _wait_all(procs, logs, prefix=len(hosts) > 1)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
+        for proc in procs.values():
+            _signal_host(proc, signal.SIGKILL)
+        for proc in helpers:
+            proc.kill()
         for proc in [*procs.values(), *helpers]:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            proc.wait()
     status = "Stopped" if stopped else "Failed" if failed else "Completed"
     return _describe(request, status, roots, logs, failed, int(time.monotonic() - started))
 
@@ -238,10 +240,10 @@ def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool) -
         if stopping_since is None and failed:
             stopping_since = time.monotonic()
             for proc in running:
-                proc.terminate()
+                _signal_host(proc, signal.SIGTERM)
         elif stopping_since is not None and time.monotonic() - stopping_since > STOP_GRACE_S:
             for proc in running:
-                proc.kill()
+                _signal_host(proc, signal.SIGKILL)
         time.sleep(0.2)
     for reader in readers:
         reader.join()
@@ -249,6 +251,21 @@ def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool) -
         if proc.returncode != 0:
             failed.setdefault(host, proc.returncode)
     return list(failed.items())
+
+
+def _signal_host(proc: Any, sig: int) -> None:
+    """``sig`` to what the host's toolkit started (train.py first of all), or to the toolkit while it
+    has started nothing; SIGKILL to both. The toolkit outlives its script to report, as in the image."""
+    import psutil  # a dependency of the toolkit
+
+    try:
+        toolkit = psutil.Process(proc.pid)
+        started = toolkit.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for target in started if started and sig != signal.SIGKILL else [*started, toolkit]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            target.send_signal(sig)
 
 
 def _tar_model(root: Path) -> Path:

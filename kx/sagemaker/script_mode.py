@@ -170,7 +170,7 @@ def channel_dirs(env: Mapping[str, str], dataset: str) -> List[str]:
     if missing:
         given = ", ".join(json.loads(env.get("SM_CHANNELS", "[]"))) or "none"
         raise ChannelError(f"dataset={dataset} reads the job's {' and '.join(CHANNELS)} channels, but "
-                           f"{' and '.join(missing)} is missing (the job has: {given}); give it the channels "
+                           f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (the job has: {given}); give it the channels "
                            "launch.py uploads, or choose dataset=digits or dataset=synthetic.")  # fmt: skip
     return [env[f"SM_CHANNEL_{name.upper()}"] for name in CHANNELS]
 
@@ -192,9 +192,9 @@ def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List
     ]
     if model_dir and not model_dir.startswith("s3://") and "SM_MODEL_DIR" not in env:
         overrides.append(f"export.model_dir={_to_hydra(model_dir)}")
+    check_values(overrides, compose_cfg)
     if in_sagemaker(env):
         overrides += environment_overrides(env, cfg, hps)
-    check_values(overrides, compose_cfg)
     return overrides
 
 
