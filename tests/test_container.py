@@ -60,7 +60,7 @@ def test_values_launch_py_accepts_reach_train_py_as_the_same_config(tmp_path, ba
     overrides = [f"backend={backend}", "model=mlp", "dataset=synthetic", "dataset.train_samples=200",
                  "dataset.validation_samples=100", "dataset.limit=null", "backend.num_gpus=null",
                  "dataset.image_size=[12,12]", "train.nesterov=false", "train.epochs=1",
-                 "train.learning_rate=0.05", f"export.name='{name}'"]  # fmt: skip
+                 "train.learning_rate=0.05", "export.name='kx\\'s \"best\" model'"]  # fmt: skip
     proc = launch(tmp_path, "target=sagemaker_local", f"target.python={python}", *overrides)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     root = next((tmp_path / "outputs" / "sagemaker_local").iterdir())
