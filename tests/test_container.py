@@ -120,3 +120,14 @@ def test_the_tensorflow_image_environment_has_the_images_versions_and_the_lowest
     (floor,) = re.findall(r"keras>=([\d.]+)", job.job_requirements("tensorflow"))
     assert f"py{python}" == py_version and tensorflow.startswith(f"{version}.")
     assert keras.split(".")[:2] == floor.split(".")[:2] and "keras" not in job.job_requirements("mxnet")
+
+
+@pytest.mark.slow
+def test_a_failing_plot_is_a_warning_and_the_model_is_kept(tmp_path, run_train):
+    run = tmp_path / "run"
+    (run / "training_curves.png").mkdir(parents=True)  # the plot cannot be saved there
+    proc = run_train("backend=mxnet", "model=mlp", "model.dense_units=16", "dataset=synthetic",
+                     "dataset.train_samples=200", "dataset.validation_samples=100", "dataset.image_size=[8,8]",
+                     "train.epochs=1", "tracking.enabled=false", f"hydra.run.dir={run}")  # fmt: skip
+    assert "kx: warning: the plots were not drawn (IsADirectoryError" in proc.stdout + proc.stderr
+    assert (run / "model" / "model-symbol.json").is_file() and (run / "metrics.json").is_file()
