@@ -258,6 +258,8 @@ def _signal_host(proc: Any, sig: int) -> None:
     has started nothing; SIGKILL to both. The toolkit outlives its script to report, as in the image."""
     import psutil  # a dependency of the toolkit
 
+    if proc.poll() is not None:
+        return  # its id may belong to another process by now
     try:
         toolkit = psutil.Process(proc.pid)
         started = toolkit.children(recursive=True)
