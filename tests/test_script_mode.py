@@ -125,8 +125,3 @@ def test_opt_ml_paths_follow_the_toolkits_base_dir(translate):
     assert "train.checkpoint_dir=/rehearsal/checkpoints" in translate(
         argv, {**SM_ENV, "SAGEMAKER_BASE_DIR": "/rehearsal"}
     )
-
-
-def test_an_unknown_group_option_lists_the_options(translate):
-    with pytest.raises(HyperparameterError, match=r"^Unknown --model nope; choose one of: cnn, mlp\.$"):
-        translate(["--model", "nope"])

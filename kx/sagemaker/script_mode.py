@@ -185,7 +185,6 @@ def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List
         return list(argv)
     hps, model_dir = split_toolkit_keys(parse_hyperparameters(argv))
     groups = [f"{k}={decode_value(v)}" for k, v in hps.items() if k in GROUPS]
-    check_choices(groups)
     cfg = compose_cfg(groups)
     check_keys(hps, cfg)
     overrides = groups + [
@@ -197,16 +196,6 @@ def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List
     if in_sagemaker(env):
         overrides += environment_overrides(env, cfg, hps)
     return overrides
-
-
-def check_choices(groups: List[str]) -> None:
-    """Raise :class:`HyperparameterError` for a group option that conf/ does not have."""
-    from kx.config import CONFIG_DIR
-
-    for group, _, option in (choice.partition("=") for choice in groups):
-        options = sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
-        if option not in options:
-            raise HyperparameterError(f"Unknown --{group} {option}; choose one of: {', '.join(options)}.")
 
 
 def check_values(overrides: List[str], compose_cfg) -> None:
