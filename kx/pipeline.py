@@ -117,11 +117,7 @@ def _train(
 
     predicted = backend.predict(data.x_val).argmax(axis=1)
     model_accuracy = float(np.mean(predicted == data.y_val))
-    files += [
-        write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"),
-        plots.training_curves(monitor.history, monitor.best_epoch, out_dir / "training_curves.png"),
-        plots.confusion_matrix(data.y_val, predicted, data.class_names, out_dir / "confusion_matrix.png"),
-    ]
+    files.append(write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"))
     model_dir = Path(cfg.export.model_dir) if cfg.export.model_dir else out_dir / "model"
     if cluster.is_chief:
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +125,7 @@ def _train(
         log.info("model exported to %s", ", ".join(str(p) for p in exported))
     else:
         log.info("the model is exported by %s, the first host", cluster.hosts[0])
+    files += _plots(monitor, data, predicted, out_dir)  # after the export: a report never costs the model
 
     if tracking:
         tracking.set_tags({f"kx.version.{pkg}": version for pkg, version in backend.versions().items()})
@@ -139,3 +136,16 @@ def _train(
         tracking.log_artifacts([model_dir])
         tracking.end()
     return monitor.best()[monitor.monitor]
+
+
+def _plots(monitor: EpochMonitor, data: Any, predicted: np.ndarray, out_dir: Path) -> List[Path]:
+    """The training curves and confusion matrix; a plot that fails is a warning, not a failed run."""
+    try:
+        return [
+            plots.training_curves(monitor.history, monitor.best_epoch, out_dir / "training_curves.png"),
+            plots.confusion_matrix(data.y_val, predicted, data.class_names, out_dir / "confusion_matrix.png"),
+        ]
+    except Exception as err:  # noqa: BLE001  (matplotlib raises many unrelated types)
+        log.warning("kx: warning: the plots were not drawn (%s: %s); the model and metrics are saved",
+                    type(err).__name__, err)  # fmt: skip
+        return []

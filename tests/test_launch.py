@@ -74,7 +74,7 @@ def test_dry_run_prints_the_full_request_without_any_network(tmp_path):
     request = dry_run(tmp_path, "train.epochs=5", "model.dropout=0.4")
     spec = request["AlgorithmSpecification"]
     assert spec["TrainingImage"].endswith(
-        ".dkr.ecr.eu-west-1.amazonaws.com/tensorflow-training:2.16-cpu-py310"
+        ".dkr.ecr.eu-west-1.amazonaws.com/tensorflow-training:2.19-cpu-py312"
     )
     hps = request["HyperParameters"]
     assert {k: hps[k] for k in ("backend", "model", "dataset", "train.epochs", "model.dropout")} == {
@@ -147,7 +147,7 @@ def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, aws):
     job = aws["sm"].describe_training_job(TrainingJobName=name)
     assert job["TrainingJobStatus"] == "Completed"
     assert job["HyperParameters"]["train.epochs"] == "4" and job["RoleArn"] == ROLE
-    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("tensorflow-training:2.16-cpu-py310")
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith("tensorflow-training:2.19-cpu-py312")
     keys = {o["Key"] for o in aws["s3"].list_objects_v2(Bucket=BUCKET)["Contents"]}
     code_key = job["HyperParameters"]["sagemaker_submit_directory"].split(f"{BUCKET}/", 1)[1]
     assert code_key in keys

@@ -107,6 +107,7 @@ def test_tensorflow_job_on_two_hosts_trains_one_model(tmp_path):
         "current_host": "algo-2",
         "hosts": ["algo-1", "algo-2"],
         "network_interface_name": "eth0",
+        "current_instance_type": "ml.m5.xlarge",
     }
     logs = [(host / "output" / "rehearsal.log").read_text() for host in (first, second)]
     # each host trains on half of every global batch of 128: 1500 samples -> 11 steps of 2 x 64

@@ -1,7 +1,6 @@
 """target=sagemaker_local: the job target=sagemaker would submit, run here as its container would."""
 
 import json
-import os
 import sys
 import tarfile
 from pathlib import Path
@@ -9,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_DIR
+from tests.helpers.container import IMAGE_PYTHONS, image_python, script_command
 from tests.test_launch import launch
 
 pytestmark = pytest.mark.slow
 
-PY38 = PROJECT_DIR / ".venv38" / "bin" / "python"  # built by .ci/run like the MXNet 1.9 image
+PY38 = IMAGE_PYTHONS["mxnet"]
 
 
 def rehearse(tmp_path, *args: str):
@@ -34,7 +34,7 @@ def mlflow_run(folder: Path):
 def test_tensorflow_job_runs_as_in_its_container_and_is_tracked(tmp_path):
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
         pytest.skip("apt-get install dataset-fashion-mnist")
-    proc, root = rehearse(tmp_path, "model.dense_units=64")
+    proc, root = rehearse(tmp_path, "model.dense_units=64", f"target.python={image_python('tensorflow')}")
     hps = json.loads((root / "input" / "config" / "hyperparameters.json").read_text())
     assert hps["model.dense_units"] == "64" and hps["sagemaker_program"] == "train.py"
     assert set(json.loads((root / "input" / "config" / "inputdataconfig.json").read_text())) == {
@@ -46,8 +46,9 @@ def test_tensorflow_job_runs_as_in_its_container_and_is_tracked(tmp_path):
         == "algo-1"
     )
     assert (root / "input" / "data" / "training" / "training.npz").is_file()
-    argv = proc.stderr.split(": ", 1)[1].splitlines()[0]
-    assert " train.py --backend tensorflow " in argv and " --model_dir s3://" in argv  # TF's convention
+    argv = script_command(root)  # the toolkit's
+    assert " -- train.py --backend tensorflow " in argv and " --model_dir s3://" in argv  # TF's convention
+    assert "on Python 3.12." in proc.stdout  # the TensorFlow 2.19 image's
     assert (root / "model" / "model" / "1" / "saved_model.pb").is_file()  # TF Serving layout
     assert (root / "checkpoints" / "last" / "monitor.json").is_file()
     metrics = json.loads((root / "output" / "data" / "metrics.json").read_text())
@@ -68,14 +69,10 @@ def test_tensorflow_job_runs_as_in_its_container_and_is_tracked(tmp_path):
 def test_mxnet_job_runs_on_python_38_like_the_mxnet_image(tmp_path):
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
         pytest.skip("apt-get install dataset-fashion-mnist")
-    if not PY38.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{PY38} is missing: .ci/run builds it")
-        pytest.skip(f"{PY38} is missing (see .ci/run)")
-    proc, root = rehearse(tmp_path, "backend=mxnet", "model=mlp", f"target.python={PY38}")
+    proc, root = rehearse(tmp_path, "backend=mxnet", "model=mlp", f"target.python={image_python('mxnet')}")
     assert "on Python 3.8." in proc.stdout
-    argv = proc.stderr.split(": ", 1)[1].splitlines()[0]
-    assert " --backend mxnet " in argv and "--model_dir" not in argv  # MXNet's convention
+    argv = script_command(root)  # the toolkit's
+    assert " -- train.py --backend mxnet " in argv and "--model_dir" not in argv  # MXNet's convention
     assert {p.name for p in (root / "model").iterdir()} == {
         "model-symbol.json",
         "model-0000.params",

@@ -104,3 +104,25 @@ def test_train_py_writes_the_failure_file_sagemaker_shows(tmp_path):
 
 def test_failure_file_only_inside_sagemaker(tmp_path):
     assert script_mode.write_failure("boom", {}) is None
+
+
+def test_a_malformed_value_is_one_line_naming_it(translate):
+    with pytest.raises(HyperparameterError) as err:
+        translate(["--train.epochs", "abc"])
+    assert str(err.value) == (
+        "Error merging override train.epochs=abc: Value 'abc' of type 'str' could not be converted to Integer."
+    )
+
+
+def test_a_missing_channel_is_named(translate):
+    env = {k: v for k, v in SM_ENV.items() if k != "SM_CHANNEL_VALIDATION"}
+    with pytest.raises(script_mode.ChannelError, match="but validation is missing"):
+        translate(["--dataset", "fashion_mnist"], {**env, "SM_CHANNELS": '["training"]'})
+
+
+def test_opt_ml_paths_follow_the_toolkits_base_dir(translate):
+    argv = ["--train.checkpoint_dir", "/opt/ml/checkpoints", "--dataset", "digits"]
+    assert "train.checkpoint_dir=/opt/ml/checkpoints" in translate(argv)
+    assert "train.checkpoint_dir=/rehearsal/checkpoints" in translate(
+        argv, {**SM_ENV, "SAGEMAKER_BASE_DIR": "/rehearsal"}
+    )

@@ -98,8 +98,8 @@ class SageMakerTargetConfig(TargetConfig):
     spot: bool = False  # managed spot training: checkpoints make interruptions cost <= 1 epoch
     max_wait_s: Optional[int] = None  # spot only; None: 2 x max_runtime_s
     checkpoint: bool = True  # sync train.checkpoint_dir with S3 (always on for spot)
-    framework_version: Optional[str] = None  # None: tensorflow 2.16 / mxnet 1.9
-    py_version: Optional[str] = None  # None: the image's (py310 / py38)
+    framework_version: Optional[str] = None  # None: tensorflow 2.19 / mxnet 1.9
+    py_version: Optional[str] = None  # None: the image's (py312 / py38)
     base_job_name: str = "kx"
     container_log_level: int = 20
     tags: Dict[str, str] = field(default_factory=dict)

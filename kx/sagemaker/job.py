@@ -28,6 +28,9 @@ PARAMETER_SERVER_KEY = "sagemaker_parameter_server_enabled"
 # What train.py needs inside the framework images beyond what they ship: the toolkit installs the
 # requirements.txt it finds beside the entry point.
 JOB_REQUIREMENTS = Path(__file__).with_name("job-requirements.txt")
+# ...and per backend: the TensorFlow images pin no Keras (each carries whatever 3.x its build
+# resolved) while kx calls Keras APIs of 3.6 (``Model.export(..., verbose=...)``).
+BACKEND_REQUIREMENTS = {"tensorflow": ["keras>=3.6,<4"]}
 # Regexes over train.py's log lines. The last match wins, and the run's last metric lines carry the
 # best epoch's values (best_val_acc=..., best_val_loss=...), so the job's final metrics are the best.
 METRIC_DEFINITIONS = [
@@ -38,7 +41,8 @@ METRIC_DEFINITIONS = [
     {"Name": "best_epoch", "Regex": r"best_epoch=([0-9]+)"},
 ]
 # Framework images per backend: (framework, default version, default Python).
-IMAGES = {"tensorflow": ("tensorflow", "2.16", "py310"), "mxnet": ("mxnet", "1.9", "py38")}
+# TensorFlow 2.19 is the newest the SDK's image catalogue serves; .ci/run rehearses in its versions.
+IMAGES = {"tensorflow": ("tensorflow", "2.19", "py312"), "mxnet": ("mxnet", "1.9", "py38")}
 
 
 class LaunchError(KxError):
@@ -74,14 +78,21 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def package_source(dest: Path) -> Path:
+def job_requirements(backend: str) -> str:
+    """The job's ``requirements.txt``: what train.py needs in every image, then what ``backend``'s needs."""
+    return JOB_REQUIREMENTS.read_text() + "".join(
+        f"{line}\n" for line in BACKEND_REQUIREMENTS.get(backend, [])
+    )
+
+
+def package_source(dest: Path, backend: str) -> Path:
     """``sourcedir.tar.gz``: train.py, conf/, kx/ and the job's requirements.txt, byte-reproducible."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         files = [PROJECT_DIR / "train.py", *sorted((PROJECT_DIR / "conf").rglob("*.yaml")),
                  *sorted((PROJECT_DIR / "kx").rglob("*.py"))]  # fmt: skip
         entries = [(str(f.relative_to(PROJECT_DIR)), f.read_bytes()) for f in files]
-        entries.append(("requirements.txt", JOB_REQUIREMENTS.read_bytes()))
+        entries.append(("requirements.txt", job_requirements(backend).encode()))
         for name, data in entries:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -110,15 +121,21 @@ def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
     """The job's hyperparameters: the group choices plus the user's overrides, as config paths.
 
     Target, tracking and Hydra settings stay with launch.py (which logs the job to MLflow); the job
-    composes the same config from these.
+    composes the same config from these. Each value is the composed one, encoded to survive the
+    toolkit's JSON decoding (:func:`~kx.sagemaker.script_mode.encode_value`).
     """
+    from kx.sagemaker.script_mode import encode_value
+
     choices = cfg.hydra.runtime.choices
     hps = {group: choices[group] for group in GROUPS}
     for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
+        key = override.lstrip("+~").partition("=")[0]
         if key.split(".")[0] in ("target", "hydra", "tracking") or key in GROUPS:
             continue
-        hps[key] = value
+        value = OmegaConf.select(cfg, key)
+        hps[key] = encode_value(
+            OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        )
     return hps
 
 
@@ -148,7 +165,7 @@ def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> 
                           "target.role=arn:aws:iam::<account>:role/<name> or $KX_SAGEMAKER_ROLE.")  # fmt: skip
     root = f"s3://{bucket}/{target.prefix}"
     base = f"{target.base_job_name}-{cfg.backend.name}-{secrets.token_hex(2)}"
-    source = package_source(work_dir)
+    source = package_source(work_dir, cfg.backend.name)
     hps = hyperparameters(cfg, overrides)
     checkpoint_uri = None
     if target.spot or target.checkpoint:

@@ -1,20 +1,26 @@
 """``target=sagemaker_local``: run the very job target=sagemaker would submit, here, without Docker.
 
-From the CreateTrainingJob request it lays out the container's ``/opt/ml`` tree in a temporary
-folder (config JSON files, channel folders, the unpacked source), sets the ``SM_*`` environment the
-framework toolkit sets, and runs ``python train.py --key value ...`` with the toolkit's argv. Then it
-reads the metrics back from the log with the job's own metric definitions and reports the run in
-the shape of a DescribeTrainingJob response.
+From the CreateTrainingJob request it lays out the container's ``/opt/ml`` tree in a folder (config
+JSON files, channel folders, the unpacked source) and starts the framework images' own entry, the
+SageMaker training toolkit's ``train`` command (PyPI ``sagemaker-training``), in the job's Python
+with ``SAGEMAKER_BASE_DIR`` pointing at that folder. The toolkit then does what it does in the
+image: installs the job's ``requirements.txt``, sets the ``SM_*`` environment, builds the argv from
+``hyperparameters.json`` and runs ``python -- train.py ...``; when the script fails it writes the
+generic FailureReason unless the script wrote its own. The rehearsal reads the metrics back from
+the log with the job's own metric definitions and reports the run in the shape of a
+DescribeTrainingJob response.
 
 A job with ``InstanceCount`` N > 1 runs as N hosts ``algo-1`` ... ``algo-N``, each a process with
 its own ``/opt/ml`` (``<root>/algo-i``), all on 127.0.0.1: ``KX_HOST_ADDRESSES`` stands in for the
-job network's host names, and for an MXNet parameter-server job the rehearsal starts the scheduler
-and servers as the MXNet container does. The first host's log and model are the job's.
+job network's host names (the toolkit skips its DNS wait for them, as in SageMaker Studio's local
+mode), and for an MXNet parameter-server job the rehearsal starts the scheduler and servers as the
+MXNet container does. The first host's log and model are the job's.
 
 SIGTERM to the rehearsing process stops the job as StopTrainingJob does: every host gets SIGTERM,
 saves nothing past its last checkpoint, and the job ends ``Stopped``.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -32,24 +38,12 @@ from typing import Any, Dict, List, Tuple
 from omegaconf import DictConfig
 
 from kx.backends.cluster import ADDRESSES_ENV
-from kx.sagemaker.job import PARAMETER_SERVER_KEY, JobPlan
+from kx.sagemaker.job import PARAMETER_SERVER_KEY, JobPlan, LaunchError
 
 STOP_GRACE_S = 10  # between SIGTERM and SIGKILL for the other hosts of a failed job
 PARAMETER_SERVER_START = "from kx.backends.gluon import import_mxnet; import_mxnet()"  # serves until done
-
-
-def user_argv(hyperparameters: Dict[str, str]) -> List[str]:
-    """The toolkit's argv: every non-``sagemaker_`` hyperparameter as ``--key value``, JSON decoded."""
-    argv: List[str] = []
-    for key, raw in sorted(hyperparameters.items()):
-        if key.startswith("sagemaker_"):
-            continue
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        argv += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-    return argv
+TOOLKIT_TRAIN = "from sagemaker_training.cli.train import main; main()"  # the images' `train` command
+HAS_TOOLKIT = "import importlib.util, sys; sys.exit(importlib.util.find_spec('sagemaker_training') is None)"
 
 
 def scrape_metrics(log: str, definitions: List[Dict[str, str]]) -> Dict[str, float]:
@@ -62,62 +56,37 @@ def scrape_metrics(log: str, definitions: List[Dict[str, str]]) -> Dict[str, flo
     return found
 
 
-def _layout(
-    root: Path, request: Dict[str, Any], job: JobPlan, hosts: List[str], host: str
-) -> Tuple[Dict[str, str], List[str]]:
-    """Create ``host``'s /opt/ml under ``root``; return the toolkit's SM_* environment and the script's argv."""
+def check_toolkit(python: str) -> None:
+    """:class:`LaunchError` unless ``python`` has the training toolkit the framework images run."""
+    if subprocess.run([python, "-c", HAS_TOOLKIT], capture_output=True).returncode:
+        raise LaunchError(f"{python} lacks the SageMaker training toolkit that runs jobs in the framework "
+                          f"images; install it there: {python} -m pip install sagemaker-training")  # fmt: skip
 
-    def local(path: str) -> str:
-        return str(root / path[len("/opt/ml/") :]) if path.startswith("/opt/ml/") else path
 
+def layout(root: Path, request: Dict[str, Any], job: JobPlan, hosts: List[str], host: str) -> None:
+    """Create ``host``'s /opt/ml under ``root`` as SageMaker fills it before the container starts."""
     config, code = root / "input" / "config", root / "code"
     for folder in (config, code, root / "model", root / "output" / "data", root / "checkpoints"):
         folder.mkdir(parents=True, exist_ok=True)
-    hps = {k: local(v) for k, v in request.get("HyperParameters", {}).items()}
-    channels = {}
     for name, upload in job.channels.items():
-        channels[name] = root / "input" / "data" / name
-        channels[name].mkdir(parents=True)
-        shutil.copy(upload.local, channels[name] / upload.local.name)
+        (root / "input" / "data" / name).mkdir(parents=True)
+        shutil.copy(upload.local, root / "input" / "data" / name / upload.local.name)
     with tarfile.open(job.source.local) as tar:
-        tar.extractall(code)
-    resource = {"current_host": host, "hosts": hosts, "network_interface_name": "eth0"}
+        tar.extractall(code)  # the toolkit finds the code there and skips its S3 download
+    resource = {"current_host": host, "hosts": hosts, "network_interface_name": "eth0",
+                "current_instance_type": request["ResourceConfig"]["InstanceType"]}  # fmt: skip
     input_config = {c["ChannelName"]: {"TrainingInputMode": c.get("InputMode", "File"),
                                        "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
                     for c in request.get("InputDataConfig", [])}  # fmt: skip
-    (config / "hyperparameters.json").write_text(json.dumps(hps, indent=2))
+    (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters", {}), indent=2))
     (config / "inputdataconfig.json").write_text(json.dumps(input_config, indent=2))
     (config / "resourceconfig.json").write_text(json.dumps(resource, indent=2))
-    env = {
-        "SM_MODEL_DIR": str(root / "model"),
-        "SM_OUTPUT_DIR": str(root / "output"),
-        "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
-        "SM_INPUT_DIR": str(root / "input"),
-        "SM_INPUT_CONFIG_DIR": str(config),
-        "SM_CHANNELS": json.dumps(sorted(channels)),
-        "SM_HOSTS": json.dumps(hosts),
-        "SM_CURRENT_HOST": host,
-        "SM_NUM_GPUS": "0",
-        "SM_NUM_CPUS": str(os.cpu_count() or 1),
-        "SM_HPS": json.dumps({k: v for k, v in hps.items() if not k.startswith("sagemaker_")}),
-        "SM_USER_ARGS": json.dumps(user_argv(hps)),
-        "SM_USER_ENTRY_POINT": hps.get("sagemaker_program", "train.py"),
-        "SM_MODULE_DIR": hps.get("sagemaker_submit_directory", ""),
-        "SM_RESOURCE_CONFIG": json.dumps(resource),
-        "SM_INPUT_DATA_CONFIG": json.dumps(input_config),
-        "SM_LOG_LEVEL": hps.get("sagemaker_container_log_level", "20"),
-        "SM_TRAINING_ENV": json.dumps(
-            {
-                "job_name": request["TrainingJobName"],
-                "hyperparameters": hps,
-                "hosts": hosts,
-                "current_host": host,
-                "channel_input_dirs": {k: str(v) for k, v in channels.items()},
-            }
-        ),  # fmt: skip
-        **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
-    }
-    return env, [env["SM_USER_ENTRY_POINT"], *user_argv(hps)]
+
+
+def container_env(root: Path) -> Dict[str, str]:
+    """What the rehearsal tells the toolkit: where /opt/ml is, and that the job's host names are not
+    in DNS (the toolkit's switch for SageMaker Studio's local mode skips its wait for them)."""
+    return {"SAGEMAKER_BASE_DIR": str(root), "SM_STUDIO_LOCAL_MODE": "true", "PYTHONUNBUFFERED": "1"}
 
 
 def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> Dict[str, Any]:
@@ -127,51 +96,69 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
     hosts = [f"algo-{i}" for i in range(1, request["ResourceConfig"]["InstanceCount"] + 1)]
     roots = {host: root if len(hosts) == 1 else root / host for host in hosts}
     python = cfg.target.python or sys.executable
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "MLFLOW_", "KX_", "DMLC_"))}
-    base_env.update(_network_env(hosts), PYTHONUNBUFFERED="1")
+    check_toolkit(python)
     started = time.monotonic()
-    parameter_servers = len(hosts) > 1 and _truthy(
-        request.get("HyperParameters", {}).get(PARAMETER_SERVER_KEY)
-    )
-    ps_env = _parameter_server_env(len(hosts), _free_port()) if parameter_servers else {}
     helpers, procs, logs, stopped = [], {}, {}, []
 
     def stop_job(signum: int, frame: Any) -> None:
         """SIGTERM to this process stops the job as StopTrainingJob does: SIGTERM to every host."""
         stopped.append(signum)
         for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            _signal_host(proc, signal.SIGTERM)
 
     previous_handler = signal.signal(signal.SIGTERM, stop_job)
     try:
+        envs = _host_envs(request, hosts, roots)
         for host in hosts:
-            env, argv = _layout(roots[host], request, job, hosts, host)
-            env = {**base_env, **env}
-            if parameter_servers:
-                env.update(ps_env)
-                roles = ["scheduler", "server"] if host == hosts[0] else ["server"]
-                helpers += [subprocess.Popen([python, "-c", PARAMETER_SERVER_START], cwd=roots[host] / "code",
-                                             env={**env, "DMLC_ROLE": role}, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL) for role in roles]  # fmt: skip
-                env.update(DMLC_ROLE="worker")
-            print(f"rehearsing {request['TrainingJobName']} on {host} in {roots[host]}: {python} {' '.join(argv)}",
-                  file=sys.stderr)  # fmt: skip
-            procs[host] = subprocess.Popen([python, *argv], cwd=roots[host] / "code", env=env,
+            layout(roots[host], request, job, hosts, host)
+            helpers += _start_parameter_servers(python, envs[host], roots[host], first=host == hosts[0])
+            print(f"rehearsing {request['TrainingJobName']} on {host} in {roots[host]} with {python} "
+                  "(the SageMaker training toolkit's train command)", file=sys.stderr)  # fmt: skip
+            procs[host] = subprocess.Popen([python, "-c", TOOLKIT_TRAIN], cwd=roots[host], env=envs[host],
                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
         failed = _wait_all(procs, logs, prefix=len(hosts) > 1)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
+        for proc in procs.values():
+            _signal_host(proc, signal.SIGKILL)
+        for proc in helpers:
+            proc.kill()
         for proc in [*procs.values(), *helpers]:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    seconds = int(time.monotonic() - started)
+            proc.wait()
     status = "Stopped" if stopped else "Failed" if failed else "Completed"
-    chief = roots[hosts[0]]
-    log = "".join(logs[hosts[0]])
+    return _describe(request, status, roots, logs, failed, int(time.monotonic() - started))
+
+
+def _host_envs(
+    request: Dict[str, Any], hosts: List[str], roots: Dict[str, Path]
+) -> Dict[str, Dict[str, str]]:
+    """Each host's process environment: this one's, less the job variables the toolkit sets, plus
+    :func:`container_env`, the hosts' addresses and, for a parameter-server job, MXNet's ``DMLC_*``."""
+    prefixes = ("SM_", "SAGEMAKER_", "MLFLOW_", "KX_", "DMLC_")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    base.update(_network_env(hosts))
+    if len(hosts) > 1 and _truthy(request.get("HyperParameters", {}).get(PARAMETER_SERVER_KEY)):
+        base.update(_parameter_server_env(len(hosts), _free_port()), DMLC_ROLE="worker")
+    return {host: {**base, **container_env(roots[host])} for host in hosts}
+
+
+def _start_parameter_servers(python: str, env: Dict[str, str], root: Path, first: bool) -> List[Any]:
+    """For a parameter-server job, start this host's MXNet server (and on the first host the
+    scheduler) as the MXNet container does before it runs the script."""
+    if "DMLC_ROLE" not in env:
+        return []
+    return [subprocess.Popen([python, "-c", PARAMETER_SERVER_START], cwd=root / "code",
+                             env={**env, "DMLC_ROLE": role}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for role in (["scheduler", "server"] if first else ["server"])]  # fmt: skip
+
+
+def _describe(request: Dict[str, Any], status: str, roots: Dict[str, Path], logs: Dict[str, List[str]],
+              failed: List[Tuple[str, int]], seconds: int) -> Dict[str, Any]:  # fmt: skip
+    """The finished job as DescribeTrainingJob reports it; every host's log in ``output/rehearsal.log``."""
+    hosts = list(roots)
     for host in hosts:
         (roots[host] / "output" / "rehearsal.log").write_text("".join(logs[host]))
+    definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
     description = {
         "TrainingJobName": request["TrainingJobName"],
         "TrainingJobStatus": status,
@@ -181,12 +168,10 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
         "ResourceConfig": request["ResourceConfig"],
         "FinalMetricDataList": [
             {"MetricName": k, "Value": v}
-            for k, v in scrape_metrics(
-                log, request["AlgorithmSpecification"].get("MetricDefinitions", [])
-            ).items()
+            for k, v in scrape_metrics("".join(logs[hosts[0]]), definitions).items()
         ],  # fmt: skip
         "BillableTimeInSeconds": seconds * len(hosts),
-        "ModelArtifacts": {"S3ModelArtifacts": str(_tar_model(chief))},
+        "ModelArtifacts": {"S3ModelArtifacts": str(_tar_model(roots[hosts[0]]))},
     }
     if failed:
         host, code = failed[0]
@@ -255,10 +240,10 @@ def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool) -
         if stopping_since is None and failed:
             stopping_since = time.monotonic()
             for proc in running:
-                proc.terminate()
+                _signal_host(proc, signal.SIGTERM)
         elif stopping_since is not None and time.monotonic() - stopping_since > STOP_GRACE_S:
             for proc in running:
-                proc.kill()
+                _signal_host(proc, signal.SIGKILL)
         time.sleep(0.2)
     for reader in readers:
         reader.join()
@@ -266,6 +251,23 @@ def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool) -
         if proc.returncode != 0:
             failed.setdefault(host, proc.returncode)
     return list(failed.items())
+
+
+def _signal_host(proc: Any, sig: int) -> None:
+    """``sig`` to what the host's toolkit started (train.py first of all), or to the toolkit while it
+    has started nothing; SIGKILL to both. The toolkit outlives its script to report, as in the image."""
+    import psutil  # a dependency of the toolkit
+
+    if proc.poll() is not None:
+        return  # its id may belong to another process by now
+    try:
+        toolkit = psutil.Process(proc.pid)
+        started = toolkit.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for target in started if started and sig != signal.SIGKILL else [*started, toolkit]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            target.send_signal(sig)
 
 
 def _tar_model(root: Path) -> Path:

@@ -15,7 +15,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig
 
-from kx.errors import KxError
+from kx.data import channels, registry
+from kx.errors import KxError, one_line
 
 GROUPS = ("backend", "model", "dataset", "target")
 HYDRA_FLAGS = {
@@ -23,11 +24,24 @@ HYDRA_FLAGS = {
     "--config-path", "--config-name", "--config-dir", "--info", "--shell-completion", "--version",
     "--experimental-rerun",
 }  # fmt: skip
-_PLAIN = re.compile(r"^[\w.:/+@-]*$")
+_PLAIN = re.compile(r"^[A-Za-z_/][\w.:/+@-]*$")  # a string Hydra reads unquoted...
+_TYPED = re.compile(r"^(null|true|false|inf|nan)$", re.IGNORECASE)  # ...unless it reads as another type
+_PYTHON_WORDS = {
+    "True": True,
+    "False": False,
+    "inf": float("inf"),
+    "-inf": float("-inf"),
+    "nan": float("nan"),
+}
+CHANNELS = channels.NAMES  # what a file-backed (shipped) dataset reads in a job
 
 
 class HyperparameterError(KxError):
     """A hyperparameter kx cannot use; the message names it and the nearest valid keys."""
+
+
+class ChannelError(KxError):
+    """The job lacks a data channel its dataset reads."""
 
 
 def in_sagemaker(env: Mapping[str, str]) -> bool:
@@ -63,8 +77,23 @@ def decode_value(raw: str) -> str:
     try:
         value = json.loads(raw)
     except ValueError:
-        value = {"True": True, "False": False}.get(raw, raw)
+        value = _PYTHON_WORDS.get(raw, raw)  # how the toolkit writes decoded booleans and floats
     return _to_hydra(value)
+
+
+def encode_value(value: object) -> str:
+    """A hyperparameter value that reaches train.py as ``value``.
+
+    The toolkit JSON-decodes each value and puts ``str()`` of it on the command line (``None`` as an
+    empty argument, ``True`` as ``True``, a list in Python's repr). Numbers, booleans and strings that
+    read back as themselves travel as they are; ``None``, lists, dicts and strings that would read as
+    another type travel as JSON text of JSON text, so the command line carries their JSON.
+    """
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    if isinstance(value, str) and decode_value(value) == _to_hydra(value):
+        return value if _PLAIN.match(value) else json.dumps(value)
+    return json.dumps(json.dumps(value))
 
 
 def _to_hydra(value: object) -> str:
@@ -73,13 +102,15 @@ def _to_hydra(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, (int, float)):
-        return json.dumps(value)
+        return repr(value)  # inf and nan as Hydra spells them
     if isinstance(value, list):
         return "[" + ",".join(_to_hydra(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ",".join(f"{k}:{_to_hydra(v)}" for k, v in value.items()) + "}"
     text = str(value)
-    return text if _PLAIN.match(text) else "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if _PLAIN.match(text) and not _TYPED.match(text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def config_keys(cfg: DictConfig, prefix: str = "") -> List[str]:
@@ -125,12 +156,24 @@ def environment_overrides(env: Mapping[str, str], cfg: DictConfig, hps: Dict[str
         "hydra.run.dir": env.get("SM_OUTPUT_DATA_DIR"),
         "backend.num_gpus": env.get("SM_NUM_GPUS"),
     }
-    training = env.get("SM_CHANNEL_TRAINING")
-    if training:  # channels are /opt/ml/input/data/<name>/; kx reads training/ and validation/ below it
-        wanted["dataset.channel_dir"] = str(Path(training).parent)
+    if registry.spec(cfg.dataset.name).shipped:
+        # channels are /opt/ml/input/data/<name>/; kx reads training/ and validation/ below it
+        wanted["dataset.channel_dir"] = str(Path(channel_dirs(env, cfg.dataset.name)[0]).parent)
     if not any(k.startswith("tracking.") for k in hps):
         wanted["tracking.enabled"] = "false"  # the job's results reach MLflow through launch.py
-    return [f"{k}={_to_hydra(v)}" for k, v in wanted.items() if v is not None and k not in hps]
+    return [f"{k}={decode_value(v)}" for k, v in wanted.items() if v is not None and k not in hps]
+
+
+def channel_dirs(env: Mapping[str, str], dataset: str) -> List[str]:
+    """The folders of the :data:`CHANNELS` a file-backed dataset reads; :class:`ChannelError` when
+    the job lacks one."""
+    missing = [name for name in CHANNELS if f"SM_CHANNEL_{name.upper()}" not in env]
+    if missing:
+        given = ", ".join(json.loads(env.get("SM_CHANNELS", "[]"))) or "none"
+        raise ChannelError(f"dataset={dataset} reads the job's {' and '.join(CHANNELS)} channels, but "
+                           f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (the job has: {given}); give it the channels "
+                           "launch.py uploads, or choose dataset=digits or dataset=synthetic.")  # fmt: skip
+    return [env[f"SM_CHANNEL_{name.upper()}"] for name in CHANNELS]
 
 
 def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List[str]:
@@ -145,12 +188,33 @@ def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List
     groups = [f"{k}={decode_value(v)}" for k, v in hps.items() if k in GROUPS]
     cfg = compose_cfg(groups)
     check_keys(hps, cfg)
-    overrides = groups + [f"{k}={decode_value(v)}" for k, v in hps.items() if k not in GROUPS]
+    overrides = groups + [
+        f"{k}={decode_value(container_path(v, env))}" for k, v in hps.items() if k not in GROUPS
+    ]
     if model_dir and not model_dir.startswith("s3://") and "SM_MODEL_DIR" not in env:
         overrides.append(f"export.model_dir={_to_hydra(model_dir)}")
+    check_values(overrides, compose_cfg)
     if in_sagemaker(env):
         overrides += environment_overrides(env, cfg, hps)
     return overrides
+
+
+def check_values(overrides: List[str], compose_cfg) -> None:
+    """Compose the whole config once, so that a malformed value fails here as one line."""
+    from hydra.errors import HydraException
+
+    try:
+        compose_cfg(overrides)
+    except HydraException as err:
+        cause = f": {one_line(err.__cause__)}" if err.__cause__ else ""
+        raise HyperparameterError(f"{one_line(err)}{cause}.") from None
+
+
+def container_path(raw: str, env: Mapping[str, str]) -> str:
+    """A value naming a path in /opt/ml, moved to where ``SAGEMAKER_BASE_DIR`` puts /opt/ml (the
+    toolkit's setting for running outside SageMaker, as the rehearsal does); unchanged in a job."""
+    base = env.get("SAGEMAKER_BASE_DIR")
+    return base + raw[len("/opt/ml") :] if base and raw.startswith("/opt/ml/") else raw
 
 
 def on_several_hosts(env: Mapping[str, str]) -> bool:
