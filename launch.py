@@ -60,8 +60,6 @@ def sdk_config(telemetry: bool) -> dict:
 
 
 def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, stream_logs: bool) -> int:
-    from sagemaker.core.helper.session_helper import Session
-
     from kx.sagemaker import job as jobs_plan
     from kx.sagemaker.validate import validate as validate_request
 
@@ -71,7 +69,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     boto_session, sm, s3 = clients(target.region)  # no request is sent until a call below
-    session = Session(boto_session=boto_session, sagemaker_config=sdk_config(target.sdk_telemetry))
+    session = jobs_plan.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
     bucket = target.bucket or (None if dry_run else session.default_bucket())
     if not bucket:
         raise KxError("--dry-run needs target.bucket (the default bucket's name includes the account "
@@ -79,7 +77,12 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
     with tempfile.TemporaryDirectory() as tmp:
         job = jobs_plan.plan(cfg, overrides, Path(tmp), bucket)
         trainer = jobs_plan.model_trainer(cfg, job, session)
-        request = jobs_plan.request(trainer)
+        if cfg.get("sweep"):
+            from kx.sagemaker import tuning
+
+            return tuning.launch(cfg, overrides, trainer, job, session, sm, s3, dry_run, wait)
+        name = jobs_plan.job_name(job.base_job_name)
+        request = jobs_plan.request(session, trainer.train(wait=False, logs=False), "TrainingJobName", name)
         validate_request(request, "CreateTrainingJob")
         if dry_run:
             print(json.dumps(request, indent=2, default=str))
@@ -89,8 +92,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         for item in job.uploads:
             uploaded = jobs_plan.upload(s3, item)
             print(f"{'uploaded' if uploaded else 'already in S3, skipped'}: {item.uri}", file=sys.stderr)
-        trainer.train(wait=False, logs=False)
-    name = trainer._latest_training_job.training_job_name
+        sm.create_training_job(**request)
     print(name)
     if not wait:
         return 0
