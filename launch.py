@@ -78,9 +78,9 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         job = jobs_plan.plan(cfg, overrides, Path(tmp), bucket)
         trainer = jobs_plan.model_trainer(cfg, job, session)
         if cfg.get("sweep"):
-            from kx.sagemaker import tuning
+            from kx.sagemaker import tuning_jobs
 
-            return tuning.launch(cfg, overrides, trainer, job, session, sm, s3, dry_run, wait)
+            return tuning_jobs.launch(cfg, trainer, job, session, (sm, s3), dry_run, wait)
         name = jobs_plan.job_name(job.base_job_name)
         request = jobs_plan.request(session, trainer.train(wait=False, logs=False), "TrainingJobName", name)
         validate_request(request, "CreateTrainingJob")

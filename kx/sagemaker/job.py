@@ -213,7 +213,7 @@ def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
 
     target = cfg.target
     tags = {"kx:backend": cfg.backend.name, "kx:model": cfg.model.name, "kx:dataset": cfg.dataset.name,
-            **target.tags}  # fmt: skip
+            **({"kx:sweep": cfg.sweep.name} if cfg.get("sweep") else {}), **target.tags}  # fmt: skip
     trainer = ModelTrainer(
         sagemaker_session=session,
         role=target.role,

@@ -65,17 +65,19 @@ def wait(
 ) -> Dict[str, Any]:
     """Poll until the job ends, showing a live status line (and its logs when ``tail`` is given)."""
     started = time.monotonic()
-    interactive = out.isatty()
     while True:
         description = sm.describe_training_job(TrainingJobName=job_name)
         if tail is not None:
             tail.poll()
-        line = status_line(description, started)
-        print(
-            f"\r{line}\033[K" if interactive else line, end="" if interactive else "\n", file=out, flush=True
-        )
+        show(status_line(description, started), out, done=description["TrainingJobStatus"] in TERMINAL)
         if description["TrainingJobStatus"] in TERMINAL:
-            if interactive:
-                print(file=out)
             return description
         time.sleep(poll_s)
+
+
+def show(line: str, out: TextIO, done: bool) -> None:
+    """One live status line on a terminal (rewritten in place), a line per update otherwise."""
+    if out.isatty():
+        print(f"\r{line}\033[K", end="\n" if done else "", file=out, flush=True)
+    else:
+        print(line, file=out, flush=True)

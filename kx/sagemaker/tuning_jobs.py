@@ -1,0 +1,129 @@
+"""Submitting a tuning job, following it with one live status line, and fetching its trials."""
+
+import io
+import json
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, TextIO
+
+from omegaconf import DictConfig
+
+from kx.sagemaker.jobs import TERMINAL, show
+from kx.sagemaker.tuning_results import Trial
+
+TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
+
+
+def launch(cfg: DictConfig, trainer: Any, job: Any, session: Any, clients: Any, dry_run: bool, wait: bool) -> int:
+    """Translate the sweep, then print the request (``--dry-run``), rehearse it here
+    (``target=sagemaker_local``) or submit it (and, with ``wait``, follow it and log its results)."""
+    from kx.sagemaker import tuning
+    from kx.sagemaker.job import upload
+
+    spec = tuning.translate(cfg)  # rejections first: nothing is built or uploaded for a bad sweep
+    request = tuning.request(spec, trainer, session, job.base_job_name)
+    if dry_run:
+        print(json.dumps(request, indent=2, default=str))
+        return 0
+    if cfg.target.name == "sagemaker_local":
+        from kx.sagemaker import tuning_rehearsal
+
+        return tuning_rehearsal.run(cfg, request, job)
+    sm, s3 = clients
+    for item in job.uploads:
+        uploaded = upload(s3, item)
+        print(f"{'uploaded' if uploaded else 'already in S3, skipped'}: {item.uri}", file=sys.stderr)
+    name = request["HyperParameterTuningJobName"]
+    sm.create_hyper_parameter_tuning_job(**request)
+    print(name)
+    if not wait or follow(sm, name, cfg.target.poll_s) is None:
+        return 0
+    return results(cfg, sm, s3, name)
+
+
+def status_line(description: Dict[str, Any], started: Optional[float] = None) -> str:
+    """``NAME: InProgress  trials 3 completed, 1 running, 0 failed, 0 stopped  best ...  (1m05s)``."""
+    counts = description.get("TrainingJobStatusCounters", {})
+    failed = counts.get("RetryableError", 0) + counts.get("NonRetryableError", 0)
+    line = (f"{description['HyperParameterTuningJobName']}: {description['HyperParameterTuningJobStatus']}  "
+            f"trials {counts.get('Completed', 0)} completed, {counts.get('InProgress', 0)} running, "
+            f"{failed} failed, {counts.get('Stopped', 0)} stopped")  # fmt: skip
+    best = description.get("BestTrainingJob", {}).get("FinalHyperParameterTuningJobObjectiveMetric")
+    if best:
+        line += f"  best {best['MetricName']}={best['Value']:.4f}"
+    if started is not None:
+        elapsed = int(time.monotonic() - started)
+        line += f"  ({elapsed // 60}m{elapsed % 60:02d}s)"
+    return line
+
+
+def follow(sm: Any, name: str, poll_s: float, out: TextIO = sys.stderr) -> Optional[Dict[str, Any]]:
+    """Poll until the tuning job ends; on Ctrl-C leave it running, say how to follow it, return None."""
+    started = time.monotonic()
+    try:
+        while True:
+            description = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+            done = description["HyperParameterTuningJobStatus"] in TUNING_TERMINAL
+            show(status_line(description, started), out, done)
+            if done:
+                return description
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        print(f"\ntuning job {name} keeps running on SageMaker: follow it with `python launch.py status {name}`, "
+              f"log its results so far with `python launch.py results {name}`, "
+              f"stop it with `python launch.py stop {name}`.", file=out)  # fmt: skip
+        return None
+
+
+def trial_names(sm: Any, name: str) -> List[str]:
+    """The tuning job's training jobs (every page)."""
+    names, token = [], None
+    while True:
+        page = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=name, **({"NextToken": token} if token else {})
+        )
+        names += [s["TrainingJobName"] for s in page["TrainingJobSummaries"]]
+        token = page.get("NextToken")
+        if not token:
+            return names
+
+
+def output_metrics(s3: Any, description: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``metrics.json`` from the job's ``output.tar.gz`` (train.py writes it to /opt/ml/output/data)."""
+    from kx.sagemaker.job import split_s3
+
+    if description["TrainingJobStatus"] not in TERMINAL:
+        return None
+    prefix = description.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
+    bucket, key = split_s3(f"{prefix}/{description['TrainingJobName']}/output/output.tar.gz")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.ClientError:
+        return None  # no output (a job that failed early): its final metric values stand in
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        member = next((m for m in tar.getmembers() if Path(m.name).name == "metrics.json"), None)
+        return json.loads(tar.extractfile(member).read()) if member else None
+
+
+def sweep_name(sm: Any, description: Dict[str, Any]) -> Optional[str]:
+    """The sweep file the job came from (its ``kx:sweep`` tag)."""
+    tags = sm.list_tags(ResourceArn=description["HyperParameterTuningJobArn"]).get("Tags", [])
+    return next((t["Value"] for t in tags if t["Key"] == "kx:sweep"), None)
+
+
+def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
+    """Log the tuning job's trials so far to MLflow (again: only what is new); 0 once it completed."""
+    from kx.sagemaker.tuning_results import record
+
+    description = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    trials = []
+    for job_name in trial_names(sm, name):
+        trial = sm.describe_training_job(TrainingJobName=job_name)
+        trials.append(Trial(trial, output_metrics(s3, trial)))
+    out_dir = Path("outputs") / "tuning" / name
+    run_id = record(cfg, description, trials, out_dir, sweep_name(sm, description))
+    if run_id:
+        print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)
+    return 0 if description["HyperParameterTuningJobStatus"] in ("Completed", "InProgress") else 1
