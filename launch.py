@@ -2,8 +2,11 @@
 
     python launch.py target=sagemaker backend=tensorflow train.epochs=20 [--dry-run] [--no-wait] [--logs]
     python launch.py target=sagemaker_local backend=mxnet          # rehearse the job here, no Docker
-    python launch.py status JOB_NAME
+    python launch.py target=sagemaker sweep=quick [--dry-run]   # a tuning job from conf/sweep/quick.yaml
+    python launch.py status JOB_NAME                  # a training or tuning job
     python launch.py logs JOB_NAME
+    python launch.py stop JOB_NAME
+    python launch.py results TUNING_JOB_NAME          # its trials as MLflow runs (again: updates)
 
 The job's result (status, final metrics, billable time, model artifact) is logged to MLflow.
 """
@@ -115,6 +118,7 @@ def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> 
 
     root = Path(cfg.target.root).resolve() / request["TrainingJobName"]
     description = rehearsal.run(cfg, request, job, root)
+    description.pop("BillableTimeInSeconds", None)  # a rehearsal costs nothing
     return report(cfg, overrides, summary(description))
 
 
@@ -138,17 +142,19 @@ def report(cfg: DictConfig, overrides: List[str], job: dict) -> int:
 
 
 def reattach(command: str, name: str, overrides: List[str]) -> int:
-    """``status NAME`` prints the job's state; ``logs NAME`` prints its logs (following a running job)."""
-    from kx.sagemaker.jobs import TERMINAL, LogTail, status_line
+    """``status|stop|results NAME`` (kx.sagemaker.commands); ``logs NAME`` prints a training job's
+    logs, following it while it runs."""
+    from kx.sagemaker import commands
+    from kx.sagemaker.jobs import TERMINAL, LogTail
 
     cfg = compose_config(["target=sagemaker", *overrides])
-    boto_session, sm, _ = clients(cfg.target.region)
+    boto_session, sm, s3 = clients(cfg.target.region)
     if command == "status":
-        description = sm.describe_training_job(TrainingJobName=name)
-        print(status_line(description, 0.0).rsplit(" (", 1)[0])
-        for metric in description.get("FinalMetricDataList", []):
-            print(f"{metric['MetricName']}={metric['Value']:.4f}")
-        return 0
+        return commands.status(sm, name)
+    if command == "stop":
+        return commands.stop(sm, name)
+    if command == "results":
+        return commands.results(cfg, sm, s3, name)
     tail = LogTail(boto_session.client("logs"), name)
     while True:
         status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
@@ -159,7 +165,7 @@ def reattach(command: str, name: str, overrides: List[str]) -> int:
 
 
 def main(argv: List[str]) -> int:
-    if argv and argv[0] in ("status", "logs"):
+    if argv and argv[0] in ("status", "logs", "stop", "results"):
         parser = argparse.ArgumentParser(prog=f"launch.py {argv[0]}")
         parser.add_argument("job_name")
         parser.add_argument("overrides", nargs="*", help="e.g. target.region=us-east-1")

@@ -32,13 +32,13 @@ PARAMETER_SERVER_KEY = "sagemaker_parameter_server_enabled"
 JOB_REQUIREMENTS = Path(__file__).with_name("job-requirements.txt")
 # Regexes over train.py's log lines (kx/backends/monitor.py), one per metric name MLflow shows for
 # local runs. SageMaker keeps each regex's last match as the job's final value: the per-epoch names
-# (a leading space: ``val_acc=`` never matches inside ``best_val_acc=``) end at the last epoch, the
-# ``best_*`` names come from the best-epoch lines train.py prints last.
+# end at the last epoch (``\b``: ``val_acc=`` never matches inside ``best_val_acc=``), the ``best_*``
+# names come from the best-epoch lines train.py prints last.
 EPOCH_METRICS = ("loss", "acc", "val_loss", "val_acc")
 METRIC_DEFINITIONS = [
-    *({"Name": name, "Regex": f" {name}=([0-9.]+)"} for name in EPOCH_METRICS),
-    *({"Name": f"best_{name}", "Regex": f" best_{name}=([0-9.]+)"} for name in EPOCH_METRICS),
-    {"Name": "best_epoch", "Regex": r" best_epoch=([0-9]+)"},
+    *({"Name": name, "Regex": rf"\b{name}=([0-9.]+)"} for name in EPOCH_METRICS),
+    *({"Name": f"best_{name}", "Regex": rf"\bbest_{name}=([0-9.]+)"} for name in EPOCH_METRICS),
+    {"Name": "best_epoch", "Regex": r"\bbest_epoch=([0-9]+)"},
 ]
 # Framework images per backend: (framework, default version, default Python).
 IMAGES = {"tensorflow": ("tensorflow", "2.16", "py310"), "mxnet": ("mxnet", "1.9", "py38")}
@@ -233,7 +233,8 @@ def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
         checkpoint_config=CheckpointConfig(s3_uri=job.checkpoint_uri, local_path=CHECKPOINT_DIR)
         if job.checkpoint_uri
         else None,
-        input_data_config=[channel(name, up.uri.rsplit("/", 1)[0]) for name, up in job.channels.items()] or None,
+        input_data_config=[channel(name, up.uri.rsplit("/", 1)[0]) for name, up in job.channels.items()]
+        or None,
         hyperparameters=dict(job.hyperparameters),
         tags=[Tag(key=k, value=str(v)) for k, v in tags.items()],
     )

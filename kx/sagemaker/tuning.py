@@ -139,7 +139,7 @@ def metric_definitions(goal: Objective) -> List[Dict[str, str]]:
     final value is the regex's last match, the ``best_<metric>=`` line train.py prints last.
     """
     objective_name = f"best_{goal.metric}"
-    regex = f" (?:best_)?{goal.metric}=([0-9.]+)"
+    regex = rf"\b(?:best_)?{goal.metric}=([0-9.]+)"
     return [
         {"Name": d["Name"], "Regex": regex if d["Name"] == objective_name else d["Regex"]}
         for d in METRIC_DEFINITIONS

@@ -16,7 +16,9 @@ from kx.sagemaker.tuning_results import Trial
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
 
 
-def launch(cfg: DictConfig, trainer: Any, job: Any, session: Any, clients: Any, dry_run: bool, wait: bool) -> int:
+def launch(
+    cfg: DictConfig, trainer: Any, job: Any, session: Any, clients: Any, dry_run: bool, wait: bool
+) -> int:
     """Translate the sweep, then print the request (``--dry-run``), rehearse it here
     (``target=sagemaker_local``) or submit it (and, with ``wait``, follow it and log its results)."""
     from kx.sagemaker import tuning
@@ -77,17 +79,17 @@ def follow(sm: Any, name: str, poll_s: float, out: TextIO = sys.stderr) -> Optio
         return None
 
 
-def trial_names(sm: Any, name: str) -> List[str]:
-    """The tuning job's training jobs (every page)."""
-    names, token = [], None
+def trial_summaries(sm: Any, name: str) -> List[Dict[str, Any]]:
+    """The tuning job's training jobs (every page), each with the objective value SageMaker read."""
+    summaries, token = [], None
     while True:
         page = sm.list_training_jobs_for_hyper_parameter_tuning_job(
             HyperParameterTuningJobName=name, **({"NextToken": token} if token else {})
         )
-        names += [s["TrainingJobName"] for s in page["TrainingJobSummaries"]]
+        summaries += page["TrainingJobSummaries"]
         token = page.get("NextToken")
         if not token:
-            return names
+            return summaries
 
 
 def output_metrics(s3: Any, description: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -119,9 +121,10 @@ def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
 
     description = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     trials = []
-    for job_name in trial_names(sm, name):
-        trial = sm.describe_training_job(TrainingJobName=job_name)
-        trials.append(Trial(trial, output_metrics(s3, trial)))
+    for item in trial_summaries(sm, name):
+        trial = sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
+        value = item.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
+        trials.append(Trial(trial, value, output_metrics(s3, trial)))
     out_dir = Path("outputs") / "tuning" / name
     run_id = record(cfg, description, trials, out_dir, sweep_name(sm, description))
     if run_id:

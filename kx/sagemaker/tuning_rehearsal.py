@@ -90,7 +90,9 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> List
         description.pop("BillableTimeInSeconds", None)  # a rehearsal costs nothing
         value = objective_value(description, goal["MetricName"])
         metrics = root / name / "output" / "data" / "metrics.json"
-        trials.append(Trial(description, json.loads(metrics.read_text()) if metrics.is_file() else None))
+        trials.append(
+            Trial(description, value, json.loads(metrics.read_text()) if metrics.is_file() else None)
+        )
         study.tell(trial, value, state=None if value is not None else optuna.trial.TrialState.FAIL)
         print(f"trial {number}: {name} {description['TrainingJobStatus']} {goal['MetricName']}={value}",
               file=sys.stderr)  # fmt: skip

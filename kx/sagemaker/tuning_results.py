@@ -23,6 +23,7 @@ TUNING_TAG = "kx.sagemaker.tuning_job"
 @dataclass
 class Trial:
     description: Dict[str, Any]  # DescribeTrainingJob
+    objective: Optional[float] = None  # the tuning job's objective value for it, as SageMaker read it
     metrics: Optional[Dict[str, Any]] = None  # the job's metrics.json
 
 
@@ -82,7 +83,7 @@ def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any]
     from kx.tracking.jobs import record_job
     from kx.tracking.mlflow_tracker import child_runs
 
-    goal, keys = goal_of(tuning), swept_keys(tuning)
+    keys = swept_keys(tuning)
     children = child_runs(parent, parent.run_id) if parent else []
     recorded = {r.data.tags.get("kx.sagemaker.job_name"): r.info.run_id for r in children}
     results = []
@@ -93,10 +94,9 @@ def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any]
         run_id = recorded.get(job["job_name"])
         if parent and run_id is None and state != "RUNNING":
             run_id = record_job(cfg, job, [], parent.run_id, trial.metrics, sweep)
-        value = job["final_metrics"].get(f"best_{goal.metric}")
         results.append(TrialResult(
             number=number, params={k: decoded(job["hyperparameters"][k]) for k in keys},
-            state=state, value=value if state == "COMPLETE" else None,
+            state=state, value=trial.objective if state == "COMPLETE" else None,
             seconds=trial.description.get("TrainingTimeInSeconds"), run_id=run_id, output=job["job_name"],
             model=job["model_artifacts"], reason=job["failure_reason"],
         ))  # fmt: skip

@@ -32,8 +32,12 @@ def epoch_metrics(metrics: Dict[str, Any]) -> List[Dict[str, Any]]:
     history = metrics.get("history", {})
     epochs = len(next(iter(history.values()), []))
     batches = [{"metrics": {k: v[i] for k, v in history.items()}, "step": i + 1} for i in range(epochs)]
-    batches.append({"metrics": {f"best_{k}": v for k, v in metrics["best"].items()}, "step": metrics["best_epoch"]})
-    batches.append({"metrics": {f"final_{k}": v for k, v in metrics["final"].items()}, "step": metrics["epochs"]})
+    batches.append(
+        {"metrics": {f"best_{k}": v for k, v in metrics["best"].items()}, "step": metrics["best_epoch"]}
+    )
+    batches.append(
+        {"metrics": {f"final_{k}": v for k, v in metrics["final"].items()}, "step": metrics["epochs"]}
+    )
     extra = {"best_epoch": metrics["best_epoch"]}
     if "model_val_acc" in metrics:
         extra["model_val_acc"] = metrics["model_val_acc"]
@@ -50,7 +54,9 @@ def final_metrics(final: Dict[str, float]) -> List[Dict[str, Any]]:
     return [{"metrics": renamed, "step": 0}] if renamed else []
 
 
-def job_tags(cfg: DictConfig, job: Dict[str, Any], run_cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
+def job_tags(
+    cfg: DictConfig, job: Dict[str, Any], run_cfg: DictConfig, overrides: List[str]
+) -> Dict[str, str]:
     tags = {
         "kx.backend": run_cfg.backend.name,
         "kx.model": run_cfg.model.name,
