@@ -179,7 +179,11 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--logs", action="store_true", help="stream the job's logs while waiting")
     args = parser.parse_args(argv)
     cfg = compose_config(args.overrides)
-    return submit(cfg, args.overrides, args.dry_run, not args.no_wait, args.logs)
+    code = submit(cfg, args.overrides, args.dry_run, not args.no_wait, args.logs)
+    if args.dry_run:  # nothing is pending: skip tearing down the SDK's modules (~0.8 s of a ~3 s answer)
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

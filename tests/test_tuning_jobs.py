@@ -181,3 +181,32 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, a
     assert child.data.metrics["best_val_acc"] == local_run.data.metrics["best_val_acc"]
     assert child.data.tags["kx.sagemaker.instance_type"] == "ml.m5.xlarge" and child.info.status == "FINISHED"
     assert child.data.tags["kx.target"] == "sagemaker"
+
+
+@pytest.mark.slow
+def test_two_trial_rehearsal_on_digits_logs_a_tuning_job(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    proc = launch(
+        tmp_path, "target=sagemaker_local", *QUICK, "train.epochs=1", "sweep.budget.trials=2", "sweep.seed=1"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("kx").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2 and parent.data.tags["kx.sweeper"] == "sagemaker"
+    assert parent.data.tags["kx.target"] == "sagemaker_local" and parent.info.status == "FINISHED"
+    root = tmp_path / "outputs" / "sagemaker_local" / parent.data.tags["kx.sagemaker.tuning_job"]
+    for child in children:
+        job = child.data.tags["kx.sagemaker.job_name"]
+        log = (root / job / "output" / "rehearsal.log").read_text()
+        # the objective as SageMaker reads it from the log: the last match of its regex
+        objective = float(regex.findall(r"\b(?:best_)?val_acc=([0-9.]+)", log)[-1])
+        assert child.data.metrics["best_val_acc"] == pytest.approx(objective, abs=1e-4)
+        assert "billable_seconds" not in child.data.metrics  # a rehearsal costs nothing
+        assert len(client.get_metric_history(child.info.run_id, "val_acc")) == 1  # one epoch
+        assert child.data.params["sweep.name"] == "quick" and child.info.status == "FINISHED"
+    best = max(children, key=lambda r: r.data.metrics["best_val_acc"])
+    assert parent.data.tags["kx.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best_val_acc"] == pytest.approx(best.data.metrics["best_val_acc"], abs=1e-4)
