@@ -1,7 +1,11 @@
 """Following a submitted training job: status line, CloudWatch logs, and the summary kx tracks."""
 
+import io
+import json
 import sys
+import tarfile
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional, TextIO
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -81,3 +85,20 @@ def show(line: str, out: TextIO, done: bool) -> None:
         print(f"\r{line}\033[K", end="\n" if done else "", file=out, flush=True)
     else:
         print(line, file=out, flush=True)
+
+
+def output_metrics(s3: Any, description: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """``metrics.json`` from the job's ``output.tar.gz`` (train.py writes it to /opt/ml/output/data)."""
+    from kx.sagemaker.job import split_s3
+
+    if description["TrainingJobStatus"] not in TERMINAL:
+        return None
+    prefix = description.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
+    bucket, key = split_s3(f"{prefix}/{description['TrainingJobName']}/output/output.tar.gz")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.ClientError:
+        return None  # no output (a job that failed early): its final metric values stand in
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        member = next((m for m in tar.getmembers() if Path(m.name).name == "metrics.json"), None)
+        return json.loads(tar.extractfile(member).read()) if member else None

@@ -1,16 +1,14 @@
 """Submitting a tuning job, following it with one live status line, and fetching its trials."""
 
-import io
 import json
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO
 
 from omegaconf import DictConfig
 
-from kx.sagemaker.jobs import TERMINAL, show
+from kx.sagemaker.jobs import output_metrics, show
 from kx.sagemaker.tuning_results import Trial
 
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
@@ -90,23 +88,6 @@ def trial_summaries(sm: Any, name: str) -> List[Dict[str, Any]]:
         token = page.get("NextToken")
         if not token:
             return summaries
-
-
-def output_metrics(s3: Any, description: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """``metrics.json`` from the job's ``output.tar.gz`` (train.py writes it to /opt/ml/output/data)."""
-    from kx.sagemaker.job import split_s3
-
-    if description["TrainingJobStatus"] not in TERMINAL:
-        return None
-    prefix = description.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
-    bucket, key = split_s3(f"{prefix}/{description['TrainingJobName']}/output/output.tar.gz")
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.ClientError:
-        return None  # no output (a job that failed early): its final metric values stand in
-    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-        member = next((m for m in tar.getmembers() if Path(m.name).name == "metrics.json"), None)
-        return json.loads(tar.extractfile(member).read()) if member else None
 
 
 def sweep_name(sm: Any, description: Dict[str, Any]) -> Optional[str]:
