@@ -129,7 +129,7 @@ def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> 
     )
 
 
-def report(cfg: DictConfig, overrides: List[str], job: dict, metrics: Optional[dict] = None) -> int:
+def report(cfg: DictConfig, overrides: List[str], job: dict, metrics_json: Optional[dict] = None) -> int:
     """Print the job's outcome, log it to MLflow (with its ``metrics.json`` when there is one), and
     return the exit code."""
     from kx.tracking import record_job
@@ -138,7 +138,7 @@ def report(cfg: DictConfig, overrides: List[str], job: dict, metrics: Optional[d
     print(f"{job['job_name']}: {job['status']} {metrics}".rstrip(), file=sys.stderr)
     if job["model_artifacts"]:
         print(f"model: {job['model_artifacts']}", file=sys.stderr)
-    run_id = record_job(cfg, job, overrides, metrics=metrics)
+    run_id = record_job(cfg, job, overrides, metrics=metrics_json)
     if run_id:
         print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)
     if job["status"] != "Completed":

@@ -124,3 +124,12 @@ def test_metric_names_mean_what_they_mean_for_local_runs_and_the_objective_is_th
     objective = {d["Name"]: d["Regex"] for d in definitions}["best_val_acc"]
     # early stopping sees every epoch's value; the final value (the last match) is the best epoch's
     assert [float(v) for v in re.findall(objective, log)] == [0.5, 0.8, 0.7, 0.8]
+
+
+def test_a_jobs_config_is_composed_as_train_py_composes_it_in_the_job():
+    from kx.tracking.jobs import job_config
+
+    cfg = job_config({"backend": "tensorflow", "model": "mlp", "model.dropout": "0.25", "sagemaker_program": "train.py",
+                      "model_dir": "s3://b/m"}, sweep="quick")  # fmt: skip
+    assert (cfg.model.name, cfg.model.dropout, cfg.sweep.name) == ("mlp", 0.25, "quick")
+    assert job_config({"train.learning_rat": "0.1"}) is None  # the job failed on it: raw params are logged

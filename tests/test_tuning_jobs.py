@@ -136,6 +136,8 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, a
         tuning["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
         == "best_val_acc"
     )
+    status = launch(tmp_path, "status", name, endpoint=aws["endpoint"])
+    assert status.returncode == 0 and status.stdout.startswith(f"{name}: "), status.stderr
     values = [{"train.learning_rate": "0.05", "model.dropout": "0.1", "model.dense_units": "64"},
               {"train.learning_rate": "0.01", "model.dropout": "0.3", "model.dense_units": "32"}]  # fmt: skip
     # the first trial's output holds the metrics.json train.py really writes for its settings

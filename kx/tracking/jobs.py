@@ -16,15 +16,22 @@ from omegaconf import DictConfig
 RUN_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 
 
-def job_config(hyperparameters: Dict[str, str], sweep: Optional[str] = None) -> DictConfig:
+def job_config(hyperparameters: Dict[str, str], sweep: Optional[str] = None) -> Optional[DictConfig]:
     """The config train.py composes in the job from ``hyperparameters`` (plus ``sweep=NAME`` for
-    a tuning job's trial, as a local sweep's trials have it)."""
+    a tuning job's trial, as a local sweep's trials have it); None when train.py would reject them
+    (the job failed on them: its run keeps the raw hyperparameters)."""
+    from hydra.errors import HydraException
+
     from kx.config import compose
+    from kx.errors import KxError
     from kx.sagemaker import script_mode
 
     argv = [part for key, value in hyperparameters.items() for part in (f"--{key}", value)]
-    overrides = script_mode.hydra_argv(argv, {}, compose) if argv else []
-    return compose([*overrides, *([f"sweep={sweep}"] if sweep else [])])
+    try:
+        overrides = script_mode.hydra_argv(argv, {}, compose) if argv else []
+        return compose([*overrides, *([f"sweep={sweep}"] if sweep else [])])
+    except (KxError, HydraException):
+        return None
 
 
 def epoch_metrics(metrics: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -54,13 +61,10 @@ def final_metrics(final: Dict[str, float]) -> List[Dict[str, Any]]:
     return [{"metrics": renamed, "step": 0}] if renamed else []
 
 
-def job_tags(
-    cfg: DictConfig, job: Dict[str, Any], run_cfg: DictConfig, overrides: List[str]
-) -> Dict[str, str]:
+def job_tags(cfg: DictConfig, job: Dict[str, Any], overrides: List[str]) -> Dict[str, str]:
+    hps = job["hyperparameters"]
     tags = {
-        "kx.backend": run_cfg.backend.name,
-        "kx.model": run_cfg.model.name,
-        "kx.dataset": run_cfg.dataset.name,
+        **{f"kx.{group}": hps[group] for group in ("backend", "model", "dataset") if group in hps},
         "kx.target": cfg.target.name,
         "kx.overrides": " ".join(overrides),
         "kx.sagemaker.job_name": job["job_name"],
@@ -93,12 +97,12 @@ def record_job(
 
     run_cfg = job_config(job["hyperparameters"], sweep)
     run = open_run(cfg.tracking)
-    tags = job_tags(cfg, job, run_cfg, overrides)
+    tags = job_tags(cfg, job, overrides)
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
     run.start(cfg.tracking.run_name or job["job_name"], tags, parent_run_id or os.environ.get(PARENT_RUN_ENV))
-    run.log_params(config_params(run_cfg))
+    run.log_params(config_params(run_cfg) if run_cfg is not None else job["hyperparameters"])
     for batch in epoch_metrics(metrics) if metrics else final_metrics(job["final_metrics"]):
         run.log_metrics(batch["metrics"], step=batch["step"])
     if job.get("billable_seconds") is not None:
