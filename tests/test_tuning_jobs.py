@@ -20,7 +20,8 @@ QUICK = ["sweep=quick", "dataset=digits", "model=mlp", "train.epochs=2"]
 
 
 def test_dry_run_prints_the_validated_tuning_request_offline(tmp_path):
-    proc = launch(tmp_path, *SAGEMAKER, *QUICK, "sweep.pruner=median", "sweep.seed=3", "--dry-run")
+    proc = launch(tmp_path, *SAGEMAKER, *QUICK, "sweep.pruner=median", "sweep.seed=3", "target.spot=true",
+                  "target.warm_start=[kx-tensorflow-ab12-261101-1200]", "--dry-run")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     request = json.loads(proc.stdout)
     assert regex.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}", request["HyperParameterTuningJobName"])
@@ -44,6 +45,9 @@ def test_dry_run_prints_the_validated_tuning_request_offline(tmp_path):
     objective = {m["Name"]: m["Regex"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]}
     assert objective["best_val_acc"] == r"\b(?:best_)?val_acc=([0-9.]+)"
     assert {"Key": "kx:sweep", "Value": "quick"} in request["Tags"]
+    assert definition["EnableManagedSpotTraining"] is True and definition["CheckpointConfig"]["S3Uri"]
+    assert request["WarmStartConfig"] == {"WarmStartType": "IdenticalDataAndAlgorithm",
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "kx-tensorflow-ab12-261101-1200"}]}  # fmt: skip
 
 
 def test_a_sweep_sagemaker_cannot_run_fails_before_any_upload(tmp_path, aws):  # noqa: F811
