@@ -105,13 +105,13 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
 def follow(
     cfg: DictConfig, overrides: List[str], sm: Any, name: str, stream_logs: bool, boto_session: Any
 ) -> int:
-    from kx.sagemaker.jobs import LogTail, output_metrics, summary, wait
+    from kx.sagemaker.jobs import LogTail, fetch_output, summary, wait
 
     tail = LogTail(boto_session.client("logs"), name) if stream_logs else None
     description = wait(sm, name, cfg.target.poll_s, tail)
-    return report(
-        cfg, overrides, summary(description), output_metrics(boto_session.client("s3"), description)
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        output = fetch_output(boto_session.client("s3"), description, Path(tmp))
+        return report(cfg, overrides, summary(description), output)
 
 
 def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> int:
@@ -121,24 +121,26 @@ def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> 
     root = Path(cfg.target.root).resolve() / request["TrainingJobName"]
     description = rehearsal.run(cfg, request, job, root)
     description.pop("BillableTimeInSeconds", None)  # a rehearsal costs nothing
-    metrics = root / "output" / "data" / "metrics.json"  # the first host's
-    if not metrics.is_file():
-        metrics = root / "algo-1" / "output" / "data" / "metrics.json"
-    return report(
-        cfg, overrides, summary(description), json.loads(metrics.read_text()) if metrics.is_file() else None
-    )
+    chief = root if request["ResourceConfig"]["InstanceCount"] == 1 else root / "algo-1"
+    return report(cfg, overrides, summary(description), chief / "output" / "data", chief / "model")
 
 
-def report(cfg: DictConfig, overrides: List[str], job: dict, metrics_json: Optional[dict] = None) -> int:
-    """Print the job's outcome, log it to MLflow (with its ``metrics.json`` when there is one), and
-    return the exit code."""
+def report(
+    cfg: DictConfig,
+    overrides: List[str],
+    job: dict,
+    output: Optional[Path] = None,
+    model: Optional[Path] = None,
+) -> int:
+    """Print the job's outcome, log it to MLflow (with its output data and model when they are here),
+    and return the exit code."""
     from kx.tracking import record_job
 
     metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(job["final_metrics"].items()))
     print(f"{job['job_name']}: {job['status']} {metrics}".rstrip(), file=sys.stderr)
     if job["model_artifacts"]:
         print(f"model: {job['model_artifacts']}", file=sys.stderr)
-    run_id = record_job(cfg, job, overrides, metrics=metrics_json)
+    run_id = record_job(cfg, job, overrides, output=output, model=model)
     if run_id:
         print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)
     if job["status"] != "Completed":

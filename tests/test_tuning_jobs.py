@@ -93,11 +93,13 @@ def test_requests_are_those_the_sdks_own_pipeline_steps_build(tmp_path, monkeypa
     }
 
 
-def output_tar(metrics: Path) -> bytes:
-    """An ``output.tar.gz`` as SageMaker makes from /opt/ml/output/data, holding ``metrics``."""
+def output_tar(folder: Path) -> bytes:
+    """An ``output.tar.gz`` as SageMaker makes from /opt/ml/output/data, where train.py writes its run
+    folder's files in a job."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(metrics, arcname="metrics.json")
+        for path in sorted(folder.iterdir()):
+            tar.add(path, arcname=path.name)
     return buffer.getvalue()
 
 
@@ -187,6 +189,10 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, a
     assert child.data.metrics["best_val_acc"] == local_run.data.metrics["best_val_acc"]
     assert child.data.tags["kx.sagemaker.instance_type"] == "ml.m5.xlarge" and child.info.status == "FINISHED"
     assert child.data.tags["kx.target"] == "sagemaker"
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert artifacts == {a.path for a in client.list_artifacts(local_run.info.run_id)} - {
+        "model"
+    }  # model: in S3
 
 
 @pytest.mark.slow
@@ -213,6 +219,8 @@ def test_two_trial_rehearsal_on_digits_logs_a_tuning_job(tmp_path):
         assert "billable_seconds" not in child.data.metrics  # a rehearsal costs nothing
         assert len(client.get_metric_history(child.info.run_id, "val_acc")) == 1  # one epoch
         assert child.data.params["sweep.name"] == "quick" and child.info.status == "FINISHED"
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"config.yaml", "metrics.json", "training_curves.png", "model"} <= artifacts  # as a local run
     best = max(children, key=lambda r: r.data.metrics["best_val_acc"])
     assert parent.data.tags["kx.best_run_id"] == best.info.run_id
     assert parent.data.metrics["best_val_acc"] == pytest.approx(best.data.metrics["best_val_acc"], abs=1e-4)

@@ -1,7 +1,6 @@
 """Following a submitted training job: status line, CloudWatch logs, and the summary kx tracks."""
 
 import io
-import json
 import sys
 import tarfile
 import time
@@ -87,8 +86,9 @@ def show(line: str, out: TextIO, done: bool) -> None:
         print(line, file=out, flush=True)
 
 
-def output_metrics(s3: Any, description: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """``metrics.json`` from the job's ``output.tar.gz`` (train.py writes it to /opt/ml/output/data)."""
+def fetch_output(s3: Any, description: Dict[str, Any], dest: Path) -> Optional[Path]:
+    """The job's output data (train.py's ``config.yaml``, ``metrics.json`` and plots, which it writes
+    to /opt/ml/output/data) unpacked from its ``output.tar.gz`` into ``dest``; None without one."""
     from kx.sagemaker.job import split_s3
 
     if description["TrainingJobStatus"] not in TERMINAL:
@@ -99,6 +99,7 @@ def output_metrics(s3: Any, description: Dict[str, Any]) -> Optional[Dict[str, A
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except s3.exceptions.ClientError:
         return None  # no output (a job that failed early): its final metric values stand in
+    dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-        member = next((m for m in tar.getmembers() if Path(m.name).name == "metrics.json"), None)
-        return json.loads(tar.extractfile(member).read()) if member else None
+        tar.extractall(dest, filter="data")
+    return dest

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from omegaconf import DictConfig
 
-from kx.sagemaker.jobs import output_metrics, show
+from kx.sagemaker.jobs import fetch_output, show
 from kx.sagemaker.tuning_results import Trial
 
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
@@ -101,12 +101,12 @@ def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
     from kx.sagemaker.tuning_results import record
 
     description = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    out_dir = Path("outputs") / "tuning" / name  # the report, and each trial's output data
     trials = []
     for item in trial_summaries(sm, name):
         trial = sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
         value = item.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
-        trials.append(Trial(trial, value, output_metrics(s3, trial)))
-    out_dir = Path("outputs") / "tuning" / name
+        trials.append(Trial(trial, value, fetch_output(s3, trial, out_dir / trial["TrainingJobName"])))
     run_id = record(cfg, description, trials, out_dir, sweep_name(sm, description))
     if run_id:
         print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)

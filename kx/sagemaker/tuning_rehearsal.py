@@ -8,7 +8,6 @@ request's metric definitions, the last match as SageMaker takes it. The results 
 the same code as a real tuning job's (:mod:`kx.sagemaker.tuning_results`).
 """
 
-import json
 import math
 import secrets
 import sys
@@ -89,10 +88,7 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> List
         description = rehearsal.run(cfg, training_request(definition, name, values), job, root / name)
         description.pop("BillableTimeInSeconds", None)  # a rehearsal costs nothing
         value = objective_value(description, goal["MetricName"])
-        metrics = root / name / "output" / "data" / "metrics.json"
-        trials.append(
-            Trial(description, value, json.loads(metrics.read_text()) if metrics.is_file() else None)
-        )
+        trials.append(Trial(description, value, root / name / "output" / "data", root / name / "model"))
         study.tell(trial, value, state=None if value is not None else optuna.trial.TrialState.FAIL)
         print(f"trial {number}: {name} {description['TrainingJobStatus']} {goal['MetricName']}={value}",
               file=sys.stderr)  # fmt: skip

@@ -24,7 +24,8 @@ TUNING_TAG = "kx.sagemaker.tuning_job"
 class Trial:
     description: Dict[str, Any]  # DescribeTrainingJob
     objective: Optional[float] = None  # the tuning job's objective value for it, as SageMaker read it
-    metrics: Optional[Dict[str, Any]] = None  # the job's metrics.json
+    output: Optional[Path] = None  # its output data here (metrics.json...), when it has some
+    model: Optional[Path] = None  # its model folder, when it is here (a rehearsal)
 
 
 def goal_of(tuning: Dict[str, Any]) -> Objective:
@@ -93,7 +94,7 @@ def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any]
         state = TRIAL_STATES.get(job["status"], "RUNNING")
         run_id = recorded.get(job["job_name"])
         if parent and run_id is None and state != "RUNNING":
-            run_id = record_job(cfg, job, [], parent.run_id, trial.metrics, sweep)
+            run_id = record_job(cfg, job, [], parent.run_id, trial.output, sweep, trial.model)
         results.append(TrialResult(
             number=number, params={k: decoded(job["hyperparameters"][k]) for k in keys},
             state=state, value=trial.objective if state == "COMPLETE" else None,

@@ -8,12 +8,20 @@ job's final metric values under the names of the same meaning. SageMaker's own f
 failure reason, instance type, image, model artifact, billable seconds) come on top.
 """
 
+import json
 import os
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
 RUN_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
+RUN_FILES = (
+    "config.yaml",
+    "metrics.json",
+    "training_curves.png",
+    "confusion_matrix.png",
+)  # as kx/pipeline.py
 
 
 def job_config(hyperparameters: Dict[str, str], sweep: Optional[str] = None) -> Optional[DictConfig]:
@@ -82,13 +90,14 @@ def record_job(
     job: Dict[str, Any],
     overrides: List[str],
     parent_run_id: Optional[str] = None,
-    metrics: Optional[Dict[str, Any]] = None,
+    output: Optional[Path] = None,
     sweep: Optional[str] = None,
+    model: Optional[Path] = None,
 ) -> Optional[str]:
     """Log a finished job (:func:`kx.sagemaker.jobs.summary`'s dict) as one MLflow run; return its id.
 
-    ``metrics`` is the job's ``metrics.json`` when its output has one; ``parent_run_id`` nests the
-    run under a tuning job's run.
+    ``output`` holds the job's output data (``metrics.json``...) when it has some, ``model`` its
+    model folder when it is here (a rehearsal); ``parent_run_id`` nests the run under a tuning job's.
     """
     if not cfg.tracking.enabled:
         return None
@@ -103,9 +112,13 @@ def record_job(
         tags["mlflow.source.git.commit"] = commit
     run.start(cfg.tracking.run_name or job["job_name"], tags, parent_run_id or os.environ.get(PARENT_RUN_ENV))
     run.log_params(config_params(run_cfg) if run_cfg is not None else job["hyperparameters"])
+    files = [output / name for name in RUN_FILES if output and (output / name).is_file()]
+    history = output / "metrics.json" if output else None
+    metrics = json.loads(history.read_text()) if history and history.is_file() else None
     for batch in epoch_metrics(metrics) if metrics else final_metrics(job["final_metrics"]):
         run.log_metrics(batch["metrics"], step=batch["step"])
     if job.get("billable_seconds") is not None:
         run.log_metrics({"billable_seconds": job["billable_seconds"]})
+    run.log_artifacts(files + ([model] if model and model.is_dir() else []))
     run.end(RUN_STATUS.get(job["status"], "FAILED"))
     return run.run_id
