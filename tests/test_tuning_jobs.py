@@ -152,7 +152,7 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, a
     (metrics,) = tmp_path.glob("outputs/*/*/metrics.json")
     trials = [start_trial(aws["sm"], tuning, i + 1, v) for i, v in enumerate(values)]
     aws["s3"].put_object(
-        Bucket=BUCKET, Key=f"kx/output/{trials[0]}/output/output.tar.gz", Body=output_tar(metrics)
+        Bucket=BUCKET, Key=f"kx/output/{trials[0]}/output/output.tar.gz", Body=output_tar(metrics.parent)
     )
 
     monkeypatch.chdir(tmp_path)
