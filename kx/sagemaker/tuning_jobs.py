@@ -92,7 +92,10 @@ def trial_summaries(sm: Any, name: str) -> List[Dict[str, Any]]:
 
 def sweep_name(sm: Any, description: Dict[str, Any]) -> Optional[str]:
     """The sweep file the job came from (its ``kx:sweep`` tag)."""
-    tags = sm.list_tags(ResourceArn=description["HyperParameterTuningJobArn"]).get("Tags", [])
+    try:
+        tags = sm.list_tags(ResourceArn=description["HyperParameterTuningJobArn"]).get("Tags", [])
+    except sm.exceptions.ClientError:  # e.g. no sagemaker:ListTags permission: trials lack sweep.* params
+        return None
     return next((t["Value"] for t in tags if t["Key"] == "kx:sweep"), None)
 
 
