@@ -8,8 +8,9 @@ import pytest
 
 from kx.backends.monitor import EpochMonitor
 from kx.config import Objective
+from kx.errors import KxError
 from kx.sagemaker.rehearsal import scrape_metrics
-from kx.sagemaker.tuning import TuningError, metric_definitions, translate
+from kx.sagemaker.tuning import metric_definitions, translate
 
 
 @pytest.fixture
@@ -66,12 +67,14 @@ def test_every_range_kind_becomes_its_sagemaker_range(sweep_cfg):
         (None, ["sweep.pruner=hyperband"],
          "sweep.sampler=tpe with sweep.pruner=hyperband: SageMaker's Hyperband strategy picks trials at random"),
         ({"train.epochs": "3"}, [], "sweep=quick sweeps nothing"),
+        ({"train.learning_rat": "interval(0.1, 0.2)"}, [],
+         "Unknown hyperparameter --train.learning_rat; nearest valid keys: train.learning_rate"),
     ],
 )  # fmt: skip
 def test_what_sagemaker_cannot_express_is_one_line_naming_the_parameter(
     sweep_cfg, params, overrides, message
 ):
-    with pytest.raises(TuningError) as err:
+    with pytest.raises(KxError) as err:
         translate(sweep_cfg(params, *overrides))
     assert message in str(err.value) and "\n" not in str(err.value)
 

@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from kx.config import Objective, objective
 from kx.errors import KxError
 from kx.sagemaker.job import METRIC_DEFINITIONS
+from kx.sagemaker.script_mode import check_keys
 from kx.sweep.space import Param, parse_space
 
 MAX_CHOICES = 30  # SageMaker's limit on a categorical range's values
@@ -107,6 +108,8 @@ def translate(cfg: DictConfig) -> TuningSpec:
     """The tuning job for ``cfg.sweep``; every rejection is one line naming the parameter and why."""
     sweep = cfg.sweep
     params = parse_space(sweep.params)
+    # a key train.py would reject would fail every trial: the same check, before anything runs
+    check_keys({p.key: "" for p in params}, cfg)
     ranges = {p.key: parameter_range(p) for p in params if p.swept}
     if not ranges:
         raise TuningError(f"sweep={sweep.name} sweeps nothing: give at least one range in sweep.params.")
