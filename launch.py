@@ -109,6 +109,8 @@ def follow(
 
     tail = LogTail(boto_session.client("logs"), name) if stream_logs else None
     description = wait(sm, name, cfg.target.poll_s, tail)
+    if description is None:
+        return 130  # Ctrl-C: the job runs on
     with tempfile.TemporaryDirectory() as tmp:
         output = fetch_output(boto_session.client("s3"), description, Path(tmp))
         return report(cfg, overrides, summary(description), output)

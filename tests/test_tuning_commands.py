@@ -40,6 +40,13 @@ def tuning(status: str, completed: int = 0, running: int = 0, best: float = None
     return description
 
 
+TRAINING = {"TrainingJobName": "kx-job", "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:1:training-job/kx-job",
+            "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"}, "TrainingJobStatus": "InProgress",
+            "SecondaryStatus": "Training", "AlgorithmSpecification": {"TrainingInputMode": "File"},
+            "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 60}, "CreationTime": NOW}  # fmt: skip
+
+
 def not_found(stub: Stubber, operation: str, code: str, message: str) -> None:
     stub.add_client_error(operation, service_error_code=code, service_message=message, http_status_code=400)
 
@@ -67,11 +74,6 @@ def test_following_a_tuning_job_shows_trials_and_best_and_ctrl_c_leaves_it_runni
 
 def test_status_and_stop_find_tuning_and_training_jobs_by_name(capsys):
     sm = client()
-    training = {"TrainingJobName": "kx-job", "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:1:training-job/kx-job",
-                "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"}, "TrainingJobStatus": "InProgress",
-                "SecondaryStatus": "Training", "AlgorithmSpecification": {"TrainingInputMode": "File"},
-                "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-                "StoppingCondition": {"MaxRuntimeInSeconds": 60}, "CreationTime": NOW}  # fmt: skip
     with Stubber(sm) as stub:
         stub.add_response("describe_hyper_parameter_tuning_job", tuning("InProgress", 1, 1, best=0.8))
         stub.add_response("stop_hyper_parameter_tuning_job", {}, {"HyperParameterTuningJobName": NAME})
@@ -81,7 +83,7 @@ def test_status_and_stop_find_tuning_and_training_jobs_by_name(capsys):
             "ResourceNotFound",
             "Amazon SageMaker can't find a tuning job",
         )
-        stub.add_response("describe_training_job", training, {"TrainingJobName": "kx-job"})
+        stub.add_response("describe_training_job", TRAINING, {"TrainingJobName": "kx-job"})
         stub.add_response("stop_training_job", {}, {"TrainingJobName": "kx-job"})
         stub.add_response("describe_hyper_parameter_tuning_job", tuning("Completed", 4, best=0.85))
         assert commands.stop(sm, NAME) == 0
@@ -103,3 +105,20 @@ def test_an_unknown_job_is_one_clear_error():
         not_found(stub, "describe_training_job", "ValidationException", "Requested resource not found.")
         with pytest.raises(commands.NoSuchJob, match="No training or tuning job named 'kx-nothing'"):
             commands.status(sm, "kx-nothing")
+
+
+def test_ctrl_c_while_waiting_for_a_training_job_leaves_it_running(monkeypatch):
+    from kx.sagemaker import jobs
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs.time, "sleep", interrupt)
+    sm, out = client(), io.StringIO()
+    with Stubber(sm) as stub:
+        stub.add_response("describe_training_job", TRAINING, {"TrainingJobName": "kx-job"})
+        assert jobs.wait(sm, "kx-job", poll_s=1, out=out) is None
+    assert (
+        "training job kx-job keeps running on SageMaker: follow it with `python launch.py status kx-job`"
+        in (out.getvalue())
+    )

@@ -65,17 +65,28 @@ class LogTail:
 
 def wait(
     sm: Any, job_name: str, poll_s: float, tail: Optional[LogTail] = None, out: TextIO = sys.stderr
-) -> Dict[str, Any]:
-    """Poll until the job ends, showing a live status line (and its logs when ``tail`` is given)."""
+) -> Optional[Dict[str, Any]]:
+    """Poll until the job ends, showing a live status line (and its logs when ``tail`` is given).
+    On Ctrl-C leave the job running, say how to follow it and return None."""
     started = time.monotonic()
-    while True:
-        description = sm.describe_training_job(TrainingJobName=job_name)
-        if tail is not None:
-            tail.poll()
-        show(status_line(description, started), out, done=description["TrainingJobStatus"] in TERMINAL)
-        if description["TrainingJobStatus"] in TERMINAL:
-            return description
-        time.sleep(poll_s)
+    try:
+        while True:
+            description = sm.describe_training_job(TrainingJobName=job_name)
+            if tail is not None:
+                tail.poll()
+            show(status_line(description, started), out, done=description["TrainingJobStatus"] in TERMINAL)
+            if description["TrainingJobStatus"] in TERMINAL:
+                return description
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        left_running("training", job_name, out)
+        return None
+
+
+def left_running(kind: str, name: str, out: TextIO) -> None:
+    print(f"\n{kind} job {name} keeps running on SageMaker: follow it with `python launch.py status {name}`"
+          + (f", log its results so far with `python launch.py results {name}`" if kind == "tuning" else "")
+          + f", stop it with `python launch.py stop {name}`.", file=out)  # fmt: skip
 
 
 def show(line: str, out: TextIO, done: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from omegaconf import DictConfig
 
-from kx.sagemaker.jobs import fetch_output, show
+from kx.sagemaker.jobs import fetch_output, left_running, show
 from kx.sagemaker.tuning_results import Trial
 
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
@@ -38,8 +38,10 @@ def launch(
     name = request["HyperParameterTuningJobName"]
     sm.create_hyper_parameter_tuning_job(**request)
     print(name)
-    if not wait or follow(sm, name, cfg.target.poll_s) is None:
+    if not wait:
         return 0
+    if follow(sm, name, cfg.target.poll_s) is None:
+        return 130  # Ctrl-C: the job runs on
     return results(cfg, sm, s3, name)
 
 
@@ -71,9 +73,7 @@ def follow(sm: Any, name: str, poll_s: float, out: TextIO = sys.stderr) -> Optio
                 return description
             time.sleep(poll_s)
     except KeyboardInterrupt:
-        print(f"\ntuning job {name} keeps running on SageMaker: follow it with `python launch.py status {name}`, "
-              f"log its results so far with `python launch.py results {name}`, "
-              f"stop it with `python launch.py stop {name}`.", file=out)  # fmt: skip
+        left_running("tuning", name, out)
         return None
 
 
