@@ -2,8 +2,11 @@
 
     python launch.py target=sagemaker backend=tensorflow train.epochs=20 [--dry-run] [--no-wait] [--logs]
     python launch.py target=sagemaker_local backend=mxnet          # rehearse the job here, no Docker
-    python launch.py status JOB_NAME
+    python launch.py target=sagemaker sweep=quick [--dry-run]   # a tuning job from conf/sweep/quick.yaml
+    python launch.py status JOB_NAME                  # a training or tuning job
     python launch.py logs JOB_NAME
+    python launch.py stop JOB_NAME
+    python launch.py results TUNING_JOB_NAME          # its trials as MLflow runs (again: updates)
 
 The job's result (status, final metrics, billable time, model artifact) is logged to MLflow.
 """
@@ -15,7 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, List, NoReturn
+from typing import Any, List, NoReturn, Optional
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig
@@ -60,8 +63,6 @@ def sdk_config(telemetry: bool) -> dict:
 
 
 def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, stream_logs: bool) -> int:
-    from sagemaker.core.helper.session_helper import Session
-
     from kx.sagemaker import job as jobs_plan
     from kx.sagemaker.validate import validate as validate_request
 
@@ -71,7 +72,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     boto_session, sm, s3 = clients(target.region)  # no request is sent until a call below
-    session = Session(boto_session=boto_session, sagemaker_config=sdk_config(target.sdk_telemetry))
+    session = jobs_plan.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
     bucket = target.bucket or (None if dry_run else session.default_bucket())
     if not bucket:
         raise KxError("--dry-run needs target.bucket (the default bucket's name includes the account "
@@ -79,7 +80,12 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
     with tempfile.TemporaryDirectory() as tmp:
         job = jobs_plan.plan(cfg, overrides, Path(tmp), bucket)
         trainer = jobs_plan.model_trainer(cfg, job, session)
-        request = jobs_plan.request(trainer)
+        if cfg.get("sweep"):
+            from kx.sagemaker import tuning_jobs
+
+            return tuning_jobs.launch(cfg, trainer, job, session, (sm, s3), dry_run, wait)
+        name = jobs_plan.job_name(job.base_job_name)
+        request = jobs_plan.request(session, trainer.train(wait=False, logs=False), "TrainingJobName", name)
         validate_request(request, "CreateTrainingJob")
         if dry_run:
             print(json.dumps(request, indent=2, default=str))
@@ -89,8 +95,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         for item in job.uploads:
             uploaded = jobs_plan.upload(s3, item)
             print(f"{'uploaded' if uploaded else 'already in S3, skipped'}: {item.uri}", file=sys.stderr)
-        trainer.train(wait=False, logs=False)
-    name = trainer._latest_training_job.training_job_name
+        sm.create_training_job(**request)
     print(name)
     if not wait:
         return 0
@@ -100,11 +105,15 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
 def follow(
     cfg: DictConfig, overrides: List[str], sm: Any, name: str, stream_logs: bool, boto_session: Any
 ) -> int:
-    from kx.sagemaker.jobs import LogTail, summary, wait
+    from kx.sagemaker.jobs import LogTail, fetch_output, summary, wait
 
     tail = LogTail(boto_session.client("logs"), name) if stream_logs else None
     description = wait(sm, name, cfg.target.poll_s, tail)
-    return report(cfg, overrides, summary(description))
+    if description is None:
+        return 130  # Ctrl-C: the job runs on
+    with tempfile.TemporaryDirectory() as tmp:
+        output = fetch_output(boto_session.client("s3"), description, Path(tmp))
+        return report(cfg, overrides, summary(description), output)
 
 
 def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> int:
@@ -113,18 +122,27 @@ def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> 
 
     root = Path(cfg.target.root).resolve() / request["TrainingJobName"]
     description = rehearsal.run(cfg, request, job, root)
-    return report(cfg, overrides, summary(description))
+    description.pop("BillableTimeInSeconds", None)  # a rehearsal costs nothing
+    chief = root if request["ResourceConfig"]["InstanceCount"] == 1 else root / "algo-1"
+    return report(cfg, overrides, summary(description), chief / "output" / "data", chief / "model")
 
 
-def report(cfg: DictConfig, overrides: List[str], job: dict) -> int:
-    """Print the job's outcome, log it to MLflow, and return the exit code."""
+def report(
+    cfg: DictConfig,
+    overrides: List[str],
+    job: dict,
+    output: Optional[Path] = None,
+    model: Optional[Path] = None,
+) -> int:
+    """Print the job's outcome, log it to MLflow (with its output data and model when they are here),
+    and return the exit code."""
     from kx.tracking import record_job
 
     metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(job["final_metrics"].items()))
     print(f"{job['job_name']}: {job['status']} {metrics}".rstrip(), file=sys.stderr)
     if job["model_artifacts"]:
         print(f"model: {job['model_artifacts']}", file=sys.stderr)
-    run_id = record_job(cfg, job, overrides)
+    run_id = record_job(cfg, job, overrides, output=output, model=model)
     if run_id:
         print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)
     if job["status"] != "Completed":
@@ -136,17 +154,19 @@ def report(cfg: DictConfig, overrides: List[str], job: dict) -> int:
 
 
 def reattach(command: str, name: str, overrides: List[str]) -> int:
-    """``status NAME`` prints the job's state; ``logs NAME`` prints its logs (following a running job)."""
-    from kx.sagemaker.jobs import TERMINAL, LogTail, status_line
+    """``status|stop|results NAME`` (kx.sagemaker.commands); ``logs NAME`` prints a training job's
+    logs, following it while it runs."""
+    from kx.sagemaker import commands
+    from kx.sagemaker.jobs import TERMINAL, LogTail
 
     cfg = compose_config(["target=sagemaker", *overrides])
-    boto_session, sm, _ = clients(cfg.target.region)
+    boto_session, sm, s3 = clients(cfg.target.region)
     if command == "status":
-        description = sm.describe_training_job(TrainingJobName=name)
-        print(status_line(description, 0.0).rsplit(" (", 1)[0])
-        for metric in description.get("FinalMetricDataList", []):
-            print(f"{metric['MetricName']}={metric['Value']:.4f}")
-        return 0
+        return commands.status(sm, name)
+    if command == "stop":
+        return commands.stop(sm, name)
+    if command == "results":
+        return commands.results(cfg, sm, s3, name)
     tail = LogTail(boto_session.client("logs"), name)
     while True:
         status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
@@ -157,7 +177,7 @@ def reattach(command: str, name: str, overrides: List[str]) -> int:
 
 
 def main(argv: List[str]) -> int:
-    if argv and argv[0] in ("status", "logs"):
+    if argv and argv[0] in ("status", "logs", "stop", "results"):
         parser = argparse.ArgumentParser(prog=f"launch.py {argv[0]}")
         parser.add_argument("job_name")
         parser.add_argument("overrides", nargs="*", help="e.g. target.region=us-east-1")
@@ -171,7 +191,11 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--logs", action="store_true", help="stream the job's logs while waiting")
     args = parser.parse_args(argv)
     cfg = compose_config(args.overrides)
-    return submit(cfg, args.overrides, args.dry_run, not args.no_wait, args.logs)
+    code = submit(cfg, args.overrides, args.dry_run, not args.no_wait, args.logs)
+    if args.dry_run:  # nothing is pending: skip tearing down the SDK's modules (~0.8 s of a ~3 s answer)
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def test_dry_run_prints_the_full_request_without_any_network(tmp_path):
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]
     }
     assert set(channels) == {"training", "validation"}
-    assert {m["Name"]: m["Regex"] for m in spec["MetricDefinitions"]}["val_acc"] == "val_acc=([0-9.]+)"
+    assert {m["Name"]: m["Regex"] for m in spec["MetricDefinitions"]}["val_acc"] == r"\bval_acc=([0-9.]+)"
     assert request["ResourceConfig"] == {
         "InstanceType": "ml.m5.xlarge",
         "InstanceCount": 1,

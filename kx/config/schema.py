@@ -105,6 +105,8 @@ class SageMakerTargetConfig(TargetConfig):
     tags: Dict[str, str] = field(default_factory=dict)
     poll_s: float = 30.0  # status polling interval while waiting
     sdk_telemetry: bool = False  # the SageMaker SDK's usage telemetry (TelemetryOptOut when false)
+    warm_start: List[str] = field(default_factory=list)  # sweeps: earlier tuning jobs to start from
+    warm_start_type: str = "IdenticalDataAndAlgorithm"  # or TransferLearning (other data or image)
 
 
 @dataclass

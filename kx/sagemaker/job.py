@@ -12,6 +12,7 @@ import hashlib
 import io
 import secrets
 import tarfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -31,14 +32,15 @@ JOB_REQUIREMENTS = Path(__file__).with_name("job-requirements.txt")
 # ...and per backend: the TensorFlow images pin no Keras (each carries whatever 3.x its build
 # resolved) while kx calls Keras APIs of 3.6 (``Model.export(..., verbose=...)``).
 BACKEND_REQUIREMENTS = {"tensorflow": ["keras>=3.6,<4"]}
-# Regexes over train.py's log lines. The last match wins, and the run's last metric lines carry the
-# best epoch's values (best_val_acc=..., best_val_loss=...), so the job's final metrics are the best.
+# Regexes over train.py's log lines (kx/backends/monitor.py), one per metric name MLflow shows for
+# local runs. SageMaker keeps each regex's last match as the job's final value: the per-epoch names
+# end at the last epoch (``\b``: ``val_acc=`` never matches inside ``best_val_acc=``), the ``best_*``
+# names come from the best-epoch lines train.py prints last.
+EPOCH_METRICS = ("loss", "acc", "val_loss", "val_acc")
 METRIC_DEFINITIONS = [
-    {"Name": "loss", "Regex": r" loss=([0-9.]+)"},
-    {"Name": "acc", "Regex": r" acc=([0-9.]+)"},
-    {"Name": "val_loss", "Regex": r"val_loss=([0-9.]+)"},
-    {"Name": "val_acc", "Regex": r"val_acc=([0-9.]+)"},
-    {"Name": "best_epoch", "Regex": r"best_epoch=([0-9]+)"},
+    *({"Name": name, "Regex": rf"\b{name}=([0-9.]+)"} for name in EPOCH_METRICS),
+    *({"Name": f"best_{name}", "Regex": rf"\bbest_{name}=([0-9.]+)"} for name in EPOCH_METRICS),
+    {"Name": "best_epoch", "Regex": r"\bbest_epoch=([0-9]+)"},
 ]
 # Framework images per backend: (framework, default version, default Python).
 # TensorFlow 2.19 is the newest the SDK's image catalogue serves; .ci/run rehearses in its versions.
@@ -120,9 +122,10 @@ def write_channels(cfg: DictConfig, dest: Path) -> Dict[str, Path]:
 def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
     """The job's hyperparameters: the group choices plus the user's overrides, as config paths.
 
-    Target, tracking and Hydra settings stay with launch.py (which logs the job to MLflow); the job
-    composes the same config from these. Each value is the composed one, encoded to survive the
-    toolkit's JSON decoding (:func:`~kx.sagemaker.script_mode.encode_value`).
+    Target, tracking, sweep and Hydra settings stay with launch.py (which logs the job to MLflow and
+    turns a sweep into a tuning job); the job composes the same config from these. Each value is the
+    composed one, encoded to survive the toolkit's JSON decoding
+    (:func:`~kx.sagemaker.script_mode.encode_value`).
     """
     from kx.sagemaker.script_mode import encode_value
 
@@ -130,7 +133,7 @@ def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
     hps = {group: choices[group] for group in GROUPS}
     for override in overrides:
         key = override.lstrip("+~").partition("=")[0]
-        if key.split(".")[0] in ("target", "hydra", "tracking") or key in GROUPS:
+        if key.split(".")[0] in ("target", "hydra", "tracking", "sweep") or key in GROUPS:
             continue
         value = OmegaConf.select(cfg, key)
         hps[key] = encode_value(
@@ -217,18 +220,12 @@ def upload(s3: Any, item: Upload) -> bool:
 def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
     """The SDK's ``ModelTrainer`` for ``job`` (import cost ~2 s: only SageMaker commands get here)."""
     from sagemaker.core.shapes import MetricDefinition, Tag
-    from sagemaker.train.configs import (
-        CheckpointConfig,
-        Compute,
-        InputData,
-        OutputDataConfig,
-        StoppingCondition,
-    )
+    from sagemaker.train.configs import CheckpointConfig, Compute, OutputDataConfig, StoppingCondition
     from sagemaker.train.model_trainer import ModelTrainer
 
     target = cfg.target
     tags = {"kx:backend": cfg.backend.name, "kx:model": cfg.model.name, "kx:dataset": cfg.dataset.name,
-            **target.tags}  # fmt: skip
+            **({"kx:sweep": cfg.sweep.name} if cfg.get("sweep") else {}), **target.tags}  # fmt: skip
     trainer = ModelTrainer(
         sagemaker_session=session,
         role=target.role,
@@ -248,10 +245,7 @@ def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
         checkpoint_config=CheckpointConfig(s3_uri=job.checkpoint_uri, local_path=CHECKPOINT_DIR)
         if job.checkpoint_uri
         else None,
-        input_data_config=[
-            InputData(channel_name=name, data_source=up.uri.rsplit("/", 1)[0])  # the channel's prefix
-            for name, up in job.channels.items()
-        ]
+        input_data_config=[channel(name, up.uri.rsplit("/", 1)[0]) for name, up in job.channels.items()]
         or None,
         hyperparameters=dict(job.hyperparameters),
         tags=[Tag(key=k, value=str(v)) for k, v in tags.items()],
@@ -261,9 +255,45 @@ def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
     )
 
 
-def request(trainer: Any) -> Dict[str, Any]:
-    """The CreateTrainingJob request ``trainer.train()`` sends, in the API's own shape.
+def channel(name: str, prefix: str) -> Any:
+    """An S3 input channel as the API's ``Channel`` (the tuner copies a trainer's ``InputData`` items
+    into its training job definition unconverted, which its own validation then rejects)."""
+    from sagemaker.core.shapes import Channel, DataSource, S3DataSource
 
-    The SDK has no public call for it; its request builder is the one ``train()`` uses.
+    source = S3DataSource(s3_data_type="S3Prefix", s3_uri=prefix, s3_data_distribution_type="FullyReplicated")
+    return Channel(channel_name=name, data_source=DataSource(s3_data_source=source), input_mode="File")
+
+
+def job_name(base: str, max_length: int = 63) -> str:
+    """``<base>-<yymmdd-HHMMSS>``, the base cut to fit ``max_length`` (tuning jobs: 32)."""
+    stamp = time.strftime("%y%m%d-%H%M%S", time.gmtime())
+    return f"{base[: max_length - len(stamp) - 1].rstrip('-')}-{stamp}"
+
+
+def request(session: Any, step_args: Any, name_key: str, name: str) -> Dict[str, Any]:
+    """The Create* request for SDK step arguments, named ``name``, in the API's own shape.
+
+    ``step_args`` is what ``ModelTrainer.train()`` or ``HyperparameterTuner.tune()`` return on the
+    ``PipelineSession`` ``session``: running them offline leaves the request in ``session.context``,
+    which is how the SDK's own pipeline steps (``TrainingStep``/``TuningStep`` ``.arguments``) get
+    it, without importing ``sagemaker.mlops`` (0.7 s, and it needs a region at import). Pipelines
+    name jobs at run time, so the SDK leaves the name out; kx sets it and sends this very request.
     """
-    return trainer._create_training_job_args(boto3=True)
+    from sagemaker.core.workflow.utilities import execute_job_functions
+
+    execute_job_functions(step_args)
+    built = dict(session.context.args)
+    built.pop(name_key, None)
+    built.get("HyperParameters", {}).pop("sagemaker_job_name", None)
+    return {name_key: name, **built}
+
+
+def pipeline_session(boto_session: Any, sdk_config: dict, bucket: Optional[str]) -> Any:
+    """A ``PipelineSession``: the SDK builds requests on it and sends nothing (kx sends them)."""
+    import warnings
+
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    # the SDK warns at every call that a PipelineSession starts no job, which is what kx wants
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+    return PipelineSession(boto_session=boto_session, sagemaker_config=sdk_config, default_bucket=bucket)

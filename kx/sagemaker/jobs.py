@@ -1,7 +1,10 @@
 """Following a submitted training job: status line, CloudWatch logs, and the summary kx tracks."""
 
+import io
 import sys
+import tarfile
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional, TextIO
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -62,20 +65,52 @@ class LogTail:
 
 def wait(
     sm: Any, job_name: str, poll_s: float, tail: Optional[LogTail] = None, out: TextIO = sys.stderr
-) -> Dict[str, Any]:
-    """Poll until the job ends, showing a live status line (and its logs when ``tail`` is given)."""
+) -> Optional[Dict[str, Any]]:
+    """Poll until the job ends, showing a live status line (and its logs when ``tail`` is given).
+    On Ctrl-C leave the job running, say how to follow it and return None."""
     started = time.monotonic()
-    interactive = out.isatty()
-    while True:
-        description = sm.describe_training_job(TrainingJobName=job_name)
-        if tail is not None:
-            tail.poll()
-        line = status_line(description, started)
-        print(
-            f"\r{line}\033[K" if interactive else line, end="" if interactive else "\n", file=out, flush=True
-        )
-        if description["TrainingJobStatus"] in TERMINAL:
-            if interactive:
-                print(file=out)
-            return description
-        time.sleep(poll_s)
+    try:
+        while True:
+            description = sm.describe_training_job(TrainingJobName=job_name)
+            if tail is not None:
+                tail.poll()
+            show(status_line(description, started), out, done=description["TrainingJobStatus"] in TERMINAL)
+            if description["TrainingJobStatus"] in TERMINAL:
+                return description
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        left_running("training", job_name, out)
+        return None
+
+
+def left_running(kind: str, name: str, out: TextIO) -> None:
+    print(f"\n{kind} job {name} keeps running on SageMaker: follow it with `python launch.py status {name}`"
+          + (f", log its results so far with `python launch.py results {name}`" if kind == "tuning" else "")
+          + f", stop it with `python launch.py stop {name}`.", file=out)  # fmt: skip
+
+
+def show(line: str, out: TextIO, done: bool) -> None:
+    """One live status line on a terminal (rewritten in place), a line per update otherwise."""
+    if out.isatty():
+        print(f"\r{line}\033[K", end="\n" if done else "", file=out, flush=True)
+    else:
+        print(line, file=out, flush=True)
+
+
+def fetch_output(s3: Any, description: Dict[str, Any], dest: Path) -> Optional[Path]:
+    """The job's output data (train.py's ``config.yaml``, ``metrics.json`` and plots, which it writes
+    to /opt/ml/output/data) unpacked from its ``output.tar.gz`` into ``dest``; None without one."""
+    from kx.sagemaker.job import split_s3
+
+    if description["TrainingJobStatus"] not in TERMINAL:
+        return None
+    prefix = description.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")
+    bucket, key = split_s3(f"{prefix}/{description['TrainingJobName']}/output/output.tar.gz")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.ClientError:
+        return None  # no output (a job that failed early): its final metric values stand in
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest

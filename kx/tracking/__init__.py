@@ -4,10 +4,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from kx.tracking.jobs import record_job
 from kx.tracking.mlflow_tracker import (
     PARENT_RUN_ENV,
     MLflowRun,
@@ -72,37 +73,3 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     params = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run.log_params(flatten(params))
     return run
-
-
-def record_job(cfg: DictConfig, job: Dict[str, Any], overrides: List[str]) -> Optional[str]:
-    """Log a finished SageMaker (or rehearsed) training job as one MLflow run; return its id.
-
-    ``job`` is :func:`kx.sagemaker.jobs.summary`'s dict: hyperparameters become params, the job's
-    final metrics (the best epoch's, see train.py's log lines) become metrics, the rest tags.
-    """
-    if not cfg.tracking.enabled:
-        return None
-    run = open_run(cfg.tracking)
-    tags = {
-        "kx.backend": cfg.backend.name,
-        "kx.model": cfg.model.name,
-        "kx.dataset": cfg.dataset.name,
-        "kx.target": cfg.target.name,
-        "kx.overrides": " ".join(overrides),
-        "kx.sagemaker.job_name": job["job_name"],
-        "kx.sagemaker.status": job["status"],
-        "mlflow.source.name": "launch.py",
-    }
-    tags.update({f"kx.sagemaker.{k}": str(job[k]) for k in ("image", "instance_type", "model_artifacts",
-                                                             "failure_reason") if job.get(k)})  # fmt: skip
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    run.start(cfg.tracking.run_name or job["job_name"], tags, os.environ.get(PARENT_RUN_ENV))
-    run.log_params(job["hyperparameters"])
-    metrics = dict(job["final_metrics"])
-    if job.get("billable_seconds") is not None:
-        metrics["billable_seconds"] = job["billable_seconds"]
-    run.log_metrics(metrics)
-    run.end("FINISHED" if job["status"] == "Completed" else "FAILED")
-    return run.run_id

@@ -59,6 +59,13 @@ def flatten(tree: Any, prefix: str = "") -> Dict[str, str]:
     return flat
 
 
+def config_params(cfg: Any) -> Dict[str, str]:
+    """A composed config as a run's params: every key, flattened (``train.epochs``...)."""
+    from omegaconf import OmegaConf
+
+    return flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+
+
 class MLflowRun:
     """One MLflow run, driven through ``MlflowClient`` so no global "active run" state is involved."""
 

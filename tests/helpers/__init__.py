@@ -1,1 +1,1 @@
-"""Test helpers shared by several test modules."""
+"""Helpers shared by several test modules."""

@@ -1,0 +1,213 @@
+"""A sweep file as a SageMaker hyperparameter tuning job (``launch.py target=sagemaker sweep=NAME``).
+
+The sweep's search space (:func:`kx.sweep.space.parse_space`) becomes the tuner's parameter ranges,
+its objective the tuner's objective metric, its budget, sampler and pruner the tuning job's limits,
+strategy and early stopping. What SageMaker cannot express fails here, before anything is uploaded:
+
+==========================  =====================================================================
+sweep file                  tuning job
+==========================  =====================================================================
+``choice(a, b, ...)``       categorical range (at most 30 values)
+``range(lo, hi)``           integer range (``hi`` excluded; a stepped range has no counterpart)
+``int(interval(lo, hi))``   integer range
+``interval(lo, hi)``        continuous range
+``tag(log, ...)``           ``ScalingType=Logarithmic``
+a plain value               a static hyperparameter
+``sampler``                 ``tpe``: Bayesian, ``random``: Random, ``grid``: Grid (categorical only)
+``pruner``                  ``median``: automatic early stopping; ``hyperband``: the Hyperband
+                            strategy (it samples at random: ``sampler=random``)
+``budget``                  ``trials``: maximum training jobs, ``parallel``: jobs at once
+``seed``                    the tuner's random seed
+==========================  =====================================================================
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig
+
+from kx.config import Objective, objective
+from kx.errors import KxError
+from kx.sagemaker.job import METRIC_DEFINITIONS
+from kx.sagemaker.script_mode import check_keys
+from kx.sweep.space import Param, parse_space
+
+MAX_CHOICES = 30  # SageMaker's limit on a categorical range's values
+NAME_LENGTH = 32  # SageMaker's limit on a tuning job's name
+STRATEGIES = {"tpe": "Bayesian", "random": "Random", "grid": "Grid"}
+
+
+class TuningError(KxError):
+    """The sweep file asks for something a SageMaker tuning job cannot do."""
+
+
+@dataclass
+class TuningSpec:
+    """The tuning job a sweep file translates to, in the API's own terms."""
+
+    ranges: Dict[str, Dict[str, Any]]  # name -> {"kind": Integer|Continuous|Categorical, ...}
+    static: Dict[str, str]  # fixed params and, when it differs from train.objective, the objective
+    goal: Objective
+    strategy: str
+    early_stopping: str  # Off | Auto
+    max_jobs: Optional[int]  # None for Grid: SageMaker runs every combination
+    max_parallel: int
+    seed: Optional[int]
+    max_resource: Optional[int] = None  # Hyperband: the most epochs a trial trains
+    warm_start: List[str] = field(default_factory=list)
+    warm_start_type: str = "IdenticalDataAndAlgorithm"
+
+    @property
+    def objective_metric(self) -> str:
+        """The tuner's objective: the best epoch's value, named as on local sweep parents."""
+        return f"best_{self.goal.metric}"
+
+
+def hp_value(value: Any) -> str:
+    """A sweep value as the hyperparameter string train.py decodes (``true``, ``null``, ``0.1``)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def parameter_range(param: Param) -> Dict[str, Any]:
+    """One swept key as a SageMaker parameter range, or :class:`TuningError` naming it and why."""
+    where = f"sweep.params.{param.key}={param.expression!r}"
+    if param.kind == "categorical":
+        if len(param.choices) > MAX_CHOICES:
+            raise TuningError(f"{where}: a SageMaker categorical range takes at most {MAX_CHOICES} "
+                              f"values, this one has {len(param.choices)}.")  # fmt: skip
+        return {"kind": "Categorical", "values": [hp_value(v) for v in param.choices]}
+    if param.kind == "int" and (param.step or 1) != 1:
+        raise TuningError(f"{where}: SageMaker integer ranges have no step; use range(lo,hi) or "
+                          "choice(...) with the values wanted.")  # fmt: skip
+    scaling = "Logarithmic" if param.log else "Auto"
+    if param.kind == "int":
+        return {"kind": "Integer", "min": int(param.low), "max": int(param.high), "scaling": scaling}
+    return {"kind": "Continuous", "min": param.low, "max": param.high, "scaling": scaling}
+
+
+def strategy(sweep: DictConfig, ranges: Dict[str, Dict[str, Any]]) -> Dict[str, str]:
+    """The strategy and early stopping for the sweep's sampler and pruner."""
+    sampler, pruner = str(sweep.sampler), str(sweep.pruner)
+    if pruner == "hyperband":
+        if sampler != "random":
+            raise TuningError(f"sweep.sampler={sampler} with sweep.pruner=hyperband: SageMaker's Hyperband "
+                              "strategy picks trials at random; use sweep.sampler=random, or "
+                              "sweep.pruner=median for Bayesian search with early stopping.")  # fmt: skip
+        return {"strategy": "Hyperband", "early_stopping": "Off"}  # Hyperband stops trials itself
+    chosen = STRATEGIES[sampler]
+    if chosen == "Grid":
+        for name, spec in ranges.items():
+            if spec["kind"] != "Categorical":
+                raise TuningError(f"sweep.params.{name}: sweep.sampler=grid takes choice(...) ranges only "
+                                  f"in SageMaker, this one is {spec['kind'].lower()}.")  # fmt: skip
+    return {"strategy": chosen, "early_stopping": "Auto" if pruner == "median" else "Off"}
+
+
+def translate(cfg: DictConfig) -> TuningSpec:
+    """The tuning job for ``cfg.sweep``; every rejection is one line naming the parameter and why."""
+    sweep = cfg.sweep
+    params = parse_space(sweep.params)
+    # a key train.py would reject would fail every trial: the same check, before anything runs
+    check_keys({p.key: "" for p in params}, cfg)
+    ranges = {p.key: parameter_range(p) for p in params if p.swept}
+    if not ranges:
+        raise TuningError(f"sweep={sweep.name} sweeps nothing: give at least one range in sweep.params.")
+    static = {p.key: hp_value(p.choices[0]) for p in params if not p.swept}
+    goal = objective(cfg)
+    if (goal.metric, goal.direction) != (str(cfg.train.objective.metric), str(cfg.train.objective.direction)):
+        # each trial's early stopping and best epoch must judge by the sweep's objective too
+        static.update({"train.objective.metric": goal.metric, "train.objective.direction": goal.direction})
+    plan = strategy(sweep, ranges)
+    epochs = ranges.get("train.epochs", {}).get("max", cfg.train.epochs)
+    return TuningSpec(
+        ranges=ranges,
+        static=static,
+        goal=goal,
+        strategy=plan["strategy"],
+        early_stopping=plan["early_stopping"],
+        max_jobs=None if plan["strategy"] == "Grid" else int(sweep.budget.trials),
+        max_parallel=int(sweep.budget.parallel),
+        seed=sweep.seed,
+        max_resource=int(epochs) if plan["strategy"] == "Hyperband" else None,
+        warm_start=list(cfg.target.warm_start),
+        warm_start_type=str(cfg.target.warm_start_type),
+    )
+
+
+def metric_definitions(goal: Objective) -> List[Dict[str, str]]:
+    """The training job's metric definitions, the objective's matching every epoch's value too.
+
+    SageMaker's early stopping and Hyperband compare the objective's values as the epochs go; its
+    final value is the regex's last match, the ``best_<metric>=`` line train.py prints last.
+    """
+    objective_name = f"best_{goal.metric}"
+    regex = rf"\b(?:best_)?{goal.metric}=([0-9.]+)"
+    return [
+        {"Name": d["Name"], "Regex": regex if d["Name"] == objective_name else d["Regex"]}
+        for d in METRIC_DEFINITIONS
+    ]
+
+
+def sdk_ranges(ranges: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """The ranges as the SDK's parameter objects."""
+    from sagemaker.core.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter
+
+    built = {}
+    for name, spec in ranges.items():
+        if spec["kind"] == "Categorical":
+            built[name] = CategoricalParameter(spec["values"])
+        else:
+            kind = IntegerParameter if spec["kind"] == "Integer" else ContinuousParameter
+            built[name] = kind(spec["min"], spec["max"], scaling_type=spec["scaling"])
+    return built
+
+
+def tuner(spec: TuningSpec, trainer: Any, base_name: str) -> Any:
+    """The SDK's ``HyperparameterTuner`` around ``trainer`` (whose hyperparameters become static)."""
+    from sagemaker.core.shapes import (
+        HyperbandStrategyConfig,
+        HyperParameterTuningJobStrategyConfig,
+        HyperParameterTuningJobWarmStartConfig,
+        ParentHyperParameterTuningJob,
+    )
+    from sagemaker.train.tuner import HyperparameterTuner
+
+    trainer.hyperparameters = {**trainer.hyperparameters, **spec.static}
+    warm_start = HyperParameterTuningJobWarmStartConfig(
+        parent_hyper_parameter_tuning_jobs=[
+            ParentHyperParameterTuningJob(hyper_parameter_tuning_job_name=n) for n in spec.warm_start
+        ],
+        warm_start_type=spec.warm_start_type,
+    )  # fmt: skip
+    hyperband = HyperParameterTuningJobStrategyConfig(
+        hyperband_strategy_config=HyperbandStrategyConfig(min_resource=1, max_resource=spec.max_resource)
+    )
+    return HyperparameterTuner(
+        trainer,
+        objective_metric_name=spec.objective_metric,
+        hyperparameter_ranges=sdk_ranges(spec.ranges),
+        metric_definitions=metric_definitions(spec.goal),
+        strategy=spec.strategy,
+        objective_type="Maximize" if spec.goal.maximize else "Minimize",
+        max_jobs=spec.max_jobs,
+        max_parallel_jobs=spec.max_parallel,
+        base_tuning_job_name=base_name,
+        warm_start_config=warm_start if spec.warm_start else None,
+        strategy_config=hyperband if spec.max_resource else None,
+        early_stopping_type=spec.early_stopping,
+        random_seed=spec.seed,
+    )
+
+
+def request(spec: TuningSpec, trainer: Any, session: Any, base_name: str) -> Dict[str, Any]:
+    """The validated CreateHyperParameterTuningJob request, built offline by the SDK."""
+    from kx.sagemaker.job import job_name
+    from kx.sagemaker.job import request as step_request
+    from kx.sagemaker.validate import validate
+
+    built = tuner(spec, trainer, base_name)
+    name = job_name(base_name, NAME_LENGTH)
+    req = step_request(session, built.tune(wait=False), "HyperParameterTuningJobName", name)
+    validate(req, "CreateHyperParameterTuningJob")
+    return req

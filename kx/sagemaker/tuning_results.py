@@ -1,0 +1,124 @@
+"""A tuning job in MLflow: one parent run, a child run per finished training job, the sweep report.
+
+Real tuning jobs and their rehearsals come here in the same shape: the DescribeHyperParameterTuningJob
+response and, per trial, its DescribeTrainingJob response with the job's ``metrics.json`` when its
+output has one. Recording again finds the parent and the children by their job names and adds only
+what is new, so ``launch.py results JOB`` can run any number of times.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig
+
+from kx.config import Objective
+
+TRIAL_STATES = {"Completed": "COMPLETE", "Failed": "FAIL", "Stopped": "KILLED"}  # others: RUNNING
+PARENT_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
+TUNING_TAG = "kx.sagemaker.tuning_job"
+
+
+@dataclass
+class Trial:
+    description: Dict[str, Any]  # DescribeTrainingJob
+    objective: Optional[float] = None  # the tuning job's objective value for it, as SageMaker read it
+    output: Optional[Path] = None  # its output data here (metrics.json...), when it has some
+    model: Optional[Path] = None  # its model folder, when it is here (a rehearsal)
+
+
+def goal_of(tuning: Dict[str, Any]) -> Objective:
+    """The sweep's objective from the tuning job's (``best_val_acc``, Maximize)."""
+    spec = tuning["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    return Objective(spec["MetricName"].replace("best_", "", 1), spec["Type"].lower())
+
+
+def swept_keys(tuning: Dict[str, Any]) -> List[str]:
+    ranges = tuning["HyperParameterTuningJobConfig"].get("ParameterRanges", {})
+    return [r["Name"] for kind in ranges.values() for r in kind]
+
+
+def decoded(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def base_overrides(tuning: Dict[str, Any]) -> List[str]:
+    """The trials' shared settings as train.py overrides (static hyperparameters, toolkit keys out)."""
+    from kx.sagemaker.script_mode import decode_value, split_toolkit_keys
+
+    static = tuning.get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
+    script = split_toolkit_keys(static)[0]
+    script.pop("train.checkpoint_dir", None)  # the job's /opt/ml/checkpoints, set by launch.py
+    return [f"{k}={decode_value(v)}" for k, v in script.items()]
+
+
+def parent_run(cfg: DictConfig, tuning: Dict[str, Any], sweep: Optional[str]) -> Any:
+    """The tuning job's parent run: found by its tag, or started."""
+    from kx.tracking import open_run
+
+    run = open_run(cfg.tracking)
+    name = tuning["HyperParameterTuningJobName"]
+    found = run.client.search_runs([run.experiment_id], filter_string=f"tags.`{TUNING_TAG}` = '{name}'")
+    found = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    if found:
+        run.run_id = found[0].info.run_id
+        return run
+    config = tuning["HyperParameterTuningJobConfig"]
+    tags = {TUNING_TAG: name, "kx.sweep": "true", "kx.sweeper": "sagemaker", "kx.target": cfg.target.name,
+            "kx.sagemaker.strategy": config["Strategy"], "mlflow.source.name": "launch.py"}  # fmt: skip
+    if sweep:
+        tags["kx.sweep.name"] = sweep
+    run.start(name, tags, parent_run_id=None)
+    return run
+
+
+def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], trials: List[Trial],
+                  sweep: Optional[str]) -> List[Any]:  # fmt: skip
+    """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
+    from kx.sagemaker.jobs import summary
+    from kx.sweep.report import TrialResult
+    from kx.tracking.jobs import record_job
+    from kx.tracking.mlflow_tracker import child_runs
+
+    keys = swept_keys(tuning)
+    children = child_runs(parent, parent.run_id) if parent else []
+    recorded = {r.data.tags.get("kx.sagemaker.job_name"): r.info.run_id for r in children}
+    results = []
+    ordered = sorted(trials, key=lambda t: t.description["TrainingJobName"])
+    for number, trial in enumerate(ordered):
+        job = summary(trial.description)
+        state = TRIAL_STATES.get(job["status"], "RUNNING")
+        run_id = recorded.get(job["job_name"])
+        if parent and run_id is None and state != "RUNNING":
+            run_id = record_job(cfg, job, [], parent.run_id, trial.output, sweep, trial.model)
+        results.append(TrialResult(
+            number=number, params={k: decoded(job["hyperparameters"][k]) for k in keys},
+            state=state, value=trial.objective if state == "COMPLETE" else None,
+            seconds=trial.description.get("TrainingTimeInSeconds"), run_id=run_id, output=job["job_name"],
+            model=job["model_artifacts"], reason=job["failure_reason"],
+        ))  # fmt: skip
+    return results
+
+
+def record(cfg: DictConfig, tuning: Dict[str, Any], trials: List[Trial], out_dir: Path,
+           sweep: Optional[str] = None) -> Optional[str]:  # fmt: skip
+    """Log the tuning job and its trials to MLflow, print and log the sweep report; return the
+    parent run's id (None with tracking off, when only the report is printed)."""
+    from kx.sweep.report import summarize
+
+    parent = parent_run(cfg, tuning, sweep) if cfg.tracking.enabled else None
+    results = record_trials(cfg, parent, tuning, trials, sweep)
+    best = summarize(parent, goal_of(tuning), results, out_dir, base_overrides(tuning))
+    if parent is None:
+        return None
+    if best is not None:
+        parent.set_tags({"kx.best_job_name": best.output})
+    status = tuning["HyperParameterTuningJobStatus"]
+    parent.set_tags({"kx.sagemaker.status": status})
+    if status in PARENT_STATUS:
+        parent.end(PARENT_STATUS[status])
+    return parent.run_id
