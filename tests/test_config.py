@@ -88,7 +88,7 @@ def test_help_and_cfg_are_fast_paths_without_frameworks(args):
     assert not imported & set(HEAVY), imported & set(HEAVY)
     if args == ["--help"]:
         assert "backend: jax, mxnet, tensorflow, torch" in proc.stdout
-        assert "dataset: digits, fashion_mnist, synthetic" in proc.stdout
-        assert "model: cnn, mlp" in proc.stdout
+        assert "dataset: digits, fashion_mnist, image_folder, npz, synthetic, tfds" in proc.stdout
+        assert "model: cnn, custom, mlp, resnet, separable" in proc.stdout
     else:
         assert "learning_rate: 0.01" in proc.stdout
