@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from kx import cli
 from kx.config import compose, register
 from kx.errors import KxError, one_line
 from kx.sagemaker import script_mode
@@ -57,6 +58,7 @@ def leave_at_once_on_failure() -> None:
 if __name__ == "__main__":
     try:
         sys.argv[1:] = script_mode.hydra_argv(sys.argv[1:], os.environ, compose)
+        cli.check_argv(sys.argv[1:])  # bad overrides, values or output folder: one line, no run folder
     except (KxError, HydraException) as err:
         fail(one_line(err))
     leave_at_once_on_failure()

@@ -45,7 +45,7 @@ class KerasBackend(Backend):
                 f"process; backend={self.name} needs a fresh process."
             )
         os.environ["KERAS_BACKEND"] = self.name
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep the log readable for regexes
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO/WARNING chatter; errors still show
         try:
             import keras
         except ImportError as err:

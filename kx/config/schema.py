@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from kx.config.choices import Choice
+from kx.config.keys import groups_help
 from kx.config.objective import ObjectiveConfig
 from kx.sweep.config import SweepConfig
 from kx.sweep.config import register as register_sweep
@@ -204,3 +205,5 @@ def register() -> None:
     cs.store(group="schema/dataset", name="digits", node=DigitsConfig)
     cs.store(group="schema/dataset", name="synthetic", node=SyntheticConfig)
     register_sweep()
+    if not OmegaConf.has_resolver("kx_groups"):  # the groups --help lists (not the schema/* groups)
+        OmegaConf.register_new_resolver("kx_groups", groups_help)

@@ -15,6 +15,7 @@ from kx.tracking.mlflow_tracker import (
     flatten,
     resolve_uri,
 )
+from kx.tracking.secrets import redact
 
 __all__ = ["MLflowRun", "TrackingError", "open_run", "record_job", "start_training_run"]
 
@@ -43,8 +44,8 @@ def open_run(tracking: DictConfig) -> MLflowRun:
         raise
     except Exception as err:  # noqa: BLE001 - e.g. an unwritable SQLite path or a bad URI scheme
         raise TrackingError(
-            f"Cannot open MLflow tracking store tracking.uri={uri!r} "
-            f"({type(err).__name__}: {err}). Fix tracking.uri or set "
+            f"Cannot open MLflow tracking store tracking.uri={redact(uri)!r} "
+            f"({type(err).__name__}: {redact(str(err))}). Fix tracking.uri or set "
             "tracking.enabled=false."
         ) from None
 
