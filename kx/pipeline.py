@@ -17,13 +17,10 @@ from kx.config import objective, validate
 from kx.data import load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
+from kx.stopping import TrainingInterrupted, interrupted, stop_on_signals
 from kx.tracking import MLflowRun, start_training_run
 
 log = logging.getLogger("kx")
-
-
-class TrainingInterrupted(KxError):
-    """SIGTERM stopped training; the last completed epoch is in the checkpoint."""
 
 
 def write_config(cfg: DictConfig, path: Path) -> Path:
@@ -71,7 +68,7 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
         return _train(cfg, out_dir, files, tracking, cluster)
     except BaseException as err:
         if tracking:
-            tracking.end("KILLED" if isinstance(err, TrainingInterrupted) else "FAILED")
+            tracking.end("KILLED" if isinstance(err, (TrainingInterrupted, KeyboardInterrupt)) else "FAILED")
         raise
 
 
@@ -102,17 +99,11 @@ def _train(
     )
     checkpoint = Checkpoint(cfg.train.checkpoint_dir)
     checkpoint.restore(backend, monitor)
-    monitor.stop_on_sigterm()
-    backend.fit(data, cfg.train, monitor, checkpoint)
+    with stop_on_signals(monitor) as signals:
+        backend.fit(data, cfg.train, monitor, checkpoint)
     if monitor.interrupted:
-        raise TrainingInterrupted(
-            f"Training stopped by SIGTERM after epoch {monitor.epochs}; "
-            + (
-                f"rerun with train.checkpoint_dir={checkpoint.folder} to resume."
-                if checkpoint.folder
-                else "set train.checkpoint_dir to make runs resumable."
-            )
-        )
+        kept = _keep_completed(cfg, out_dir, files, tracking, backend, monitor, cluster)
+        raise interrupted(monitor, checkpoint, signals, kept)
     monitor.report_best()
 
     predicted = backend.predict(data.x_val).argmax(axis=1)
@@ -122,6 +113,16 @@ def _train(
         plots.training_curves(monitor.history, monitor.best_epoch, out_dir / "training_curves.png"),
         plots.confusion_matrix(data.y_val, predicted, data.class_names, out_dir / "confusion_matrix.png"),
     ]
+    model_dir = _export(cfg, out_dir, backend, cluster)
+    if tracking:
+        _track_results(tracking, backend, monitor, files + [model_dir])
+        tracking.log_metrics({"model_val_acc": model_accuracy})
+        tracking.end()
+    return monitor.best()[monitor.monitor]
+
+
+def _export(cfg: DictConfig, out_dir: Path, backend: Any, cluster: Cluster) -> Path:
+    """Export the model (the best epoch's) on the first host; return the model folder."""
     model_dir = Path(cfg.export.model_dir) if cfg.export.model_dir else out_dir / "model"
     if cluster.is_chief:
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -129,13 +130,35 @@ def _train(
         log.info("model exported to %s", ", ".join(str(p) for p in exported))
     else:
         log.info("the model is exported by %s, the first host", cluster.hosts[0])
+    return model_dir
 
+
+def _track_results(tracking: MLflowRun, backend: Any, monitor: EpochMonitor, files: List[Path]) -> None:
+    """The best and final epochs' metrics, the engine's versions and the run's files, to MLflow."""
+    tracking.set_tags({f"kx.version.{pkg}": version for pkg, version in backend.versions().items()})
+    tracking.log_metrics({f"best_{k}": v for k, v in monitor.best().items()}, step=monitor.best_epoch)
+    tracking.log_metrics({f"final_{k}": v for k, v in monitor.final().items()}, step=monitor.epochs)
+    tracking.log_metrics({"best_epoch": monitor.best_epoch})
+    tracking.log_artifacts(files)
+
+
+def _keep_completed(
+    cfg: DictConfig,
+    out_dir: Path,
+    files: List[Path],
+    tracking: Optional[MLflowRun],
+    backend: Any,
+    monitor: EpochMonitor,
+    cluster: Cluster,
+) -> str:
+    """After a stop: keep the completed epochs' metrics and curves and the best epoch's model; say what."""
+    if not monitor.epochs:
+        return "no epoch was completed"
+    files = files + [
+        write_metrics(monitor, {"stopped_after_epoch": monitor.epochs}, out_dir / "metrics.json"),
+        plots.training_curves(monitor.history, monitor.best_epoch, out_dir / "training_curves.png"),
+        _export(cfg, out_dir, backend, cluster),
+    ]
     if tracking:
-        tracking.set_tags({f"kx.version.{pkg}": version for pkg, version in backend.versions().items()})
-        tracking.log_metrics({f"best_{k}": v for k, v in monitor.best().items()}, step=monitor.best_epoch)
-        tracking.log_metrics({f"final_{k}": v for k, v in monitor.final().items()}, step=monitor.epochs)
-        tracking.log_metrics({"best_epoch": monitor.best_epoch, "model_val_acc": model_accuracy})
-        tracking.log_artifacts(files)
-        tracking.log_artifacts([model_dir])
-        tracking.end()
-    return monitor.best()[monitor.monitor]
+        _track_results(tracking, backend, monitor, files)
+    return f"metrics.json, training_curves.png and the best epoch's ({monitor.best_epoch}) model are in {out_dir}"

@@ -211,11 +211,13 @@ class GluonBackend(Backend):
                 loss_sum += loss.sum()
                 correct += (out.argmax(axis=1) == label).sum()
                 if monitor.interrupted and hosts == 1:
-                    return  # a partial epoch: not recorded, the last checkpoint stands
+                    break  # a partial epoch: not recorded, the last checkpoint stands
                 if show_progress:
                     print(f"\repoch {epoch}/{train.epochs} batch {step}", end="", flush=True)
             if show_progress:
                 print("\r", end="")
+            if monitor.interrupted and hosts == 1:
+                break
             if hosts > 1:
                 self._average_statistics()
             sums = [
@@ -242,7 +244,7 @@ class GluonBackend(Backend):
                 self.best = {name: p.data().copy() for name, p in self.net.collect_params().items()}
             checkpoint.save(self, monitor)
             if monitor.interrupted:
-                return
+                break
         if self.best:
             for name, value in self.best.items():
                 self.net.collect_params()[name].set_data(value)

@@ -114,18 +114,25 @@ class KerasBackend(Backend):
 
             keras_multi_worker.fit(self, data, train, monitor, checkpoint)
         elif monitor.epochs < train.epochs and not monitor.stop:
-            self.model.fit(
-                data.x_train,
-                data.y_train,
-                batch_size=train.batch_size,
-                epochs=train.epochs,
-                initial_epoch=monitor.epochs,
-                validation_data=(data.x_val, data.y_val),
-                verbose=1 if sys.stdout.isatty() else 0,
-                callbacks=[_monitor_callback(keras, self, monitor, checkpoint)],
-            )
-        if self.best_weights is not None and not monitor.interrupted:
+            with contextlib.suppress(_Stopped):  # a signal: the partial epoch is dropped, unvalidated
+                self._fit(data, train, monitor, checkpoint)
+        if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    def _fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
+        """Keras's ``fit`` from the epoch after ``monitor.epochs``; on a terminal its progress bar
+        comes first in the callbacks, so it ends its line before kx's epoch line."""
+        progress = [self.keras.callbacks.ProgbarLogger()] if sys.stdout.isatty() else []
+        self.model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=train.batch_size,
+            epochs=train.epochs,
+            initial_epoch=monitor.epochs,
+            validation_data=(data.x_val, data.y_val),
+            verbose=1 if progress else 0,
+            callbacks=[*progress, _monitor_callback(self.keras, self, monitor, checkpoint)],
+        )
 
     def save_state(self, folder: Path) -> None:
         self.model.save(folder / "last.keras")  # weights and optimizer state
@@ -188,6 +195,10 @@ class KerasBackend(Backend):
         return {"keras": self.keras.__version__, self.name: engine.__version__}
 
 
+class _Stopped(Exception):
+    """Raised in the training loop after a signal; ``fit`` ends at once."""
+
+
 def _monitor_callback(
     keras: Any, backend: KerasBackend, monitor: EpochMonitor, checkpoint: Checkpoint
 ) -> Any:
@@ -198,8 +209,8 @@ def _monitor_callback(
             monitor.begin_epoch()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if monitor.interrupted:
-                self.model.stop_training = True
+            if monitor.interrupted:  # leave fit now: stop_training would still validate the epoch
+                raise _Stopped
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             if monitor.interrupted:  # a partial epoch: not recorded, the last checkpoint stands

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 from kx.errors import KxError
+from kx.tracking.liveness import process_tags
 from kx.tracking.secrets import redact, without_credentials
 
 log = logging.getLogger("kx")
@@ -77,7 +78,7 @@ class MLflowRun:
     def start(self, run_name: Optional[str], tags: Dict[str, str], parent_run_id: Optional[str]) -> str:
         if parent_run_id:
             tags = {**tags, "mlflow.parentRunId": parent_run_id}
-        tags = {k: redact(v) for k, v in tags.items()}
+        tags = {k: redact(v) for k, v in {**process_tags(), **tags}.items()}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         return self.run_id
