@@ -11,7 +11,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kx import __version__
-from kx.backends import Cluster, EpochMonitor, create_backend
+from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import objective, validate
 from kx.data import load_dataset
@@ -88,7 +88,8 @@ def _train(
         backend.name,
         ", ".join(backend.devices()),
     )
-    backend.build(cfg.model, data.input_shape, data.num_classes)
+    model = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
+    backend.build(model, data.input_shape, data.num_classes)
 
     stopping = cfg.train.early_stopping
     monitor = EpochMonitor(

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
+from kx.backends import batch_norm
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -106,7 +107,9 @@ class GluonBackend(Backend):
             padding = conv.kernel_size // 2 if str(conv.padding) == "same" else 0
             net.add(nn.Conv2D(conv.filters, conv.kernel_size, padding=padding))
             if model.batch_norm:
-                net.add(nn.BatchNorm(axis=1, momentum=0.99, epsilon=1e-3))  # Keras's defaults
+                net.add(
+                    nn.BatchNorm(axis=1, momentum=batch_norm.momentum(model), epsilon=1e-3)
+                )  # Keras's epsilon
             net.add(nn.Activation("relu"), nn.MaxPool2D(model.pool_size))
         net.add(nn.Flatten())
         for _ in range(model.dense_layers):

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
+from kx.backends import batch_norm
 from kx.backends.base import Backend, BackendError
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -83,7 +84,9 @@ class KerasBackend(Backend):
         for conv in model.conv_layers:
             stack.append(layers.Conv2D(conv.filters, conv.kernel_size, padding=str(conv.padding)))
             if model.batch_norm:
-                stack.append(layers.BatchNormalization(axis=channel_axis))
+                stack.append(
+                    layers.BatchNormalization(axis=channel_axis, momentum=batch_norm.momentum(model))
+                )
             stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):

@@ -65,6 +65,9 @@ class ModelConfig:
     dense_units: int = 512
     dense_layers: int = 1
     dropout: float = 0.3
+    bn_momentum: Optional[float] = (
+        None  # None: 0.99, lower for runs under 1000 steps (kx/backends/batch_norm.py)
+    )
 
 
 @dataclass
