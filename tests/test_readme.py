@@ -77,3 +77,29 @@ def test_every_other_command_names_an_existing_program_and_file():
         assert program, command
         scripts = [w for w in words[1:3] if w.endswith((".py", "/run")) or w.startswith(".ci/")]
         assert all((PROJECT_DIR / w).is_file() for w in scripts), command
+
+
+def test_on_a_terminal_epoch_lines_are_not_glued_to_the_progress_bar(tmp_path):
+    import os
+    import pty
+    import sys
+
+    leader, follower = pty.openpty()
+    cmd = [sys.executable, str(PROJECT_DIR / "train.py"), "model=mlp", "dataset=digits", "train.epochs=2",
+           "tracking.enabled=false", "hydra.run.dir=run"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: train.py ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=300) == 0
+    screen = b"".join(chunks).decode(errors="replace").replace("\r\n", "\n")
+    assert "ms/step" in screen  # Keras's progress bar was shown
+    assert screen.count("] - epoch=") == 2
+    assert all(line.startswith("[") for line in screen.split("\n") if "] - epoch=" in line)
