@@ -64,6 +64,7 @@ def sdk_config(telemetry: bool) -> dict:
 
 def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, stream_logs: bool) -> int:
     from kx.sagemaker import job as jobs_plan
+    from kx.sagemaker import settings
     from kx.sagemaker.validate import validate as validate_request
 
     target = cfg.target
@@ -72,11 +73,9 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     boto_session, sm, s3 = clients(target.region)  # no request is sent until a call below
+    settings.check(cfg, dry_run, boto_session)  # every missing setting in one line
     session = jobs_plan.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
-    bucket = target.bucket or (None if dry_run else session.default_bucket())
-    if not bucket:
-        raise KxError("--dry-run needs target.bucket (the default bucket's name includes the account "
-                      "id, which only AWS can tell): set target.bucket=NAME or $KX_SAGEMAKER_BUCKET.")  # fmt: skip
+    bucket = target.bucket or session.default_bucket()
     with tempfile.TemporaryDirectory() as tmp:
         job = jobs_plan.plan(cfg, overrides, Path(tmp), bucket)
         trainer = jobs_plan.model_trainer(cfg, job, session)
@@ -205,5 +204,7 @@ if __name__ == "__main__":
         fail(one_line(err))
     except Exception as err:  # noqa: BLE001 - AWS errors (credentials, endpoints, API) as one line
         if type(err).__module__.startswith(("botocore", "boto3")):
-            fail(f"{type(err).__name__}: {err}")
+            from kx.sagemaker.settings import aws_error_message
+
+            fail(aws_error_message(err))
         raise

@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from kx import cli
 from kx.config import compose, register
 from kx.errors import KxError, one_line
 from kx.sagemaker import script_mode
@@ -22,22 +23,29 @@ from kx.sagemaker import script_mode
 register()
 
 
-def fail(message: str) -> NoReturn:
-    """One clear line on stderr (and, in a SageMaker job, as its FailureReason); exit 2."""
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One clear line on stderr (and, in a SageMaker job, as its FailureReason); exit ``code``."""
     print(f"kx: error: {message}", file=sys.stderr)
     script_mode.write_failure(message, os.environ)
-    sys.exit(2)
+    sys.exit(code)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     from kx.pipeline import run
+    from kx.stopping import TrainingInterrupted
 
     hydra_cfg = HydraConfig.get()
     try:
         return run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+    except TrainingInterrupted as err:
+        fail(str(err), err.exit_code)
     except KxError as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        fail(
+            f"Stopped by SIGINT (Ctrl-C); what was written so far is in {hydra_cfg.runtime.output_dir}.", 130
+        )
 
 
 def leave_at_once_on_failure() -> None:
@@ -57,6 +65,7 @@ def leave_at_once_on_failure() -> None:
 if __name__ == "__main__":
     try:
         sys.argv[1:] = script_mode.hydra_argv(sys.argv[1:], os.environ, compose)
+        cli.check_argv(sys.argv[1:])  # bad overrides, values or output folder: one line, no run folder
     except (KxError, HydraException) as err:
         fail(one_line(err))
     leave_at_once_on_failure()

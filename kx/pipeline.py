@@ -11,19 +11,16 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kx import __version__
-from kx.backends import Cluster, EpochMonitor, create_backend
+from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import objective, validate
 from kx.data import load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
+from kx.stopping import TrainingInterrupted, interrupted, stop_on_signals
 from kx.tracking import MLflowRun, start_training_run
 
 log = logging.getLogger("kx")
-
-
-class TrainingInterrupted(KxError):
-    """SIGTERM stopped training; the last completed epoch is in the checkpoint."""
 
 
 def write_config(cfg: DictConfig, path: Path) -> Path:
@@ -71,7 +68,7 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
         return _train(cfg, out_dir, files, tracking, cluster)
     except BaseException as err:
         if tracking:
-            tracking.end("KILLED" if isinstance(err, TrainingInterrupted) else "FAILED")
+            tracking.end("KILLED" if isinstance(err, (TrainingInterrupted, KeyboardInterrupt)) else "FAILED")
         raise
 
 
@@ -91,7 +88,8 @@ def _train(
         backend.name,
         ", ".join(backend.devices()),
     )
-    backend.build(cfg.model, data.input_shape, data.num_classes)
+    model = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
+    backend.build(model, data.input_shape, data.num_classes)
 
     stopping = cfg.train.early_stopping
     monitor = EpochMonitor(
@@ -102,22 +100,27 @@ def _train(
     )
     checkpoint = Checkpoint(cfg.train.checkpoint_dir)
     checkpoint.restore(backend, monitor)
-    monitor.stop_on_sigterm()
-    backend.fit(data, cfg.train, monitor, checkpoint)
+    with stop_on_signals(monitor) as signals:
+        backend.fit(data, cfg.train, monitor, checkpoint)
     if monitor.interrupted:
-        raise TrainingInterrupted(
-            f"Training stopped by SIGTERM after epoch {monitor.epochs}; "
-            + (
-                f"rerun with train.checkpoint_dir={checkpoint.folder} to resume."
-                if checkpoint.folder
-                else "set train.checkpoint_dir to make runs resumable."
-            )
-        )
+        kept = _keep_completed(cfg, out_dir, files, tracking, backend, monitor, cluster)
+        raise interrupted(monitor, checkpoint, signals, kept)
     monitor.report_best()
 
     predicted = backend.predict(data.x_val).argmax(axis=1)
     model_accuracy = float(np.mean(predicted == data.y_val))
     files.append(write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"))
+    model_dir = _export(cfg, out_dir, backend, cluster)
+    files += _plots(monitor, data, predicted, out_dir)  # after the export: a report never costs the model
+    if tracking:
+        _track_results(tracking, backend, monitor, files + [model_dir])
+        tracking.log_metrics({"model_val_acc": model_accuracy})
+        tracking.end()
+    return monitor.best()[monitor.monitor]
+
+
+def _export(cfg: DictConfig, out_dir: Path, backend: Any, cluster: Cluster) -> Path:
+    """Export the model (the best epoch's) on the first host; return the model folder."""
     model_dir = Path(cfg.export.model_dir) if cfg.export.model_dir else out_dir / "model"
     if cluster.is_chief:
         model_dir.mkdir(parents=True, exist_ok=True)
@@ -125,27 +128,50 @@ def _train(
         log.info("model exported to %s", ", ".join(str(p) for p in exported))
     else:
         log.info("the model is exported by %s, the first host", cluster.hosts[0])
-    files += _plots(monitor, data, predicted, out_dir)  # after the export: a report never costs the model
-
-    if tracking:
-        tracking.set_tags({f"kx.version.{pkg}": version for pkg, version in backend.versions().items()})
-        tracking.log_metrics({f"best_{k}": v for k, v in monitor.best().items()}, step=monitor.best_epoch)
-        tracking.log_metrics({f"final_{k}": v for k, v in monitor.final().items()}, step=monitor.epochs)
-        tracking.log_metrics({"best_epoch": monitor.best_epoch, "model_val_acc": model_accuracy})
-        tracking.log_artifacts(files)
-        tracking.log_artifacts([model_dir])
-        tracking.end()
-    return monitor.best()[monitor.monitor]
+    return model_dir
 
 
-def _plots(monitor: EpochMonitor, data: Any, predicted: np.ndarray, out_dir: Path) -> List[Path]:
-    """The training curves and confusion matrix; a plot that fails is a warning, not a failed run."""
+def _plots(monitor: EpochMonitor, data: Any, predicted: Optional[np.ndarray], out_dir: Path) -> List[Path]:
+    """The training curves and (with predictions) the confusion matrix; a plot that fails is a
+    warning, not a failed run."""
     try:
-        return [
-            plots.training_curves(monitor.history, monitor.best_epoch, out_dir / "training_curves.png"),
-            plots.confusion_matrix(data.y_val, predicted, data.class_names, out_dir / "confusion_matrix.png"),
-        ]
+        drawn = [plots.training_curves(monitor.history, monitor.best_epoch, out_dir / "training_curves.png")]
+        if predicted is not None:
+            drawn.append(plots.confusion_matrix(data.y_val, predicted, data.class_names,
+                                                out_dir / "confusion_matrix.png"))  # fmt: skip
+        return drawn
     except Exception as err:  # noqa: BLE001  (matplotlib raises many unrelated types)
         log.warning("kx: warning: the plots were not drawn (%s: %s); the model and metrics are saved",
                     type(err).__name__, err)  # fmt: skip
         return []
+
+
+def _track_results(tracking: MLflowRun, backend: Any, monitor: EpochMonitor, files: List[Path]) -> None:
+    """The best and final epochs' metrics, the engine's versions and the run's files, to MLflow."""
+    tracking.set_tags({f"kx.version.{pkg}": version for pkg, version in backend.versions().items()})
+    tracking.log_metrics({f"best_{k}": v for k, v in monitor.best().items()}, step=monitor.best_epoch)
+    tracking.log_metrics({f"final_{k}": v for k, v in monitor.final().items()}, step=monitor.epochs)
+    tracking.log_metrics({"best_epoch": monitor.best_epoch})
+    tracking.log_artifacts(files)
+
+
+def _keep_completed(
+    cfg: DictConfig,
+    out_dir: Path,
+    files: List[Path],
+    tracking: Optional[MLflowRun],
+    backend: Any,
+    monitor: EpochMonitor,
+    cluster: Cluster,
+) -> str:
+    """After a stop: keep the completed epochs' metrics and curves and the best epoch's model; say what."""
+    if not monitor.epochs:
+        return "no epoch was completed"
+    files = files + [
+        write_metrics(monitor, {"stopped_after_epoch": monitor.epochs}, out_dir / "metrics.json"),
+        _export(cfg, out_dir, backend, cluster),
+        *_plots(monitor, None, None, out_dir),
+    ]
+    if tracking:
+        _track_results(tracking, backend, monitor, files)
+    return f"metrics.json, training_curves.png and the best epoch's ({monitor.best_epoch}) model are in {out_dir}"

@@ -37,7 +37,8 @@ def test_sigterm_then_rerun_resumes_and_finishes_with_a_complete_model(backend, 
     done = json.loads((tmp_path / "checkpoints" / "last" / "monitor.json").read_text())
     completed = len(done["history"]["val_acc"])
     assert 2 <= completed < 6
-    assert not (tmp_path / "run" / "metrics.json").exists()
+    kept = json.loads((tmp_path / "run" / "metrics.json").read_text())  # the completed epochs' results
+    assert kept["epochs"] == completed and kept["history"]["val_acc"] == done["history"]["val_acc"]
 
     second = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr

@@ -127,11 +127,20 @@ def test_invalid_request_fails_with_the_service_models_message_before_upload(tmp
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([*SAGEMAKER, "target.bucket=null", "--dry-run"], "--dry-run needs target.bucket"),
-        ([*SAGEMAKER, "target.role=null", "--dry-run"], "target.role is not set"),
+        (
+            [*SAGEMAKER, "target.bucket=null", "--dry-run"],
+            "launch.py needs 1 more setting(s): target.bucket (--dry-run",
+        ),
+        (
+            [*SAGEMAKER, "target.role=null", "--dry-run"],
+            "launch.py needs 1 more setting(s): target.role (the IAM",
+        ),
         ([*SAGEMAKER, "backend=jax", "--dry-run"], "backend=jax has no SageMaker framework training image"),
         (["target=local"], "target=local is not launched: launch.py runs target=sagemaker"),
-        ([*SAGEMAKER, "target.colour=red"], "Could not override 'target.colour'."),
+        (
+            [*SAGEMAKER, "target.colour=red"],
+            "Unknown config key target.colour; did you mean target.role, target.poll_s or target.spot?",
+        ),
     ],
 )
 def test_configuration_errors_are_one_line(tmp_path, args, message):

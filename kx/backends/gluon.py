@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
+from kx.backends import batch_norm
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -129,7 +130,9 @@ class GluonBackend(Backend):
             padding = conv.kernel_size // 2 if str(conv.padding) == "same" else 0
             net.add(nn.Conv2D(conv.filters, conv.kernel_size, padding=padding))
             if model.batch_norm:
-                net.add(nn.BatchNorm(axis=1, momentum=0.99, epsilon=1e-3))  # Keras's defaults
+                net.add(
+                    nn.BatchNorm(axis=1, momentum=batch_norm.momentum(model), epsilon=1e-3)
+                )  # Keras's epsilon
             net.add(nn.Activation("relu"), nn.MaxPool2D(model.pool_size))
         net.add(nn.Flatten())
         for _ in range(model.dense_layers):
@@ -228,11 +231,13 @@ class GluonBackend(Backend):
                 loss_sum += loss.sum()
                 correct += (out.argmax(axis=1) == label).sum()
                 if monitor.interrupted and hosts == 1:
-                    return  # a partial epoch: not recorded, the last checkpoint stands
+                    break  # a partial epoch: not recorded, the last checkpoint stands
                 if show_progress:
                     print(f"\repoch {epoch}/{train.epochs} batch {step}", end="", flush=True)
             if show_progress:
                 print("\r", end="")
+            if monitor.interrupted and hosts == 1:
+                break
             if hosts > 1:
                 self._average_statistics()
             sums = [
@@ -259,7 +264,7 @@ class GluonBackend(Backend):
                 self.best = {name: p.data().copy() for name, p in self.net.collect_params().items()}
             checkpoint.save(self, monitor)
             if monitor.interrupted:
-                return
+                break
         if self.best:
             for name, value in self.best.items():
                 self.net.collect_params()[name].set_data(value)

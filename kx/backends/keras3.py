@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
+from kx.backends import batch_norm
 from kx.backends.base import Backend, BackendError
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -46,7 +47,7 @@ class KerasBackend(Backend):
                 f"process; backend={self.name} needs a fresh process."
             )
         os.environ["KERAS_BACKEND"] = self.name
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep the log readable for regexes
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO/WARNING chatter; errors still show
         try:
             import keras
         except ImportError as err:
@@ -88,7 +89,9 @@ class KerasBackend(Backend):
         for conv in model.conv_layers:
             stack.append(layers.Conv2D(conv.filters, conv.kernel_size, padding=str(conv.padding)))
             if model.batch_norm:
-                stack.append(layers.BatchNormalization(axis=channel_axis))
+                stack.append(
+                    layers.BatchNormalization(axis=channel_axis, momentum=batch_norm.momentum(model))
+                )
             stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):
@@ -132,18 +135,25 @@ class KerasBackend(Backend):
 
             keras_multi_worker.fit(self, data, train, monitor, checkpoint)
         elif monitor.epochs < train.epochs and not monitor.stop:
-            self.model.fit(
-                data.x_train,
-                data.y_train,
-                batch_size=train.batch_size,
-                epochs=train.epochs,
-                initial_epoch=monitor.epochs,
-                validation_data=(data.x_val, data.y_val),
-                verbose=1 if sys.stdout.isatty() else 0,
-                callbacks=[_monitor_callback(keras, self, monitor, checkpoint)],
-            )
-        if self.best_weights is not None and not monitor.interrupted:
+            with contextlib.suppress(_Stopped):  # a signal: the partial epoch is dropped, unvalidated
+                self._fit(data, train, monitor, checkpoint)
+        if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    def _fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
+        """Keras's ``fit`` from the epoch after ``monitor.epochs``; on a terminal its progress bar
+        comes first in the callbacks, so it ends its line before kx's epoch line."""
+        progress = [self.keras.callbacks.ProgbarLogger()] if sys.stdout.isatty() else []
+        self.model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=train.batch_size,
+            epochs=train.epochs,
+            initial_epoch=monitor.epochs,
+            validation_data=(data.x_val, data.y_val),
+            verbose=1 if progress else 0,
+            callbacks=[*progress, _monitor_callback(self.keras, self, monitor, checkpoint)],
+        )
 
     def save_state(self, folder: Path) -> None:
         self.model.save(folder / "last.keras")  # weights and optimizer state
@@ -206,6 +216,10 @@ class KerasBackend(Backend):
         return {"keras": self.keras.__version__, self.name: engine.__version__}
 
 
+class _Stopped(Exception):
+    """Raised in the training loop after a signal; ``fit`` ends at once."""
+
+
 def _monitor_callback(
     keras: Any, backend: KerasBackend, monitor: EpochMonitor, checkpoint: Checkpoint
 ) -> Any:
@@ -216,8 +230,8 @@ def _monitor_callback(
             monitor.begin_epoch()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if monitor.interrupted:
-                self.model.stop_training = True
+            if monitor.interrupted:  # leave fit now: stop_training would still validate the epoch
+                raise _Stopped
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             if monitor.interrupted:  # a partial epoch: not recorded, the last checkpoint stands

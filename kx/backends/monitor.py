@@ -2,7 +2,6 @@
 
 import json
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
@@ -45,17 +44,10 @@ class EpochMonitor:
         self.epoch_seconds: List[float] = []
         self.best_epoch = 0
         self.stop = False
-        self.interrupted = False  # SIGTERM arrived: finish the batch, keep the last checkpoint, exit
+        self.interrupted = (
+            False  # a signal arrived (kx.stopping): stop after this batch, keep the epochs done
+        )
         self._epoch_start = time.perf_counter()
-
-    def stop_on_sigterm(self) -> None:
-        """On SIGTERM (spot interruption, stopped job), ask the training loop to stop after the batch."""
-
-        def handler(signum: int, frame: object) -> None:
-            log.warning("SIGTERM received: stopping after this batch; the last checkpoint is kept")
-            self.interrupted = True
-
-        signal.signal(signal.SIGTERM, handler)
 
     def save(self, path: Path) -> None:
         """Write the monitor's state (history, best epoch, epoch times) for a later resume."""

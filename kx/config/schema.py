@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from kx.config.choices import Choice
+from kx.config.keys import groups_help
 from kx.config.objective import ObjectiveConfig
 from kx.data.registry import discover as discover_datasets
 from kx.sweep.config import SweepConfig
@@ -65,6 +66,9 @@ class ModelConfig:
     dense_units: int = 512
     dense_layers: int = 1
     dropout: float = 0.3
+    bn_momentum: Optional[float] = (
+        None  # None: 0.99, lower for runs under 1000 steps (kx/backends/batch_norm.py)
+    )
 
 
 @dataclass
@@ -192,3 +196,5 @@ def register() -> None:
     for dataset in discover_datasets():
         cs.store(group="schema/dataset", name=dataset.name, node=dataset.schema)
     register_sweep()
+    if not OmegaConf.has_resolver("kx_groups"):  # the groups --help lists (not the schema/* groups)
+        OmegaConf.register_new_resolver("kx_groups", groups_help)

@@ -23,6 +23,10 @@ def _fraction(value: Any) -> bool:
     return 0 <= value < 1
 
 
+def _open_fraction(value: Any) -> bool:
+    return 0 < value < 1
+
+
 def _unit(value: Any) -> bool:
     return 0 <= value <= 1
 
@@ -35,6 +39,7 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("train.early_stopping.patience", _non_negative, "an integer >= 0"),
     ("train.early_stopping.min_delta", _non_negative, "a number >= 0"),
     ("model.dropout", _fraction, "a number in [0, 1)"),
+    ("model.bn_momentum", _open_fraction, "a number in (0, 1), or null for the automatic choice"),
     ("model.dense_units", _positive, "an integer >= 1"),
     ("model.dense_layers", _non_negative, "an integer >= 0"),
     ("model.pool_size", _positive, "an integer >= 1"),

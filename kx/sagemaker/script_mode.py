@@ -7,7 +7,6 @@ translates, checks every key against the composed config, and maps the container
 (channels, model and output folders, GPUs) onto kx's config. Runs inside jobs: Python 3.8 syntax.
 """
 
-import difflib
 import json
 import re
 from pathlib import Path
@@ -15,10 +14,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig
 
+from kx.config.keys import GROUPS, nearest_keys, user_keys
 from kx.data import channels, registry
 from kx.errors import KxError, one_line
 
-GROUPS = ("backend", "model", "dataset", "target")
 HYDRA_FLAGS = {
     "--multirun", "--help", "--hydra-help", "--cfg", "--resolve", "--package", "--run",
     "--config-path", "--config-name", "--config-dir", "--info", "--shell-completion", "--version",
@@ -113,25 +112,13 @@ def _to_hydra(value: object) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def config_keys(cfg: DictConfig, prefix: str = "") -> List[str]:
-    """Every dotted key of ``cfg`` (containers and leaves), e.g. ``train.early_stopping.patience``."""
-    keys: List[str] = []
-    for key in cfg:
-        path = f"{prefix}{key}"
-        keys.append(path)
-        node = cfg._get_node(key)
-        if isinstance(node, DictConfig):
-            keys += config_keys(node, f"{path}.")
-    return keys
-
-
 def check_keys(hps: Dict[str, str], cfg: DictConfig) -> None:
     """Raise :class:`HyperparameterError` for a key that is neither a group nor a config path."""
-    known = [k for k in config_keys(cfg) if not k.startswith("hydra")]
+    known = set(user_keys(cfg))
     for key in hps:
-        if key in GROUPS or key in known:
+        if key in known:
             continue
-        close = difflib.get_close_matches(key, list(GROUPS) + known, n=3, cutoff=0.5)
+        close = nearest_keys(key, cfg)
         hint = (
             f"nearest valid keys: {', '.join(close)}"
             if close

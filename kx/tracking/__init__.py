@@ -8,7 +8,9 @@ from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from kx.tracking import resume
 from kx.tracking.jobs import record_job
+from kx.tracking.liveness import close_orphaned_runs
 from kx.tracking.mlflow_tracker import (
     PARENT_RUN_ENV,
     MLflowRun,
@@ -16,6 +18,7 @@ from kx.tracking.mlflow_tracker import (
     flatten,
     resolve_uri,
 )
+from kx.tracking.secrets import redact
 
 __all__ = ["MLflowRun", "TrackingError", "open_run", "record_job", "start_training_run"]
 
@@ -39,15 +42,17 @@ def open_run(tracking: DictConfig) -> MLflowRun:
     if not tracking.mlflow_telemetry:  # MLflow's usage telemetry; an explicit env var still wins
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
-        return MLflowRun(uri, tracking.experiment)
+        run = MLflowRun(uri, tracking.experiment)
     except TrackingError:
         raise
     except Exception as err:  # noqa: BLE001 - e.g. an unwritable SQLite path or a bad URI scheme
         raise TrackingError(
-            f"Cannot open MLflow tracking store tracking.uri={uri!r} "
-            f"({type(err).__name__}: {err}). Fix tracking.uri or set "
+            f"Cannot open MLflow tracking store tracking.uri={redact(uri)!r} "
+            f"({type(err).__name__}: {redact(str(err))}). Fix tracking.uri or set "
             "tracking.enabled=false."
         ) from None
+    close_orphaned_runs(run)
+    return run
 
 
 def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> Optional[MLflowRun]:
@@ -69,7 +74,12 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    params = flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    resumed = resume.resumable(cfg.train.checkpoint_dir, run)
+    if resumed:
+        resume.reopen(run, resumed, params, tags)
+        return run
     run.start(cfg.tracking.run_name, tags, os.environ.get(PARENT_RUN_ENV))
-    params = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    run.log_params(flatten(params))
+    run.log_params(params)
+    resume.remember(cfg.train.checkpoint_dir, run)
     return run

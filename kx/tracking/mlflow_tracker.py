@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 from kx.errors import KxError
+from kx.tracking.liveness import process_tags
+from kx.tracking.secrets import redact, without_credentials
 
 log = logging.getLogger("kx")
 
@@ -34,12 +36,12 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+        with urllib.request.urlopen(f"{without_credentials(uri).rstrip('/')}/health", timeout=timeout):
             pass
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise TrackingError(
-            f"MLflow tracking server tracking.uri={uri!r} is unreachable ({reason}). Start it "
+            f"MLflow tracking server tracking.uri={redact(uri)!r} is unreachable ({reason}). Start it "
             "(e.g. `mlflow server --host 127.0.0.1 --port 5000`), point tracking.uri at a running "
             "server or a sqlite:/// file, or turn tracking off with tracking.enabled=false."
         ) from None
@@ -83,6 +85,7 @@ class MLflowRun:
     def start(self, run_name: Optional[str], tags: Dict[str, str], parent_run_id: Optional[str]) -> str:
         if parent_run_id:
             tags = {**tags, "mlflow.parentRunId": parent_run_id}
+        tags = {k: redact(v) for k, v in {**process_tags(), **tags}.items()}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         return self.run_id
@@ -106,14 +109,14 @@ class MLflowRun:
     def log_params(self, params: Dict[str, str]) -> None:
         from mlflow.entities import Param
 
-        entries = [Param(k[:250], v[:6000]) for k, v in params.items()]
+        entries = [Param(k[:250], redact(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(entries), 100):
             self._guard("logging params", self.client.log_batch, self.run_id, [], entries[i : i + 100])
 
     def set_tags(self, tags: Dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        entries = [RunTag(k, v) for k, v in tags.items()]
+        entries = [RunTag(k, redact(v)) for k, v in tags.items()]
         self._guard("setting tags", self.client.log_batch, self.run_id, [], [], entries)
 
     def log_metrics(self, metrics: Dict[str, float], step: int = 0) -> None:

@@ -1,0 +1,82 @@
+"""What train.py checks before Hydra starts a run: the overrides, the values and the output folder.
+
+Hydra creates the run's folder before the task starts and reports its own errors in several lines
+with exit code 1. kx composes the same config first, so a typo, a wrong type, an unknown option, an
+out-of-range value or an output folder that cannot be created is one ``kx: error:`` line, exit
+code 2, and leaves no run folder behind. Runs inside SageMaker jobs: Python 3.8 syntax.
+"""
+
+import contextlib
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from omegaconf import DictConfig
+
+from kx.config import compose, validate
+from kx.config.errors import check_options
+from kx.config.validate import ConfigError
+
+_NO_RUN = ("help", "hydra_help", "info", "shell_completion", "config_path", "config_name", "config_dir",
+           "experimental_rerun")  # fmt: skip
+
+
+def hydra_args(argv: Sequence[str]) -> object:
+    """``argv`` parsed as ``@hydra.main`` parses it (flags, ``-m``, overrides).
+
+    Hydra's parser is private (``hydra._internal.utils.get_args_parser``); kx uses it so that its
+    check reads the command line exactly as Hydra will, and tests/test_cli.py pins it."""
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser().parse_args(list(argv))
+
+
+def representative(overrides: Sequence[str]) -> List[str]:
+    """Overrides with each sweep (``a=1,2``, ``range(..)``) replaced by its first value; an
+    ``interval(..)`` (which only a sweeper samples) is left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    chosen: List[str] = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if not override.is_sweep_override():
+            chosen.append(override.input_line)
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except Exception:  # noqa: BLE001 - an interval sweep has no first value
+            continue
+        check_options(override.key_or_group, values)
+        first = values[0]
+        chosen.append(f"{override.get_key_element()}={first}")
+    return chosen
+
+
+def probe_folder(folder: Path, setting: str) -> None:
+    """Raise :class:`ConfigError` unless ``folder`` can be created; leave nothing new behind."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".kx-write-probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"Cannot write the run's output folder {setting}={folder} ({err.strerror}); "
+                          f"choose a writable folder with {setting}=DIR.") from None  # fmt: skip
+    finally:
+        for created in missing:
+            with contextlib.suppress(OSError):
+                created.rmdir()
+
+
+def check_argv(argv: Sequence[str]) -> Optional[DictConfig]:
+    """Compose, validate and check the output folder of the run ``argv`` asks for, as Hydra will;
+    raise :class:`kx.errors.KxError` (one line) when it cannot run. Return the composed config, or
+    None when ``argv`` runs nothing of kx's own (``--help``, ``--info``, another config)."""
+    args = hydra_args(argv)
+    if any(getattr(args, flag) for flag in _NO_RUN):
+        return None
+    cfg = compose(representative(args.overrides) if args.multirun else args.overrides, with_hydra=True)
+    validate(cfg)
+    if not args.cfg:
+        setting = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
+        probe_folder(Path(cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir), setting)
+    return cfg

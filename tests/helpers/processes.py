@@ -1,0 +1,44 @@
+"""Start train.py as a user would and stop it mid-run: after an epoch, with a signal or kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Tuple
+
+from tests.conftest import PROJECT_DIR
+
+
+def start_train(cwd: Path, *args: str) -> subprocess.Popen:
+    """``python train.py ARGS`` in ``cwd``, unbuffered, its output piped; the caller waits for it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+    env = {**{k: v for k, v in env.items() if not k.startswith("KX_")}, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, str(PROJECT_DIR / "train.py"), *args]
+    # SIGINT as a terminal's Ctrl-C delivers it, even when this test runs in a background job
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+
+
+def stop_after_epoch(proc: subprocess.Popen, epoch: int, sig: int) -> Tuple[str, str, float]:
+    """Send ``sig`` once ``epoch`` is logged; return stdout, stderr and seconds from signal to exit."""
+    seen: List[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if f"] - epoch={epoch} " in line:
+            break
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=300)
+    return "".join(seen) + out, err, time.monotonic() - sent
+
+
+def kx_lines(stderr: str) -> List[str]:
+    """stderr without the engines' own C++ log lines (TensorFlow's ``I0000``/``E0000``, absl's)."""
+    engine = ("I0000", "W0000", "E0000", "WARNING: All log messages before absl")
+    return [
+        line
+        for line in stderr.splitlines()
+        if line and not line.startswith(engine) and " INFO mlflow" not in line
+    ]
