@@ -65,9 +65,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         ("train.epochs=ten", "Invalid config value train.epochs=ten: expected an integer."),
         (
             "dataset.colour=red",
-            "Unknown config key dataset.colour; did you mean dataset.download, dataset.limit or dataset?",
+            "Unknown config key dataset.colour; did you mean dataset.download, dataset.limit or dataset.channel_dir?",
         ),
-        ("dataset=mnist", "Unknown option dataset=mnist: choose one of digits, fashion_mnist, synthetic."),
+        ("dataset=mnist", "Unknown option dataset=mnist: choose one of digits, fashion_mnist, image_folder, npz, synthetic, tfds."),
     ],
 )
 def test_bad_overrides_fail_at_composition_without_traceback(override, message):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from kx.config import ConfigError
 from kx.sagemaker import script_mode
 from kx.sagemaker.script_mode import HyperparameterError, decode_value, hydra_argv
 from tests.conftest import job_failure
@@ -107,11 +108,9 @@ def test_failure_file_only_inside_sagemaker(tmp_path):
 
 
 def test_a_malformed_value_is_one_line_naming_it(translate):
-    with pytest.raises(HyperparameterError) as err:
+    with pytest.raises(ConfigError) as err:
         translate(["--train.epochs", "abc"])
-    assert str(err.value) == (
-        "Error merging override train.epochs=abc: Value 'abc' of type 'str' could not be converted to Integer."
-    )
+    assert str(err.value) == "Invalid config value train.epochs=abc: expected an integer."
 
 
 def test_a_missing_channel_is_named(translate):

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from kx.config.keys import GROUPS, nearest_keys, user_keys
 from kx.data import channels, registry
-from kx.errors import KxError, one_line
+from kx.errors import KxError
 
 HYDRA_FLAGS = {
     "--multirun", "--help", "--hydra-help", "--cfg", "--resolve", "--package", "--run",
@@ -187,14 +187,9 @@ def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List
 
 
 def check_values(overrides: List[str], compose_cfg) -> None:
-    """Compose the whole config once, so that a malformed value fails here as one line."""
-    from hydra.errors import HydraException
-
-    try:
-        compose_cfg(overrides)
-    except HydraException as err:
-        cause = f": {one_line(err.__cause__)}" if err.__cause__ else ""
-        raise HyperparameterError(f"{one_line(err)}{cause}.") from None
+    """Compose the whole config once, so that a malformed value fails here as one line
+    (``compose`` raises :class:`kx.config.ConfigError` naming the value and what is allowed)."""
+    compose_cfg(overrides)
 
 
 def container_path(raw: str, env: Mapping[str, str]) -> str:
