@@ -4,6 +4,8 @@
     python launch.py target=sagemaker_local backend=mxnet          # rehearse the job here, no Docker
     python launch.py status JOB_NAME
     python launch.py logs JOB_NAME
+    python launch.py serve RUN_FOLDER|MODEL_DIR|runs:/RUN_ID/model [port=8080 ...]   # an HTTP endpoint here
+    python launch.py predict http://127.0.0.1:8080|RUN_FOLDER --samples 5
 
 The job's result (status, final metrics, billable time, model artifact) is logged to MLflow.
 """
@@ -24,6 +26,7 @@ from kx.config import compose, validate
 from kx.errors import KxError, one_line
 
 TARGETS = ("sagemaker", "sagemaker_local")
+SERVING_COMMANDS = ("serve", "predict")  # kx/serving/cli.py
 
 
 def fail(message: str) -> NoReturn:
@@ -157,6 +160,10 @@ def reattach(command: str, name: str, overrides: List[str]) -> int:
 
 
 def main(argv: List[str]) -> int:
+    if argv and argv[0] in SERVING_COMMANDS:
+        from kx.serving.cli import main as serving
+
+        return serving(argv)
     if argv and argv[0] in ("status", "logs"):
         parser = argparse.ArgumentParser(prog=f"launch.py {argv[0]}")
         parser.add_argument("job_name")

@@ -17,6 +17,7 @@ from kx.config import objective, validate
 from kx.data import load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
+from kx.serving import contract
 from kx.tracking import MLflowRun, start_training_run
 
 log = logging.getLogger("kx")
@@ -126,6 +127,7 @@ def _train(
     if cluster.is_chief:
         model_dir.mkdir(parents=True, exist_ok=True)
         exported = backend.export(model_dir, cfg.export.name, cfg.export.version)
+        exported.append(contract.write(cfg, data, backend, model_dir, exported))
         log.info("model exported to %s", ", ".join(str(p) for p in exported))
     else:
         log.info("the model is exported by %s, the first host", cluster.hosts[0])

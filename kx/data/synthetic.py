@@ -35,4 +35,5 @@ def load(
 
     x_train, y_train = sample(train_samples)
     x_val, y_val = sample(validation_samples)
-    return Dataset("synthetic", x_train, y_train, x_val, y_val, [str(c) for c in range(num_classes)])
+    classes = [str(c) for c in range(num_classes)]
+    return Dataset("synthetic", x_train, y_train, x_val, y_val, classes, raw_shape=tuple(x_train.shape[1:]))

@@ -1,0 +1,232 @@
+"""An async HTTP server for one kx model: SageMaker's inference contract and TF Serving's REST routes.
+
+- ``GET /ping``; ``POST /invocations`` with ``application/json`` (``{"instances": [...]}`` or a bare
+  nested list) or ``application/x-npy``, answering ``{"predictions": [[p0, ...], ...]}``.
+- ``POST /v1/models/<name>:predict`` (``{"instances": ...}`` or ``{"inputs": ...}``),
+  ``GET /v1/models/<name>`` (TF Serving's status), ``GET /v1/models/<name>/metadata`` (the contract).
+
+Concurrent requests are gathered by :class:`Batcher` into one prediction. Every bad request gets a 4xx
+answer ``{"error": "<one line>"}``.
+"""
+
+import asyncio
+import contextlib
+import io
+import json
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Any, AsyncIterator, List, Optional, Tuple
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from kx.errors import KxError
+from kx.serving.config import ServeConfig
+from kx.serving.model import InputError, ServedModel
+
+JSON, NPY = "application/json", "application/x-npy"
+
+
+class RequestError(Exception):
+    """A bad request: an HTTP status and one line for the client."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Batcher:
+    """Gathers the images of concurrent requests into batches of at most ``max_batch`` and predicts
+    them on one worker thread; a lone request waits at most ``max_wait_ms`` for company."""
+
+    def __init__(self, model: ServedModel, max_batch: int, max_wait_ms: float) -> None:
+        self.model, self.max_batch, self.max_wait = model, max_batch, max_wait_ms / 1000
+        self.queue: asyncio.Queue[Tuple[np.ndarray, asyncio.Future]] = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="kx-predict")
+        self.carry: Optional[Tuple[np.ndarray, asyncio.Future]] = None
+
+    async def predict(self, images: np.ndarray) -> np.ndarray:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((images, future))
+        return await future
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self._gather()
+            batch = np.concatenate([images for images, _ in items])
+            try:
+                out = await loop.run_in_executor(self.executor, self.model.predict_batch, batch)
+            except Exception as err:  # noqa: BLE001 - the requests get the error, the server goes on
+                out = err
+            start = 0
+            for images, future in items:
+                if future.cancelled():
+                    pass
+                elif isinstance(out, Exception):
+                    future.set_exception(out)
+                else:
+                    future.set_result(out[start : start + len(images)])
+                start += len(images)
+
+    async def _gather(self) -> List[Tuple[np.ndarray, asyncio.Future]]:
+        """The next batch: the first waiting request, then whatever else fits and is waiting."""
+        items = [self.carry or await self.queue.get()]
+        self.carry = None
+        if self.max_wait and self.queue.empty() and len(items[0][0]) < self.max_batch:
+            await asyncio.sleep(self.max_wait)
+        size = len(items[0][0])
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if size + len(item[0]) > self.max_batch:
+                self.carry = item  # first in the next batch
+                break
+            items.append(item)
+            size += len(item[0])
+        return items
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestError(
+            413, f"request body of {declared} bytes exceeds the limit of {limit} bytes (max_body_bytes)."
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RequestError(413, f"request body exceeds the limit of {limit} bytes (max_body_bytes).")
+    return bytes(body)
+
+
+def decode(body: bytes, content_type: str, tf_serving: bool) -> np.ndarray:
+    """The images in a request body: JSON (``{"instances"|"inputs": [...]}`` or a bare list) or .npy."""
+    kind = content_type.split(";")[0].strip().lower() or JSON
+    if kind == NPY and not tf_serving:
+        try:
+            return np.load(io.BytesIO(body), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise RequestError(400, f"the body is not a .npy array ({err}).") from None
+    if kind != JSON:
+        allowed = JSON if tf_serving else f"{JSON} or {NPY}"
+        raise RequestError(415, f"content type {kind!r} is not supported; send {allowed}.")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RequestError(400, f"the body is not valid JSON ({err}).") from None
+    if isinstance(doc, dict):
+        keys = [k for k in ("instances", "inputs") if k in doc]
+        if len(keys) != 1:
+            raise RequestError(
+                400,
+                f"a JSON object body needs exactly one of 'instances' or 'inputs'; got keys {sorted(doc)}.",
+            )
+        doc = doc[keys[0]]
+    if not isinstance(doc, list):
+        raise RequestError(400, f"expected a list of images, got JSON {type(doc).__name__}.")
+    try:
+        return np.asarray(doc)
+    except ValueError as err:
+        raise RequestError(400, f"the images are not a regular nested list of numbers ({err}).") from None
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+
+
+def create_app(model: ServedModel, cfg: ServeConfig) -> Starlette:
+    """The Starlette app serving ``model`` under ``cfg``'s name and limits."""
+    name = cfg.model_name or model.contract.name
+    batcher = Batcher(model, cfg.max_batch, cfg.max_wait_ms)
+
+    def other_model(request: Request) -> Optional[Response]:
+        asked = request.path_params["name"]
+        return (
+            None
+            if asked == name
+            else error(404, f"model {asked!r} is not served here; this server serves {name!r}.")
+        )
+
+    async def predict(request: Request, tf_serving: bool) -> Response:
+        if tf_serving and other_model(request):
+            return other_model(request)
+        try:
+            body = await read_body(request, cfg.max_body_bytes)
+            images = model.check(decode(body, request.headers.get("content-type", ""), tf_serving))
+        except RequestError as err:
+            return error(err.status, str(err))
+        except InputError as err:
+            return error(400, str(err))
+        try:
+            probabilities = await batcher.predict(images)
+        except Exception as err:  # noqa: BLE001 - the model failed on valid input: a 500, not a crash
+            return error(500, f"the model failed on this batch: {type(err).__name__}: {err}")
+        return Response(json.dumps({"predictions": probabilities.tolist()}), media_type=JSON)
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": name, "format": model.format})
+
+    async def invocations(request: Request) -> Response:
+        return await predict(request, tf_serving=False)
+
+    async def tf_predict(request: Request) -> Response:
+        return await predict(request, tf_serving=True)
+
+    async def tf_status(request: Request) -> Response:
+        if other_model(request):
+            return other_model(request)
+        state = {"state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        return JSONResponse({"model_version_status": [{"version": str(model.contract.version), **state}]})
+
+    async def tf_metadata(request: Request) -> Response:
+        if other_model(request):
+            return other_model(request)
+        return JSONResponse({"model_spec": {"name": name, "version": str(model.contract.version)},
+                             "format": model.format, "contract": asdict(model.contract)})  # fmt: skip
+
+    async def http_error(request: Request, exc: Any) -> Response:
+        return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+
+    routes = [
+        Route("/ping", ping, methods=["GET"]),
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/v1/models/{name}:predict", tf_predict, methods=["POST"]),
+        Route("/v1/models/{name}/metadata", tf_metadata, methods=["GET"]),
+        Route("/v1/models/{name}", tf_status, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(batcher.run())
+        yield
+        task.cancel()
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+
+
+def serve(model: ServedModel, cfg: ServeConfig) -> None:
+    """Serve ``model`` until SIGINT/SIGTERM; the address is printed once the socket is bound."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((cfg.host, cfg.port))
+    except OSError as err:
+        raise KxError(
+            f"Cannot listen on {cfg.host}:{cfg.port} ({err.strerror}); choose another port=."
+        ) from None
+    host, port = sock.getsockname()[:2]
+    name = cfg.model_name or model.contract.name
+    print(f"kx: serving {name} ({model.contract.backend}, {model.format}) at http://{host}:{port} "
+          f"(POST /invocations, /v1/models/{name}:predict)", file=sys.stderr, flush=True)  # fmt: skip
+    config = uvicorn.Config(create_app(model, cfg), log_level=cfg.log_level, access_log=False, lifespan="on")
+    uvicorn.Server(config).run(sockets=[sock])
