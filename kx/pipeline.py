@@ -14,7 +14,7 @@ from kx import __version__
 from kx.backends import Cluster, EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import objective, validate
-from kx.data import load_dataset
+from kx.data import Dataset, load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
 from kx.serving import contract
@@ -47,6 +47,17 @@ def write_metrics(monitor: EpochMonitor, extra: Dict[str, Any], path: Path) -> P
     }
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
+
+
+def log_mlflow_model(tracking: MLflowRun, model_dir: Path, data: Dataset, register_as: Optional[str]) -> None:
+    """The exported model as the run's MLflow Model ``model`` (kx/serving/mlflow_model.py); should
+    MLflow fail at that, the export's files as the run's ``model/`` artifacts."""
+    from kx.serving.mlflow_model import log_model
+
+    if not tracking.failed and not log_model(
+        tracking, model_dir, data.raw_images(data.x_val[:2]), register_as
+    ):
+        tracking.log_artifacts([model_dir])
 
 
 def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
@@ -138,6 +149,6 @@ def _train(
         tracking.log_metrics({f"final_{k}": v for k, v in monitor.final().items()}, step=monitor.epochs)
         tracking.log_metrics({"best_epoch": monitor.best_epoch, "model_val_acc": model_accuracy})
         tracking.log_artifacts(files)
-        tracking.log_artifacts([model_dir])
+        log_mlflow_model(tracking, model_dir, data, cfg.tracking.register_as)
         tracking.end()
     return monitor.best()[monitor.monitor]

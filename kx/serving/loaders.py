@@ -83,8 +83,11 @@ def load(model_dir: Path, files: dict, engine: str, fmt: str = "") -> Tuple[str,
             if name == "mxnet":
                 return name, mxnet_symbol(path)
             return name, keras_file(path, engine)
-        except (OSError, ValueError, RuntimeError) as err:
-            raise LoadError(f"Cannot load {path} ({name}): {type(err).__name__}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - any framework error while loading fails start-up, in one line
+            reason = ([""] + [line.strip() for line in str(err).splitlines() if line.strip()])[
+                -1
+            ]  # not C++'s stack
+            raise LoadError(f"Cannot load {path} ({name}): {type(err).__name__}: {reason}") from None
     raise LoadError(f"{model_dir} holds no export this environment can load ({', '.join(files) or 'none'}); "
                     "the SavedModel needs tensorflow, the MXNet files mxnet, the .keras file Keras.")  # fmt: skip
 

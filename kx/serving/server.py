@@ -50,6 +50,7 @@ class Batcher:
         self.queue: asyncio.Queue[Tuple[np.ndarray, asyncio.Future]] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="kx-predict")
         self.carry: Optional[Tuple[np.ndarray, asyncio.Future]] = None
+        self.requests = self.batches = 0  # served so far, shown by /ping
 
     async def predict(self, images: np.ndarray) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
@@ -61,6 +62,7 @@ class Batcher:
         while True:
             items = await self._gather()
             batch = np.concatenate([images for images, _ in items])
+            self.requests, self.batches = self.requests + len(items), self.batches + 1
             try:
                 out = await loop.run_in_executor(self.executor, self.model.predict_batch, batch)
             except Exception as err:  # noqa: BLE001 - the requests get the error, the server goes on
@@ -172,7 +174,8 @@ def create_app(model: ServedModel, cfg: ServeConfig) -> Starlette:
         return Response(json.dumps({"predictions": probabilities.tolist()}), media_type=JSON)
 
     async def ping(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": name, "format": model.format})
+        counts = {"requests": batcher.requests, "batches": batcher.batches}
+        return JSONResponse({"status": "ok", "model": name, "format": model.format, **counts})
 
     async def invocations(request: Request) -> Response:
         return await predict(request, tf_serving=False)
