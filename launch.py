@@ -5,7 +5,9 @@
     python launch.py status JOB_NAME
     python launch.py logs JOB_NAME
     python launch.py serve RUN_FOLDER|MODEL_DIR|runs:/RUN_ID/model [port=8080 ...]   # an HTTP endpoint here
-    python launch.py predict http://127.0.0.1:8080|RUN_FOLDER --samples 5
+    python launch.py predict http://127.0.0.1:8080|RUN_FOLDER|ENDPOINT --samples 5
+    python launch.py deploy TRAINING_JOB|TUNING_JOB|MLFLOW_RUN_ID [target.region=...]   # a SageMaker endpoint
+    python launch.py undeploy ENDPOINT
 
 The job's result (status, final metrics, billable time, model artifact) is logged to MLflow.
 """
@@ -26,7 +28,7 @@ from kx.config import compose, validate
 from kx.errors import KxError, one_line
 
 TARGETS = ("sagemaker", "sagemaker_local")
-SERVING_COMMANDS = ("serve", "predict")  # kx/serving/cli.py
+SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/cli.py
 
 
 def fail(message: str) -> NoReturn:

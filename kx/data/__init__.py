@@ -1,8 +1,17 @@
-"""Datasets: load by config, in the image layout the backend asks for."""
+"""Datasets: load by config, in the image layout the backend asks for.
 
-from omegaconf import DictConfig
+Importing this package needs numpy only (no omegaconf), so SageMaker's inference images can run
+:mod:`kx.serving.contract` from a model archive.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from kx.data.dataset import DataError, Dataset, to_layout
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 __all__ = ["DataError", "Dataset", "load_dataset"]
 

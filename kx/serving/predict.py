@@ -52,10 +52,26 @@ def connect(target: str, tracking_uri: Optional[str]) -> Tuple[Contract, Classif
         endpoint = Endpoint(target)
         return endpoint.contract(), endpoint.classify, target
     from kx.serving.model import load
-    from kx.serving.source import model_folder
+    from kx.serving.source import is_model_source, model_folder
 
+    if not is_model_source(target):
+        return sagemaker_endpoint(target)
     model = load(model_folder(target, tracking_uri))
     return model.contract, model.probabilities, f"{model.contract.backend} {model.format} loaded here"
+
+
+def sagemaker_endpoint(name: str) -> Tuple[Contract, Classify, str]:
+    """A SageMaker endpoint deployed by ``launch.py deploy`` (region: target.region, as for deploy)."""
+    from kx.serving.cli import aws_session, sagemaker_target
+    from kx.serving.deploy import endpoint_contract, invoke
+
+    session = aws_session(sagemaker_target([]).region)
+    contract = endpoint_contract(session, name)
+    return (
+        contract,
+        lambda images: np.asarray(invoke(session, name, images)["predictions"]),
+        f"SageMaker endpoint {name}",
+    )
 
 
 def validation_images(contract: Contract, samples: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,11 @@ MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/", "file:/", "s3://")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+def is_model_source(source: str) -> bool:
+    """Whether ``source`` names a model :func:`model_folder` can find (not, e.g., an endpoint's name)."""
+    return Path(source).is_dir() or bool(RUN_ID.match(source)) or source.startswith(MLFLOW_SCHEMES)
+
+
 def model_folder(source: str, tracking_uri: Optional[str] = None) -> Path:
     """The folder holding the model's contract, for ``source``: a run folder (``outputs/.../``), a model
     folder, an MLflow run id, or an MLflow model URI (``runs:/<id>/model``, ``models:/<name>/<version>``),
