@@ -28,7 +28,7 @@ LIMIT = 400_000  # max_body_bytes for these servers; the whole validation set fi
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def served(request, tmp_path_factory):
-    """(backend, base URL, reference arrays, work folder) for one trained model served from its run folder."""
+    """(backend, base URL, reference arrays, work folder, served name) for one trained model."""
     backend = request.param
     folder = tmp_path_factory.mktemp(backend)
     proc = train(
@@ -40,22 +40,25 @@ def served(request, tmp_path_factory):
                          cwd=folder, capture_output=True, text=True)  # fmt: skip
     assert ref.returncode == 0, ref.stderr
     reference = dict(np.load(folder / "ref.npz"))
-    with server("run", f"max_body_bytes={LIMIT}", "max_wait_ms=20", cwd=folder) as url:
-        yield backend, url, reference, folder
+    # Two backends are served from their run folder, two from their MLflow Model under another name.
+    source = "run" if backend in ("tensorflow", "jax") else f"runs:/{reference['run_id']}/model"
+    name = "model" if source == "run" else "digits"
+    with server(source, f"max_body_bytes={LIMIT}", "max_wait_ms=20", f"model_name={name}", cwd=folder) as url:
+        yield backend, url, reference, folder, name
 
 
 pytestmark = pytest.mark.slow
 
 
 def test_ping_and_tf_serving_status(served):
-    backend, url, _, _ = served
+    backend, url, _, _, name = served
     status, ping = request(url, "GET", "/ping")
     assert status == 200 and ping["format"] == FORMATS[backend]
-    status, doc = request(url, "GET", "/v1/models/model")
+    status, doc = request(url, "GET", f"/v1/models/{name}")
     assert status == 200 and doc["model_version_status"][0] == {
         "version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}
     }  # fmt: skip
-    status, meta = request(url, "GET", "/v1/models/model/metadata")
+    status, meta = request(url, "GET", f"/v1/models/{name}/metadata")
     contract = meta["contract"]
     assert (contract["raw_dtype"], contract["raw_shape"], contract["scale"]) == ("uint8", [8, 8], 16.0)
     assert contract["backend"] == backend and contract["class_names"] == [str(d) for d in range(10)]
@@ -64,7 +67,7 @@ def test_ping_and_tf_serving_status(served):
 def test_every_route_answers_the_trained_models_probabilities(served):
     """JSON instances, a bare list, .npy and TF Serving's route give the trained model's probabilities
     for the dataset's own uint8 images, whatever the backend's layout."""
-    _, url, ref, _ = served
+    _, url, ref, _, name = served
     raw, trained = ref["raw"], ref["trained"]
     assert raw.dtype == np.uint8 and raw.shape[1:] == (8, 8)
     npy = io.BytesIO()
@@ -73,8 +76,8 @@ def test_every_route_answers_the_trained_models_probabilities(served):
         post_json(url, "/invocations", {"instances": raw.tolist()}),
         post_json(url, "/invocations", raw.tolist()),
         request(url, "POST", "/invocations", npy.getvalue(), "application/x-npy"),
-        post_json(url, "/v1/models/model:predict", {"instances": raw.tolist()}),
-        post_json(url, "/v1/models/model:predict", {"inputs": raw[:3].tolist()}),
+        post_json(url, f"/v1/models/{name}:predict", {"instances": raw.tolist()}),
+        post_json(url, f"/v1/models/{name}:predict", {"inputs": raw[:3].tolist()}),
     ]
     for status, doc in answers:
         assert status == 200, doc
@@ -84,12 +87,12 @@ def test_every_route_answers_the_trained_models_probabilities(served):
 
 
 def test_mlflow_model_predicts_like_the_trained_model(served):
-    _, _, ref, _ = served
+    _, _, ref, _, _ = served
     np.testing.assert_allclose(ref["pyfunc"], ref["trained"], atol=1e-5)
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(served):
-    _, url, ref, _ = served
+    _, url, ref, _, name = served
     raw, trained = ref["raw"][:48], ref["trained"][:48]
     before = request(url, "GET", "/ping")[1]
 
@@ -106,7 +109,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(served):
     assert after["batches"] - before["batches"] < len(raw)  # several requests shared a prediction
 
 
-def bad_requests(raw: np.ndarray):
+def bad_requests(raw: np.ndarray, name: str):
     """(what, method, path, body, content type, expected status, words the error names)."""
     npy_float = io.BytesIO()
     np.save(npy_float, raw[:2].astype(np.float64) + 0.5)
@@ -126,7 +129,7 @@ def bad_requests(raw: np.ndarray):
         ("bad npy", "POST", "/invocations", b"not numpy", "application/x-npy", 400, ".npy"),
         ("oversized", "POST", "/invocations", big, "application/json", 413, "max_body_bytes"),
         ("wrong content type", "POST", "/invocations", b"1,2,3", "text/csv", 415, "text/csv"),
-        ("npy on TF route", "POST", "/v1/models/model:predict", b"", "application/x-npy", 415, "application/json"),
+        ("npy on TF route", "POST", f"/v1/models/{name}:predict", b"", "application/x-npy", 415, "application/json"),
         ("other model", "POST", "/v1/models/other:predict", b"[]", "application/json", 404, "'other'"),
         ("unknown route", "GET", "/nothing", None, None, 404, "Not Found"),
         ("wrong method", "GET", "/invocations", None, None, 405, "Method Not Allowed"),
@@ -134,8 +137,8 @@ def bad_requests(raw: np.ndarray):
 
 
 def test_bad_input_gets_a_4xx_with_one_line_and_the_server_goes_on(served):
-    _, url, ref, _ = served
-    for what, method, path, body, content_type, expected, words in bad_requests(ref["raw"]):
+    _, url, ref, _, name = served
+    for what, method, path, body, content_type, expected, words in bad_requests(ref["raw"], name):
         status, doc = request(url, method, path, body, content_type, timeout=30)
         assert status == expected, (what, status, doc)
         assert set(doc) == {"error"} and "\n" not in doc["error"] and words in doc["error"], (what, doc)
@@ -146,19 +149,14 @@ def test_bad_input_gets_a_4xx_with_one_line_and_the_server_goes_on(served):
 
 
 def test_launch_predict_against_the_endpoint_and_the_run(served):
-    _, url, ref, folder = served
-    for target in (url, str(ref["run_id"])):  # a server; a run id, loaded here from MLflow
+    backend, url, ref, folder, _ = served
+    targets = [url] + (
+        [str(ref["run_id"])] if backend == "mxnet" else []
+    )  # a run id: loaded here from MLflow
+    for target in targets:
         proc = launch("predict", target, "--samples", "4", "--seed", "3", "--out", "grid.png", cwd=folder)
         assert proc.returncode == 0, proc.stderr
         lines = [line for line in proc.stdout.splitlines() if " true=" in line]
         assert len(lines) == 4 and all("predicted=" in line for line in lines)
         assert (folder / "grid.png").stat().st_size > 1000
         (folder / "grid.png").unlink()
-
-
-def test_serve_from_an_mlflow_run_uri(served):
-    backend, _, ref, folder = served
-    with server(f"runs:/{ref['run_id']}/model", "model_name=digits", cwd=folder) as url:
-        status, doc = post_json(url, "/v1/models/digits:predict", {"instances": ref["raw"][:5].tolist()})
-    assert status == 200
-    np.testing.assert_allclose(doc["predictions"], ref["trained"][:5], atol=1e-5)

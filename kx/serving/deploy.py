@@ -6,7 +6,8 @@ packed here). kx repacks it in the layout the inference image expects: the expor
 root (TF Serving's ``<name>/<version>/``, or MXNet's symbol, params and shapes), the contract, and
 ``code/inference.py`` (:mod:`kx.serving.sagemaker_inference`) with the kx modules it imports, so the
 endpoint takes the dataset's own images like ``launch.py serve``. It then creates the model, endpoint
-config and endpoint with the SageMaker SDK's resource classes and waits until the endpoint is InService.
+config and endpoint (the image from the SageMaker SDK's ``image_uris``, ``image_scope="inference"``) and
+waits until the endpoint is InService.
 """
 
 import io
@@ -134,10 +135,11 @@ def endpoint_name() -> str:
     return f"kx-{time.strftime('%Y%m%d-%H%M%S')}-{int(time.time() * 1000) % 1000:03d}"
 
 
-def container(contract: contracts.Contract, archive_uri: str, region: str, instance_type: str) -> Any:
-    """The inference image and environment for ``contract``'s backend, as a ``ContainerDefinition``."""
+def container(
+    contract: contracts.Contract, archive_uri: str, region: str, instance_type: str
+) -> Dict[str, Any]:
+    """The inference image and environment for ``contract``'s backend (CreateModel's PrimaryContainer)."""
     from sagemaker.core import image_uris
-    from sagemaker.core.shapes import ContainerDefinition
 
     if contract.backend not in IMAGES or (contract.backend == "jax" and "saved_model" not in contract.files):
         raise KxError(f"backend={contract.backend} exports {', '.join(contract.files)}, which no SageMaker framework "
@@ -147,26 +149,27 @@ def container(contract: contracts.Contract, archive_uri: str, region: str, insta
     image = image_uris.retrieve(framework, region, version=version, py_version=python,
                                 image_scope="inference", instance_type=instance_type)  # fmt: skip
     env = {**MXNET_ENV, "SAGEMAKER_REGION": region} if framework == "mxnet" else {}
-    return ContainerDefinition(image=image, model_data_url=archive_uri, environment=env)
+    return {"Image": image, "ModelDataUrl": archive_uri, "Environment": env}
 
 
-def create(deployment: Deployment, definition: Any, session: Any) -> str:
-    """The model, endpoint config and endpoint, all named ``deployment.endpoint``; waits for InService."""
-    from sagemaker.core.resources import Endpoint, EndpointConfig, Model
-    from sagemaker.core.shapes import ProductionVariant
+def create(deployment: Deployment, definition: Dict[str, Any], session: Any) -> str:
+    """The model, endpoint config and endpoint, all named ``deployment.endpoint``; waits for InService.
 
-    name, region = deployment.endpoint, deployment.region
-    Model.create(model_name=name, primary_container=definition, execution_role_arn=deployment.role,
-                 session=session, region=region)  # fmt: skip
-    variant = ProductionVariant(variant_name="AllTraffic", model_name=name, initial_instance_count=1,
-                                instance_type=deployment.instance_type)  # fmt: skip
-    EndpointConfig.create(
-        endpoint_config_name=name, production_variants=[variant], session=session, region=region
-    )
-    endpoint = Endpoint.create(endpoint_name=name, endpoint_config_name=name, session=session, region=region)
+    The SageMaker client does this (botocore checks each request against the service model): the SDK's
+    resource classes (``sagemaker.core.resources``) re-read each object into a pydantic model that
+    refuses the empty ``VpcConfig`` and ``DataCaptureConfig`` some API implementations (moto) answer with.
+    """
+    sm, name = session.client("sagemaker"), deployment.endpoint
+    sm.create_model(ModelName=name, PrimaryContainer=definition, ExecutionRoleArn=deployment.role)
+    variant = {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
+               "InstanceType": deployment.instance_type}  # fmt: skip
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     if deployment.wait:
-        endpoint.wait_for_status("InService", poll=10)
-    return endpoint.endpoint_status
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName=name, WaiterConfig={"Delay": 15, "MaxAttempts": 240}
+        )
+    return sm.describe_endpoint(EndpointName=name)["EndpointStatus"]
 
 
 def deploy(source: str, deployment: Deployment, session: Any, tracking_uri: Optional[str] = None) -> str:
