@@ -53,7 +53,11 @@ def one_image(model_dir: Path) -> Any:
 
 def start(command: List[str], folder: Path, port: int) -> subprocess.Popen:
     """Start a server and wait until it answers (kx: /ping; MLflow: /ping too)."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }  # mlflow runs `uvicorn`
     proc = subprocess.Popen(
         command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

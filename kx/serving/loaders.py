@@ -41,6 +41,9 @@ def mxnet_symbol(prefix: Path) -> Predict:
     _need("mxnet", "the MXNet export", "mxnet==1.9.1")
     from kx.backends.gluon import import_mxnet
 
+    # One OpenMP thread unless told otherwise: a server predicts small batches on one thread, and MXNet's
+    # spinning OpenMP pool made a 32-image batch 50x slower (1.7 ms -> 80 ms) on a busy 2-CPU machine.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     mx = import_mxnet()
     shapes = json.loads(Path(f"{prefix}-shapes.json").read_text())
     with warnings.catch_warnings():  # "Cannot decide type for ... data": float32, as exported

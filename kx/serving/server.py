@@ -57,6 +57,24 @@ class Batcher:
         await self.queue.put((images, future))
         return await future
 
+    def buckets(self) -> List[int]:
+        """The batch sizes the model ever sees: powers of two up to ``max_batch``, and ``max_batch``."""
+        sizes = [2**i for i in range(self.max_batch.bit_length()) if 2**i < self.max_batch]
+        return sizes + [self.max_batch]
+
+    def predict_padded(self, batch: np.ndarray) -> np.ndarray:
+        """Predict ``batch`` padded with zeros to the next bucket size, so that engines which prepare
+        a graph per input shape (MXNet, XLA) prepare a few, all at start-up (:meth:`warm_up`)."""
+        size = next((b for b in self.buckets() if b >= len(batch)), len(batch))
+        if size > len(batch):
+            batch = np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)])
+        return self.model.predict_batch(batch)
+
+    def warm_up(self) -> None:
+        contract = self.model.contract
+        for size in self.buckets():
+            self.model.predict_batch(np.zeros((size, *contract.raw_shape), contract.raw_dtype))
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -64,7 +82,7 @@ class Batcher:
             batch = np.concatenate([images for images, _ in items])
             self.requests, self.batches = self.requests + len(items), self.batches + 1
             try:
-                out = await loop.run_in_executor(self.executor, self.model.predict_batch, batch)
+                out = await loop.run_in_executor(self.executor, self.predict_padded, batch)
             except Exception as err:  # noqa: BLE001 - the requests get the error, the server goes on
                 out = err
             start = 0
@@ -208,6 +226,9 @@ def create_app(model: ServedModel, cfg: ServeConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.get_running_loop().run_in_executor(
+            batcher.executor, batcher.warm_up
+        )  # before /ping answers
         task = asyncio.create_task(batcher.run())
         yield
         task.cancel()
