@@ -28,6 +28,7 @@ def register() -> None:
 
 def parse(overrides: List[str]) -> ServeConfig:
     """``key=value`` overrides on the defaults, type-checked; bad ones raise one :class:`KxError` line."""
+    register()
     base = OmegaConf.structured(ServeConfig)
     for item in overrides:
         if "=" not in item:
