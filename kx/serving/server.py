@@ -162,78 +162,84 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(message.split())}, status_code=status)
 
 
-def create_app(model: ServedModel, cfg: ServeConfig) -> Starlette:
-    """The Starlette app serving ``model`` under ``cfg``'s name and limits."""
-    name = cfg.model_name or model.contract.name
-    batcher = Batcher(model, cfg.max_batch, cfg.max_wait_ms)
+class Handlers:
+    """The routes' handlers for one model (served as ``name``), its batcher and limits."""
 
-    def other_model(request: Request) -> Optional[Response]:
+    def __init__(self, model: ServedModel, cfg: ServeConfig) -> None:
+        self.model, self.cfg = model, cfg
+        self.name = cfg.model_name or model.contract.name
+        self.batcher = Batcher(model, cfg.max_batch, cfg.max_wait_ms)
+
+    def other_model(self, request: Request) -> Optional[Response]:
+        """A 404 answer when the TF Serving route names another model than this one."""
         asked = request.path_params["name"]
-        return (
-            None
-            if asked == name
-            else error(404, f"model {asked!r} is not served here; this server serves {name!r}.")
-        )
+        if asked == self.name:
+            return None
+        return error(404, f"model {asked!r} is not served here; this server serves {self.name!r}.")
 
-    async def predict(request: Request, tf_serving: bool) -> Response:
-        if tf_serving and other_model(request):
-            return other_model(request)
+    async def predict(self, request: Request, tf_serving: bool) -> Response:
+        if tf_serving and (missing := self.other_model(request)):
+            return missing
         try:
-            body = await read_body(request, cfg.max_body_bytes)
-            images = model.check(decode(body, request.headers.get("content-type", ""), tf_serving))
+            body = await read_body(request, self.cfg.max_body_bytes)
+            images = self.model.check(decode(body, request.headers.get("content-type", ""), tf_serving))
         except RequestError as err:
             return error(err.status, str(err))
         except InputError as err:
             return error(400, str(err))
         try:
-            probabilities = await batcher.predict(images)
+            probabilities = await self.batcher.predict(images)
         except Exception as err:  # noqa: BLE001 - the model failed on valid input: a 500, not a crash
             return error(500, f"the model failed on this batch: {type(err).__name__}: {err}")
         return Response(json.dumps({"predictions": probabilities.tolist()}), media_type=JSON)
 
-    async def ping(request: Request) -> Response:
-        counts = {"requests": batcher.requests, "batches": batcher.batches}
-        return JSONResponse({"status": "ok", "model": name, "format": model.format, **counts})
+    async def invocations(self, request: Request) -> Response:
+        return await self.predict(request, tf_serving=False)
 
-    async def invocations(request: Request) -> Response:
-        return await predict(request, tf_serving=False)
+    async def tf_predict(self, request: Request) -> Response:
+        return await self.predict(request, tf_serving=True)
 
-    async def tf_predict(request: Request) -> Response:
-        return await predict(request, tf_serving=True)
+    async def ping(self, request: Request) -> Response:
+        counts = {"requests": self.batcher.requests, "batches": self.batcher.batches}
+        return JSONResponse({"status": "ok", "model": self.name, "format": self.model.format, **counts})
 
-    async def tf_status(request: Request) -> Response:
-        if other_model(request):
-            return other_model(request)
+    async def tf_status(self, request: Request) -> Response:
+        if missing := self.other_model(request):
+            return missing
         state = {"state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-        return JSONResponse({"model_version_status": [{"version": str(model.contract.version), **state}]})
+        return JSONResponse(
+            {"model_version_status": [{"version": str(self.model.contract.version), **state}]}
+        )
 
-    async def tf_metadata(request: Request) -> Response:
-        if other_model(request):
-            return other_model(request)
-        return JSONResponse({"model_spec": {"name": name, "version": str(model.contract.version)},
-                             "format": model.format, "contract": asdict(model.contract)})  # fmt: skip
+    async def tf_metadata(self, request: Request) -> Response:
+        if missing := self.other_model(request):
+            return missing
+        return JSONResponse({"model_spec": {"name": self.name, "version": str(self.model.contract.version)},
+                             "format": self.model.format, "contract": asdict(self.model.contract)})  # fmt: skip
 
-    async def http_error(request: Request, exc: Any) -> Response:
+    async def http_error(self, request: Request, exc: Any) -> Response:
         return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
 
-    routes = [
-        Route("/ping", ping, methods=["GET"]),
-        Route("/invocations", invocations, methods=["POST"]),
-        Route("/v1/models/{name}:predict", tf_predict, methods=["POST"]),
-        Route("/v1/models/{name}/metadata", tf_metadata, methods=["GET"]),
-        Route("/v1/models/{name}", tf_status, methods=["GET"]),
-    ]
-
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await asyncio.get_running_loop().run_in_executor(
-            batcher.executor, batcher.warm_up
-        )  # before /ping answers
-        task = asyncio.create_task(batcher.run())
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self.batcher.executor, self.batcher.warm_up)  # before /ping answers
+        task = asyncio.create_task(self.batcher.run())
         yield
         task.cancel()
 
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
+
+def create_app(model: ServedModel, cfg: ServeConfig) -> Starlette:
+    """The Starlette app serving ``model`` under ``cfg``'s name and limits."""
+    h = Handlers(model, cfg)
+    routes = [
+        Route("/ping", h.ping, methods=["GET"]),
+        Route("/invocations", h.invocations, methods=["POST"]),
+        Route("/v1/models/{name}:predict", h.tf_predict, methods=["POST"]),
+        Route("/v1/models/{name}/metadata", h.tf_metadata, methods=["GET"]),
+        Route("/v1/models/{name}", h.tf_status, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: h.http_error}, lifespan=h.lifespan)
 
 
 def serve(model: ServedModel, cfg: ServeConfig) -> None:
