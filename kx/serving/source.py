@@ -49,9 +49,10 @@ def _download(uri: str, tracking_uri: Optional[str]) -> Path:
 
     from kx.tracking.mlflow_tracker import resolve_uri
 
+    # MLflow 3 resolves runs:/<id>/<name> to a logged model through the global URI, whatever
+    # download_artifacts(tracking_uri=...) says; this process fetches from one store only.
+    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
     try:
-        return Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=resolve_uri(tracking_uri))
-        )
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except Exception as err:  # noqa: BLE001 - MLflow's errors (unknown run, store unreachable) as one line
         raise KxError(f"Cannot fetch {uri} from MLflow store {resolve_uri(tracking_uri)}: {err}") from None
