@@ -3,19 +3,25 @@
 import contextlib
 import http.client
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from tests.conftest import PROJECT_DIR, free_port
+
+
+def own_store_env() -> Dict[str, str]:
+    """This environment without an MLflow store setting: a process in a test folder uses that folder's store."""
+    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
 
 
 def launch(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """``python launch.py ARGS`` to completion."""
     cmd = [sys.executable, str(PROJECT_DIR / "launch.py"), *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env=own_store_env(), capture_output=True, text=True, timeout=timeout)
 
 
 @contextlib.contextmanager
@@ -26,7 +32,7 @@ def server(source: str, *settings: str, cwd: Path, timeout: float = 180) -> Iter
     log = cwd / f"serve-{port}.log"
     cmd = [sys.executable, str(PROJECT_DIR / "launch.py"), "serve", source, f"port={port}", *settings]
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=own_store_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while request(port, "GET", "/ping", timeout=1)[0] != 200:
