@@ -7,6 +7,10 @@
     python launch.py logs JOB_NAME
     python launch.py stop JOB_NAME
     python launch.py results TUNING_JOB_NAME          # its trials as MLflow runs (again: updates)
+    python launch.py serve RUN_FOLDER|MODEL_DIR|runs:/RUN_ID/model [port=8080 ...]   # an HTTP endpoint here
+    python launch.py predict http://127.0.0.1:8080|RUN_FOLDER|ENDPOINT --samples 5
+    python launch.py deploy TRAINING_JOB|TUNING_JOB|MLFLOW_RUN_ID [target.region=...]   # a SageMaker endpoint
+    python launch.py undeploy ENDPOINT
 
 The job's result (status, final metrics, billable time, model artifact) is logged to MLflow.
 """
@@ -27,6 +31,7 @@ from kx.config import compose, validate
 from kx.errors import KxError, one_line
 
 TARGETS = ("sagemaker", "sagemaker_local")
+SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/cli.py
 
 
 def fail(message: str) -> NoReturn:
@@ -176,6 +181,10 @@ def reattach(command: str, name: str, overrides: List[str]) -> int:
 
 
 def main(argv: List[str]) -> int:
+    if argv and argv[0] in SERVING_COMMANDS:
+        from kx.serving.cli import main as serving
+
+        return serving(argv)
     if argv and argv[0] in ("status", "logs", "stop", "results"):
         parser = argparse.ArgumentParser(prog=f"launch.py {argv[0]}")
         parser.add_argument("job_name")

@@ -14,9 +14,10 @@ from kx import __version__
 from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import objective, validate
-from kx.data import load_dataset
+from kx.data import Dataset, load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
+from kx.serving import contract
 from kx.stopping import TrainingInterrupted, interrupted, stop_on_signals
 from kx.tracking import MLflowRun, start_training_run
 
@@ -43,6 +44,17 @@ def write_metrics(monitor: EpochMonitor, extra: Dict[str, Any], path: Path) -> P
     }
     path.write_text(json.dumps(summary, indent=2) + "\n")
     return path
+
+
+def log_mlflow_model(tracking: MLflowRun, model_dir: Path, data: Dataset, register_as: Optional[str]) -> None:
+    """The exported model as the run's MLflow Model ``model`` (kx/serving/mlflow_model.py); should
+    MLflow fail at that, the export's files as the run's ``model/`` artifacts."""
+    from kx.serving.mlflow_model import log_model
+
+    if not tracking.failed and not log_model(
+        tracking, model_dir, data.raw_images(data.x_val[:2]), register_as
+    ):
+        tracking.log_artifacts([model_dir])
 
 
 def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
@@ -103,28 +115,30 @@ def _train(
     with stop_on_signals(monitor) as signals:
         backend.fit(data, cfg.train, monitor, checkpoint)
     if monitor.interrupted:
-        kept = _keep_completed(cfg, out_dir, files, tracking, backend, monitor, cluster)
+        kept = _keep_completed(cfg, out_dir, files, tracking, backend, monitor, cluster, data)
         raise interrupted(monitor, checkpoint, signals, kept)
     monitor.report_best()
 
     predicted = backend.predict(data.x_val).argmax(axis=1)
     model_accuracy = float(np.mean(predicted == data.y_val))
     files.append(write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"))
-    model_dir = _export(cfg, out_dir, backend, cluster)
+    model_dir = _export(cfg, out_dir, backend, cluster, data)
     files += _plots(monitor, data, predicted, out_dir)  # after the export: a report never costs the model
     if tracking:
-        _track_results(tracking, backend, monitor, files + [model_dir])
+        _track_results(tracking, backend, monitor, files)
         tracking.log_metrics({"model_val_acc": model_accuracy})
+        log_mlflow_model(tracking, model_dir, data, cfg.tracking.register_as)
         tracking.end()
     return monitor.best()[monitor.monitor]
 
 
-def _export(cfg: DictConfig, out_dir: Path, backend: Any, cluster: Cluster) -> Path:
-    """Export the model (the best epoch's) on the first host; return the model folder."""
+def _export(cfg: DictConfig, out_dir: Path, backend: Any, cluster: Cluster, data: Dataset) -> Path:
+    """Export the model (the best epoch's) and its contract on the first host; return the model folder."""
     model_dir = Path(cfg.export.model_dir) if cfg.export.model_dir else out_dir / "model"
     if cluster.is_chief:
         model_dir.mkdir(parents=True, exist_ok=True)
         exported = backend.export(model_dir, cfg.export.name, cfg.export.version)
+        exported.append(contract.write(cfg, data, backend, model_dir, exported))
         log.info("model exported to %s", ", ".join(str(p) for p in exported))
     else:
         log.info("the model is exported by %s, the first host", cluster.hosts[0])
@@ -163,15 +177,17 @@ def _keep_completed(
     backend: Any,
     monitor: EpochMonitor,
     cluster: Cluster,
+    data: Dataset,
 ) -> str:
     """After a stop: keep the completed epochs' metrics and curves and the best epoch's model; say what."""
     if not monitor.epochs:
         return "no epoch was completed"
     files = files + [
-        write_metrics(monitor, {"stopped_after_epoch": monitor.epochs}, out_dir / "metrics.json"),
-        _export(cfg, out_dir, backend, cluster),
-        *_plots(monitor, None, None, out_dir),
+        write_metrics(monitor, {"stopped_after_epoch": monitor.epochs}, out_dir / "metrics.json")
     ]
+    model_dir = _export(cfg, out_dir, backend, cluster, data)
+    files += _plots(monitor, None, None, out_dir)
     if tracking:
         _track_results(tracking, backend, monitor, files)
+        log_mlflow_model(tracking, model_dir, data, cfg.tracking.register_as)
     return f"metrics.json, training_curves.png and the best epoch's ({monitor.best_epoch}) model are in {out_dir}"

@@ -67,7 +67,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
             "dataset.colour=red",
             "Unknown config key dataset.colour; did you mean dataset.download, dataset.limit or dataset.channel_dir?",
         ),
-        ("dataset=mnist", "Unknown option dataset=mnist: choose one of digits, fashion_mnist, image_folder, npz, synthetic, tfds."),
+        (
+            "dataset=mnist",
+            "Unknown option dataset=mnist: choose one of digits, fashion_mnist, image_folder, npz, synthetic, tfds.",
+        ),
     ],
 )
 def test_bad_overrides_fail_at_composition_without_traceback(override, message):

@@ -15,6 +15,7 @@ import pytest
 
 from kx.data import synthetic
 from tests.conftest import free_port
+from tests.helpers.mlflow_models import model_files
 
 pytestmark = pytest.mark.slow
 
@@ -119,10 +120,10 @@ def test_mlflow_run_has_params_tags_metric_history_and_artifacts(trained):
         "metrics.json",
         "training_curves.png",
         "confusion_matrix.png",
-        "model",
     } <= artifacts
-    model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
-    assert {"model/model.keras", "model/model"} <= model_files
+    assert {"model.keras", "model", "model-contract.json"} <= model_files(
+        client.tracking_uri, run.info.run_id
+    )
 
 
 def test_same_seed_gives_identical_metrics(trained, tmp_path):
@@ -201,7 +202,7 @@ def test_http_tracking_server(run_train, mlflow_server):
     exp = client.get_experiment_by_name("remote")
     (run,) = client.search_runs([exp.experiment_id])
     assert run.info.status == "FINISHED" and len(client.get_metric_history(run.info.run_id, "loss")) == 2
-    assert "model" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "model-contract.json" in model_files(mlflow_server, run.info.run_id)
 
 
 def test_mxnet_through_train_py_is_tracked_like_tensorflow(run_train, tmp_path):
@@ -221,4 +222,4 @@ def test_mxnet_through_train_py_is_tracked_like_tensorflow(run_train, tmp_path):
     client, (run,) = runs(tmp_path)
     assert run.data.tags["kx.backend"] == "mxnet" and run.data.tags["kx.version.mxnet"] == "1.9.1"
     assert len(client.get_metric_history(run.info.run_id, "val_acc")) == 3
-    assert "model/model-symbol.json" in {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert "model-symbol.json" in model_files(client.tracking_uri, run.info.run_id)

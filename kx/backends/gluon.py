@@ -302,10 +302,9 @@ class GluonBackend(Backend):
         return [model_dir / f"{name}-symbol.json", model_dir / f"{name}-0000.params", shapes]
 
     def load_export(self, model_dir: Path, name: str, version: int) -> Callable[[np.ndarray], np.ndarray]:
-        block = self.mx.gluon.nn.SymbolBlock.imports(
-            str(model_dir / f"{name}-symbol.json"), ["data"], str(model_dir / f"{name}-0000.params")
-        )
-        return lambda x: block(self.mx.nd.array(x)).asnumpy()
+        from kx.serving import loaders
+
+        return loaders.mxnet_symbol(model_dir / name)
 
     def devices(self) -> List[str]:
         return [str(self.ctx)]

@@ -189,13 +189,11 @@ class KerasBackend(Backend):
         return paths
 
     def load_export(self, model_dir: Path, name: str, version: int) -> Callable[[np.ndarray], np.ndarray]:
-        if self.name in ("tensorflow", "jax"):
-            import tensorflow as tf
+        from kx.serving import loaders
 
-            served = tf.saved_model.load(str(model_dir / name / str(version)))
-            return lambda x: served.serve(tf.constant(x)).numpy()
-        model = self.keras.saving.load_model(model_dir / f"{name}.keras")
-        return lambda x: np.asarray(model.predict(x, verbose=0))
+        if self.name in ("tensorflow", "jax"):
+            return loaders.saved_model(model_dir / name / str(version))
+        return loaders.keras_file(model_dir / f"{name}.keras", self.name)
 
     def devices(self) -> List[str]:
         if self.name == "tensorflow":

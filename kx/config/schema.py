@@ -155,6 +155,7 @@ class TrackingConfig:
     experiment: str = "kx"
     run_name: Optional[str] = None
     mlflow_telemetry: bool = False  # MLflow's own usage telemetry (MLFLOW_DISABLE_TELEMETRY when false)
+    register_as: Optional[str] = None  # register the run's MLflow Model under this name in the registry
 
 
 @dataclass

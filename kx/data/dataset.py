@@ -1,7 +1,9 @@
-"""The in-memory dataset every backend trains on, and the raw arrays it is made from."""
+"""The in-memory dataset every backend trains on, the raw arrays it is made from, and the one pixel
+transform training and serving share."""
 
+import dataclasses
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -16,7 +18,11 @@ class DataError(KxError):
 
 @dataclass
 class Dataset:
-    """Images as float32 in [0, 1] and integer labels, in the layout the backend asked for."""
+    """Images as float32 in [0, 1] and integer labels, in the layout the backend asked for.
+
+    ``raw_dtype``, ``raw_shape`` and ``scale`` say how the dataset's own images look before
+    :func:`prepare_images` (e.g. uint8 (28, 28) pixels divided by 255): what a served model's clients send.
+    """
 
     name: str
     x_train: np.ndarray
@@ -25,6 +31,9 @@ class Dataset:
     y_val: np.ndarray
     class_names: List[str]
     layout: str = "channels_last"
+    raw_dtype: str = "float32"
+    raw_shape: Tuple[int, ...] = ()
+    scale: float = 1.0
 
     @property
     def input_shape(self) -> Tuple[int, ...]:
@@ -33,6 +42,32 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def raw_images(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (images of this dataset, any layout) as the dataset's own images: the inverse of
+        :func:`prepare_images`."""
+        if self.layout == "channels_first":
+            x = x.transpose(0, 2, 3, 1)
+        raw = x.reshape(len(x), *self.raw_shape) * self.scale
+        return (
+            np.rint(raw).astype(self.raw_dtype) if self.raw_dtype == "uint8" else raw.astype(self.raw_dtype)
+        )
+
+
+def prepare_images(x: np.ndarray, scale: float, layout: str = "channels_last") -> np.ndarray:
+    """The dataset's own images (N, H, W) or (N, H, W, C) as model input: float32 / ``scale``, a channel
+    axis added when missing, arranged in ``layout``."""
+    x = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    x = x[..., np.newaxis] if x.ndim == 3 else x
+    return arrange(x, layout)
+
+
+def arrange(x: np.ndarray, layout: str, source: str = "channels_last") -> np.ndarray:
+    """Images ``x`` (N, 4 axes) moved from layout ``source`` to ``layout``."""
+    if layout == source:
+        return x
+    axes = (0, 3, 1, 2) if layout == "channels_first" else (0, 2, 3, 1)
+    return np.ascontiguousarray(x.transpose(axes))
 
 
 @dataclass
@@ -48,23 +83,23 @@ class RawData:
 
     def dataset(self) -> Dataset:
         """The channels-last float32 :class:`Dataset` (a channel axis added to (N, H, W) images)."""
-        return from_uint8(self.name, self.train, self.val, self.class_names, self.scale)
+        return from_raw(self.name, self.train, self.val, self.class_names, self.scale)
 
 
-def from_uint8(name: str, train: Split, val: Split, class_names: List[str], scale: float = 255.0) -> Dataset:
+def from_raw(name: str, train: Split, val: Split, class_names: List[str], scale: float = 255.0) -> Dataset:
     """Build a channels-last :class:`Dataset` from raw (images, labels) pairs.
 
-    Images of shape (N, H, W) get a channel axis; pixel values are divided by ``scale``.
+    Images of shape (N, H, W) get a channel axis; pixel values are divided by ``scale``; the raw
+    images' dtype and shape are what a served model's clients send.
     """
-
-    def images(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32) / scale
-        return x[..., np.newaxis] if x.ndim == 3 else x
 
     def labels(y: np.ndarray) -> np.ndarray:
         return np.asarray(y, dtype=np.int32).reshape(-1)
 
-    return Dataset(name, images(train[0]), labels(train[1]), images(val[0]), labels(val[1]), class_names)
+    x_train, x_val = prepare_images(train[0], scale), prepare_images(val[0], scale)
+    raw_shape: Sequence[int] = np.shape(train[0])[1:]
+    return Dataset(name, x_train, labels(train[1]), x_val, labels(val[1]), class_names,
+                   raw_dtype=np.asarray(train[0]).dtype.name, raw_shape=tuple(raw_shape), scale=scale)  # fmt: skip
 
 
 def check_labels(raw: RawData, where: str) -> None:
@@ -86,13 +121,9 @@ def to_layout(data: Dataset, layout: str) -> Dataset:
     """Return ``data`` with images in ``layout`` (``channels_last`` NHWC or ``channels_first`` NCHW)."""
     if layout == data.layout:
         return data
-    axes = (0, 3, 1, 2) if layout == "channels_first" else (0, 2, 3, 1)
-    return Dataset(
-        data.name,
-        np.ascontiguousarray(data.x_train.transpose(axes)),
-        data.y_train,
-        np.ascontiguousarray(data.x_val.transpose(axes)),
-        data.y_val,
-        data.class_names,
-        layout,
+    return dataclasses.replace(
+        data,
+        x_train=arrange(data.x_train, layout, data.layout),
+        x_val=arrange(data.x_val, layout, data.layout),
+        layout=layout,
     )

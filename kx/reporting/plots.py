@@ -58,3 +58,22 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: List[s
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def prediction_grid(
+    images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, class_names: List[str], path: Path
+) -> Path:
+    """A row of images (the dataset's own, channels last) titled true / predicted (red when wrong)."""
+    plt = _pyplot()
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(2 * n, 2.4), squeeze=False)
+    for ax, image, true, pred in zip(axes[0], images, y_true, y_pred):
+        image = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
+        ax.set_title(f"{class_names[true]}\n-> {class_names[pred]}", fontsize=8,
+                     color="black" if true == pred else "red")  # fmt: skip
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
