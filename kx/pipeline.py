@@ -17,7 +17,9 @@ from kx.config import objective, validate
 from kx.data import load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
+from kx.sweep.trial import TrialPruned, epoch_sinks
 from kx.tracking import MLflowRun, start_training_run
+from kx.tracking.links import announce
 
 log = logging.getLogger("kx")
 
@@ -71,7 +73,7 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
         return _train(cfg, out_dir, files, tracking, cluster)
     except BaseException as err:
         if tracking:
-            tracking.end("KILLED" if isinstance(err, TrainingInterrupted) else "FAILED")
+            tracking.end("KILLED" if isinstance(err, (TrainingInterrupted, TrialPruned)) else "FAILED")
         raise
 
 
@@ -94,11 +96,13 @@ def _train(
     backend.build(cfg.model, data.input_shape, data.num_classes)
 
     stopping = cfg.train.early_stopping
+    goal = objective(cfg)
     monitor = EpochMonitor(
-        objective=objective(cfg),
+        objective=goal,
         patience=stopping.patience if stopping.enabled else None,
         min_delta=stopping.min_delta,
-        sinks=[lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [],
+        sinks=([lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [])
+        + epoch_sinks(goal),  # a sweep's trial: the pruner sees every epoch
     )
     checkpoint = Checkpoint(cfg.train.checkpoint_dir)
     checkpoint.restore(backend, monitor)
@@ -138,4 +142,5 @@ def _train(
         tracking.log_artifacts(files)
         tracking.log_artifacts([model_dir])
         tracking.end()
+        announce(tracking)
     return monitor.best()[monitor.monitor]

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from kx.sweep.trial import run_identity
 from kx.tracking.mlflow_tracker import (
     PARENT_RUN_ENV,
     MLflowRun,
@@ -68,7 +69,8 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    run.start(cfg.tracking.run_name, tags, os.environ.get(PARENT_RUN_ENV))
+    trial_name, trial_tags = run_identity()  # a sweep's trial: named after its number and overrides
+    run.start(cfg.tracking.run_name or trial_name, {**tags, **trial_tags}, os.environ.get(PARENT_RUN_ENV))
     params = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     run.log_params(flatten(params))
     return run
