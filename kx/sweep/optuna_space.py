@@ -1,7 +1,7 @@
 """A parsed search space (:class:`kx.sweep.space.Param`) as Optuna distributions and samplers.
 
 =================================  ===================================================
-``choice(a, b)`` / ``a,b``         ``CategoricalDistribution`` (numbers, strings, booleans, null)
+``choice(a, b)`` / ``a,b``         ``CategoricalDistribution`` (numbers, strings, booleans)
 ``range(lo, hi, step)``            ``IntDistribution(lo, last, step)``
 ``int(interval(lo, hi))``          ``IntDistribution(lo, hi)``
 ``interval(lo, hi)``               ``FloatDistribution(lo, hi)``
@@ -24,7 +24,7 @@ def distribution(param: Param) -> Any:
     if param.kind == "categorical":
         bad = [v for v in param.choices if not isinstance(v, _PRIMITIVE)]
         if bad:
-            raise SpaceError(f"{where}: choice values must be numbers, strings, booleans or null, "
+            raise SpaceError(f"{where}: choice values must be numbers, strings or booleans, "
                              f"not {bad[0]!r}.")  # fmt: skip
         return CategoricalDistribution(list(param.choices))
     if param.kind == "int":
