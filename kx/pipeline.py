@@ -19,6 +19,7 @@ from kx.errors import KxError
 from kx.reporting import plots
 from kx.sweep.trial import TrialPruned, epoch_sinks
 from kx.tracking import MLflowRun, start_training_run
+from kx.tracking.dataset_input import log_dataset
 from kx.tracking.links import announce
 
 log = logging.getLogger("kx")
@@ -93,6 +94,8 @@ def _train(
         backend.name,
         ", ".join(backend.devices()),
     )
+    if tracking:
+        log_dataset(tracking, data)
     backend.build(cfg.model, data.input_shape, data.num_classes)
 
     stopping = cfg.train.early_stopping

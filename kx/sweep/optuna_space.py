@@ -77,15 +77,16 @@ def _grid_sampler(values: Dict[str, List[Any]], seed: Optional[int]) -> Any:
     return AskTellGridSampler(values, seed=seed)
 
 
-def sampler(kind: str, params: Sequence[Param], seed: Optional[int]) -> Any:
-    """Optuna's sampler for ``sweep.sampler`` (tpe, random or grid)."""
+def sampler(kind: str, params: Sequence[Param], seed: Optional[int], trials: int) -> Any:
+    """Optuna's sampler for ``sweep.sampler`` (tpe, random or grid). TPE samples at random for its
+    first third of the budget (2 to 10 trials; Optuna's default, 10, is all of a small budget)."""
     import optuna
 
     if kind == "grid":
         return _grid_sampler(grid(params), seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
 
 
 def pruner(kind: str) -> Any:

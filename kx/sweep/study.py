@@ -37,7 +37,7 @@ def open_study(plan: SweepPlan) -> Any:
     study = optuna.create_study(
         storage=storage(plan.storage),
         study_name=plan.study,
-        sampler=optuna_space.sampler(plan.sampler, plan.space, plan.seed),
+        sampler=optuna_space.sampler(plan.sampler, plan.space, plan.seed, plan.trials),
         pruner=optuna_space.pruner(plan.pruner),
         direction=plan.goal.direction,
         load_if_exists=True,

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -53,12 +53,12 @@ def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> None:
         time.sleep(1.0)
 
 
-def assert_sweep_structure(folder: Path, trials: int) -> Tuple[Any, List[Any]]:
+def assert_sweep_structure(folder: Path, numbers: Sequence[int]) -> Tuple[Any, List[Any]]:
     """What every finished sweep shows in MLflow, however its trials ran: one parent run, FINISHED,
     with a child per trial, named after the trial, tagged with its state, the best child on the parent."""
     parent, children = sweep_runs(folder)
     assert parent.info.status == "FINISHED"
-    assert [int(c.data.tags["kx.trial.number"]) for c in children] == list(range(trials))
+    assert [int(c.data.tags["kx.trial.number"]) for c in children] == list(numbers)
     for child in children:
         number = child.data.tags["kx.trial.number"]
         assert child.info.run_name.startswith(f"trial {number}"), child.info.run_name
