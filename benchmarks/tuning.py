@@ -7,7 +7,7 @@ trial count, averaged over the seeds, for TPE and for random search with the sam
 second compares the wall time of the same sweep run with 1 and with 2 trials at once (ratio < 1:
 two at once pay off).
 
-    python benchmarks/tuning.py [--seeds 3] [--trials 8] [--epochs 3] [--wall-trials 4]
+    python benchmarks/tuning.py [--seeds 3] [--trials 8] [--epochs 3] [--wall-trials 4] [--part samplers|parallel]
 """
 
 import argparse
@@ -76,9 +76,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--wall-trials", type=int, default=4)
+    parser.add_argument("--part", choices=("all", "samplers", "parallel"), default="all")
     args = parser.parse_args()
-    compare_samplers(args.seeds, args.trials, args.epochs)
-    compare_parallel(args.wall_trials, args.epochs)
+    if args.part in ("all", "samplers"):
+        compare_samplers(args.seeds, args.trials, args.epochs)
+    if args.part in ("all", "parallel"):
+        compare_parallel(args.wall_trials, args.epochs)
 
 
 if __name__ == "__main__":

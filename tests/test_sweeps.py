@@ -35,7 +35,7 @@ def test_tpe_sweep_two_trials_at_once(run_train, tmp_path):
 
 
 def test_killed_sweep_resumes_without_repeating_a_trial(tmp_path, run_train):
-    args = ["-m", "sweep=quick", *TINY, "train.epochs=2", "sweep.budget.trials=4"]
+    args = ["-m", "sweep=quick", *TINY, "sweep.budget.trials=4"]
     sweep = start_train(tmp_path, *args, "hydra.sweep.dir=first")
     db = tmp_path / "sweeps.db"
     wait_for(lambda: db.exists() and states(tmp_path, "quick")[:3] == ["COMPLETE", "COMPLETE", "RUNNING"])
@@ -77,9 +77,15 @@ def test_pruned_trial_stops_at_once_and_is_no_failure(run_train, tmp_path):
               "hydra.sweep.dir=sweep")  # fmt: skip
     trial = study(tmp_path, "quick").get_trials()[2]
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]
-    _, children = assert_sweep_structure(tmp_path, [2])  # the seeded trials have no runs
+    parent, children = sweep_runs(tmp_path)  # the seeded trials have no runs
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_pruned"] == 1
+    assert len(children) == 1 and parent.data.metrics["trials_fail"] == 0
     child = children[0]
-    assert child.info.status == "KILLED" and child.data.tags["kx.trial.state"] == "PRUNED"
+    assert (
+        child.info.run_name.startswith("trial 2: ")
+        and child.info.status == "KILLED"
+        and child.data.tags["kx.trial.state"] == "PRUNED"
+    )
     assert "pruned after epoch 1" in child.data.tags["kx.trial.reason"]
     assert not (tmp_path / "sweep" / "2" / "model").exists()
 

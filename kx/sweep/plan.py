@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 from omegaconf import DictConfig
 
 from kx.config.objective import Objective, objective
+from kx.errors import KxError
 from kx.sweep import optuna_space
 from kx.sweep.space import Param, SpaceError, parse_param, parse_space
 
@@ -70,6 +71,8 @@ def plan(cfg: DictConfig, arguments: Sequence[str], parallel: Optional[int] = No
     by_key.update({p.key: p for p in command_params})
     space = list(by_key.values())
     base = base + [f"{p.key}={p.expression}" for p in space if not p.swept]
+    if parallel is not None and parallel < 1:
+        raise KxError(f"hydra.sweeper.parallel={parallel}: trials at once must be 1 or more.")
     if sweep:
         return _from_file(cfg, sweep, space, base, parallel)
     name = "grid-" + hashlib.sha1(("\n".join(base) + optuna_space.signature(space)).encode()).hexdigest()[:10]
@@ -83,6 +86,11 @@ def _from_file(
 ) -> SweepPlan:
     sampler = str(sweep.sampler)
     trials = int(sweep.budget.trials)
+    for key in ("trials", "parallel"):
+        if int(sweep.budget[key]) < 1:
+            raise KxError(f"sweep.budget.{key}={sweep.budget[key]}: must be 1 or more.")
+    if not 0 <= float(sweep.budget.max_failure_rate) <= 1:
+        raise KxError(f"sweep.budget.max_failure_rate={sweep.budget.max_failure_rate}: must be in [0, 1].")
     if sampler == "grid":
         trials = min(trials, optuna_space.grid_size(space))
     optuna_space.distributions(space)  # every rejection before anything runs

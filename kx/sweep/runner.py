@@ -83,8 +83,10 @@ class Sweep:
         params = {key: trial.params[key] for key in self.distributions}
         run_dir = self.out_dir / str(trial.number)
         name = runs.trial_run_name(trial.number, params)
-        link = TrialLink(self.plan.storage, self.plan.study, trial._trial_id, trial.number,  # see TrialLink
-                         self.plan.pruner, name)  # fmt: skip
+        # the trial's storage id: Optuna's Trial has no public accessor (TrialLink.optuna_trial, pinned in tests)
+        link = TrialLink(
+            self.plan.storage, self.plan.study, trial._trial_id, trial.number, self.plan.pruner, name
+        )
         overrides = [*self.plan.base_overrides, *(render(k, v) for k, v in params.items())]
         command = [*self.command, *overrides, f"hydra.run.dir={value_text(str(run_dir))}"]
         env = {**runs.clean_env(), **link.env(), **runs.parent_env(self.parent),
@@ -112,15 +114,22 @@ class Sweep:
         result = TrialResult(trial.number, dict(trial.params), state, value, process.seconds,
                              output=str(process.run_dir), reason=reason)  # fmt: skip
         if self.parent is not None:
-            status = "KILLED" if stopped else None
-            result.run_id = runs.record_child(self.parent, result, runs.trial_run_name(trial.number, trial.params),
-                                              status)  # fmt: skip
+            result.run_id = self._record_child(result, stopped)
             trial.set_user_attr("kx.run_id", result.run_id)
         self.study.tell(trial, value if state == "COMPLETE" else None,
                         state=getattr(optuna.trial.TrialState, state))  # fmt: skip
         shown = f" {self.plan.goal.metric}={value:.4f}" if value is not None else f": {reason}"
         log.info("trial %d %s in %.1f s%s", trial.number, state, process.seconds, shown)
         return result
+
+    def _record_child(self, result: TrialResult, stopped: bool) -> Optional[str]:
+        """Mark the trial's MLflow child run; a tracking failure is reported and the sweep goes on."""
+        name = runs.trial_run_name(result.number, result.params)
+        try:
+            return runs.record_child(self.parent, result, name, "KILLED" if stopped else None)
+        except Exception as err:  # noqa: BLE001 - the study and the trial's folder keep the result
+            log.warning("MLflow: cannot record trial %d (%s: %s)", result.number, type(err).__name__, err)
+            return None
 
     def _outcome(
         self, trial: Any, process: TrialProcess, stopped: bool
@@ -141,11 +150,18 @@ class Sweep:
             time.sleep(POLL_SECONDS)
 
     def stop_all(self) -> None:
-        """Stop the running trials (SIGTERM, then SIGKILL) and record them as failed."""
-        for number, (trial, process) in list(self.running.items()):
-            process.stop()
-            del self.running[number]
-            self.record(trial, process, stopped=True)
+        """Stop the running trials (SIGTERM, then SIGKILL) and record them as failed; a second
+        Ctrl-C meanwhile is ignored, so that the study and the runs are left consistent."""
+        if self.running:
+            log.warning("stopping %d running trial(s); their runs end KILLED", len(self.running))
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for number, (trial, process) in list(self.running.items()):
+                process.stop()
+                del self.running[number]
+                self.record(trial, process, stopped=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _pruned_epoch(study: Any, number: int) -> Optional[int]:
@@ -166,7 +182,7 @@ def run_sweep(cfg: DictConfig, arguments: Sequence[str], command: List[str],
               parallel: Optional[int] = None) -> Optional[TrialResult]:  # fmt: skip
     """Run (or resume) the sweep ``train.py -m ARGUMENTS`` asks for; return the best trial."""
     the_plan = plan(cfg, arguments, parallel)
-    out_dir = Path(str(cfg.hydra.sweep.dir))
+    out_dir = Path(str(cfg.hydra.sweep.dir)).absolute()
     study = open_study(the_plan)
     parent = runs.open_parent(cfg, the_plan, study, out_dir)
     sweep = Sweep(the_plan, study, parent, out_dir, command)
