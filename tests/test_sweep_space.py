@@ -135,3 +135,13 @@ def test_summary_on_the_parent_run(tmp_path):
     assert retrain.returncode == 0, retrain.stderr
     assert "learning_rate: 0.1\n" in retrain.stdout and "dense_units: 64\n" in retrain.stdout
     assert "name: mlp" in retrain.stdout
+
+
+def test_sagemaker_source_carries_the_sweeper_config_yaml_names(tmp_path):
+    """conf/config.yaml selects hydra/sweeper=kx, so every job's train.py needs the plugin to compose."""
+    import tarfile
+
+    from kx.sagemaker.job import package_source
+
+    with tarfile.open(package_source(tmp_path)) as tar:
+        assert "hydra_plugins/kx_sweeper/kx_sweeper.py" in tar.getnames()

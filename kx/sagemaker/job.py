@@ -76,11 +76,13 @@ def _sha(data: bytes) -> str:
 
 
 def package_source(dest: Path) -> Path:
-    """``sourcedir.tar.gz``: train.py, conf/, kx/ and the job's requirements.txt, byte-reproducible."""
+    """``sourcedir.tar.gz``: train.py, conf/, kx/, hydra_plugins/ (conf/config.yaml names kx's sweeper)
+    and the job's requirements.txt, byte-reproducible."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         files = [PROJECT_DIR / "train.py", *sorted((PROJECT_DIR / "conf").rglob("*.yaml")),
-                 *sorted((PROJECT_DIR / "kx").rglob("*.py"))]  # fmt: skip
+                 *sorted((PROJECT_DIR / "kx").rglob("*.py")),
+                 *sorted((PROJECT_DIR / "hydra_plugins").rglob("*.py"))]  # fmt: skip
         entries = [(str(f.relative_to(PROJECT_DIR)), f.read_bytes()) for f in files]
         entries.append(("requirements.txt", JOB_REQUIREMENTS.read_bytes()))
         for name, data in entries:
