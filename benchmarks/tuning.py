@@ -17,13 +17,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional, Tuple
 
 PROJECT = Path(__file__).resolve().parents[1]
 BASE = ["-m", "sweep=quick", "dataset=digits", "model=mlp", "backend=torch", "hydra.sweep.dir=sweep"]
 
 
-def sweep(*overrides: str) -> "tuple[List[float], float]":
+def sweep(*overrides: str) -> Tuple[List[Optional[float]], float]:
     """Run one sweep; its trials' objectives in trial order (None when not complete) and wall seconds."""
     import optuna
 
@@ -36,7 +36,7 @@ def sweep(*overrides: str) -> "tuple[List[float], float]":
         return [t.value for t in sorted(study.trials, key=lambda t: t.number)], seconds
 
 
-def best_so_far(values: List[float]) -> List[float]:
+def best_so_far(values: List[Optional[float]]) -> List[float]:
     best, out = float("-inf"), []
     for value in values:
         best = max(best, value if value is not None else float("-inf"))
@@ -51,7 +51,8 @@ def compare_samplers(seeds: int, trials: int, epochs: int) -> None:
             values, _ = sweep(f"sweep.sampler={sampler}", f"sweep.seed={seed}", f"sweep.budget.trials={trials}",
                               f"train.epochs={epochs}")  # fmt: skip
             curves[sampler].append(best_so_far(values))
-            print(f"seed {seed} {sampler:6s} " + " ".join(f"{v:.4f}" for v in values), flush=True)
+            shown = " ".join("failed" if v is None else f"{v:.4f}" for v in values)
+            print(f"seed {seed} {sampler:6s} {shown}", flush=True)
     print(f"\nbest val_acc after n trials (mean of {seeds} seeds; digits, mlp, {epochs} epochs)")
     print("n  " + "  ".join(f"{n:>6d}" for n in range(1, trials + 1)))
     for sampler, runs in curves.items():

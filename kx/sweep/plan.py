@@ -21,7 +21,7 @@ from kx.sweep.space import Param, SpaceError, parse_param, parse_space
 
 @dataclass
 class SweepPlan:
-    name: str
+    name: str  # the sweep file's name, or a grid's command-line sweeps
     study: str
     storage: str
     space: List[Param]
@@ -75,8 +75,11 @@ def plan(cfg: DictConfig, arguments: Sequence[str], parallel: Optional[int] = No
         raise KxError(f"hydra.sweeper.parallel={parallel}: trials at once must be 1 or more.")
     if sweep:
         return _from_file(cfg, sweep, space, base, parallel)
-    name = "grid-" + hashlib.sha1(("\n".join(base) + optuna_space.signature(space)).encode()).hexdigest()[:10]
-    return SweepPlan(name=name, study=name, storage=default_storage(), space=space, goal=objective(cfg),
+    study = (
+        "grid-" + hashlib.sha1(("\n".join(base) + optuna_space.signature(space)).encode()).hexdigest()[:10]
+    )
+    name = " ".join(f"{p.key}={p.expression}" for p in space if p.swept) or "one trial"
+    return SweepPlan(name=name, study=study, storage=default_storage(), space=space, goal=objective(cfg),
                      trials=optuna_space.grid_size(space), parallel=parallel or 1, max_failure_rate=1.0,
                      sampler="grid", pruner="none", seed=None, base_overrides=base)  # fmt: skip
 

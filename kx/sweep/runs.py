@@ -35,7 +35,7 @@ def open_parent(cfg: DictConfig, plan: SweepPlan, study: Any, out_dir: Path) -> 
                 "kx.sweep.pruner": plan.pruner, "kx.overrides": " ".join(plan.base_overrides),
                 "kx.output_dir": str(out_dir.resolve()), "mlflow.source.name": "train.py"}  # fmt: skip
         tags.update({f"kx.sweep.space.{p.key}": p.expression for p in plan.space})
-        run.start(cfg.tracking.run_name or f"sweep {plan.study}", tags, parent_run_id=None)
+        run.start(cfg.tracking.run_name or f"sweep {plan.name}"[:250], tags, parent_run_id=None)
         study.set_user_attr(PARENT_RUN_ATTR, run.run_id)
     return run
 
