@@ -54,6 +54,8 @@ def test_killed_sweep_resumes_without_repeating_a_trial(tmp_path, run_train):
 
     run_train(*args, "hydra.sweep.dir=second")
     assert states(tmp_path, "quick") == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    params = [t.params for t in study(tmp_path, "quick").get_trials()]
+    assert params[3] not in params[:3]  # the resumed sampler does not replay the first draws
     assert sorted(p.name for p in (tmp_path / "second").iterdir() if p.is_dir()) == ["3"]
     resumed, _ = assert_sweep_structure(tmp_path, range(4))  # one at a time: the same structure
     assert resumed.info.run_id == parent.info.run_id

@@ -30,22 +30,23 @@ def storage(url: str) -> Any:
 
 
 def open_study(plan: SweepPlan) -> Any:
-    """Create the plan's study, or load it (with its identity checked and stale trials failed)."""
+    """Create the plan's study, or load it (with its identity checked and stale trials failed).
+
+    A resumed study's sampler is seeded with ``seed + trials so far``: the same seed would replay
+    the first trials' draws."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        storage=storage(plan.storage),
-        study_name=plan.study,
-        sampler=optuna_space.sampler(plan.sampler, plan.space, plan.seed, plan.trials),
-        pruner=optuna_space.pruner(plan.pruner),
-        direction=plan.goal.direction,
-        load_if_exists=True,
-    )
+    rdb = storage(plan.storage)
+    study = optuna.create_study(storage=rdb, study_name=plan.study, direction=plan.goal.direction,
+                                load_if_exists=True)  # fmt: skip
     _check_identity(study, plan)
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
-    return study
+    so_far = len(study.get_trials(deepcopy=False))
+    seed = None if plan.seed is None else plan.seed + so_far
+    return optuna.load_study(study_name=plan.study, storage=rdb, pruner=optuna_space.pruner(plan.pruner),
+                             sampler=optuna_space.sampler(plan.sampler, plan.space, seed, plan.trials))  # fmt: skip
 
 
 def _check_identity(study: Any, plan: SweepPlan) -> None:
