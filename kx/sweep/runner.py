@@ -13,8 +13,9 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig
 
@@ -32,6 +33,7 @@ from kx.tracking.links import announce
 log = logging.getLogger("kx")
 
 POLL_SECONDS = 0.5
+STOPPED = "stopped with the sweep (Ctrl-C or SIGTERM)"
 
 
 class SweepFailed(KxError):
@@ -79,7 +81,11 @@ class Sweep:
             time.sleep(POLL_SECONDS)
 
     def launch(self) -> None:
-        trial = self.study.ask(self.distributions)
+        """Ask for a trial and start its process (a Ctrl-C meanwhile waits until it runs)."""
+        with deferred_interrupts():
+            self._start(self.study.ask(self.distributions))
+
+    def _start(self, trial: Any) -> None:
         params = {key: trial.params[key] for key in self.distributions}
         run_dir = self.out_dir / str(trial.number)
         name = runs.trial_run_name(trial.number, params)
@@ -98,8 +104,9 @@ class Sweep:
     def reap(self) -> None:
         for number, (trial, process) in list(self.running.items()):
             if process.poll() is not None:
-                del self.running[number]
-                self.record(trial, process)
+                with deferred_interrupts():  # a trial's bookkeeping is never cut in half
+                    del self.running[number]
+                    self.record(trial, process)
 
     def record(self, trial: Any, process: TrialProcess, stopped: bool = False) -> TrialResult:
         """Tell the study how the trial ended and mark its MLflow child run."""
@@ -135,7 +142,7 @@ class Sweep:
         self, trial: Any, process: TrialProcess, stopped: bool
     ) -> Tuple[str, Optional[float], Optional[str]]:
         if stopped:
-            return "FAIL", None, "stopped with the sweep (Ctrl-C or SIGTERM)"
+            return "FAIL", None, STOPPED
         if process.popen.returncode != 0:
             pruned = _pruned_epoch(self.study, trial.number) is not None
             return ("PRUNED" if pruned else "FAIL"), None, process.reason()
@@ -154,14 +161,26 @@ class Sweep:
         Ctrl-C meanwhile is ignored, so that the study and the runs are left consistent."""
         if self.running:
             log.warning("stopping %d running trial(s); their runs end KILLED", len(self.running))
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
+        with deferred_interrupts(reraise=False):
             for number, (trial, process) in list(self.running.items()):
                 process.stop()
                 del self.running[number]
                 self.record(trial, process, stopped=True)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def deferred_interrupts(reraise: bool = True) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt (or drop them)."""
+    caught: List[int] = []
+    handlers = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if caught and reraise:
+        raise KeyboardInterrupt
 
 
 def _pruned_epoch(study: Any, number: int) -> Optional[int]:
