@@ -133,7 +133,9 @@ class Sweep:
         """Mark the trial's MLflow child run; a tracking failure is reported and the sweep goes on."""
         name = runs.trial_run_name(result.number, result.params)
         try:
-            return runs.record_child(self.parent, result, name, "KILLED" if stopped else None)
+            return runs.record_child(
+                self.parent, result, name, self.plan.goal.metric, "KILLED" if stopped else None
+            )
         except Exception as err:  # noqa: BLE001 - the study and the trial's folder keep the result
             log.warning("MLflow: cannot record trial %d (%s: %s)", result.number, type(err).__name__, err)
             return None

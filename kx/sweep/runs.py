@@ -63,29 +63,31 @@ def _close_stale_children(parent: MLflowRun) -> None:
 
 
 def record_child(
-    parent: MLflowRun, trial: TrialResult, run_name: str, status: Optional[str] = None
+    parent: MLflowRun, trial: TrialResult, run_name: str, metric: str, status: Optional[str] = None
 ) -> Optional[str]:
     """Tag trial ``trial``'s child run with its state (and reason), end it with ``status`` (from the
-    state by default) when it is still running; create it when the trial never opened it."""
+    state by default) when it is still running; create it when the trial never opened it. A
+    completed trial's objective (``best_<metric>``) is logged when the trial's own logging failed."""
     status = status or STATUS[trial.state]
-    found = children(parent, trial.number)
     tags: Dict[str, str] = {"kx.trial.state": trial.state}
     if trial.reason:
         tags["kx.trial.reason"] = trial.reason[:5000]
-    if found:
-        run_id = found[0].info.run_id
-        client = parent.client
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-        if found[0].info.status == "RUNNING" or trial.state != "COMPLETE":
-            client.set_terminated(run_id, status)
-        return run_id
-    child = MLflowRun(parent.uri, parent.client.get_experiment(parent.experiment_id).name)
-    tags.update({"kx.trial.number": str(trial.number), "kx.output_dir": str(trial.output or "")})
-    child.start(run_name, tags, parent.run_id)
-    child.log_params({key: str(value) for key, value in trial.params.items()})
-    child.end(status)
-    return child.run_id
+    found = children(parent, trial.number)
+    if not found:
+        child = MLflowRun(parent.uri, parent.client.get_experiment(parent.experiment_id).name)
+        tags.update({"kx.trial.number": str(trial.number), "kx.output_dir": str(trial.output or "")})
+        child.start(run_name, tags, parent.run_id)
+        child.log_params({key: str(value) for key, value in trial.params.items()})
+        child.end(status)
+        return child.run_id
+    run, client = found[0], parent.client
+    for key, value in tags.items():
+        client.set_tag(run.info.run_id, key, value)
+    if trial.value is not None and f"best_{metric}" not in run.data.metrics:
+        client.log_metric(run.info.run_id, f"best_{metric}", trial.value)
+    if run.info.status == "RUNNING" or trial.state != "COMPLETE":
+        client.set_terminated(run.info.run_id, status)
+    return run.info.run_id
 
 
 def trial_run_name(number: int, params: Dict[str, Any]) -> str:
