@@ -19,7 +19,10 @@ from kx.errors import KxError
 from kx.reporting import plots
 from kx.serving import contract
 from kx.stopping import TrainingInterrupted, interrupted, stop_on_signals
+from kx.sweep.trial import TrialPruned, epoch_sinks
 from kx.tracking import MLflowRun, start_training_run
+from kx.tracking.dataset_input import log_dataset
+from kx.tracking.links import announce
 
 log = logging.getLogger("kx")
 
@@ -80,7 +83,8 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
         return _train(cfg, out_dir, files, tracking, cluster)
     except BaseException as err:
         if tracking:
-            tracking.end("KILLED" if isinstance(err, (TrainingInterrupted, KeyboardInterrupt)) else "FAILED")
+            stopped = (TrainingInterrupted, KeyboardInterrupt, TrialPruned)
+            tracking.end("KILLED" if isinstance(err, stopped) else "FAILED")
         raise
 
 
@@ -100,15 +104,19 @@ def _train(
         backend.name,
         ", ".join(backend.devices()),
     )
+    if tracking:
+        log_dataset(tracking, data)
     model = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
 
     stopping = cfg.train.early_stopping
+    goal = objective(cfg)
     monitor = EpochMonitor(
-        objective=objective(cfg),
+        objective=goal,
         patience=stopping.patience if stopping.enabled else None,
         min_delta=stopping.min_delta,
-        sinks=[lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [],
+        sinks=([lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [])
+        + epoch_sinks(goal),  # a sweep's trial: the pruner sees every epoch
     )
     checkpoint = Checkpoint(cfg.train.checkpoint_dir)
     checkpoint.restore(backend, monitor)
@@ -129,6 +137,7 @@ def _train(
         tracking.log_metrics({"model_val_acc": model_accuracy})
         log_mlflow_model(tracking, model_dir, data, cfg.tracking.register_as)
         tracking.end()
+        announce(tracking)
     return monitor.best()[monitor.monitor]
 
 

@@ -88,11 +88,13 @@ def job_requirements(backend: str) -> str:
 
 
 def package_source(dest: Path, backend: str) -> Path:
-    """``sourcedir.tar.gz``: train.py, conf/, kx/ and the job's requirements.txt, byte-reproducible."""
+    """``sourcedir.tar.gz``: train.py, conf/, kx/, hydra_plugins/ (conf/config.yaml names kx's sweeper)
+    and the job's requirements.txt, byte-reproducible."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         files = [PROJECT_DIR / "train.py", *sorted((PROJECT_DIR / "conf").rglob("*.yaml")),
-                 *sorted((PROJECT_DIR / "kx").rglob("*.py"))]  # fmt: skip
+                 *sorted((PROJECT_DIR / "kx").rglob("*.py")),
+                 *sorted((PROJECT_DIR / "hydra_plugins").rglob("*.py"))]  # fmt: skip
         entries = [(str(f.relative_to(PROJECT_DIR)), f.read_bytes()) for f in files]
         entries.append(("requirements.txt", job_requirements(backend).encode()))
         for name, data in entries:

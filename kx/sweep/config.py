@@ -33,7 +33,7 @@ class Pruner(Choice):
 class BudgetConfig:
     trials: int = 20  # trials in all, a resumed sweep included
     parallel: int = 1  # trials at once
-    max_failure_rate: float = 0.5  # stop once more than this fraction of the finished trials failed
+    max_failure_rate: float = 0.5  # stop once more than this fraction of the trials (the budget) failed
 
 
 @dataclass

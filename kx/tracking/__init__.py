@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from kx.sweep.trial import run_identity
 from kx.tracking import resume
 from kx.tracking.jobs import record_job
 from kx.tracking.liveness import close_orphaned_runs
@@ -79,7 +80,8 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     if resumed:
         resume.reopen(run, resumed, params, tags)
         return run
-    run.start(cfg.tracking.run_name, tags, os.environ.get(PARENT_RUN_ENV))
+    trial_name, trial_tags = run_identity()  # a sweep's trial: named after its number and overrides
+    run.start(cfg.tracking.run_name or trial_name, {**tags, **trial_tags}, os.environ.get(PARENT_RUN_ENV))
     run.log_params(params)
     resume.remember(cfg.train.checkpoint_dir, run)
     return run

@@ -1,0 +1,107 @@
+"""A parsed search space (:class:`kx.sweep.space.Param`) as Optuna distributions and samplers.
+
+=================================  ===================================================
+``choice(a, b)`` / ``a,b``         ``CategoricalDistribution`` (numbers, strings, booleans)
+``range(lo, hi, step)``            ``IntDistribution(lo, last, step)``
+``int(interval(lo, hi))``          ``IntDistribution(lo, hi)``
+``interval(lo, hi)``               ``FloatDistribution(lo, hi)``
+``tag(log, ...)``                  the same with ``log=True`` (Optuna: step 1 only)
+=================================  ===================================================
+"""
+
+from typing import Any, Dict, List, Optional, Sequence
+
+from kx.sweep.space import Param, SpaceError
+
+_PRIMITIVE = (type(None), bool, int, float, str)
+
+
+def distribution(param: Param) -> Any:
+    """The Optuna distribution of one swept parameter."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    where = f"sweep.params.{param.key}={param.expression!r}"
+    if param.kind == "categorical":
+        bad = [v for v in param.choices if not isinstance(v, _PRIMITIVE)]
+        if bad:
+            raise SpaceError(f"{where}: choice values must be numbers, strings or booleans, "
+                             f"not {bad[0]!r}.")  # fmt: skip
+        return CategoricalDistribution(list(param.choices))
+    if param.kind == "int":
+        if param.log and (param.step or 1) != 1:
+            raise SpaceError(
+                f"{where}: a log-scaled range needs step 1 (Optuna samples log ranges unstepped)."
+            )
+        return IntDistribution(int(param.low), int(param.high), log=param.log, step=param.step or 1)
+    if param.kind == "float":
+        return FloatDistribution(float(param.low), float(param.high), log=param.log)
+    raise SpaceError(f"{where}: a fixed value is not a distribution.")
+
+
+def distributions(params: Sequence[Param]) -> Dict[str, Any]:
+    """Every swept parameter's distribution, in the space's order."""
+    return {p.key: distribution(p) for p in params if p.swept}
+
+
+def grid(params: Sequence[Param]) -> Dict[str, List[Any]]:
+    """The values of every swept parameter for a grid search; an interval has none."""
+    values: Dict[str, List[Any]] = {}
+    for p in params:
+        if p.kind == "categorical":
+            values[p.key] = list(p.choices)
+        elif p.kind == "int" and not p.log:
+            values[p.key] = list(range(int(p.low), int(p.high) + 1, p.step or 1))
+        elif p.swept:
+            raise SpaceError(f"sweep.params.{p.key}={p.expression!r}: sampler=grid needs choice(...) or "
+                             "range(lo,hi[,step]) for every parameter; use sampler=tpe or random.")  # fmt: skip
+    return values
+
+
+def grid_size(params: Sequence[Param]) -> int:
+    size = 1
+    for values in grid(params).values():
+        size *= len(values)
+    return size
+
+
+def _grid_sampler(values: Dict[str, List[Any]], seed: Optional[int]) -> Any:
+    import optuna
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler, less its ``study.stop()`` once the grid is done: that call works only
+        inside ``study.optimize``, and kx's budget already ends the sweep at the grid's size."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return AskTellGridSampler(values, seed=seed)
+
+
+def sampler(kind: str, params: Sequence[Param], seed: Optional[int], trials: int) -> Any:
+    """Optuna's sampler for ``sweep.sampler`` (tpe, random or grid). TPE samples at random for its
+    first third of the budget (2 to 10 trials; Optuna's default, 10, is all of a small budget)."""
+    import optuna
+
+    if kind == "grid":
+        return _grid_sampler(grid(params), seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
+
+
+def pruner(kind: str) -> Any:
+    """Optuna's pruner for ``sweep.pruner`` (none, median or hyperband)."""
+    import optuna
+
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def signature(params: Sequence[Param]) -> str:
+    """The space as one canonical line: a resumed study must have the same one."""
+    fields = ("kind", "choices", "low", "high", "step", "log")
+    return "; ".join(f"{p.key}:" + ",".join(repr(getattr(p, f)) for f in fields)
+                     for p in sorted(params, key=lambda p: p.key))  # fmt: skip

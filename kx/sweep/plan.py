@@ -1,0 +1,120 @@
+"""What one ``train.py -m ...`` command asks the sweeper for: the search space, the objective, the
+budget, the sampler and pruner, the study, and the overrides every trial shares.
+
+With ``sweep=<name>`` the sweep file gives them, and sweeps on the command line (``key=a,b``,
+``key=interval(...)``) add to or replace its parameters. Without one, the command-line sweeps make a
+grid: every combination once, like Hydra's basic sweeper, with the same guarantees.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from omegaconf import DictConfig
+
+from kx.config.objective import Objective, objective
+from kx.errors import KxError
+from kx.sweep import optuna_space
+from kx.sweep.space import Param, SpaceError, parse_param, parse_space
+
+
+@dataclass
+class SweepPlan:
+    name: str  # the sweep file's name, or a grid's command-line sweeps
+    study: str
+    storage: str
+    space: List[Param]
+    goal: Objective
+    trials: int
+    parallel: int
+    max_failure_rate: float
+    sampler: str
+    pruner: str
+    seed: Optional[int]
+    base_overrides: List[str]  # shared by every trial: the command's plain overrides
+
+    @property
+    def swept(self) -> List[Param]:
+        return [p for p in self.space if p.swept]
+
+    @property
+    def max_failures(self) -> int:
+        """The most failed trials the sweep goes on after."""
+        return int(self.max_failure_rate * self.trials)
+
+
+def split_arguments(arguments: Sequence[str]) -> Tuple[List[Param], List[str]]:
+    """Command-line sweeps (``key=a,b``, ``key=interval(..)``) as params; the rest as they are."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    swept: List[Param] = []
+    plain: List[str] = []
+    for text, override in zip(arguments, OverridesParser.create().parse_overrides(list(arguments))):
+        if not override.is_sweep_override():
+            plain.append(text)
+            continue
+        key = override.get_key_element()
+        if key == "sweep" or not key[:1].isalpha():
+            raise SpaceError(f"{text!r}: under -m, sweep {key.lstrip('+~')!r} with a plain key "
+                             "(key=a,b); pick one sweep file with sweep=<name>.")  # fmt: skip
+        swept.append(parse_param(key, text.split("=", 1)[1]))
+    return swept, plain
+
+
+def plan(cfg: DictConfig, arguments: Sequence[str], parallel: Optional[int] = None) -> SweepPlan:
+    """The sweep ``train.py -m ARGUMENTS`` runs, ``cfg`` being the composed config."""
+    command_params, base = split_arguments(arguments)
+    sweep = cfg.get("sweep")
+    file_params = parse_space(sweep.params) if sweep else []
+    by_key = {p.key: p for p in file_params}
+    by_key.update({p.key: p for p in command_params})
+    space = list(by_key.values())
+    base = base + [f"{p.key}={p.expression}" for p in space if not p.swept]
+    if parallel is not None and parallel < 1:
+        raise KxError(f"hydra.sweeper.parallel={parallel}: trials at once must be 1 or more.")
+    if sweep:
+        return _from_file(cfg, sweep, space, base, parallel)
+    study = (
+        "grid-" + hashlib.sha1(("\n".join(base) + optuna_space.signature(space)).encode()).hexdigest()[:10]
+    )
+    name = " ".join(f"{p.key}={p.expression}" for p in space if p.swept) or "one trial"
+    return SweepPlan(name=name, study=study, storage=default_storage(), space=space, goal=objective(cfg),
+                     trials=optuna_space.grid_size(space), parallel=parallel or 1, max_failure_rate=1.0,
+                     sampler="grid", pruner="none", seed=None, base_overrides=base)  # fmt: skip
+
+
+def _from_file(
+    cfg: DictConfig, sweep: DictConfig, space: List[Param], base: List[str], parallel: Optional[int]
+) -> SweepPlan:
+    sampler = str(sweep.sampler)
+    trials = int(sweep.budget.trials)
+    for key in ("trials", "parallel"):
+        if int(sweep.budget[key]) < 1:
+            raise KxError(f"sweep.budget.{key}={sweep.budget[key]}: must be 1 or more.")
+    if not 0 <= float(sweep.budget.max_failure_rate) <= 1:
+        raise KxError(f"sweep.budget.max_failure_rate={sweep.budget.max_failure_rate}: must be in [0, 1].")
+    if sampler == "grid":
+        trials = min(trials, optuna_space.grid_size(space))
+    optuna_space.distributions(space)  # every rejection before anything runs
+    return SweepPlan(name=str(sweep.name), study=str(sweep.study or sweep.name),
+                     storage=str(sweep.storage or default_storage()), space=space, goal=objective(cfg),
+                     trials=trials, parallel=parallel or int(sweep.budget.parallel),
+                     max_failure_rate=float(sweep.budget.max_failure_rate), sampler=sampler,
+                     pruner=str(sweep.pruner), seed=cfg.train.seed if sweep.seed is None else int(sweep.seed),
+                     base_overrides=base)  # fmt: skip
+
+
+def default_storage() -> str:
+    return f"sqlite:///{Path.cwd() / 'sweeps.db'}"
+
+
+def identity(plan: SweepPlan) -> str:
+    """What a resumed study must share with its first run: space, objective and trial overrides.
+    (The budget, the parallelism and tracking settings may change between runs.)"""
+    shared = [
+        o for o in sorted(plan.base_overrides) if not o.startswith(("sweep.budget.", "hydra.", "tracking."))
+    ]
+    return "\n".join(
+        [optuna_space.signature(plan.space), f"{plan.goal.metric} {plan.goal.direction}", *shared]
+    )

@@ -1,0 +1,96 @@
+"""Inside one trial's process: the link back to its sweep, set by the sweeper in the environment.
+
+A trial is an ordinary ``train.py`` run with ``KX_SWEEP_*`` variables. This module (importable on
+Python 3.8, Optuna imported only inside a pruned sweep's trial) names the trial's MLflow run and,
+when the sweep prunes, reports each epoch's objective to the study and stops a trial the pruner
+gives up on at once (:class:`TrialPruned`: nothing is exported, the run ends KILLED).
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from kx.config.objective import Objective
+from kx.errors import KxError
+
+STORAGE_ENV = "KX_SWEEP_STORAGE"  # Optuna storage URL
+STUDY_ENV = "KX_SWEEP_STUDY"
+TRIAL_ID_ENV = "KX_SWEEP_TRIAL_ID"  # Optuna's id of the trial in its storage
+TRIAL_NUMBER_ENV = "KX_SWEEP_TRIAL"  # the trial's number in its study
+PRUNE_ENV = "KX_SWEEP_PRUNER"  # none | median | hyperband
+RUN_NAME_ENV = "KX_SWEEP_RUN_NAME"  # the MLflow child run's name
+PRUNED_ATTR = "kx.pruned_epoch"  # trial user attribute: the epoch after which it was pruned
+
+EpochSink = Callable[[int, Dict[str, float]], None]
+
+
+class TrialPruned(KxError):
+    """The sweep's pruner stopped this trial after an epoch; it exports nothing."""
+
+
+@dataclass(frozen=True)
+class TrialLink:
+    storage: str
+    study: str
+    trial_id: int
+    number: int
+    pruner: str = "none"
+    run_name: Optional[str] = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Optional["TrialLink"]:
+        """The link when this process is a sweep's trial, else None."""
+        if TRIAL_ID_ENV not in environ:
+            return None
+        return cls(environ[STORAGE_ENV], environ[STUDY_ENV], int(environ[TRIAL_ID_ENV]),
+                   int(environ[TRIAL_NUMBER_ENV]), environ.get(PRUNE_ENV, "none"),
+                   environ.get(RUN_NAME_ENV))  # fmt: skip
+
+    def env(self) -> Dict[str, str]:
+        """The variables that make a ``train.py`` process this trial."""
+        env = {STORAGE_ENV: self.storage, STUDY_ENV: self.study, TRIAL_ID_ENV: str(self.trial_id),
+               TRIAL_NUMBER_ENV: str(self.number), PRUNE_ENV: self.pruner}  # fmt: skip
+        if self.run_name:
+            env[RUN_NAME_ENV] = self.run_name
+        return env
+
+    def optuna_trial(self) -> Any:
+        """This trial as an ``optuna.trial.Trial`` of the stored study.
+
+        ``Trial(study, trial_id)`` is how Optuna itself hands a stored trial to an objective; it is
+        the one way to report to a trial that another process asked for (pinned in tests)."""
+        import optuna
+
+        from kx.sweep.optuna_space import pruner
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(study_name=self.study, storage=self.storage, pruner=pruner(self.pruner))
+        return optuna.trial.Trial(study, self.trial_id)
+
+    def pruning_sink(self, goal: Objective) -> EpochSink:
+        """Report each epoch's objective; raise :class:`TrialPruned` when the pruner says stop."""
+        trial = self.optuna_trial()
+
+        def report(epoch: int, metrics: Dict[str, float]) -> None:
+            value = metrics[goal.metric]
+            trial.report(value, step=epoch)
+            if trial.should_prune():
+                trial.set_user_attr(PRUNED_ATTR, epoch)
+                raise TrialPruned(f"trial {self.number} pruned after epoch {epoch} "
+                                  f"({goal.metric}={value:.4f}): the sweep's pruner stopped it.")  # fmt: skip
+
+        return report
+
+
+def epoch_sinks(goal: Objective, environ: Mapping[str, str] = os.environ) -> List[EpochSink]:
+    """The sinks a trial adds to its :class:`~kx.backends.EpochMonitor` (none outside a pruned sweep)."""
+    link = TrialLink.from_env(environ)
+    return [link.pruning_sink(goal)] if link and link.pruner != "none" else []
+
+
+def run_identity(environ: Mapping[str, str] = os.environ) -> Tuple[Optional[str], Dict[str, str]]:
+    """The MLflow run's name and tags for a trial (None and no tags outside a sweep)."""
+    link = TrialLink.from_env(environ)
+    if link is None:
+        return None, {}
+    return link.run_name, {"kx.trial.number": str(link.number), "kx.sweep.study": link.study}

@@ -1,0 +1,147 @@
+"""The sweep file's grammar in Optuna's terms, the sweep plan, and the report, without training."""
+
+import subprocess
+import sys
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from kx.config.objective import Objective
+from kx.errors import KxError
+from kx.sweep import optuna_space
+from kx.sweep.plan import plan
+from kx.sweep.report import TrialResult, summarize
+from kx.sweep.space import SpaceError, parse_param
+from kx.sweep.study import open_study
+from kx.sweep.trial import TrialLink
+from tests.helpers.sweeps import PROJECT_DIR, mlflow_client
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("choice(sgd, adam)", CategoricalDistribution(["sgd", "adam"])),
+        ("16,32,64", CategoricalDistribution([16, 32, 64])),
+        ("choice(true, false, 0.5)", CategoricalDistribution([True, False, 0.5])),
+        ("range(10, 40, 10)", IntDistribution(10, 30, step=10)),
+        ("range(1, 4)", IntDistribution(1, 3)),
+        ("int(interval(32, 1024))", IntDistribution(32, 1024)),
+        ("interval(0.2, 0.6)", FloatDistribution(0.2, 0.6)),
+        ("tag(log, interval(0.001, 0.1))", FloatDistribution(0.001, 0.1, log=True)),
+        ("tag(log, int(interval(8, 512)))", IntDistribution(8, 512, log=True)),
+    ],
+)
+def test_every_range_kind_becomes_its_optuna_distribution(expression, expected):
+    assert optuna_space.distribution(parse_param("key", expression)) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("choice([1,2],[3,4])", "choice values must be numbers, strings or booleans"),
+        ("tag(log, range(1, 100, 2))", "a log-scaled range needs step 1"),
+        ("interval(5, 1)", "interval(lo,hi) needs lo < hi"),
+        ("range(0.5, 2)", "range() takes integers"),
+        ("tag(log, interval(0, 1))", "a log scale needs a lower bound > 0"),
+        ("tag(log, choice(1, 2))", "tag(log, ...) applies to an interval or a range"),
+        ("choice(1, 1)", "a choice lists a value twice"),
+        ("interval(1", "is not in Hydra's sweep grammar"),
+    ],
+)
+def test_every_rejection_is_one_line_naming_the_parameter(expression, message):
+    with pytest.raises(SpaceError) as err:
+        optuna_space.distribution(parse_param("train.x", expression))
+    assert message in str(err.value) and "sweep.params.train.x=" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_grid_needs_listed_values():
+    assert optuna_space.grid([parse_param("a", "range(1, 6, 2)"), parse_param("b", "x,y")]) == {
+        "a": [1, 3, 5],
+        "b": ["x", "y"],
+    }
+    with pytest.raises(SpaceError, match="sampler=grid needs choice"):
+        optuna_space.grid([parse_param("a", "interval(0.1, 0.2)")])
+
+
+def test_plan_merges_the_sweep_file_and_command_line_sweeps(compose_cfg):
+    cfg = compose_cfg("sweep=quick", "sweep.budget.parallel=2")
+    swept = plan(cfg, ["sweep=quick", "model.dense_units=8,16", "train.epochs=2"])
+    assert [p.key for p in swept.swept] == ["train.learning_rate", "model.dense_units", "model.dropout"]
+    assert swept.space[1].choices == (8, 16) and swept.parallel == 2 and swept.trials == 6
+    assert swept.base_overrides == ["sweep=quick", "train.epochs=2"] and swept.sampler == "tpe"
+    grid = plan(compose_cfg(), ["backend=torch,jax", "model.dropout=0.1,0.2,0.3"])
+    assert grid.sampler == "grid" and grid.trials == 6 and grid.study.startswith("grid-")
+
+
+def test_resuming_a_study_with_another_space_is_refused(compose_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    open_study(plan(compose_cfg("sweep=quick"), ["sweep=quick"]))
+    changed = plan(compose_cfg("sweep=quick"), ["sweep=quick", "model.dense_units=8,16"])
+    with pytest.raises(KxError, match="Study 'quick' in .* was run with another search space") as err:
+        open_study(changed)
+    assert "sweep.study=<new name>" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_sweep_commands_fail_in_one_line_before_any_trial(tmp_path):
+    cases = [(["sweep=quick", "sweep.sampler=grid"], "sampler=grid needs choice(...) or range"),
+             (["sweep=quick,fashion"], "pick one sweep file with sweep=<name>")]  # fmt: skip
+    for args, message in cases:
+        proc = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "-m", *args], cwd=tmp_path,
+                              capture_output=True, text=True)  # fmt: skip
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().startswith("kx: error: ") and message in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_trial_reports_to_its_study_from_another_process(tmp_path):
+    """Pins optuna.trial.Trial(study, trial_id), how a trial process reports to the sweep's trial."""
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    for _ in range(2):  # kx's median pruner starts after two trials
+        study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values={1: 0.9}))
+    asked = study.ask()
+    trial = TrialLink(storage, "s", asked._trial_id, asked.number, "median").optuna_trial()
+    trial.report(0.1, step=1)
+    assert trial.should_prune()
+    assert study.get_trials()[asked.number].intermediate_values == {1: 0.1}
+
+
+def test_summary_on_the_parent_run(tmp_path):
+    from kx.tracking import MLflowRun
+
+    parent = MLflowRun(f"sqlite:///{tmp_path / 'mlflow.db'}", "kx")
+    parent.start("sweep", {}, None)
+    trials = [TrialResult(0, {"train.learning_rate": 0.01, "model=dense_units": 32}, "COMPLETE", 0.8, 3.0),
+              TrialResult(1, {"train.learning_rate": 0.1, "model=dense_units": 64}, "COMPLETE", 0.9, 4.0,
+                          run_id="abc", output="out/1", model="out/1/model"),
+              TrialResult(2, {"train.learning_rate": 0.05, "model=dense_units": 16}, "PRUNED", None, 1.0),
+              TrialResult(3, {"train.learning_rate": 0.02, "model=dense_units": 16}, "FAIL", reason="boom")]  # fmt: skip
+    trials = [TrialResult(t.number, {"train.learning_rate": t.params["train.learning_rate"],
+                                     "model.dense_units": t.params["model=dense_units"]}, t.state, t.value,
+                          t.seconds, t.run_id, t.output, t.model, t.reason) for t in trials]  # fmt: skip
+    best = summarize(parent, Objective("val_acc", "maximize"), trials, tmp_path / "sweep", ["model=mlp"])
+    assert best.number == 1
+    run = mlflow_client(tmp_path).get_run(parent.run_id)
+    assert run.data.metrics["best_val_acc"] == 0.9
+    assert (run.data.metrics["trials_complete"], run.data.metrics["trials_pruned"],
+            run.data.metrics["trials_fail"]) == (2, 1, 1)  # fmt: skip
+    assert run.data.tags["kx.best.train.learning_rate"] == "0.1" and run.data.tags["kx.best_run_id"] == "abc"
+    artifacts = {a.path for a in mlflow_client(tmp_path).list_artifacts(parent.run_id)}
+    assert {"best_trial.yaml", "optimization_history.png", "param_importances.png"} <= artifacts
+    retrain = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "--config-dir", str(tmp_path / "sweep"),
+                              "--config-name", "best_trial", "--cfg", "job"], capture_output=True, text=True)  # fmt: skip
+    assert retrain.returncode == 0, retrain.stderr
+    assert "learning_rate: 0.1\n" in retrain.stdout and "dense_units: 64\n" in retrain.stdout
+    assert "name: mlp" in retrain.stdout
+
+
+def test_sagemaker_source_carries_the_sweeper_config_yaml_names(tmp_path):
+    """conf/config.yaml selects hydra/sweeper=kx, so every job's train.py needs the plugin to compose."""
+    import tarfile
+
+    from kx.sagemaker.job import package_source
+
+    with tarfile.open(package_source(tmp_path)) as tar:
+        assert "hydra_plugins/kx_sweeper/kx_sweeper.py" in tar.getnames()
