@@ -74,3 +74,20 @@ def run_train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
         return proc
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    """moto's SageMaker and S3 on a free loopback port for one test module, stopped by PID afterwards."""
+    from tests.helpers.moto import moto_server as server
+
+    with server() as url:
+        yield url
+
+
+@pytest.fixture
+def aws(moto_server):
+    """A clean moto state with the job bucket, and boto3 clients on it."""
+    from tests.helpers.moto import clients
+
+    return clients(moto_server)

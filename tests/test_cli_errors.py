@@ -1,14 +1,11 @@
 """Bad input on the command line: one `kx: error:` line, exit code 2, and no run folder left behind."""
 
-import subprocess
-import sys
-
 import pytest
 
 from kx.cli import hydra_args
 from kx.tracking.mlflow_tracker import MLflowRun
-from tests.conftest import PROJECT_DIR, free_port, train
-from tests.test_launch import ROLE, aws_env
+from tests.conftest import free_port, train
+from tests.helpers.moto import ROLE, launch
 
 UNKNOWN_EPOCHZ = "Unknown config key train.epochz; did you mean train.epochs?"
 
@@ -62,13 +59,6 @@ def test_hydra_argument_parser_is_pinned():
     assert hydra_args(["--info"]).info == "all" and hydra_args(["-cn", "x"]).config_name == "x"
 
 
-def launch(tmp_path, *args, **env):
-    cmd = [sys.executable, str(PROJECT_DIR / "launch.py"), *args]
-    environ = {**aws_env("http://127.0.0.1:9"), **env}
-    environ = {k: v for k, v in environ.items() if v is not None}
-    return subprocess.run(cmd, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=120)
-
-
 def test_launch_refuses_an_added_typo_instead_of_sending_it(tmp_path):
     proc = launch(
         tmp_path, "target=sagemaker", f"target.role={ROLE}", "target.bucket=b", "+train.epochz=3", "--dry-run"
@@ -77,7 +67,12 @@ def test_launch_refuses_an_added_typo_instead_of_sending_it(tmp_path):
 
 
 def test_launch_reports_every_missing_setting_at_once(tmp_path):
-    proc = launch(tmp_path, "target=sagemaker", "--dry-run", KX_SAGEMAKER_ROLE=None, KX_SAGEMAKER_BUCKET=None)
+    proc = launch(
+        tmp_path,
+        "target=sagemaker",
+        "--dry-run",
+        env={"KX_SAGEMAKER_ROLE": None, "KX_SAGEMAKER_BUCKET": None},
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("kx: error: launch.py needs 2 more setting(s): target.role (")
     assert "; target.bucket (--dry-run cannot ask AWS" in proc.stderr
@@ -86,10 +81,10 @@ def test_launch_reports_every_missing_setting_at_once(tmp_path):
 def test_missing_credentials_say_how_to_provide_them(tmp_path):
     env = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None,
            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}  # fmt: skip
-    submit = launch(tmp_path, "target=sagemaker", f"target.role={ROLE}", "target.bucket=b", **env)
+    submit = launch(tmp_path, "target=sagemaker", f"target.role={ROLE}", "target.bucket=b", env=env)
     assert submit.returncode == 2 and submit.stderr.count("\n") == 1
     assert "launch.py needs 1 more setting(s): AWS credentials (read from AWS_ACCESS_KEY_ID" in submit.stderr
-    status = launch(tmp_path, "status", "kx-job", **env)
+    status = launch(tmp_path, "status", "kx-job", env=env)
     assert status.returncode == 2 and status.stderr.count("\n") == 1
     assert status.stderr.startswith("kx: error: NoCredentialsError: Unable to locate credentials. AWS credentials "
                                     "are read from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE")  # fmt: skip

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from kx.sagemaker import job, script_mode
 from tests.helpers.container import image_python, toolkit_argv, toolkit_job, write_channel
-from tests.test_launch import launch
+from tests.helpers.moto import launch
 
 # Every type a value can have, as launch.py accepts them on the command line.
 VALUES = {

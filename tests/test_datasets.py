@@ -245,7 +245,7 @@ def test_image_folder_trains_through_train_py(tmp_path):
 
 @pytest.mark.slow
 def test_an_image_folder_dataset_reaches_a_rehearsed_sagemaker_job(tmp_path):
-    from tests.test_launch import launch
+    from tests.helpers.moto import launch
 
     write_image_folder(tmp_path / "pics", classes=("dark", "mid", "light"), per_class=12)
     proc = launch(tmp_path, "target=sagemaker_local", "dataset=image_folder", f"dataset.path={tmp_path / 'pics'}",

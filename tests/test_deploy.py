@@ -16,7 +16,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.conftest import PROJECT_DIR, train
-from tests.helpers.moto import REGION, aws_env, moto_server
+from tests.helpers.moto import REGION, launch, moto_server
 
 pytestmark = [
     pytest.mark.slow,
@@ -52,13 +52,6 @@ def aws():
         yield {"url": url, "s3": s3, "sm": session.client("sagemaker", endpoint_url=url)}
 
 
-def launch(cwd: Path, endpoint: str, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), *args], cwd=cwd, env=aws_env(endpoint),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert "net_guard: blocked" not in proc.stderr, proc.stderr
-    return proc
-
-
 def archive_of(aws, endpoint: str) -> tarfile.TarFile:
     """The model archive an endpoint serves, read back through the API."""
     config = aws["sm"].describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
@@ -89,7 +82,9 @@ def test_deploy_a_training_job_on_tensorflow_serving_then_undeploy(trained, aws,
     aws["s3"].put_object(
         Bucket=BUCKET, Key="jobs/kx-digits-job/output/model.tar.gz", Body=job_archive(trained["tensorflow"])
     )
-    proc = launch(tmp_path, aws["url"], "deploy", "kx-digits-job", *TARGET, "--endpoint", "kx-digits")
+    proc = launch(
+        tmp_path, "deploy", "kx-digits-job", *TARGET, "--endpoint", "kx-digits", endpoint=aws["url"]
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "kx-digits: InService"
     model = aws["sm"].describe_model(ModelName="kx-digits")["PrimaryContainer"]
@@ -102,7 +97,7 @@ def test_deploy_a_training_job_on_tensorflow_serving_then_undeploy(trained, aws,
         "code/kx/serving/contract.py",
     } <= names
 
-    proc = launch(tmp_path, aws["url"], "undeploy", "kx-digits", f"target.region={REGION}")
+    proc = launch(tmp_path, "undeploy", "kx-digits", f"target.region={REGION}", endpoint=aws["url"])
     assert proc.returncode == 0, proc.stderr
     assert aws["sm"].list_endpoints()["Endpoints"] == [] and aws["sm"].list_models()["Models"] == []
     assert aws["sm"].list_endpoint_configs()["EndpointConfigs"] == []
@@ -110,7 +105,7 @@ def test_deploy_a_training_job_on_tensorflow_serving_then_undeploy(trained, aws,
 
 def test_deploy_an_mlflow_run_on_the_mxnet_image_and_predict(trained, aws):
     folder = trained["mxnet"]
-    proc = launch(folder, aws["url"], "deploy", run_id(folder), *TARGET, "--endpoint", "kx-mx")
+    proc = launch(folder, "deploy", run_id(folder), *TARGET, "--endpoint", "kx-mx", endpoint=aws["url"])
     assert proc.returncode == 0, proc.stderr
     container = aws["sm"].describe_model(ModelName="kx-mx")["PrimaryContainer"]
     assert container["Image"].endswith("/mxnet-inference:1.9-cpu-py38")
@@ -121,7 +116,7 @@ def test_deploy_an_mlflow_run_on_the_mxnet_image_and_predict(trained, aws):
     request = urllib.request.Request(f"{aws['url']}/moto-api/static/sagemaker/endpoint-results",
                                      data=json.dumps(results).encode(), method="POST")  # fmt: skip
     urllib.request.urlopen(request)
-    proc = launch(folder, aws["url"], "predict", "kx-mx", "--samples", "3", "--out", "grid.png")
+    proc = launch(folder, "predict", "kx-mx", "--samples", "3", "--out", "grid.png", endpoint=aws["url"])
     assert proc.returncode == 0, proc.stderr
     assert "-> SageMaker endpoint kx-mx" in proc.stdout and proc.stdout.count(" true=") == 3
 

@@ -1,67 +1,14 @@
 """launch.py against SageMaker's real API shape: requests validated by botocore, sent to a local moto server."""
 
 import json
-import os
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
-from tests.conftest import PROJECT_DIR, free_port
-
-ROLE = "arn:aws:iam::111122223333:role/kx-test"
-BUCKET = "kx-test-bucket"
-REGION = "eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def moto_server():
-    """moto's SageMaker and S3 on a free loopback port, stopped by PID afterwards."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def aws_env(endpoint: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KX_", "MLFLOW_TRACKING"))}
-    return {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true", "SAGEMAKER_VALIDATE_ROLE": "false"}  # fmt: skip
-
-
-@pytest.fixture
-def aws(moto_server):
-    """A clean moto state with the job bucket, and boto3 clients on it."""
-    import boto3
-
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST"))
-    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
-    s3 = session.client("s3", endpoint_url=moto_server)
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    sm = session.client("sagemaker", endpoint_url=moto_server)
-    return {"endpoint": moto_server, "session": session, "s3": s3, "sm": sm}
-
-
-def launch(cwd, *args: str, endpoint: str = "http://127.0.0.1:9") -> subprocess.CompletedProcess:
-    """``python launch.py ARGS``; the default endpoint is a closed port, so any AWS call fails."""
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), *args], cwd=cwd, env=aws_env(endpoint),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert "net_guard: blocked" not in proc.stderr, proc.stderr
-    return proc
-
-
-SAGEMAKER = ["target=sagemaker", f"target.role={ROLE}", f"target.bucket={BUCKET}", "target.poll_s=0.2"]
+from tests.conftest import PROJECT_DIR
+from tests.helpers.moto import BUCKET, CLOSED, ROLE, SAGEMAKER, aws_env, launch
 
 
 def dry_run(tmp_path, *args: str) -> dict:
@@ -208,7 +155,7 @@ def test_no_wait_then_status_and_logs_reattach(tmp_path, aws):
 def test_launch_imports_no_training_framework_and_help_no_sdk(tmp_path):
     def imported(*args: str) -> set:
         proc = subprocess.run([sys.executable, "-X", "importtime", str(PROJECT_DIR / "launch.py"), *args], cwd=tmp_path,
-                              env=aws_env("http://127.0.0.1:9"), capture_output=True, text=True)  # fmt: skip
+                              env=aws_env(CLOSED), capture_output=True, text=True)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         return {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
 

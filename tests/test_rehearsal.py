@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import PROJECT_DIR
 from tests.helpers.container import IMAGE_PYTHONS, image_python, script_command
-from tests.test_launch import launch
+from tests.helpers.moto import launch
 
 pytestmark = pytest.mark.slow
 

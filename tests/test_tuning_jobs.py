@@ -13,8 +13,8 @@ import regex
 
 from kx.config import compose
 from tests.conftest import train
+from tests.helpers.moto import BUCKET, REGION, ROLE, SAGEMAKER, launch
 from tests.helpers.sagemaker_api import PartlyStubbed
-from tests.test_launch import BUCKET, REGION, ROLE, SAGEMAKER, aws, launch, moto_server  # noqa: F401
 
 QUICK = ["sweep=quick", "dataset=digits", "model=mlp", "train.epochs=2"]
 

@@ -1,4 +1,5 @@
-"""A local moto server (SageMaker, S3, SageMaker runtime) and the environment that points AWS clients at it."""
+"""A local moto server (SageMaker, S3, SageMaker runtime), the environment that points AWS clients at
+it, and ``launch.py`` run against it."""
 
 import contextlib
 import os
@@ -6,11 +7,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Dict, Iterator
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional
 
-from tests.conftest import free_port
+from tests.conftest import PROJECT_DIR, free_port
 
 REGION = "eu-west-1"
+ROLE = "arn:aws:iam::111122223333:role/kx-test"
+BUCKET = "kx-test-bucket"
+CLOSED = "http://127.0.0.1:9"  # a closed port: any AWS call fails
+SAGEMAKER = ["target=sagemaker", f"target.role={ROLE}", f"target.bucket={BUCKET}", "target.poll_s=0.2"]
 
 
 @contextlib.contextmanager
@@ -37,4 +43,31 @@ def aws_env(endpoint: str) -> Dict[str, str]:
     """This process's environment with every AWS client pointed at ``endpoint`` with test credentials."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KX_", "MLFLOW_TRACKING"))}
     return {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
+            "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true", "SAGEMAKER_VALIDATE_ROLE": "false"}  # fmt: skip
+
+
+def clients(endpoint: str, bucket: str = BUCKET) -> Dict[str, Any]:
+    """boto3 clients on ``endpoint`` (its state reset), with ``bucket`` created."""
+    import boto3
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return {
+        "endpoint": endpoint,
+        "session": session,
+        "s3": s3,
+        "sm": session.client("sagemaker", endpoint_url=endpoint),
+    }
+
+
+def launch(cwd: Path, *args: str, endpoint: str = CLOSED, env: Optional[Dict[str, Optional[str]]] = None,
+           timeout: int = 300) -> subprocess.CompletedProcess:  # fmt: skip
+    """``python launch.py ARGS`` against ``endpoint``; ``env`` adds variables (None removes one)."""
+    environ = {**aws_env(endpoint), **(env or {})}
+    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), *args], cwd=cwd,
+                          env={k: v for k, v in environ.items() if v is not None},
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    assert "net_guard: blocked" not in proc.stderr, proc.stderr
+    return proc
