@@ -107,3 +107,10 @@ def test_credentials_stay_out_of_params_and_tags(tmp_path):
     assert stored.params["tracking.uri"] == "https://***@mlflow.example.com"
     assert stored.tags["kx.overrides"] == "tracking.uri=https://***@mlflow.example.com"
     assert "s3cr3t" not in repr(stored.params) + repr(stored.tags)
+
+
+def test_credentials_stay_out_of_the_ui_link():
+    from kx.tracking.links import run_link
+
+    link = run_link("https://kxuser:s3cr3t@mlflow.example.com/", "3", "abc")
+    assert link == "https://mlflow.example.com/#/experiments/3/runs/abc?workflowType=machine_learning"

@@ -3,6 +3,7 @@
 import logging
 
 from kx.tracking.mlflow_tracker import MLflowRun
+from kx.tracking.secrets import without_credentials
 
 log = logging.getLogger("kx")
 
@@ -11,7 +12,7 @@ LOCAL_UI = "http://127.0.0.1:5000"
 
 def run_link(uri: str, experiment_id: str, run_id: str) -> str:
     """The run's page; for a local store, on ``mlflow ui``'s default address."""
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    base = without_credentials(uri).rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
