@@ -1,8 +1,9 @@
 """Train one kx experiment: `python train.py [group=option ...] [key=value ...]`.
 
-`python train.py --help` lists the config groups and options; `-m` sweeps over comma-separated
-values, each job an MLflow child run of one sweep run. Inside a SageMaker training container the
-same script takes the container's `--key value` hyperparameters and `SM_*` environment.
+`python train.py --help` lists the config groups and options; `-m` sweeps, over a grid of
+comma-separated values or a sweep file tuned with Optuna (`-m sweep=quick`), each trial a process of
+its own and an MLflow child run of one sweep run. Inside a SageMaker training container the same
+script takes the container's `--key value` hyperparameters and `SM_*` environment.
 """
 
 import os
