@@ -82,8 +82,7 @@ FAILURES = {
     "unknown key": ({"dataset": "digits", "train.learning_rat": "0.1"}, [],
                     "Unknown hyperparameter --train.learning_rat; nearest valid keys: train.learning_rate"),
     "malformed value": ({"dataset": "digits", "train.epochs": "abc"}, [],
-                        "Error merging override train.epochs=abc: Value 'abc' of type 'str' could not be "
-                        "converted to Integer."),
+                        "Invalid config value train.epochs=abc: expected an integer."),
     "missing channel": ({"dataset": "fashion_mnist"}, ["training"],
                         "dataset=fashion_mnist reads the job's training and validation channels, but "
                         "validation is missing (the job has: training);"),
