@@ -33,6 +33,7 @@ def readme_commands() -> List[str]:
 COMMANDS = readme_commands()
 EXPORT = next(c for c in COMMANDS if c.startswith("export KX_SAGEMAKER_ROLE="))
 TRAIN = [c for c in COMMANDS if c.startswith("python train.py")]
+EXAMPLES = [c for c in COMMANDS if c.startswith("python examples/")]  # they write the examples' inputs
 DRY_RUN = [c for c in COMMANDS if c.startswith("python launch.py") and c.endswith("--dry-run")]
 
 
@@ -51,6 +52,8 @@ def test_the_readme_names_its_set_up_and_its_commands():
 def test_train_commands_run_as_written(command, tmp_path):
     folder = "hydra.sweep.dir" if " -m " in command else "hydra.run.dir"
     extra = [*TINY, f"{folder}={tmp_path / 'out'}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    for example in EXAMPLES if "dataset.path=" in command else []:
+        assert in_venv(example.replace("examples/", f"{PROJECT_DIR}/examples/", 1), tmp_path).returncode == 0
     proc = in_venv(
         f"{command.replace('train.py', str(PROJECT_DIR / 'train.py'), 1)} {shlex.join(extra)}", tmp_path
     )
