@@ -143,5 +143,5 @@ def test_sagemaker_source_carries_the_sweeper_config_yaml_names(tmp_path):
 
     from kx.sagemaker.job import package_source
 
-    with tarfile.open(package_source(tmp_path)) as tar:
+    with tarfile.open(package_source(tmp_path, "tensorflow")) as tar:
         assert "hydra_plugins/kx_sweeper/kx_sweeper.py" in tar.getnames()
