@@ -6,10 +6,11 @@ backend's export. The model carries the export folder (contract included) and kx
 wherever its pip requirements are installed.
 """
 
+import contextlib
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import mlflow.pyfunc
 import numpy as np
@@ -57,6 +58,18 @@ def requirements(contract: contracts.Contract) -> List[str]:
     return pins + [f"{PIP_NAMES[k]}=={v}" for k, v in sorted(contract.versions.items()) if k in PIP_NAMES]
 
 
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Keep ``logger``'s warnings off the console (MLflow warns that a Python object is pickled: kx
+    pickles its own small loader class, by reference)."""
+    previous = logging.getLogger(logger).level
+    logging.getLogger(logger).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.getLogger(logger).setLevel(previous)
+
+
 def log_model(run: Any, model_dir: Path, example: np.ndarray, register_as: Optional[str]) -> Optional[str]:
     """Log ``model_dir`` as the MLflow Model ``model`` of ``run`` (a :class:`kx.tracking.MLflowRun`),
     registered as ``register_as`` when given; return its URI, or None (with a warning) when MLflow fails."""
@@ -64,7 +77,7 @@ def log_model(run: Any, model_dir: Path, example: np.ndarray, register_as: Optio
     mlflow.set_tracking_uri(run.uri)  # Model.log reads the global URI; this process tracks to run.uri only
     # The logged model is created here so that it belongs to the run's experiment, where runs:/<id>/model looks.
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet("mlflow.pyfunc"):
             warnings.simplefilter("ignore", UserWarning)  # MLflow's advice on type hints and cloudpickle
             model = run.client.create_logged_model(
                 run.experiment_id, "model", run.run_id, tags={"kx.backend": contract.backend}

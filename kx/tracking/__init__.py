@@ -42,6 +42,8 @@ def open_run(tracking: DictConfig) -> MLflowRun:
     uri = resolve_uri(tracking.uri)
     if not tracking.mlflow_telemetry:  # MLflow's usage telemetry; an explicit env var still wins
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # kx's log has one line per epoch; MLflow's artifact progress bars would interleave with it
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         run = MLflowRun(uri, tracking.experiment)
     except TrackingError:
