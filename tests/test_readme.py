@@ -52,6 +52,8 @@ def test_the_readme_names_its_set_up_and_its_commands():
 def test_train_commands_run_as_written(command, tmp_path):
     folder = "hydra.sweep.dir" if " -m " in command else "hydra.run.dir"
     extra = [*TINY, f"{folder}={tmp_path / 'out'}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    if "sweep=" in command:
+        extra.append("sweep.budget.trials=2")  # tiny settings for a sweep: two trials of its file's budget
     for example in EXAMPLES if "dataset.path=" in command else []:
         assert in_venv(example.replace("examples/", f"{PROJECT_DIR}/examples/", 1), tmp_path).returncode == 0
     proc = in_venv(
