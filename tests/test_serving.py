@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.conftest import train
+from tests.conftest import PROJECT_DIR, train
 from tests.helpers.serving import launch, post_json, request, server
 
 BACKENDS = [
@@ -36,7 +36,8 @@ def served(request, tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    ref = subprocess.run([sys.executable, "-m", "tests.helpers.reference", str(folder / "run"), uri, "ref.npz"],
+    script = PROJECT_DIR / "tests" / "helpers" / "reference.py"
+    ref = subprocess.run([sys.executable, str(script), str(folder / "run"), uri, "ref.npz"],
                          cwd=folder, capture_output=True, text=True)  # fmt: skip
     assert ref.returncode == 0, ref.stderr
     reference = dict(np.load(folder / "ref.npz"))

@@ -1,6 +1,6 @@
 """The trained model's own validation probabilities, computed apart from kx's serving code.
 
-``python -m tests.helpers.reference RUN_FOLDER TRACKING_URI OUT.npz`` loads the run's model with its
+``python tests/helpers/reference.py RUN_FOLDER TRACKING_URI OUT.npz`` loads the run's model with its
 training framework (Keras's ``.keras`` file on the run's engine, or MXNet's Gluon ``SymbolBlock``) and
 predicts the validation set as training prepared it; it also loads the run's MLflow Model with
 ``mlflow.pyfunc`` and predicts the validation images as the dataset has them. It saves both, with those
