@@ -106,6 +106,7 @@ def _train(
     )
     if tracking:
         log_dataset(tracking, data)
+        tracking.set_tags({"kx.devices": ", ".join(backend.devices())})
     model = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
 

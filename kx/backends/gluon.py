@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.backends import batch_norm
+from kx.backends import batch_norm, devices
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -66,10 +66,15 @@ class GluonBackend(Backend):
     servers sum the gradients, and every host applies the same update. kx pushes and pulls the
     gradients itself rather than through the Trainer's kvstore, whose combined push-pull can
     answer with a stale value under load (seen here as diverging runs).
+
+    On several devices (``self.ctxs``: every GPU, or ``backend.cpu_devices`` CPU contexts) each
+    batch is split over them with ``split_and_load``, and a local kvstore sums the gradients the
+    same way; BatchNorm's running statistics are averaged over the devices after every epoch.
     """
 
     multi_worker_engines = ("mxnet",)
     kv: Any = None
+    local_kv: Any = None  # sums the gradients of this host's devices when there are several
 
     def prepare(self, seed: int, deterministic: bool) -> None:
         if self.image_layout != "channels_first":
@@ -78,7 +83,10 @@ class GluonBackend(Backend):
                 "MXNet's convolutions take channels_first (N, C, H, W) images."
             )
         self.mx = import_mxnet()
-        self.ctx = self.mx.gpu(0) if self.mx.context.num_gpus() > 0 else self.mx.cpu()
+        self.ctxs = devices.mxnet_contexts(self.mx, self.cfg.cpu_devices)
+        self.ctx = self.ctxs[0]  # where kx evaluates, predicts and exports
+        if len(self.ctxs) > 1 and self.cluster.size == 1:
+            self.local_kv = self.mx.kv.create("device" if self.mx.context.num_gpus() else "local")
         if self.cluster.size > 1:
             self.kv = self._connect()
         self.mx.random.seed(seed)
@@ -106,7 +114,7 @@ class GluonBackend(Backend):
             net = builder.build(model, "gluon_builder", input_shape, num_classes, self._wrong_block)
         else:
             net = self._sequential(model, num_classes)
-        net.initialize(self.mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3), ctx=self.ctx)
+        net.initialize(self.mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3), ctx=self.ctxs)
         net.hybridize(static_alloc=True)
         out = net(self.mx.nd.zeros((1, *input_shape), ctx=self.ctx))  # resolves deferred shapes
         if out.shape != (1, num_classes):
@@ -152,7 +160,7 @@ class GluonBackend(Backend):
     def _join_hosts(self, metrics: int) -> None:
         """Give every parameter (and the metrics) a key on the servers; start from the first host's weights."""
         params = list(self.net.collect_params().values())
-        values = [self._plain(p.data()) for p in params]
+        values = [self._plain(p.data(self.ctx)) for p in params]
         self.kv.init(list(range(len(params))), values)
         self.kv.init(METRICS_KEY, self.mx.nd.zeros(metrics, dtype="float64"))
         for key, (param, value) in enumerate(zip(params, values)):
@@ -169,16 +177,52 @@ class GluonBackend(Backend):
         self.kv.pull(key, out=value, priority=-key)
         return value
 
-    def _sum_gradients(self) -> None:
+    def _announce(self, samples: int, share: int, hosts: int) -> None:
+        """Log how each batch splits over this host's devices; on one host an epoch's shuffle is cut
+        to a multiple of the devices, so that every batch (the last too) splits evenly."""
+        left_out = samples % len(self.ctxs) if hosts == 1 else 0
+        note = f"; {left_out} training samples of each epoch's shuffle left out, so that every batch splits evenly"
+        devices.announce(self.devices(), share, samples // hosts, note if left_out else "")
+
+    def _init_local_kv(self) -> None:
+        """Give every trained parameter a key in the kvstore that sums this host's gradients."""
         for key, param in enumerate(self.net.collect_params().values()):
             if param.grad_req != "null":
-                self._sum_across_hosts(key, param.grad())
+                self.local_kv.init(key, param.list_grad()[0])
+
+    def _forward_backward(self, batch: Any, label: Any, loss_fn: Any) -> Tuple[Any, Any]:
+        """Forward and backward passes, each device on its share of the batch; return the summed
+        loss and number of correct predictions (on ``self.ctx``)."""
+        mx, split = self.mx, self.mx.gluon.utils.split_and_load
+        shares = list(zip(split(batch, self.ctxs), split(label, self.ctxs)))
+        with mx.autograd.record():
+            outs = [self.net(data) for data, _ in shares]
+            losses = [loss_fn(out, target) for out, (_, target) in zip(outs, shares)]
+        mx.autograd.backward(losses)
+        loss_sum = mx.nd.add_n(*[loss.sum().as_in_context(self.ctx) for loss in losses])
+        correct = mx.nd.add_n(*[(out.argmax(axis=1) == target).sum().as_in_context(self.ctx)
+                                for out, (_, target) in zip(outs, shares)])  # fmt: skip
+        return loss_sum, correct
+
+    def _sum_gradients(self) -> None:
+        """Sum each gradient over this host's devices and across hosts; every copy gets the sum."""
+        kv = self.kv or self.local_kv
+        for key, param in enumerate(self.net.collect_params().values()):
+            if param.grad_req != "null":
+                grads = param.list_grad()
+                kv.push(key, grads, priority=-key)
+                kv.pull(key, out=grads, priority=-key)
 
     def _average_statistics(self) -> None:
-        """Average BatchNorm's running statistics, the only weights each host updates alone."""
+        """Average BatchNorm's running statistics, the only weights each device and host updates alone."""
         for key, param in enumerate(self.net.collect_params().values()):
-            if param.grad_req == "null":
-                param.set_data(self._sum_across_hosts(key, self._plain(param.data())) / self.kv.num_workers)
+            if param.grad_req == "null" and len(self.ctxs) > 1:
+                copies = [value.as_in_context(self.ctx) for value in param.list_data()]
+                param.set_data(self.mx.nd.add_n(*copies) / len(copies))
+            if param.grad_req == "null" and self.kv is not None:
+                param.set_data(
+                    self._sum_across_hosts(key, self._plain(param.data(self.ctx))) / self.kv.num_workers
+                )
 
     def _batches(self, x: np.ndarray, y: np.ndarray, batch_size: int):
         nd = self.mx.nd
@@ -204,11 +248,15 @@ class GluonBackend(Backend):
         hosts, rank = (self.kv.num_workers, self.kv.rank) if self.kv is not None else (1, 0)
         share = train.batch_size // hosts
         x_val, y_val = data.x_val[rank::hosts], data.y_val[rank::hosts]
+        parts = len(self.ctxs)
+        self._announce(len(data.y_train), share, hosts)
         if hosts > 1:
             steps = data_parallel_steps(train.batch_size, len(data.y_train), hosts, "hosts")
             log.info("data-parallel: %d steps per epoch, each a global batch of %d split over %d hosts",
                      steps, train.batch_size, hosts)  # fmt: skip
             self._join_hosts(metrics=7)  # the six sums below and the stop flag
+        elif self.local_kv is not None:
+            self._init_local_kv()
         loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
         show_progress = sys.stdout.isatty()
         for epoch in range(monitor.epochs + 1, train.epochs + 1):
@@ -218,18 +266,17 @@ class GluonBackend(Backend):
             order = self.rng.permutation(len(data.y_train))
             if hosts > 1:  # every host draws the same order and takes its share of each global batch
                 order = order[: steps * train.batch_size].reshape(steps, hosts, share)[:, rank].ravel()
+            else:
+                order = order[: devices.even_length(len(order), parts)]
             x, y = data.x_train[order], data.y_train[order]
             loss_sum, correct = mx.nd.zeros(1, ctx=self.ctx), mx.nd.zeros(1, ctx=self.ctx)
             for step, (batch, label) in enumerate(self._batches(x, y, share), start=1):
-                with mx.autograd.record():
-                    out = self.net(batch)
-                    loss = loss_fn(out, label)
-                loss.backward()
-                if hosts > 1:
+                batch_loss, batch_correct = self._forward_backward(batch, label, loss_fn)
+                if hosts > 1 or self.local_kv is not None:
                     self._sum_gradients()
                 self.trainer.step(batch.shape[0] * hosts)
-                loss_sum += loss.sum()
-                correct += (out.argmax(axis=1) == label).sum()
+                loss_sum += batch_loss
+                correct += batch_correct
                 if monitor.interrupted and hosts == 1:
                     break  # a partial epoch: not recorded, the last checkpoint stands
                 if show_progress:
@@ -238,7 +285,7 @@ class GluonBackend(Backend):
                 print("\r", end="")
             if monitor.interrupted and hosts == 1:
                 break
-            if hosts > 1:
+            if hosts > 1 or parts > 1:
                 self._average_statistics()
             sums = [
                 loss_sum.asscalar(),
@@ -261,7 +308,7 @@ class GluonBackend(Backend):
                 "val_acc": val_correct / val_seen,
             }
             if monitor.end_epoch(epoch, metrics):
-                self.best = {name: p.data().copy() for name, p in self.net.collect_params().items()}
+                self.best = {name: p.data(self.ctx).copy() for name, p in self.net.collect_params().items()}
             checkpoint.save(self, monitor)
             if monitor.interrupted:
                 break
@@ -277,7 +324,7 @@ class GluonBackend(Backend):
         (folder / "shuffle_rng.json").write_text(json.dumps(self.rng.bit_generator.state))
 
     def load_state(self, folder: Path) -> None:
-        self.net.load_parameters(str(folder / "last.params"), ctx=self.ctx)
+        self.net.load_parameters(str(folder / "last.params"), ctx=self.ctxs)
         if (folder / "best.params").is_file():
             self.best = self.mx.nd.load(str(folder / "best.params"))
         self.rng.bit_generator.state = json.loads((folder / "shuffle_rng.json").read_text())
@@ -307,7 +354,7 @@ class GluonBackend(Backend):
         return loaders.mxnet_symbol(model_dir / name)
 
     def devices(self) -> List[str]:
-        return [str(self.ctx)]
+        return [str(ctx) for ctx in self.ctxs]
 
     def versions(self) -> Dict[str, str]:
         return {"mxnet": self.mx.__version__}

@@ -5,6 +5,7 @@ module level.
 """
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -16,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.backends import batch_norm
+from kx.backends import batch_norm, devices
 from kx.backends.base import Backend, BackendError
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -32,12 +33,15 @@ class KerasBackend(Backend):
 
     Across hosts (TensorFlow only) the model lives in a ``MultiWorkerMirroredStrategy`` built from
     ``TF_CONFIG``, which kx derives from the cluster, and trains with
-    :func:`kx.backends.keras_multi_worker.fit`.
+    :func:`kx.backends.keras_multi_worker.fit`. On one host with several devices it trains
+    data-parallel with plain ``fit`` (:mod:`kx.backends.devices`): TensorFlow in a
+    ``MirroredStrategy``, JAX under Keras's ``DataParallel`` distribution; PyTorch on one device.
     """
 
     multi_worker_engines = ("tensorflow",)
     best_weights: Optional[List[np.ndarray]] = None
     strategy: Any = None
+    even_parts = 1  # JAX data-parallel: every batch must split evenly over this many devices
 
     def prepare(self, seed: int, deterministic: bool) -> None:
         loaded = sys.modules.get("keras")
@@ -48,6 +52,8 @@ class KerasBackend(Backend):
             )
         os.environ["KERAS_BACKEND"] = self.name
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO/WARNING chatter; errors still show
+        if self.name == "jax":
+            devices.split_cpu_for_jax(self.cfg.cpu_devices)
         try:
             import keras
         except ImportError as err:
@@ -63,12 +69,31 @@ class KerasBackend(Backend):
             os.environ.setdefault("TF_CONFIG", json.dumps(self.cluster.tf_config()))
             logging.getLogger("tensorflow").setLevel(logging.WARNING)  # one INFO line per all-reduce trace
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            self._use_local_devices(keras)
         keras.config.set_image_data_format(self.image_layout)
         keras.utils.set_random_seed(seed)
         if deterministic and self.name == "tensorflow":
             import tensorflow as tf
 
             tf.config.experimental.enable_op_determinism()
+
+    def _use_local_devices(self, keras: Any) -> None:
+        """Train data-parallel over this host's devices where the engine can (before any engine op)."""
+        if self.name == "tensorflow":
+            import tensorflow as tf
+
+            self.strategy = devices.tensorflow_strategy(tf, self.cfg.cpu_devices)
+        elif self.name == "jax":
+            devices.jax_distribution(keras)
+            self.even_parts = len(self.devices())
+        else:
+            import torch
+
+            visible = torch.cuda.device_count() or self.cfg.cpu_devices
+            if visible > 1:
+                log.warning("backend=torch trains on one device (%s): Keras 3 has no data-parallel training "
+                            "on PyTorch; %d devices are visible", self.devices()[0], visible)  # fmt: skip
 
     def scope(self) -> Any:
         """Where variables must be created: the distribution strategy's scope, if any."""
@@ -130,15 +155,25 @@ class KerasBackend(Backend):
                     loss="sparse_categorical_crossentropy",
                     metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
                 )
-        if self.strategy is not None:
+        if self.cluster.size > 1:
             from kx.backends import keras_multi_worker
 
             keras_multi_worker.fit(self, data, train, monitor, checkpoint)
         elif monitor.epochs < train.epochs and not monitor.stop:
             with contextlib.suppress(_Stopped):  # a signal: the partial epoch is dropped, unvalidated
-                self._fit(data, train, monitor, checkpoint)
+                self._fit(self._even(data, train.batch_size), train, monitor, checkpoint)
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    def _even(self, data: Dataset, batch_size: int) -> Dataset:
+        """Announce the data-parallel split; ``data`` with every set cut to a multiple of
+        ``even_parts`` samples (see :attr:`even_parts`)."""
+        parts, train, val = self.even_parts, len(data.y_train), len(data.y_val)
+        note = f"; {train % parts} training and {val % parts} validation samples left out, so that every batch splits evenly"
+        devices.announce(self.devices(), batch_size, train, note if train % parts or val % parts else "")
+        train, val = devices.even_length(train, parts), devices.even_length(val, parts)
+        return dataclasses.replace(data, x_train=data.x_train[:train], y_train=data.y_train[:train],
+                                   x_val=data.x_val[:val], y_val=data.y_val[:val])  # fmt: skip
 
     def _fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         """Keras's ``fit`` from the epoch after ``monitor.epochs``; on a terminal its progress bar
@@ -169,10 +204,13 @@ class KerasBackend(Backend):
                 self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        if self.strategy is not None:
+        if self.cluster.size > 1:
             from kx.backends import keras_multi_worker
 
             return keras_multi_worker.predict(self, x, batch_size)
+        return devices.padded_predict(self._predict, x, batch_size, self.even_parts)
+
+    def _predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0))
 
     def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
@@ -196,6 +234,8 @@ class KerasBackend(Backend):
         return loaders.keras_file(model_dir / f"{name}.keras", self.name)
 
     def devices(self) -> List[str]:
+        if self.strategy is not None and self.cluster.size == 1:
+            return [devices.short_name(d) for d in self.strategy.extended.worker_devices]
         if self.name == "tensorflow":
             import tensorflow as tf
 
@@ -204,10 +244,10 @@ class KerasBackend(Backend):
         if self.name == "jax":
             import jax
 
-            return [str(d) for d in jax.devices()]
+            return [f"{d.platform}:{d.id}" for d in jax.devices()]
         import torch
 
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+        return ["cuda:0" if torch.cuda.is_available() else "cpu"]  # Keras trains on one device
 
     def versions(self) -> Dict[str, str]:
         engine = __import__(_PACKAGES[self.name])

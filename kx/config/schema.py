@@ -46,6 +46,9 @@ class BackendConfig:
     impl: str = MISSING  # module:Class implementing kx.backends.base.Backend
     image_layout: ImageLayout = ImageLayout.channels_last
     num_gpus: Optional[int] = None  # None: every visible GPU; 0: CPU only (SageMaker: SM_NUM_GPUS)
+    # devices (data parallel)
+    cpu_devices: int = 1  # without GPUs: split the CPU into N logical devices and train data-parallel
+    #                       over them (kx/backends/devices.py); for testing the multi-device path
 
 
 @dataclass

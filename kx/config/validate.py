@@ -32,6 +32,8 @@ def _unit(value: Any) -> bool:
 
 
 _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
+    ("backend.num_gpus", _non_negative, "an integer >= 0 (0: CPU only), or null for every visible GPU"),
+    ("backend.cpu_devices", _positive, "an integer >= 1 (logical CPU devices to train data-parallel over)"),
     ("train.epochs", _positive, "an integer >= 1"),
     ("train.batch_size", _positive, "an integer >= 1"),
     ("train.learning_rate", _positive, "a number > 0"),
