@@ -9,13 +9,14 @@ batch of ``train.batch_size``; the gradients are summed across devices before ea
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
+import contextlib
 import logging
 import os
 from typing import Any, List, Optional
 
 import numpy as np
 
-from kx.backends.base import data_parallel_steps
+from kx.backends.base import BackendError, data_parallel_steps
 
 log = logging.getLogger("kx")
 XLA_CPU_COUNT = "--xla_force_host_platform_device_count"
@@ -27,30 +28,45 @@ def split_cpu_for_jax(count: int) -> None:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_CPU_COUNT}={count}".strip()
 
 
-def jax_distribution(keras: Any) -> None:
+def jax_distribution(keras: Any, cpu_count: int) -> None:
     """Keras 3's data-parallel distribution over every JAX device, when there are several."""
     import jax
 
+    if jax.default_backend() == "cpu":
+        _check_cpu_count(len(jax.devices()), cpu_count, "JAX")
     if len(jax.devices()) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
 
 
 def tensorflow_strategy(tf: Any, cpu_count: int) -> Optional[Any]:
     """A ``MirroredStrategy`` over every visible GPU, else over ``cpu_count`` logical CPUs; None
-    for a single device. Call it before TensorFlow runs any op (logical devices are fixed then)."""
-    if tf.config.list_physical_devices("GPU"):
-        names = [device.name for device in tf.config.list_logical_devices("GPU")]
+    for a single device (TensorFlow's runtime then stays uninitialised, for later settings).
+    Call it before TensorFlow runs any op: logical devices are fixed from then on."""
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if gpus > 1:
+        names = [f"/gpu:{i}" for i in range(gpus)]
+    elif gpus or cpu_count == 1:
+        return None
     else:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        if cpu_count > 1:
+        with contextlib.suppress(RuntimeError):  # TensorFlow already runs: checked below
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_count
             )
-        names = [device.name for device in tf.config.list_logical_devices("CPU")]
-    if len(names) == 1:
-        return None
+        _check_cpu_count(len(tf.config.list_logical_devices("CPU")), cpu_count, "TensorFlow")
+        names = [f"/cpu:{i}" for i in range(cpu_count)]
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # INFO lines for every all-reduce traced
     return tf.distribute.MirroredStrategy(names)
+
+
+def _check_cpu_count(found: int, wanted: int, engine: str) -> None:
+    """The engine's CPU devices are fixed once it runs: an earlier run in this process may have
+    fixed another count (e.g. a sweep's trials with different ``backend.cpu_devices``)."""
+    if found != wanted:
+        raise BackendError(
+            f"backend.cpu_devices={wanted} cannot take effect: {engine} already runs in this process "
+            f"with {found} CPU device(s), fixed when it started; run it in a fresh process."
+        )
 
 
 def mxnet_contexts(mx: Any, cpu_count: int) -> List[Any]:

@@ -85,7 +85,7 @@ class KerasBackend(Backend):
 
             self.strategy = devices.tensorflow_strategy(tf, self.cfg.cpu_devices)
         elif self.name == "jax":
-            devices.jax_distribution(keras)
+            devices.jax_distribution(keras, self.cfg.cpu_devices)
             self.even_parts = len(self.devices())
         else:
             import torch
