@@ -3,11 +3,13 @@
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import train
+from tests.conftest import PROJECT_DIR, train
 
 TINY = ["dataset=digits", "model=mlp", "train.epochs=2"]
 ENGINES = ["tensorflow", "jax", "mxnet"]
@@ -119,4 +121,31 @@ def test_batch_that_does_not_split_over_the_devices_is_one_line_exit_2(tmp_path)
     assert proc.stderr == (
         "kx: error: train.batch_size=5 does not split over 2 devices: it is the global batch, "
         "so it must be a multiple of 2 and at most the 1438 training samples.\n"
+    )
+
+
+SECOND_RUN = """
+from kx.backends import BackendError, create_backend
+from kx.config import compose
+
+for count in (1, 2):
+    backend = create_backend(compose(["backend=tensorflow", f"backend.cpu_devices={count}"]).backend)
+    try:
+        backend.prepare(seed=1, deterministic=True)
+        backend.keras.ops.ones(1)  # TensorFlow runs from here on
+    except BackendError as err:
+        print(err)
+"""
+
+
+@pytest.mark.slow
+def test_a_cpu_device_count_fixed_earlier_in_the_process_is_named():
+    """A sweep's trials share one process: TensorFlow's devices are fixed by the first trial."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed (pip install -e .[tensorflow])")
+    proc = subprocess.run([sys.executable, "-c", SECOND_RUN], capture_output=True, text=True, cwd=PROJECT_DIR)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == (
+        "backend.cpu_devices=2 cannot take effect: TensorFlow already runs in this process with 1 CPU "
+        "device(s), fixed when it started; run it in a fresh process.\n"
     )
