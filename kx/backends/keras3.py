@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -16,8 +17,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.backends import batch_norm
-from kx.backends.base import Backend, BackendError
+from kx.backends import batch_norm, keras_optim, optim, precision
+from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
@@ -65,10 +66,26 @@ class KerasBackend(Backend):
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
         keras.config.set_image_data_format(self.image_layout)
         keras.utils.set_random_seed(seed)
-        if deterministic and self.name == "tensorflow":
+        self._configure_engine(deterministic)
+
+    def _configure_engine(self, deterministic: bool) -> None:
+        """Threads, op determinism and the precision policy: before the first op and the first layer."""
+        threads = self.cfg.get("threads")
+        if self.name == "tensorflow":
             import tensorflow as tf
 
-            tf.config.experimental.enable_op_determinism()
+            if threads:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+            if deterministic:
+                tf.config.experimental.enable_op_determinism()
+        elif self.name == "torch" and threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        on_gpu = any(not d.startswith("cpu") for d in self.devices())
+        self.precision = precision.resolve(str(self.cfg.get("precision", "float32")), self.name, on_gpu)
+        if self.precision == "bfloat16":
+            self.keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     def scope(self) -> Any:
         """Where variables must be created: the distribution strategy's scope, if any."""
@@ -96,7 +113,7 @@ class KerasBackend(Backend):
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):
             stack += [layers.Dense(model.dense_units, activation="relu"), layers.Dropout(model.dropout)]
-        stack.append(layers.Dense(num_classes, activation="softmax"))
+        stack += [layers.Dense(num_classes), layers.Activation("softmax", dtype="float32")]
         self.model = self.keras.Sequential(stack, name=model.name)
 
     def _wrong_model(self, net: Any) -> Optional[str]:
@@ -112,24 +129,26 @@ class KerasBackend(Backend):
             )
         return None
 
-    def _optimizer(self, train: DictConfig) -> Any:
-        optimizers = self.keras.optimizers
-        kind = str(train.optimizer)
-        if kind == "sgd":
-            return optimizers.SGD(train.learning_rate, momentum=train.momentum, nesterov=train.nesterov)
-        if kind == "rmsprop":
-            return optimizers.RMSprop(train.learning_rate)
-        return optimizers.Adam(train.learning_rate)
+    def _compile(self, data: Dataset, train: DictConfig) -> None:
+        """Compile with kx's optimizer and schedule (:mod:`kx.backends.optim`) and ``backend.jit``."""
+        if self.strategy is not None:
+            steps = data_parallel_steps(
+                train.batch_size, len(data.y_train), self.strategy.num_replicas_in_sync, "replicas"
+            )
+        else:
+            steps = math.ceil(len(data.y_train) / train.batch_size)
+        jit = {"auto": "auto", "on": True, "off": False}[str(self.cfg.get("jit", "auto"))]  # auto: Keras's rule
+        with self.scope():
+            self.model.compile(
+                optimizer=keras_optim.optimizer(self.keras, optim.spec(train, steps)),
+                loss="sparse_categorical_crossentropy",
+                metrics=[self.keras.metrics.SparseCategoricalAccuracy(name="acc")],
+                jit_compile=jit,
+            )
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
-        keras = self.keras
         if not self.model.compiled:  # a resumed model comes compiled, with its optimizer state
-            with self.scope():
-                self.model.compile(
-                    optimizer=self._optimizer(train),
-                    loss="sparse_categorical_crossentropy",
-                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
-                )
+            self._compile(data, train)
         if self.strategy is not None:
             from kx.backends import keras_multi_worker
 
@@ -161,6 +180,7 @@ class KerasBackend(Backend):
             np.savez(folder / "best_weights.npz", *self.best_weights)
 
     def load_state(self, folder: Path) -> None:
+        keras_optim.schedule_class(self.keras)  # registers kx>Schedule, which the compiled optimizer names
         with self.scope():
             self.model = self.keras.saving.load_model(folder / "last.keras")
         best = folder / "best_weights.npz"
