@@ -137,7 +137,9 @@ class KerasBackend(Backend):
             )
         else:
             steps = math.ceil(len(data.y_train) / train.batch_size)
-        jit = {"auto": "auto", "on": True, "off": False}[str(self.cfg.get("jit", "auto"))]  # auto: Keras's rule
+        jit = {"auto": "auto", "on": True, "off": False}[
+            str(self.cfg.get("jit", "auto"))
+        ]  # auto: Keras's rule
         with self.scope():
             self.model.compile(
                 optimizer=keras_optim.optimizer(self.keras, optim.spec(train, steps)),
@@ -164,15 +166,24 @@ class KerasBackend(Backend):
         comes first in the callbacks, so it ends its line before kx's epoch line."""
         progress = [self.keras.callbacks.ProgbarLogger()] if sys.stdout.isatty() else []
         self.model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=train.batch_size,
+            **self._training_input(data, train),
             epochs=train.epochs,
             initial_epoch=monitor.epochs,
             validation_data=(data.x_val, data.y_val),
             verbose=1 if progress else 0,
             callbacks=[*progress, _monitor_callback(self.keras, self, monitor, checkpoint)],
         )
+
+    def _training_input(self, data: Dataset, train: DictConfig) -> Dict[str, Any]:
+        """``fit``'s training data: the in-memory arrays (Keras batches them itself), or with
+        ``backend.input_pipeline=tf_data`` a shuffled, batched and prefetched ``tf.data`` pipeline."""
+        if str(self.cfg.get("input_pipeline", "arrays")) == "arrays":
+            return {"x": data.x_train, "y": data.y_train, "batch_size": train.batch_size}
+        import tensorflow as tf
+
+        pipeline = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
+        pipeline = pipeline.shuffle(len(data.y_train), seed=self.seed, reshuffle_each_iteration=True)
+        return {"x": pipeline.batch(train.batch_size).prefetch(tf.data.AUTOTUNE)}
 
     def save_state(self, folder: Path) -> None:
         self.model.save(folder / "last.keras")  # weights and optimizer state

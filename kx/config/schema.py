@@ -49,6 +49,11 @@ class Precision(Choice):
     bfloat16 = "bfloat16"
 
 
+class InputPipeline(Choice):
+    arrays = "arrays"
+    tf_data = "tf_data"
+
+
 class Switch(Choice):
     auto = "auto"
     on = "on"
@@ -69,6 +74,7 @@ class BackendConfig:
     # auto: each engine's measured best (XLA off on TensorFlow CPUs, where it is slower)
     jit: Switch = Switch.auto
     threads: Optional[int] = None  # intra-op threads; None: the engine's default (every core)
+    input_pipeline: InputPipeline = InputPipeline.arrays  # or tf_data (tensorflow): shuffle, batch, prefetch
 
 
 @dataclass
