@@ -5,7 +5,8 @@ the same data; the table reports training samples/s (median epoch, the first lef
 compilation), inference samples/s on the validation set and the best validation accuracy, and each
 variant's speed relative to its backend's defaults. The variants switch one lever at a time:
 ``backend.jit`` (XLA for tensorflow and jax, torch.compile for torch, hybridize for mxnet),
-``backend.precision`` and the image layout.
+``backend.precision``, op determinism, the input pipeline, the batch size, threads and the image
+layout.
 
     python benchmarks/backends.py                      # Fashion-MNIST, first 12,000 images, 3 epochs
     python benchmarks/backends.py --quick              # same-shaped synthetic data, 2 epochs
@@ -30,6 +31,11 @@ VARIANTS: Dict[str, List[List[str]]] = {  # the first of each is the backend's d
         [],
         ["backend.jit=on"],
         ["backend.precision=float32"],
+        ["train.deterministic=true"],
+        ["backend.input_pipeline=tf_data"],
+        ["train.batch_size=128"],
+        ["train.batch_size=512"],
+        ["backend.threads=1"],
         ["backend.image_layout=channels_first"],
     ],
     "jax": [[], ["backend.precision=float32"], ["backend.image_layout=channels_last"]],
