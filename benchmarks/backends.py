@@ -1,12 +1,17 @@
-"""The reference CNN on every installed backend, in one run: training and inference speed, accuracy.
+"""The reference CNN on every installed backend, in one run: each engine's speed levers and accuracy.
 
-Each backend (and, for the Keras engines, each image layout) trains in its own process through
-kx's Backend API on the same data with the same config; the table reports training samples/s
-(median epoch, first epoch left out: it includes compilation), inference samples/s on the
-validation set, and the best validation accuracy.
+Each variant (a backend with some overrides) trains in its own process through kx's Backend API on
+the same data; the table reports training samples/s (median epoch, the first left out: it includes
+compilation), inference samples/s on the validation set and the best validation accuracy, and each
+variant's speed relative to its backend's defaults. The variants switch one lever at a time:
+``backend.jit`` (XLA for tensorflow and jax, torch.compile for torch, hybridize for mxnet),
+``backend.precision``, op determinism, the input pipeline, the batch size, threads and the image
+layout.
 
-    python benchmarks/backends.py                 # real Fashion-MNIST, 5 epochs
-    python benchmarks/backends.py --quick         # same-shaped synthetic data, 2 epochs
+    python benchmarks/backends.py                      # Fashion-MNIST, first 12,000 images, 3 epochs
+    python benchmarks/backends.py --quick              # same-shaped synthetic data, 2 epochs
+    python benchmarks/backends.py --parity             # kx's default experiment on every backend:
+                                                       # final accuracies and their spread (goal <= 0.005)
 """
 
 import argparse
@@ -17,12 +22,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Dict, List
 
 PROJECT = Path(__file__).resolve().parents[1]
 ENGINES = {"tensorflow": "tensorflow", "mxnet": "mxnet", "jax": "jax", "torch": "torch"}
+VARIANTS: Dict[str, List[List[str]]] = {  # the first of each is the backend's defaults
+    "tensorflow": [
+        [],
+        ["backend.jit=on"],
+        ["backend.precision=float32"],
+        ["train.deterministic=true"],
+        ["backend.input_pipeline=tf_data"],
+        ["train.batch_size=128"],
+        ["train.batch_size=512"],
+        ["backend.threads=1"],
+        ["backend.image_layout=channels_first"],
+    ],
+    "jax": [[], ["backend.precision=float32"], ["backend.image_layout=channels_last"]],
+    "torch": [[], ["backend.jit=on"], ["backend.precision=float32"], ["backend.image_layout=channels_last"]],
+    "mxnet": [[], ["backend.jit=off"]],
+}
 
 
-def worker(backend_name: str, layout: str, epochs: int, quick: bool, limit: int) -> None:
+def worker(overrides: List[str], quick: bool) -> None:
     """Train once in this process and print one JSON line of measurements."""
     sys.path.insert(0, str(PROJECT))
     from kx.backends import EpochMonitor, create_backend
@@ -31,13 +53,9 @@ def worker(backend_name: str, layout: str, epochs: int, quick: bool, limit: int)
     from kx.data import load_dataset
 
     dataset = ["dataset=synthetic", "dataset.train_samples=12000", "dataset.validation_samples=2000"]
-    overrides = [f"backend={backend_name}", f"backend.image_layout={layout}", f"train.epochs={epochs}",
-                 "train.early_stopping.enabled=false", *(dataset if quick else [])]  # fmt: skip
-    if limit:
-        overrides.append(f"dataset.limit={limit}")
-    cfg = compose(overrides)
+    cfg = compose(["train.early_stopping.enabled=false", *(dataset if quick else []), *overrides])
     backend = create_backend(cfg.backend)
-    backend.prepare(cfg.train.seed, deterministic=False)
+    backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     backend.build(cfg.model, data.input_shape, data.num_classes)
     monitor = EpochMonitor(patience=None)
@@ -51,50 +69,71 @@ def worker(backend_name: str, layout: str, epochs: int, quick: bool, limit: int)
         "train_sps": len(data.y_train) / epoch,
         "infer_sps": len(data.y_val) / infer,
         "best_val_acc": max(monitor.history["val_acc"]),
+        "final_val_acc": monitor.history["val_acc"][-1],
         "epoch_seconds": epoch,
     }))  # fmt: skip
 
 
+def measure(overrides: List[str], quick: bool) -> dict:
+    cmd = [sys.executable, __file__, "--worker", *(["--quick"] if quick else []), "--", *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"{' '.join(overrides)} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return {}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def levers(args: argparse.Namespace, backends: List[str]) -> None:
+    epochs = args.epochs or (2 if args.quick else 3)
+    common = [f"train.epochs={epochs}", *([] if args.quick else [f"dataset.limit={args.limit}"])]
+    print(f"reference CNN, {'synthetic 28x28' if args.quick else f'Fashion-MNIST, {args.limit} images'}, "
+          f"{epochs} epochs, kx's default training settings")  # fmt: skip
+    print(
+        f"{'variant':<52} {'train samples/s':>16} {'infer samples/s':>16} {'val_acc':>8} {'vs default':>10}"
+    )
+    for name in backends:
+        base = None
+        for changes in VARIANTS[name]:
+            r = measure([f"backend={name}", *common, *changes], args.quick)
+            if not r:
+                continue
+            base = base or r
+            label = f"{name} {' '.join(changes) or '(defaults)'}"
+            print(f"{label:<52} {r['train_sps']:>16.0f} {r['infer_sps']:>16.0f} {r['best_val_acc']:>8.4f} "
+                  f"{r['train_sps'] / base['train_sps']:>9.2f}x", flush=True)  # fmt: skip
+
+
+def parity(backends: List[str]) -> None:
+    """kx's default experiment (full data, default epochs) on each backend: final accuracy spread."""
+    finals = {}
+    for name in backends:
+        r = measure([f"backend={name}"], quick=False)
+        if r:
+            finals[name] = r["final_val_acc"]
+            print(f"{name:<11} final val_acc {r['final_val_acc']:.4f} (best {r['best_val_acc']:.4f}, "
+                  f"{r['epoch_seconds']:.0f} s an epoch)", flush=True)  # fmt: skip
+    if len(finals) > 1:
+        spread = max(finals.values()) - min(finals.values())
+        print(f"spread of final val_acc across backends: {spread:.4f} (goal <= 0.005)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=None, help="default: 5, or 2 with --quick")
+    parser.add_argument("--epochs", type=int, default=None, help="default: 3, or 2 with --quick")
     parser.add_argument("--quick", action="store_true", help="synthetic data shaped like Fashion-MNIST")
-    parser.add_argument("--limit", type=int, default=0, help="train on the first N samples only")
+    parser.add_argument("--limit", type=int, default=12000, help="train on the first N images")
+    parser.add_argument("--parity", action="store_true", help="the default experiment on every backend")
     parser.add_argument("--backends", nargs="*", default=list(ENGINES))
-    parser.add_argument("--worker", nargs=2, metavar=("BACKEND", "LAYOUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    epochs = args.epochs or (2 if args.quick else 5)
     if args.worker:
-        worker(*args.worker, epochs, args.quick, args.limit)
+        worker(args.overrides, args.quick)
         return
-
-    rows = []
-    for name in args.backends:
-        if importlib.util.find_spec(ENGINES[name]) is None:
-            print(f"{name}: not installed, skipped", file=sys.stderr)
-            continue
-        layouts = ["channels_first"] if name == "mxnet" else ["channels_last", "channels_first"]
-        for layout in layouts:
-            cmd = [sys.executable, __file__, "--worker", name, layout, f"--epochs={epochs}",
-                   f"--limit={args.limit}", *(["--quick"] if args.quick else [])]  # fmt: skip
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(f"{name}/{layout} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-                continue
-            rows.append((name, layout, json.loads(proc.stdout.strip().splitlines()[-1])))
-
-    data = "synthetic 28x28 (--quick)" if args.quick else "Fashion-MNIST"
-    print(f"\nreference CNN, {data}, {epochs} epochs, batch 128, SGD+Nesterov")
-    print(f"{'backend':<11} {'layout':<15} {'train samples/s':>16} {'infer samples/s':>16} {'val_acc':>8}")
-    for name, layout, r in rows:
-        print(
-            f"{name:<11} {layout:<15} {r['train_sps']:>16.0f} {r['infer_sps']:>16.0f} {r['best_val_acc']:>8.4f}"
-        )
-    base = next((r for n, lay, r in rows if n == "tensorflow" and lay == "channels_last"), None)
-    if base:
-        for name, layout, r in rows:
-            print(f"training speed {name}/{layout} vs tensorflow/channels_last: "
-                  f"{r['train_sps'] / base['train_sps']:.2f}x")  # fmt: skip
+    installed = [n for n in args.backends if importlib.util.find_spec(ENGINES[n]) is not None]
+    for name in set(args.backends) - set(installed):
+        print(f"{name}: not installed, skipped", file=sys.stderr)
+    parity(installed) if args.parity else levers(args, installed)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from tests.conftest import PROJECT_DIR
 HEAVY = ("tensorflow", "keras", "mxnet", "mlflow", "sagemaker", "torch", "jax")
 
 
-def test_default_experiment_is_the_reference_cnn_on_fashion_mnist(compose_cfg):
+def test_default_experiment_is_the_reference_cnn_on_fashion_mnist_with_kx_fast_training(compose_cfg):
     cfg = compose_cfg()
     assert (cfg.backend.name, cfg.model.name, cfg.dataset.name, cfg.target.name) == (
         "tensorflow",
@@ -21,8 +21,10 @@ def test_default_experiment_is_the_reference_cnn_on_fashion_mnist(compose_cfg):
     )
     assert [(c.filters, str(c.padding)) for c in cfg.model.conv_layers] == [(64, "same"), (128, "valid")]
     assert (cfg.model.dense_units, cfg.model.dropout) == (512, 0.3)
-    assert (str(cfg.train.optimizer), cfg.train.learning_rate, cfg.train.momentum) == ("sgd", 0.01, 0.9)
-    assert cfg.train.nesterov and cfg.train.batch_size == 128
+    assert (str(cfg.train.optimizer), cfg.train.learning_rate, cfg.train.momentum) == ("sgd", 0.05, 0.9)
+    assert cfg.train.nesterov and (cfg.train.batch_size, cfg.train.epochs) == (256, 5)
+    assert (str(cfg.train.schedule), cfg.train.warmup_epochs) == ("cosine", 0.3)
+    assert (str(cfg.backend.precision), str(cfg.backend.jit), cfg.backend.threads) == ("auto", "auto", None)
 
 
 def test_group_options_compose(compose_cfg):
@@ -100,4 +102,4 @@ def test_help_and_cfg_are_fast_paths_without_frameworks(args):
         assert "dataset: digits, fashion_mnist, image_folder, npz, synthetic, tfds" in proc.stdout
         assert "model: cnn, custom, mlp, resnet, separable" in proc.stdout
     else:
-        assert "learning_rate: 0.01" in proc.stdout
+        assert "learning_rate: 0.05" in proc.stdout

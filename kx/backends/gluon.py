@@ -14,6 +14,7 @@ before MXNet is first imported, and only when this backend is chosen.
 import builtins
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -23,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.backends import batch_norm, devices
+from kx.backends import batch_norm, devices, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -57,6 +58,18 @@ def import_mxnet() -> Any:
     return mxnet
 
 
+class GluonSchedule:
+    """MXNet's ``lr_scheduler`` protocol over :func:`kx.backends.optim.rate` (a plain class, so that the
+    Trainer's saved states, which pickle it, load back)."""
+
+    def __init__(self, spec: optim.OptimizerSpec) -> None:
+        self.spec = spec
+        self.base_lr = spec.peak  # MXNet's optimizer sets this attribute
+
+    def __call__(self, num_update: int) -> float:
+        return optim.rate(self.spec, max(num_update - 1, 0))  # MXNet counts updates from 1
+
+
 class GluonBackend(Backend):
     """Trains the model config as a Gluon network; exports symbol + params + shapes for serving.
 
@@ -82,11 +95,18 @@ class GluonBackend(Backend):
                 f"backend.image_layout={self.image_layout} is not supported by backend=mxnet: "
                 "MXNet's convolutions take channels_first (N, C, H, W) images."
             )
+        if self.cfg.get("threads"):
+            os.environ["OMP_NUM_THREADS"] = str(self.cfg.threads)
+        if deterministic:  # MXNet's deterministic kernels (its CPU kernels already are)
+            os.environ["MXNET_ENFORCE_DETERMINISM"] = "1"
         self.mx = import_mxnet()
         self.ctxs = devices.mxnet_contexts(self.mx, self.cfg.cpu_devices)
         self.ctx = self.ctxs[0]  # where kx evaluates, predicts and exports
         if len(self.ctxs) > 1 and self.cluster.size == 1:
             self.local_kv = self.mx.kv.create("device" if self.mx.context.num_gpus() else "local")
+        precision.resolve(
+            str(self.cfg.get("precision", "float32")), self.name, on_gpu=self.ctx != self.mx.cpu()
+        )
         if self.cluster.size > 1:
             self.kv = self._connect()
         self.mx.random.seed(seed)
@@ -115,7 +135,8 @@ class GluonBackend(Backend):
         else:
             net = self._sequential(model, num_classes)
         net.initialize(self.mx.init.Xavier(rnd_type="uniform", factor_type="avg", magnitude=3), ctx=self.ctxs)
-        net.hybridize(static_alloc=True)
+        if str(self.cfg.get("jit", "auto")) != "off":  # backend.jit: a cached graph with static memory
+            net.hybridize(static_alloc=True)
         out = net(self.mx.nd.zeros((1, *input_shape), ctx=self.ctx))  # resolves deferred shapes
         if out.shape != (1, num_classes):
             raise builder.ModelError(f"model={model.name} gives outputs of shape {out.shape} for one image; "
@@ -148,13 +169,14 @@ class GluonBackend(Backend):
         net.add(nn.Dense(num_classes))  # logits; the softmax is in the loss and in the export
         return net
 
-    def _trainer(self, train: DictConfig) -> Any:
-        kind = str(train.optimizer)
-        if kind == "sgd":
-            name = "nag" if train.nesterov else "sgd"
-            params = {"learning_rate": train.learning_rate, "momentum": train.momentum}
-        else:
-            name, params = kind, {"learning_rate": train.learning_rate}
+    def _trainer(self, train: DictConfig, steps_per_epoch: int) -> Any:
+        """A Gluon ``Trainer`` for kx's optimizer and schedule (:mod:`kx.backends.optim`)."""
+        spec = optim.spec(train, steps_per_epoch)
+        params: Dict[str, Any] = {"learning_rate": spec.peak, "lr_scheduler": GluonSchedule(spec)}
+        name = spec.kind
+        if spec.kind == "sgd":
+            name = "nag" if spec.nesterov else "sgd"
+            params["momentum"] = spec.momentum
         return self.mx.gluon.Trainer(self.net.collect_params(), name, params, kvstore=None)
 
     def _join_hosts(self, metrics: int) -> None:
@@ -242,16 +264,18 @@ class GluonBackend(Backend):
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         mx = self.mx
-        self.trainer = self._trainer(train)
-        if self.resumed_from is not None:
-            self.trainer.load_states(str(self.resumed_from / "trainer.states"))
         hosts, rank = (self.kv.num_workers, self.kv.rank) if self.kv is not None else (1, 0)
         share = train.batch_size // hosts
         x_val, y_val = data.x_val[rank::hosts], data.y_val[rank::hosts]
         parts = len(self.ctxs)
         self._announce(len(data.y_train), share, hosts)
+        steps = math.ceil(devices.even_length(len(data.y_train), parts) / train.batch_size)
         if hosts > 1:
             steps = data_parallel_steps(train.batch_size, len(data.y_train), hosts, "hosts")
+        self.trainer = self._trainer(train, steps)
+        if self.resumed_from is not None:
+            self.trainer.load_states(str(self.resumed_from / "trainer.states"))
+        if hosts > 1:
             log.info("data-parallel: %d steps per epoch, each a global batch of %d split over %d hosts",
                      steps, train.batch_size, hosts)  # fmt: skip
             self._join_hosts(metrics=7)  # the six sums below and the stop flag

@@ -9,6 +9,7 @@ import dataclasses
 import importlib.util
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.backends import batch_norm, devices
-from kx.backends.base import Backend, BackendError
+from kx.backends import batch_norm, devices, keras_optim, optim, precision
+from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
@@ -69,14 +70,30 @@ class KerasBackend(Backend):
             os.environ.setdefault("TF_CONFIG", json.dumps(self.cluster.tf_config()))
             logging.getLogger("tensorflow").setLevel(logging.WARNING)  # one INFO line per all-reduce trace
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        else:
-            self._use_local_devices(keras)
         keras.config.set_image_data_format(self.image_layout)
         keras.utils.set_random_seed(seed)
-        if deterministic and self.name == "tensorflow":
+        self._configure_engine(deterministic)
+        if self.cluster.size == 1:  # after the thread settings: TensorFlow takes them only before it starts
+            self._use_local_devices(keras)
+
+    def _configure_engine(self, deterministic: bool) -> None:
+        """Threads, op determinism and the precision policy: before the first op and the first layer."""
+        threads = self.cfg.get("threads")
+        if self.name == "tensorflow":
             import tensorflow as tf
 
-            tf.config.experimental.enable_op_determinism()
+            if threads:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+            if deterministic:
+                tf.config.experimental.enable_op_determinism()
+        elif self.name == "torch" and threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        on_gpu = any(not d.startswith("cpu") for d in self.devices())
+        self.precision = precision.resolve(str(self.cfg.get("precision", "float32")), self.name, on_gpu)
+        if self.precision == "bfloat16":
+            self.keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
     def _use_local_devices(self, keras: Any) -> None:
         """Train data-parallel over this host's devices where the engine can (before any engine op)."""
@@ -121,7 +138,7 @@ class KerasBackend(Backend):
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):
             stack += [layers.Dense(model.dense_units, activation="relu"), layers.Dropout(model.dropout)]
-        stack.append(layers.Dense(num_classes, activation="softmax"))
+        stack += [layers.Dense(num_classes), layers.Activation("softmax", dtype="float32")]
         self.model = self.keras.Sequential(stack, name=model.name)
 
     def _wrong_model(self, net: Any) -> Optional[str]:
@@ -137,24 +154,28 @@ class KerasBackend(Backend):
             )
         return None
 
-    def _optimizer(self, train: DictConfig) -> Any:
-        optimizers = self.keras.optimizers
-        kind = str(train.optimizer)
-        if kind == "sgd":
-            return optimizers.SGD(train.learning_rate, momentum=train.momentum, nesterov=train.nesterov)
-        if kind == "rmsprop":
-            return optimizers.RMSprop(train.learning_rate)
-        return optimizers.Adam(train.learning_rate)
+    def _compile(self, data: Dataset, train: DictConfig) -> None:
+        """Compile with kx's optimizer and schedule (:mod:`kx.backends.optim`) and ``backend.jit``."""
+        if self.cluster.size > 1:
+            steps = data_parallel_steps(
+                train.batch_size, len(data.y_train), self.strategy.num_replicas_in_sync, "replicas"
+            )
+        else:  # what fit runs: every batch, the last partial one too (see _even)
+            steps = math.ceil(devices.even_length(len(data.y_train), self.even_parts) / train.batch_size)
+        jit = {"auto": "auto", "on": True, "off": False}[
+            str(self.cfg.get("jit", "auto"))
+        ]  # auto: Keras's rule
+        with self.scope():
+            self.model.compile(
+                optimizer=keras_optim.optimizer(self.keras, optim.spec(train, steps)),
+                loss="sparse_categorical_crossentropy",
+                metrics=[self.keras.metrics.SparseCategoricalAccuracy(name="acc")],
+                jit_compile=jit,
+            )
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
-        keras = self.keras
         if not self.model.compiled:  # a resumed model comes compiled, with its optimizer state
-            with self.scope():
-                self.model.compile(
-                    optimizer=self._optimizer(train),
-                    loss="sparse_categorical_crossentropy",
-                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
-                )
+            self._compile(data, train)
         if self.cluster.size > 1:
             from kx.backends import keras_multi_worker
 
@@ -180,9 +201,7 @@ class KerasBackend(Backend):
         comes first in the callbacks, so it ends its line before kx's epoch line."""
         progress = [self.keras.callbacks.ProgbarLogger()] if sys.stdout.isatty() else []
         self.model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=train.batch_size,
+            **self._training_input(data, train),
             epochs=train.epochs,
             initial_epoch=monitor.epochs,
             validation_data=(data.x_val, data.y_val),
@@ -190,12 +209,24 @@ class KerasBackend(Backend):
             callbacks=[*progress, _monitor_callback(self.keras, self, monitor, checkpoint)],
         )
 
+    def _training_input(self, data: Dataset, train: DictConfig) -> Dict[str, Any]:
+        """``fit``'s training data: the in-memory arrays (Keras batches them itself), or with
+        ``backend.input_pipeline=tf_data`` a shuffled, batched and prefetched ``tf.data`` pipeline."""
+        if str(self.cfg.get("input_pipeline", "arrays")) == "arrays":
+            return {"x": data.x_train, "y": data.y_train, "batch_size": train.batch_size}
+        import tensorflow as tf
+
+        pipeline = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
+        pipeline = pipeline.shuffle(len(data.y_train), seed=self.seed, reshuffle_each_iteration=True)
+        return {"x": pipeline.batch(train.batch_size).prefetch(tf.data.AUTOTUNE)}
+
     def save_state(self, folder: Path) -> None:
         self.model.save(folder / "last.keras")  # weights and optimizer state
         if self.best_weights is not None:
             np.savez(folder / "best_weights.npz", *self.best_weights)
 
     def load_state(self, folder: Path) -> None:
+        keras_optim.schedule_class(self.keras)  # registers kx>Schedule, which the compiled optimizer names
         with self.scope():
             self.model = self.keras.saving.load_model(folder / "last.keras")
         best = folder / "best_weights.npz"

@@ -38,6 +38,8 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("train.batch_size", _positive, "an integer >= 1"),
     ("train.learning_rate", _positive, "a number > 0"),
     ("train.momentum", _fraction, "a number in [0, 1)"),
+    ("train.warmup_epochs", _non_negative, "a number >= 0"),
+    ("backend.threads", _positive, "an integer >= 1, or null for the engine's default"),
     ("train.early_stopping.patience", _non_negative, "an integer >= 0"),
     ("train.early_stopping.min_delta", _non_negative, "a number >= 0"),
     ("model.dropout", _fraction, "a number in [0, 1)"),
@@ -79,8 +81,24 @@ def validate(cfg: DictConfig) -> None:
                     f"Invalid config value model.conv_layers.{i}.{name}={layer[name]!r}: "
                     "expected an integer >= 1."
                 )
+    _check_engine_support(cfg.backend)
     from kx.data.registry import spec
 
     check = spec(cfg.dataset.name).check
     if check is not None:
         check(cfg.dataset)
+
+
+def _check_engine_support(backend: DictConfig) -> None:
+    """Speed settings the chosen engine cannot honour (kx/backends/precision.py, keras3.py)."""
+    from kx.backends.precision import ENGINES_WITH_BF16
+
+    if backend.get("precision") == "bfloat16" and backend.name not in ENGINES_WITH_BF16:
+        raise ConfigError(f"backend.precision=bfloat16 is not supported by backend={backend.name}: "
+                          "use float32, or auto.")  # fmt: skip
+    if backend.get("input_pipeline") == "tf_data" and backend.name != "tensorflow":
+        raise ConfigError(f"backend.input_pipeline=tf_data is not supported by backend={backend.name}: "
+                          "tf.data feeds TensorFlow; use arrays.")  # fmt: skip
+    if backend.get("threads") is not None and backend.name == "jax":
+        raise ConfigError(f"backend.threads={backend.threads} is not supported by backend=jax: XLA sizes "
+                          "its own thread pool; leave it null.")  # fmt: skip

@@ -29,7 +29,9 @@ def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
                 )
             x = layers.Activation("relu")(layers.Add()([y, shortcut]))
     x = layers.Dropout(dropout)(layers.GlobalAveragePooling2D()(x))
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    outputs = layers.Activation("softmax", dtype="float32")(
+        layers.Dense(num_classes)(x)
+    )  # float32 under bf16
     return keras.Model(inputs, outputs, name="resnet")
 
 

@@ -25,7 +25,9 @@ def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
         if min(x.shape[1:3] if axis == -1 else x.shape[2:4]) >= 2:
             x = layers.MaxPooling2D(2)(x)
     x = layers.Dropout(dropout)(layers.GlobalAveragePooling2D()(x))
-    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    outputs = layers.Activation("softmax", dtype="float32")(
+        layers.Dense(num_classes)(x)
+    )  # float32 under bf16
     return keras.Model(inputs, outputs, name="separable")
 
 

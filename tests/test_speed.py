@@ -1,0 +1,134 @@
+"""The speed levers: one learning-rate schedule for every engine, the precision choice, the
+time-to-accuracy benchmark's quick mode."""
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from kx.backends import optim, precision
+from kx.backends.gluon import GluonSchedule
+from tests.conftest import PROJECT_DIR, train
+
+TRAIN = {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True,
+         "schedule": "cosine", "warmup_epochs": 0.5, "epochs": 4}  # fmt: skip
+
+
+def spec(**changes) -> optim.OptimizerSpec:
+    return optim.spec(OmegaConf.create({**TRAIN, **changes}), steps_per_epoch=100)
+
+
+def test_warmup_then_cosine_decay_to_zero():
+    s = spec()
+    assert (s.warmup_steps, s.total_steps) == (50, 400)
+    rates = [optim.rate(s, step) for step in range(400)]
+    assert rates[0] == pytest.approx(0.1 / 50) and rates[49] == pytest.approx(0.1)
+    assert all(a < b for a, b in zip(rates[:49], rates[1:50]))  # rising warm-up
+    assert all(a >= b for a, b in zip(rates[49:], rates[50:]))  # then never rising
+    assert rates[225] == pytest.approx(0.05)  # half-way through the decay: half the peak
+    assert optim.rate(s, 400) == pytest.approx(0.0, abs=1e-12) and optim.rate(s, 900) == pytest.approx(
+        0.0, abs=1e-12
+    )
+
+
+def test_constant_schedule_without_warmup_is_the_plain_rate():
+    s = spec(schedule="constant", warmup_epochs=0)
+    assert {optim.rate(s, step) for step in (0, 17, 399, 5000)} == {0.1}
+
+
+def test_gluon_schedule_counts_updates_from_one():
+    s = spec()
+    assert [GluonSchedule(s)(n) for n in (1, 50, 226)] == [optim.rate(s, n - 1) for n in (1, 50, 226)]
+
+
+@pytest.mark.slow
+def test_keras_schedule_gives_the_same_rates_and_survives_a_checkpoint(tmp_path):
+    """Keras computes the schedule with its own ops; a saved optimizer loads back with it."""
+    code = f"""
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+from omegaconf import OmegaConf
+from kx.backends import keras_optim, optim
+s = optim.spec(OmegaConf.create({TRAIN!r}), steps_per_epoch=100)
+opt = keras_optim.optimizer(keras, s)
+model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+model.compile(optimizer=opt, loss="mse")
+rates = [float(opt.learning_rate)]
+opt.iterations.assign(225); rates.append(float(opt.learning_rate))
+model.save(sys.argv[1])
+again = keras.saving.load_model(sys.argv[1])
+rates.append(float(again.optimizer.learning_rate))
+print(json.dumps(rates))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m.keras")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    first, middle, reloaded = [float(v) for v in proc.stdout.split("[")[-1].strip("]\n").split(",")]
+    s = spec()
+    assert first == pytest.approx(optim.rate(s, 0), rel=1e-5)
+    assert middle == pytest.approx(optim.rate(s, 225), rel=1e-5) == pytest.approx(reloaded, rel=1e-5)
+
+
+def cpuinfo(tmp_path: Path, flags: str) -> Path:
+    path = tmp_path / f"cpuinfo-{abs(hash(flags))}"
+    path.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 {flags}\n\n")
+    return path
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path):
+    assert precision.native_bf16(cpuinfo(tmp_path, "avx2 avx512f avx512_bf16"))
+    assert precision.native_bf16(cpuinfo(tmp_path, "avx2 amx_tile amx_bf16"))
+    assert not precision.native_bf16(cpuinfo(tmp_path, "avx2 fma"))
+    assert not precision.native_bf16(tmp_path / "missing")
+
+
+def test_auto_precision_follows_the_machine_and_the_engine():
+    native = precision.native_bf16()
+    assert precision.resolve("auto", "tensorflow", on_gpu=False) == ("bfloat16" if native else "float32")
+    assert precision.resolve("auto", "mxnet", on_gpu=False) == "float32"
+    assert precision.resolve("auto", "jax", on_gpu=True) == "float32"
+    assert precision.resolve("float32", "torch", on_gpu=False) == "float32"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["backend=mxnet", "backend.precision=bfloat16"],
+         "backend.precision=bfloat16 is not supported by backend=mxnet: use float32, or auto."),
+        (["backend=jax", "backend.threads=2"],
+         "backend.threads=2 is not supported by backend=jax: XLA sizes its own thread pool; leave it null."),
+        (["backend=torch", "backend.input_pipeline=tf_data"],
+         "backend.input_pipeline=tf_data is not supported by backend=torch: tf.data feeds TensorFlow; use arrays."),
+        (["backend.threads=0"],
+         "Invalid config value backend.threads=0: expected an integer >= 1, or null for the engine's default."),
+        (["train.warmup_epochs=-1"], "Invalid config value train.warmup_epochs=-1.0: expected a number >= 0."),
+        (["train.schedule=linear"], "Invalid config value train.schedule=linear: expected one of constant, cosine."),
+        (["backend.jit=maybe"], "Invalid config value backend.jit=maybe: expected one of auto, on, off."),
+    ],
+)  # fmt: skip
+def test_bad_speed_settings_are_one_line_before_any_framework_loads(tmp_path, args, message):
+    proc = train(tmp_path, *args, timeout=60)
+    assert (proc.returncode, proc.stderr) == (2, f"kx: error: {message}\n")
+
+
+@pytest.mark.slow
+def test_time_to_accuracy_quick_mode_measures_both_sides():
+    """The benchmark's own code on a slice: both recipes reach the quick target, the ratio is printed."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "benchmarks" / "time_to_accuracy.py"), "--quick",
+                           "--seeds", "0"], capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sides = dict(re.findall(r"^(reference|kx)\s*: time to 0.75: median (\d+) s", proc.stdout, re.M))
+    assert set(sides) == {"reference", "kx"}, proc.stdout
+    ratio = re.search(r"ratio kx / reference \(median time to 0.75\): ([0-9.]+)$", proc.stdout, re.M)
+    assert ratio and math.isclose(
+        float(ratio.group(1)), int(sides["kx"]) / int(sides["reference"]), rel_tol=0.1
+    )
+    assert re.search(r"^kx\s*: .*final val_acc 0\.(7[5-9]|[89])", proc.stdout, re.M), proc.stdout
