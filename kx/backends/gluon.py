@@ -18,6 +18,7 @@ import math
 import os
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -56,6 +57,18 @@ def import_mxnet() -> Any:
             'with `pip install -e ".[mxnet]"`.'
         ) from None
     return mxnet
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a Gluon training run's epochs go: ``share`` of every global ``batch_size`` per host."""
+
+    hosts: int
+    rank: int
+    share: int
+    steps: int
+    parts: int  # this host's devices
+    batch_size: int
 
 
 class GluonSchedule:
@@ -263,82 +276,96 @@ class GluonBackend(Backend):
         return loss_sum.asscalar(), correct.asscalar()
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
-        mx = self.mx
+        plan = self._plan(data, train)
+        x_val, y_val = data.x_val[plan.rank :: plan.hosts], data.y_val[plan.rank :: plan.hosts]
+        for epoch in range(monitor.epochs + 1, train.epochs + 1):
+            if monitor.stop:
+                break
+            monitor.begin_epoch()
+            x, y = self._epoch_data(data, plan)
+            sums = self._train_epoch(x, y, plan, monitor, f"epoch {epoch}/{train.epochs}")
+            if sums is None:
+                break  # interrupted: a partial epoch is not recorded, the last checkpoint stands
+            if plan.hosts > 1 or plan.parts > 1:
+                self._average_statistics()
+            metrics = self._epoch_metrics([*sums, len(y), *self._evaluate(x_val, y_val, plan.share), len(y_val)],
+                                          plan, monitor)  # fmt: skip
+            if monitor.end_epoch(epoch, metrics):
+                self.best = {name: p.data(self.ctx).copy() for name, p in self.net.collect_params().items()}
+            checkpoint.save(self, monitor)
+            if monitor.interrupted:
+                break
+        for name, value in self.best.items():
+            self.net.collect_params()[name].set_data(value)
+
+    def _plan(self, data: Dataset, train: DictConfig) -> "_Plan":
+        """How every epoch runs (hosts, devices, batch share, steps); make the trainer, join the hosts."""
         hosts, rank = (self.kv.num_workers, self.kv.rank) if self.kv is not None else (1, 0)
-        share = train.batch_size // hosts
-        x_val, y_val = data.x_val[rank::hosts], data.y_val[rank::hosts]
-        parts = len(self.ctxs)
-        self._announce(len(data.y_train), share, hosts)
-        steps = math.ceil(devices.even_length(len(data.y_train), parts) / train.batch_size)
+        parts, samples = len(self.ctxs), len(data.y_train)
+        self._announce(samples, train.batch_size // hosts, hosts)
+        steps = math.ceil(devices.even_length(samples, parts) / train.batch_size)
         if hosts > 1:
-            steps = data_parallel_steps(train.batch_size, len(data.y_train), hosts, "hosts")
+            steps = data_parallel_steps(train.batch_size, samples, hosts, "hosts")
         self.trainer = self._trainer(train, steps)
         if self.resumed_from is not None:
             self.trainer.load_states(str(self.resumed_from / "trainer.states"))
         if hosts > 1:
             log.info("data-parallel: %d steps per epoch, each a global batch of %d split over %d hosts",
                      steps, train.batch_size, hosts)  # fmt: skip
-            self._join_hosts(metrics=7)  # the six sums below and the stop flag
+            self._join_hosts(metrics=7)  # the six sums of _epoch_metrics and the stop flag
         elif self.local_kv is not None:
             self._init_local_kv()
-        loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
-        show_progress = sys.stdout.isatty()
-        for epoch in range(monitor.epochs + 1, train.epochs + 1):
-            if monitor.stop:
+        return _Plan(hosts, rank, train.batch_size // hosts, steps, parts, train.batch_size)
+
+    def _epoch_data(self, data: Dataset, plan: "_Plan") -> Tuple[np.ndarray, np.ndarray]:
+        """This host's training samples for the next epoch, shuffled."""
+        order = self.rng.permutation(len(data.y_train))
+        if plan.hosts > 1:  # every host draws the same order and takes its share of each global batch
+            order = order[: plan.steps * plan.batch_size].reshape(plan.steps, plan.hosts, plan.share)
+            order = order[:, plan.rank].ravel()
+        else:
+            order = order[: devices.even_length(len(order), plan.parts)]
+        return data.x_train[order], data.y_train[order]
+
+    def _train_epoch(self, x: np.ndarray, y: np.ndarray, plan: "_Plan", monitor: EpochMonitor,
+                     label: str) -> Optional[List[float]]:  # fmt: skip
+        """One pass over ``x``: the summed loss and correct predictions, or None when interrupted
+        (on one host; across hosts a signal takes effect at the end of the epoch)."""
+        loss_fn, show_progress = self.mx.gluon.loss.SoftmaxCrossEntropyLoss(), sys.stdout.isatty()
+        loss_sum, correct = self.mx.nd.zeros(1, ctx=self.ctx), self.mx.nd.zeros(1, ctx=self.ctx)
+        for step, (batch, labels) in enumerate(self._batches(x, y, plan.share), start=1):
+            batch_loss, batch_correct = self._forward_backward(batch, labels, loss_fn)
+            if plan.hosts > 1 or self.local_kv is not None:
+                self._sum_gradients()
+            self.trainer.step(batch.shape[0] * plan.hosts)
+            loss_sum += batch_loss
+            correct += batch_correct
+            if monitor.interrupted and plan.hosts == 1:
                 break
-            monitor.begin_epoch()
-            order = self.rng.permutation(len(data.y_train))
-            if hosts > 1:  # every host draws the same order and takes its share of each global batch
-                order = order[: steps * train.batch_size].reshape(steps, hosts, share)[:, rank].ravel()
-            else:
-                order = order[: devices.even_length(len(order), parts)]
-            x, y = data.x_train[order], data.y_train[order]
-            loss_sum, correct = mx.nd.zeros(1, ctx=self.ctx), mx.nd.zeros(1, ctx=self.ctx)
-            for step, (batch, label) in enumerate(self._batches(x, y, share), start=1):
-                batch_loss, batch_correct = self._forward_backward(batch, label, loss_fn)
-                if hosts > 1 or self.local_kv is not None:
-                    self._sum_gradients()
-                self.trainer.step(batch.shape[0] * hosts)
-                loss_sum += batch_loss
-                correct += batch_correct
-                if monitor.interrupted and hosts == 1:
-                    break  # a partial epoch: not recorded, the last checkpoint stands
-                if show_progress:
-                    print(f"\repoch {epoch}/{train.epochs} batch {step}", end="", flush=True)
             if show_progress:
-                print("\r", end="")
-            if monitor.interrupted and hosts == 1:
-                break
-            if hosts > 1 or parts > 1:
-                self._average_statistics()
-            sums = [
-                loss_sum.asscalar(),
-                correct.asscalar(),
-                len(y),
-                *self._evaluate(x_val, y_val, share),
-                len(y_val),
-            ]
-            if hosts > 1:  # across hosts a SIGTERM takes effect at the end of the epoch, on every host
-                totals = self._sum_across_hosts(
-                    METRICS_KEY, mx.nd.array([*sums, monitor.interrupted], dtype="float64")
-                )
-                *sums, interrupted = totals.asnumpy().tolist()
-                monitor.interrupted = interrupted > 0
-            loss_total, correct_total, seen, val_loss_total, val_correct, val_seen = sums
-            metrics = {
-                "loss": loss_total / seen,
-                "acc": correct_total / seen,
-                "val_loss": val_loss_total / val_seen,
-                "val_acc": val_correct / val_seen,
-            }
-            if monitor.end_epoch(epoch, metrics):
-                self.best = {name: p.data(self.ctx).copy() for name, p in self.net.collect_params().items()}
-            checkpoint.save(self, monitor)
-            if monitor.interrupted:
-                break
-        if self.best:
-            for name, value in self.best.items():
-                self.net.collect_params()[name].set_data(value)
+                print(f"\r{label} batch {step}", end="", flush=True)
+        if show_progress:
+            print("\r", end="")
+        if monitor.interrupted and plan.hosts == 1:
+            return None
+        return [loss_sum.asscalar(), correct.asscalar()]
+
+    def _epoch_metrics(self, sums: List[float], plan: "_Plan", monitor: EpochMonitor) -> Dict[str, float]:
+        """The epoch's metrics from this host's sums (loss, correct, seen, and the same on validation),
+        added up across hosts together with their stop flags."""
+        if plan.hosts > 1:
+            totals = self._sum_across_hosts(
+                METRICS_KEY, self.mx.nd.array([*sums, monitor.interrupted], dtype="float64")
+            )
+            *sums, interrupted = totals.asnumpy().tolist()
+            monitor.interrupted = interrupted > 0
+        loss_total, correct_total, seen, val_loss_total, val_correct, val_seen = sums
+        return {
+            "loss": loss_total / seen,
+            "acc": correct_total / seen,
+            "val_loss": val_loss_total / val_seen,
+            "val_acc": val_correct / val_seen,
+        }
 
     def save_state(self, folder: Path) -> None:
         self.net.save_parameters(str(folder / "last.params"))

@@ -162,9 +162,8 @@ class KerasBackend(Backend):
             )
         else:  # what fit runs: every batch, the last partial one too (see _even)
             steps = math.ceil(devices.even_length(len(data.y_train), self.even_parts) / train.batch_size)
-        jit = {"auto": "auto", "on": True, "off": False}[
-            str(self.cfg.get("jit", "auto"))
-        ]  # auto: Keras's rule
+        jit_settings = {"auto": "auto", "on": True, "off": False}  # auto: Keras's own rule
+        jit = jit_settings[str(self.cfg.get("jit", "auto"))]
         with self.scope():
             self.model.compile(
                 optimizer=keras_optim.optimizer(self.keras, optim.spec(train, steps)),
