@@ -170,13 +170,13 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=1500.0, help="seconds per run")
     parser.add_argument("--limit", type=int, default=60000, help="training images (validation: all 10,000)")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--quick", action="store_true", help="3,000 images, target 0.75, cap 180 s")
+    parser.add_argument("--quick", action="store_true", help="3,000 images, target 0.75, cap 600 s")
     parser.add_argument("--kx-only", action="store_true", help="skip the reference recipe")
     parser.add_argument("--json", type=Path, help="also write every run's epochs here")
     parser.add_argument("overrides", nargs="*", help="train.py overrides for kx's side")
     args = parser.parse_args()
     if args.quick:
-        args.limit, args.target, args.cap = 3000, 0.75, 180.0
+        args.limit, args.target, args.cap = 3000, 0.75, 600.0
     print(f"CPU: {cpu_name()}; target val_acc {args.target}; seeds {args.seeds}; "
           f"{args.limit} training images; cap {args.cap:.0f} s", flush=True)  # fmt: skip
     runs: List[Run] = []

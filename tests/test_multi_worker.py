@@ -101,7 +101,7 @@ def _epoch_lines(log: str):
 @pytest.mark.slow
 def test_tensorflow_job_on_two_hosts_trains_one_model(tmp_path):
     _fashion_mnist_or_skip()
-    proc, root = rehearse(tmp_path, "target.instance_count=2")
+    proc, root = rehearse(tmp_path, "target.instance_count=2", "train.batch_size=128")
     first, second = root / "algo-1", root / "algo-2"
     assert json.loads((second / "input" / "config" / "resourceconfig.json").read_text()) == {
         "current_host": "algo-2",
