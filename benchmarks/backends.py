@@ -12,6 +12,7 @@ layout.
     python benchmarks/backends.py --quick              # same-shaped synthetic data, 2 epochs
     python benchmarks/backends.py --parity             # kx's default experiment on every backend:
                                                        # final accuracies and their spread (goal <= 0.005)
+    python benchmarks/backends.py --parity --limit 12000   # the same on the first 12,000 images
 """
 
 import argparse
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 PROJECT = Path(__file__).resolve().parents[1]
 ENGINES = {"tensorflow": "tensorflow", "mxnet": "mxnet", "jax": "jax", "torch": "torch"}
@@ -85,7 +86,8 @@ def measure(overrides: List[str], quick: bool) -> dict:
 
 def levers(args: argparse.Namespace, backends: List[str]) -> None:
     epochs = args.epochs or (2 if args.quick else 3)
-    common = [f"train.epochs={epochs}", *([] if args.quick else [f"dataset.limit={args.limit}"])]
+    limit = args.limit or 12000
+    common = [f"train.epochs={epochs}", *([] if args.quick else [f"dataset.limit={limit}"])]
     print(f"reference CNN, {'synthetic 28x28' if args.quick else f'Fashion-MNIST, {args.limit} images'}, "
           f"{epochs} epochs, kx's default training settings")  # fmt: skip
     print(
@@ -103,11 +105,12 @@ def levers(args: argparse.Namespace, backends: List[str]) -> None:
                   f"{r['train_sps'] / base['train_sps']:>9.2f}x", flush=True)  # fmt: skip
 
 
-def parity(backends: List[str]) -> None:
-    """kx's default experiment (full data, default epochs) on each backend: final accuracy spread."""
+def parity(backends: List[str], limit: Optional[int]) -> None:
+    """kx's default experiment (default epochs; all data unless ``limit``) on each backend: the spread
+    of final accuracies."""
     finals = {}
     for name in backends:
-        r = measure([f"backend={name}"], quick=False)
+        r = measure([f"backend={name}", *([f"dataset.limit={limit}"] if limit else [])], quick=False)
         if r:
             finals[name] = r["final_val_acc"]
             print(f"{name:<11} final val_acc {r['final_val_acc']:.4f} (best {r['best_val_acc']:.4f}, "
@@ -121,7 +124,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help="default: 3, or 2 with --quick")
     parser.add_argument("--quick", action="store_true", help="synthetic data shaped like Fashion-MNIST")
-    parser.add_argument("--limit", type=int, default=12000, help="train on the first N images")
+    parser.add_argument(
+        "--limit", type=int, help="train on the first N images (default: 12,000; --parity: all)"
+    )
     parser.add_argument("--parity", action="store_true", help="the default experiment on every backend")
     parser.add_argument("--backends", nargs="*", default=list(ENGINES))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -133,7 +138,7 @@ def main() -> None:
     installed = [n for n in args.backends if importlib.util.find_spec(ENGINES[n]) is not None]
     for name in set(args.backends) - set(installed):
         print(f"{name}: not installed, skipped", file=sys.stderr)
-    parity(installed) if args.parity else levers(args, installed)
+    parity(installed, args.limit) if args.parity else levers(args, installed)
 
 
 if __name__ == "__main__":
