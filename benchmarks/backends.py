@@ -48,7 +48,7 @@ VARIANTS: Dict[str, List[List[str]]] = {  # the first of each is the backend's d
 def worker(overrides: List[str], quick: bool) -> None:
     """Train once in this process and print one JSON line of measurements."""
     sys.path.insert(0, str(PROJECT))
-    from kx.backends import EpochMonitor, create_backend
+    from kx.backends import EpochMonitor, batch_norm, create_backend
     from kx.backends.checkpoint import Checkpoint
     from kx.config import compose
     from kx.data import load_dataset
@@ -58,7 +58,10 @@ def worker(overrides: List[str], quick: bool) -> None:
     backend = create_backend(cfg.backend)
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
-    backend.build(cfg.model, data.input_shape, data.num_classes)
+    model = batch_norm.resolve(
+        cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs
+    )  # as train.py
+    backend.build(model, data.input_shape, data.num_classes)
     monitor = EpochMonitor(patience=None)
     backend.fit(data, cfg.train, monitor, Checkpoint(None))
     backend.predict(data.x_val[:256])  # warm-up
