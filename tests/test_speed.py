@@ -94,7 +94,12 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path):
 def test_auto_precision_follows_the_machine_and_the_engine():
     native = precision.native_bf16()
     assert precision.resolve("auto", "tensorflow", on_gpu=False) == ("bfloat16" if native else "float32")
+    assert precision.resolve("auto", "torch", on_gpu=False) == ("bfloat16" if native else "float32")
     assert precision.resolve("auto", "mxnet", on_gpu=False) == "float32"
+    assert (
+        precision.resolve("auto", "jax", on_gpu=False) == "float32"
+    )  # slower in bfloat16 (benchmarks/backends.py)
+    assert precision.resolve("bfloat16", "jax", on_gpu=False) == "bfloat16"
     assert precision.resolve("auto", "jax", on_gpu=True) == "float32"
     assert precision.resolve("float32", "torch", on_gpu=False) == "float32"
 

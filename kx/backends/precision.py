@@ -3,8 +3,8 @@
 ``bfloat16`` is Keras's ``mixed_bfloat16`` policy: layers compute in bfloat16, weights and the
 optimizer stay float32, and kx keeps the final softmax in float32. It pays only where the processor
 computes bfloat16 natively (AVX-512 BF16 or AMX on x86 CPUs); elsewhere it is emulated and slower.
-``auto`` picks it from ``/proc/cpuinfo`` for CPU training, and float32 otherwise (GPUs, other
-systems, MXNet). Runs inside SageMaker jobs: Python 3.8 syntax.
+``auto`` picks it from ``/proc/cpuinfo`` for CPU training on tensorflow and torch, and float32
+otherwise (GPUs, other systems; jax, whose XLA CPU code measured slower in bfloat16; MXNet). Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
 import functools
@@ -14,6 +14,10 @@ from pathlib import Path
 log = logging.getLogger("kx")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 ENGINES_WITH_BF16 = ("tensorflow", "jax", "torch")  # the Keras engines; MXNet trains float32 here
+AUTO_BF16_ENGINES = (
+    "tensorflow",
+    "torch",
+)  # measured faster in bfloat16 on such CPUs; XLA's CPU code (jax) slower
 
 
 @functools.lru_cache(maxsize=None)
@@ -33,15 +37,15 @@ def resolve(setting: str, engine: str, on_gpu: bool) -> str:
     """``float32`` or ``bfloat16`` for ``backend.precision=setting`` on ``engine`` (an engine without
     bfloat16 support is refused up front, by :mod:`kx.config.validate`)."""
     if setting == "auto":
-        chosen = "bfloat16" if engine in ENGINES_WITH_BF16 and not on_gpu and native_bf16() else "float32"
+        chosen = "bfloat16" if engine in AUTO_BF16_ENGINES and not on_gpu and native_bf16() else "float32"
         log.info("precision %s (backend.precision=auto: %s)", chosen, _why(engine, on_gpu))
         return chosen
     return setting
 
 
 def _why(engine: str, on_gpu: bool) -> str:
-    if engine not in ENGINES_WITH_BF16:
-        return f"backend={engine} trains in float32"
+    if engine not in AUTO_BF16_ENGINES:
+        return f"backend={engine} is faster in float32 on CPUs"
     if on_gpu:
         return "GPU training"
     return "this CPU computes bfloat16 natively" if native_bf16() else "this CPU has no native bfloat16"
