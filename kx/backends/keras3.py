@@ -225,7 +225,6 @@ class KerasBackend(Backend):
             np.savez(folder / "best_weights.npz", *self.best_weights)
 
     def load_state(self, folder: Path) -> None:
-        keras_optim.schedule_class(self.keras)  # registers kx>Schedule, which the compiled optimizer names
         with self.scope():
             self.model = self.keras.saving.load_model(folder / "last.keras")
         best = folder / "best_weights.npz"

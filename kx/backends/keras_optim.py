@@ -1,37 +1,29 @@
 """The Keras translation of :class:`kx.backends.optim.OptimizerSpec`: optimizer and schedule.
 
-Keras is imported by the caller (after ``KERAS_BACKEND`` is set), so the schedule class is made on
-first use. It is registered as ``kx>Schedule``, so a checkpoint's ``last.keras`` (which holds the
-compiled optimizer) loads back with its schedule and step count.
+The schedule is Keras's own ``CosineDecay`` (its warm-up, and ``alpha=1`` for a constant rate), set
+to the spec's parameters, so that a saved ``.keras`` file (the export, a checkpoint) loads in plain
+Keras; it computes :func:`kx.backends.optim.rate` (tests/test_speed.py compares them).
 """
 
-import functools
-from typing import Any, Dict
+from typing import Any
 
 from kx.backends import optim
 
 
-@functools.lru_cache(maxsize=None)
-def schedule_class(keras: Any) -> type:
-    """``keras.optimizers.schedules.LearningRateSchedule`` computing :func:`kx.backends.optim.rate`."""
-
-    @keras.saving.register_keras_serializable(package="kx")
-    class Schedule(keras.optimizers.schedules.LearningRateSchedule):
-        def __init__(self, **spec: Any) -> None:
-            self.spec = optim.OptimizerSpec(**spec)
-
-        def __call__(self, step: Any) -> Any:
-            return optim.rate(self.spec, keras.ops.cast(step, "float32"), keras.ops)
-
-        def get_config(self) -> Dict[str, Any]:
-            return self.spec.to_dict()
-
-    return Schedule
+def schedule(keras: Any, spec: optim.OptimizerSpec) -> Any:
+    """``spec``'s warm-up and decay as a ``keras.optimizers.schedules.CosineDecay``."""
+    alpha = 1.0 if spec.schedule == "constant" else 0.0  # alpha=1: the rate stays at the peak
+    decay_steps = max(1, spec.total_steps - spec.warmup_steps)
+    if spec.warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(spec.peak, decay_steps, alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps, alpha=alpha, warmup_target=spec.peak, warmup_steps=spec.warmup_steps
+    )
 
 
 def optimizer(keras: Any, spec: optim.OptimizerSpec) -> Any:
     """The Keras optimizer ``spec`` describes, its learning rate following the schedule."""
-    rate = schedule_class(keras)(**spec.to_dict())
+    rate = schedule(keras, spec)
     if spec.kind == "sgd":
         return keras.optimizers.SGD(rate, momentum=spec.momentum, nesterov=spec.nesterov)
     if spec.kind == "rmsprop":

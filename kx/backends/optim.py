@@ -3,8 +3,9 @@
 ``train.optimizer``, ``train.learning_rate`` (the peak rate), ``train.schedule`` and
 ``train.warmup_epochs`` describe them; :func:`spec` turns those and the run's steps per epoch into an
 :class:`OptimizerSpec`, and each backend translates the spec into its engine's optimizer
-(:mod:`kx.backends.keras3`, :mod:`kx.backends.gluon`). :func:`rate` is the schedule itself, written
-once over a small ops namespace so that it runs on Python floats (Gluon) and on Keras tensors alike.
+(:mod:`kx.backends.keras_optim`, :mod:`kx.backends.gluon`). :func:`rate` is the schedule itself:
+Gluon calls it every step; Keras runs its own ``CosineDecay`` with the same parameters (so that an
+exported ``.keras`` file loads without kx), and tests/test_speed.py holds the two to the same rates.
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
@@ -31,14 +32,6 @@ class OptimizerSpec:
         return asdict(self)
 
 
-class _FloatOps:
-    """The three operations :func:`rate` needs, on Python floats (Keras passes ``keras.ops``)."""
-
-    minimum = staticmethod(min)
-    maximum = staticmethod(max)
-    cos = staticmethod(math.cos)
-
-
 def spec(train: DictConfig, steps_per_epoch: int) -> OptimizerSpec:
     """The run's optimizer: ``train``'s settings over ``train.epochs`` epochs of ``steps_per_epoch``."""
     return OptimizerSpec(
@@ -52,12 +45,12 @@ def spec(train: DictConfig, steps_per_epoch: int) -> OptimizerSpec:
     )
 
 
-def rate(spec: OptimizerSpec, step: Any, ops: Any = _FloatOps) -> Any:
-    """The learning rate of 0-based ``step``: a linear warm-up to ``spec.peak`` over
+def rate(spec: OptimizerSpec, step: int) -> float:
+    """The learning rate of 0-based ``step``: a linear warm-up from 0 to ``spec.peak`` over
     ``warmup_steps``, then constant, or a cosine decay that reaches 0 after ``total_steps``."""
-    warm = ops.minimum(1.0, (step + 1.0) / spec.warmup_steps) if spec.warmup_steps > 0 else 1.0
+    if step < spec.warmup_steps:
+        return spec.peak * step / spec.warmup_steps
     if spec.schedule == "constant":
-        return spec.peak * warm
+        return spec.peak
     span = max(1, spec.total_steps - spec.warmup_steps)
-    progress = ops.minimum(1.0, ops.maximum(0.0, (step - spec.warmup_steps) / span))
-    return spec.peak * warm * 0.5 * (1.0 + ops.cos(math.pi * progress))
+    return spec.peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - spec.warmup_steps) / span)))
