@@ -138,10 +138,10 @@ def test_time_to_accuracy_quick_mode_measures_both_sides():
     proc = subprocess.run([sys.executable, str(PROJECT_DIR / "benchmarks" / "time_to_accuracy.py"), "--quick",
                            "--seeds", "0"], capture_output=True, text=True, env=env, timeout=1500)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    sides = dict(re.findall(r"^(reference|kx)\s*: time to 0.75: median (\d+) s", proc.stdout, re.M))
+    sides = dict(re.findall(r"^(reference|kx)\s*: time to 0.7: median (\d+) s", proc.stdout, re.M))
     assert set(sides) == {"reference", "kx"}, proc.stdout
-    ratio = re.search(r"ratio kx / reference \(median time to 0.75\): ([0-9.]+)$", proc.stdout, re.M)
+    ratio = re.search(r"ratio kx / reference \(median time to 0.7\): ([0-9.]+)$", proc.stdout, re.M)
     assert ratio and math.isclose(
         float(ratio.group(1)), int(sides["kx"]) / int(sides["reference"]), rel_tol=0.1
     )
-    assert re.search(r"^kx\s*: .*final val_acc 0\.(7[5-9]|[89])", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^kx\s*: .*final val_acc 0\.[789]", proc.stdout, re.M), proc.stdout
