@@ -1,6 +1,7 @@
 """Helpers for sweep tests: a sweep's MLflow parent and children, its Optuna study, a sweep process."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,7 +44,14 @@ def start_train(cwd: Path, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
     env = {k: v for k, v in env.items() if not k.startswith("KX_")}
     return subprocess.Popen([sys.executable, str(PROJECT_DIR / "train.py"), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_enabled)  # fmt: skip
+
+
+def _ctrl_c_enabled() -> None:  # runs in the child between fork and exec
+    """SIGINT back to its default: a test run started in the background (``pytest &``) ignores it, and
+    its children would inherit that, so a Ctrl-C test could not interrupt them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 600.0) -> None:
