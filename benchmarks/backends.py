@@ -91,7 +91,7 @@ def levers(args: argparse.Namespace, backends: List[str]) -> None:
     epochs = args.epochs or (2 if args.quick else 3)
     limit = args.limit or 12000
     common = [f"train.epochs={epochs}", *([] if args.quick else [f"dataset.limit={limit}"])]
-    print(f"reference CNN, {'synthetic 28x28' if args.quick else f'Fashion-MNIST, {args.limit} images'}, "
+    print(f"reference CNN, {'synthetic 28x28' if args.quick else f'Fashion-MNIST, {limit} images'}, "
           f"{epochs} epochs, kx's default training settings")  # fmt: skip
     print(
         f"{'variant':<52} {'train samples/s':>16} {'infer samples/s':>16} {'val_acc':>8} {'vs default':>10}"

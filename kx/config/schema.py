@@ -180,8 +180,8 @@ class TrainConfig:
     warmup_epochs: float = 0.3  # linear warm-up from 0 to learning_rate
     seed: int = 42
     # Every run is seeded: on CPUs a seed repeats its metrics exactly without more. true adds the
-    # engines' deterministic kernels (TensorFlow's op determinism; MXNet's), for GPUs; on CPUs they
-    # only cost time (benchmarks/time_to_accuracy.py -- train.deterministic=true)
+    # engines' deterministic kernels (TensorFlow's op determinism; MXNet's), which GPUs need for that
+    # (on this project's CPUs they cost about 1%: benchmarks/backends.py)
     deterministic: bool = False
     checkpoint_dir: Optional[str] = None  # per-epoch checkpoints; a rerun resumes (SageMaker spot)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # a sweep's objective wins
