@@ -10,8 +10,7 @@ Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Dict
+from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
@@ -27,9 +26,6 @@ class OptimizerSpec:
     schedule: str  # constant | cosine
     warmup_steps: int
     total_steps: int
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
 
 
 def spec(train: DictConfig, steps_per_epoch: int) -> OptimizerSpec:

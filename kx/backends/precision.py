@@ -4,7 +4,8 @@
 optimizer stay float32, and kx keeps the final softmax in float32. It pays only where the processor
 computes bfloat16 natively (AVX-512 BF16 or AMX on x86 CPUs); elsewhere it is emulated and slower.
 ``auto`` picks it from ``/proc/cpuinfo`` for CPU training on tensorflow and torch, and float32
-otherwise (GPUs, other systems; jax, whose XLA CPU code measured slower in bfloat16; MXNet). Runs inside SageMaker jobs: Python 3.8 syntax.
+otherwise (GPUs, other systems; jax, whose XLA CPU code measured slower in bfloat16; MXNet).
+Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
 import functools
@@ -14,10 +15,8 @@ from pathlib import Path
 log = logging.getLogger("kx")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 ENGINES_WITH_BF16 = ("tensorflow", "jax", "torch")  # the Keras engines; MXNet trains float32 here
-AUTO_BF16_ENGINES = (
-    "tensorflow",
-    "torch",
-)  # measured faster in bfloat16 on such CPUs; XLA's CPU code (jax) slower
+# measured faster in bfloat16 on such CPUs (benchmarks/backends.py); XLA's CPU code (jax) is slower
+AUTO_BF16_ENGINES = ("tensorflow", "torch")
 
 
 @functools.lru_cache(maxsize=None)
