@@ -147,8 +147,12 @@ def test_mxnet_job_on_two_hosts_matches_one_host_with_the_same_global_batch(tmp_
     single = json.loads((one / "output" / "data" / "metrics.json").read_text())["history"]
     for host in ("algo-1", "algo-2"):
         multi = json.loads((two / host / "output" / "data" / "metrics.json").read_text())["history"]
-        for name in ("loss", "acc", "val_loss", "val_acc"):
+        # the same gradient up to summation order: losses agree closely; an accuracy may move by a
+        # few borderline images out of 1,500 on CPUs whose kernels round differently
+        for name in ("loss", "val_loss"):
             assert multi[name] == pytest.approx(single[name], abs=2e-3), name
+        for name in ("acc", "val_acc"):
+            assert multi[name] == pytest.approx(single[name], abs=5e-3), name
     assert (two / "algo-1" / "model" / "model-symbol.json").is_file()
 
 
