@@ -118,7 +118,7 @@ def test_auto_precision_follows_the_machine_and_the_engine():
         (["backend=jax", "backend.threads=2"],
          "backend.threads=2 is not supported by backend=jax: XLA sizes its own thread pool; leave it null."),
         (["backend=torch", "backend.input_pipeline=tf_data"],
-         "backend.input_pipeline=tf_data is not supported by backend=torch: tf.data feeds TensorFlow; use arrays."),
+         "backend.input_pipeline=tf_data is not supported by backend=torch: tf.data feeds TensorFlow; use arrays, or auto."),
         (["backend.threads=0"],
          "Invalid config value backend.threads=0: expected an integer >= 1, or null for the engine's default."),
         (["train.warmup_epochs=-1"], "Invalid config value train.warmup_epochs=-1.0: expected a number >= 0."),

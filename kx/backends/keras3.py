@@ -125,15 +125,15 @@ class KerasBackend(Backend):
         if "builder" in model:
             self.model = builder.build(model, "builder", input_shape, num_classes, self._wrong_model)
             return
+        from kx.models import fused_batch_norm
+
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
         stack: List[Any] = [self.keras.Input(shape=input_shape)]
         for conv in model.conv_layers:
             stack.append(layers.Conv2D(conv.filters, conv.kernel_size, padding=str(conv.padding)))
             if model.batch_norm:
-                stack.append(
-                    layers.BatchNormalization(axis=channel_axis, momentum=batch_norm.momentum(model))
-                )
+                stack.append(fused_batch_norm.layer(axis=channel_axis, momentum=batch_norm.momentum(model)))
             stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):
@@ -209,9 +209,13 @@ class KerasBackend(Backend):
         )
 
     def _training_input(self, data: Dataset, train: DictConfig) -> Dict[str, Any]:
-        """``fit``'s training data: the in-memory arrays (Keras batches them itself), or with
-        ``backend.input_pipeline=tf_data`` a shuffled, batched and prefetched ``tf.data`` pipeline."""
-        if str(self.cfg.get("input_pipeline", "arrays")) == "arrays":
+        """``fit``'s training data: with ``backend.input_pipeline=tf_data`` (auto: on tensorflow on one
+        device) a shuffled, batched and prefetched ``tf.data`` pipeline, else the arrays, which Keras
+        batches itself (and splits evenly over several devices, where tf.data's last batch would not)."""
+        pipeline = str(self.cfg.get("input_pipeline", "auto"))
+        if pipeline == "auto":
+            pipeline = "tf_data" if self.name == "tensorflow" and self.strategy is None else "arrays"
+        if pipeline == "arrays":
             return {"x": data.x_train, "y": data.y_train, "batch_size": train.batch_size}
         import tensorflow as tf
 
@@ -225,8 +229,11 @@ class KerasBackend(Backend):
             np.savez(folder / "best_weights.npz", *self.best_weights)
 
     def load_state(self, folder: Path) -> None:
+        from kx.models.fused_batch_norm import FusedBatchNormalization  # what a checkpoint may hold
+
+        custom = {"kx>FusedBatchNormalization": FusedBatchNormalization}
         with self.scope():
-            self.model = self.keras.saving.load_model(folder / "last.keras")
+            self.model = self.keras.saving.load_model(folder / "last.keras", custom_objects=custom)
         best = folder / "best_weights.npz"
         if best.is_file():
             with np.load(best) as saved:
@@ -243,8 +250,10 @@ class KerasBackend(Backend):
         return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0))
 
     def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
+        from kx.models import fused_batch_norm
+
         native = model_dir / f"{name}.keras"
-        self.model.save(native)
+        fused_batch_norm.portable(self.model).save(native)  # loads in plain Keras
         paths = [native]
         if self.name == "jax" and importlib.util.find_spec("tensorflow") is None:
             log.warning("backend=jax: SavedModel export skipped, it needs TensorFlow to convert the JAX "

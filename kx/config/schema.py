@@ -50,6 +50,7 @@ class Precision(Choice):
 
 
 class InputPipeline(Choice):
+    auto = "auto"
     arrays = "arrays"
     tf_data = "tf_data"
 
@@ -74,7 +75,10 @@ class BackendConfig:
     # auto: each engine's measured best (XLA off on TensorFlow CPUs, where it is slower)
     jit: Switch = Switch.auto
     threads: Optional[int] = None  # intra-op threads; None: the engine's default (every core)
-    input_pipeline: InputPipeline = InputPipeline.arrays  # or tf_data (tensorflow): shuffle, batch, prefetch
+    # tf_data (tensorflow): shuffle, batch, prefetch; arrays: Keras's own batching of the arrays,
+    # which stalls ~20 s at every other epoch start on TensorFlow; auto: tf_data on tensorflow on
+    # one device, else arrays
+    input_pipeline: InputPipeline = InputPipeline.auto
     # devices (data parallel)
     cpu_devices: int = 1  # without GPUs: split the CPU into N logical devices and train data-parallel
     #                       over them (kx/backends/devices.py); for testing the multi-device path

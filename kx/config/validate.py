@@ -98,7 +98,7 @@ def _check_engine_support(backend: DictConfig) -> None:
                           "use float32, or auto.")  # fmt: skip
     if backend.get("input_pipeline") == "tf_data" and backend.name != "tensorflow":
         raise ConfigError(f"backend.input_pipeline=tf_data is not supported by backend={backend.name}: "
-                          "tf.data feeds TensorFlow; use arrays.")  # fmt: skip
+                          "tf.data feeds TensorFlow; use arrays, or auto.")  # fmt: skip
     if backend.get("threads") is not None and backend.name == "jax":
         raise ConfigError(f"backend.threads={backend.threads} is not supported by backend=jax: XLA sizes "
                           "its own thread pool; leave it null.")  # fmt: skip

@@ -13,6 +13,8 @@ def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
     import keras
     from keras import layers
 
+    from kx.models import fused_batch_norm
+
     axis = 1 if keras.config.image_data_format() == "channels_first" else -1
     inputs = keras.Input(shape=input_shape)
     x = _keras_conv_bn(inputs, filters[0], 1, axis, bn_momentum)
@@ -24,7 +26,7 @@ def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
             y = layers.Activation("relu")(_keras_conv_bn(x, width, stride, axis, bn_momentum))
             y = _keras_conv_bn(y, width, 1, axis, bn_momentum)
             if stride != 1 or shortcut.shape[axis] != width:
-                shortcut = layers.BatchNormalization(axis=axis, momentum=bn_momentum)(
+                shortcut = fused_batch_norm.layer(axis=axis, momentum=bn_momentum)(
                     layers.Conv2D(width, 1, strides=stride, use_bias=False)(shortcut)
                 )
             x = layers.Activation("relu")(layers.Add()([y, shortcut]))
@@ -38,8 +40,10 @@ def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
 def _keras_conv_bn(x: Any, width: int, stride: int, axis: int, bn_momentum: float) -> Any:
     from keras import layers
 
+    from kx.models import fused_batch_norm
+
     x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(x)
-    return layers.BatchNormalization(axis=axis, momentum=bn_momentum)(x)
+    return fused_batch_norm.layer(axis=axis, momentum=bn_momentum)(x)
 
 
 def gluon_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64),

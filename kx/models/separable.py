@@ -13,15 +13,17 @@ def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
     import keras
     from keras import layers
 
+    from kx.models import fused_batch_norm
+
     axis = 1 if keras.config.image_data_format() == "channels_first" else -1
     inputs = keras.Input(shape=input_shape)
     x = layers.Conv2D(stem, 3, padding="same", use_bias=False)(inputs)
-    x = layers.Activation("relu")(layers.BatchNormalization(axis=axis, momentum=bn_momentum)(x))
+    x = layers.Activation("relu")(fused_batch_norm.layer(axis=axis, momentum=bn_momentum)(x))
     for width in filters:
         x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
-        x = layers.Activation("relu")(layers.BatchNormalization(axis=axis, momentum=bn_momentum)(x))
+        x = layers.Activation("relu")(fused_batch_norm.layer(axis=axis, momentum=bn_momentum)(x))
         x = layers.Conv2D(width, 1, use_bias=False)(x)
-        x = layers.Activation("relu")(layers.BatchNormalization(axis=axis, momentum=bn_momentum)(x))
+        x = layers.Activation("relu")(fused_batch_norm.layer(axis=axis, momentum=bn_momentum)(x))
         if min(x.shape[1:3] if axis == -1 else x.shape[2:4]) >= 2:
             x = layers.MaxPooling2D(2)(x)
     x = layers.Dropout(dropout)(layers.GlobalAveragePooling2D()(x))

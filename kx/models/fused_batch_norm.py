@@ -1,0 +1,87 @@
+"""Batch normalization on TensorFlow's fused kernel, for kx's Keras models on backend=tensorflow.
+
+Keras 3 normalizes with separate moment, subtract and scale ops (around casts to float32 under
+bfloat16); on TensorFlow's CPU kernels that is half of the reference CNN's training step.
+:class:`FusedBatchNormalization` is Keras's layer, with the same weights, config and arithmetic,
+computed by TensorFlow's fused kernel, the one tf.keras used by default (``benchmarks/batch_norm.py``
+measures the two side by side). Where the kernel does not apply (another backend, a mask, renorm,
+synchronized statistics, not 4-D) it is Keras's layer unchanged.
+
+Import this module only once ``KERAS_BACKEND`` is set: it imports Keras. :func:`layer` picks the
+class for the running backend; :func:`portable` turns a model into one with Keras's own layers
+only, so that an exported ``.keras`` file loads in plain Keras.
+Runs inside SageMaker jobs: Python 3.8 syntax.
+"""
+
+from typing import Any
+
+import keras
+
+_FUSABLE_DTYPES = ("float32", "bfloat16", "float16")
+
+
+@keras.saving.register_keras_serializable(package="kx")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """``keras.layers.BatchNormalization`` on ``tf.compat.v1.nn.fused_batch_norm``."""
+
+    def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        data_format = self._data_format(inputs, mask)
+        if data_format is None:
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        channels = inputs.shape[self.axis]
+        gamma = self.gamma if self.scale else tf.ones((channels,), "float32")
+        beta = self.beta if self.center else tf.zeros((channels,), "float32")
+        if not (training and self.trainable):
+            outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                inputs, gamma, beta, mean=self.moving_mean, variance=self.moving_variance,
+                epsilon=self.epsilon, data_format=data_format, is_training=False,
+            )  # fmt: skip
+            return tf.cast(outputs, self.compute_dtype)
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, gamma, beta, epsilon=self.epsilon, data_format=data_format, is_training=True
+        )
+        count = tf.cast(tf.size(inputs) // channels, "float32")
+        variance = variance * (count - 1.0) / count  # the kernel's is unbiased; Keras keeps the batch's
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return tf.cast(outputs, self.compute_dtype)
+
+    def _data_format(self, inputs: Any, mask: Any) -> Any:
+        """``"NHWC"`` or ``"NCHW"`` where the fused kernel computes this call, else None."""
+        if keras.backend.backend() != "tensorflow" or mask is not None or self.renorm or self.synchronized:
+            return None
+        if len(inputs.shape) != 4 or keras.backend.standardize_dtype(inputs.dtype) not in _FUSABLE_DTYPES:
+            return None
+        return {3: "NHWC", 1: "NCHW"}.get(self.axis % 4)
+
+
+def layer(**kwargs: Any) -> Any:
+    """A batch-norm layer: :class:`FusedBatchNormalization` on TensorFlow, Keras's own elsewhere."""
+    if keras.backend.backend() == "tensorflow":
+        return FusedBatchNormalization(**kwargs)
+    return keras.layers.BatchNormalization(**kwargs)
+
+
+def portable(model: Any) -> Any:
+    """``model`` itself, or where it has :class:`FusedBatchNormalization` layers a copy with Keras's
+    own in their place (same config and weights), which plain Keras loads without kx."""
+    if not any(isinstance(sub, FusedBatchNormalization) for sub in _layers(model)):
+        return model
+
+    def keras_layer(sub: Any) -> Any:
+        cls = keras.layers.BatchNormalization if isinstance(sub, FusedBatchNormalization) else type(sub)
+        return cls.from_config(sub.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=keras_layer, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _layers(model: Any) -> Any:
+    """Every layer of ``model``, inside nested models too."""
+    for sub in model.layers:
+        yield sub
+        if isinstance(sub, keras.Model):
+            yield from _layers(sub)
