@@ -200,28 +200,40 @@ class KerasBackend(Backend):
         comes first in the callbacks, so it ends its line before kx's epoch line."""
         progress = [self.keras.callbacks.ProgbarLogger()] if sys.stdout.isatty() else []
         self.model.fit(
-            **self._training_input(data, train),
+            **self._inputs(data, train.batch_size),
             epochs=train.epochs,
             initial_epoch=monitor.epochs,
-            validation_data=(data.x_val, data.y_val),
             verbose=1 if progress else 0,
             callbacks=[*progress, _monitor_callback(self.keras, self, monitor, checkpoint)],
         )
 
-    def _training_input(self, data: Dataset, train: DictConfig) -> Dict[str, Any]:
-        """``fit``'s training data: with ``backend.input_pipeline=tf_data`` (auto: on tensorflow on one
-        device) a shuffled, batched and prefetched ``tf.data`` pipeline, else the arrays, which Keras
-        batches itself (and splits evenly over several devices, where tf.data's last batch would not)."""
+    def _inputs(self, data: Dataset, batch_size: int) -> Dict[str, Any]:
+        """``fit``'s training and validation data: with ``backend.input_pipeline=tf_data`` (auto: on
+        tensorflow on one device) ``tf.data`` pipelines, else the arrays, which Keras batches itself
+        (and splits evenly over several devices, where tf.data's last batch would not)."""
         pipeline = str(self.cfg.get("input_pipeline", "auto"))
         if pipeline == "auto":
             pipeline = "tf_data" if self.name == "tensorflow" and self.strategy is None else "arrays"
         if pipeline == "arrays":
-            return {"x": data.x_train, "y": data.y_train, "batch_size": train.batch_size}
+            return {"x": data.x_train, "y": data.y_train, "batch_size": batch_size,
+                    "validation_data": (data.x_val, data.y_val)}  # fmt: skip
+        return {"x": self._tf_data(data.x_train, data.y_train, batch_size, shuffle=True),
+                "validation_data": self._tf_data(data.x_val, data.y_val, batch_size, shuffle=False)}  # fmt: skip
+
+    def _tf_data(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool) -> Any:
+        """Batches of ``(x, y)``, reshuffled every epoch if ``shuffle``, one batch prefetched.
+
+        Without tf.data's autotuner: the thread it starts per iterator sleeps between rounds, and
+        an epoch's end waits for it when its iterator is torn down, up to ~40 s on a 2-core machine
+        (Keras's own batching of the arrays has the same stall)."""
         import tensorflow as tf
 
-        pipeline = tf.data.Dataset.from_tensor_slices((data.x_train, data.y_train))
-        pipeline = pipeline.shuffle(len(data.y_train), seed=self.seed, reshuffle_each_iteration=True)
-        return {"x": pipeline.batch(train.batch_size).prefetch(tf.data.AUTOTUNE)}
+        pipeline = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle:
+            pipeline = pipeline.shuffle(len(y), seed=self.seed, reshuffle_each_iteration=True)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return pipeline.batch(batch_size).prefetch(1).with_options(options)
 
     def save_state(self, folder: Path) -> None:
         self.model.save(folder / "last.keras")  # weights and optimizer state

@@ -50,7 +50,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def _data_format(self, inputs: Any, mask: Any) -> Any:
         """``"NHWC"`` or ``"NCHW"`` where the fused kernel computes this call, else None."""
-        if keras.backend.backend() != "tensorflow" or mask is not None or self.renorm or self.synchronized:
+        renorm = getattr(self, "renorm", False)  # Keras >= 3.7 (the TensorFlow 2.19 image has 3.6)
+        if keras.backend.backend() != "tensorflow" or mask is not None or renorm or self.synchronized:
             return None
         if len(inputs.shape) != 4 or keras.backend.standardize_dtype(inputs.dtype) not in _FUSABLE_DTYPES:
             return None
