@@ -117,8 +117,13 @@ def test_tensorflow_job_on_two_hosts_trains_one_model(tmp_path):
     # the hosts end with the same weights, BatchNorm statistics included; only the first exports
     import keras
 
+    from kx.models.fused_batch_norm import FusedBatchNormalization  # a checkpoint keeps kx's layer
+
+    custom = {"kx>FusedBatchNormalization": FusedBatchNormalization}
     weights = [
-        keras.saving.load_model(h / "checkpoints" / "last" / "last.keras").get_weights()
+        keras.saving.load_model(
+            h / "checkpoints" / "last" / "last.keras", custom_objects=custom
+        ).get_weights()
         for h in (first, second)
     ]
     assert all(np.array_equal(a, b) for a, b in zip(*weights))

@@ -218,6 +218,7 @@ class KerasBackend(Backend):
             return {"x": data.x_train, "y": data.y_train, "batch_size": batch_size,
                     "validation_data": (data.x_val, data.y_val)}  # fmt: skip
         return {"x": self._tf_data(data.x_train, data.y_train, batch_size, shuffle=True),
+                "shuffle": False,  # the pipeline shuffles; Keras would warn that it cannot
                 "validation_data": self._tf_data(data.x_val, data.y_val, batch_size, shuffle=False)}  # fmt: skip
 
     def _tf_data(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool) -> Any:
