@@ -224,17 +224,22 @@ class KerasBackend(Backend):
     def _tf_data(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool) -> Any:
         """Batches of ``(x, y)``, reshuffled every epoch if ``shuffle``, one batch prefetched.
 
-        Without tf.data's autotuner: the thread it starts per iterator sleeps between rounds, and
-        an epoch's end waits for it when its iterator is torn down, up to ~40 s on a 2-core machine
-        (Keras's own batching of the arrays has the same stall)."""
+        The indices are shuffled and each batch gathered, so the data is held once, not again in a
+        shuffle buffer. Without tf.data's autotuner: the thread it starts per iterator sleeps
+        between rounds, and an epoch's end waits for it when its iterator is torn down, up to ~40 s
+        on a 2-core machine (Keras's own batching of the arrays has the same stall); without the
+        static optimizations, which would serialize the captured arrays."""
         import tensorflow as tf
 
-        pipeline = tf.data.Dataset.from_tensor_slices((x, y))
+        images, labels = tf.constant(x), tf.constant(y)
+        indices = tf.data.Dataset.range(len(y))
         if shuffle:
-            pipeline = pipeline.shuffle(len(y), seed=self.seed, reshuffle_each_iteration=True)
+            indices = indices.shuffle(len(y), seed=self.seed, reshuffle_each_iteration=True)
+        batches = indices.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
         options = tf.data.Options()
         options.autotune.enabled = False
-        return pipeline.batch(batch_size).prefetch(1).with_options(options)
+        options.experimental_optimization.apply_default_optimizations = False
+        return batches.prefetch(1).with_options(options)
 
     def save_state(self, folder: Path) -> None:
         self.model.save(folder / "last.keras")  # weights and optimizer state
