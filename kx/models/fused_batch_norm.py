@@ -13,7 +13,7 @@ only, so that an exported ``.keras`` file loads in plain Keras.
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
-from typing import Any
+from typing import Any, Iterator, Optional
 
 import keras
 
@@ -48,7 +48,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return tf.cast(outputs, self.compute_dtype)
 
-    def _data_format(self, inputs: Any, mask: Any) -> Any:
+    def _data_format(self, inputs: Any, mask: Any) -> Optional[str]:
         """``"NHWC"`` or ``"NCHW"`` where the fused kernel computes this call, else None."""
         renorm = getattr(self, "renorm", False)  # Keras >= 3.7 (the TensorFlow 2.19 image has 3.6)
         if keras.backend.backend() != "tensorflow" or mask is not None or renorm or self.synchronized:
@@ -80,7 +80,7 @@ def portable(model: Any) -> Any:
     return copy
 
 
-def _layers(model: Any) -> Any:
+def _layers(model: Any) -> Iterator[Any]:
     """Every layer of ``model``, inside nested models too."""
     for sub in model.layers:
         yield sub
