@@ -75,9 +75,9 @@ class BackendConfig:
     # auto: each engine's measured best (XLA off on TensorFlow CPUs, where it is slower)
     jit: Switch = Switch.auto
     threads: Optional[int] = None  # intra-op threads; None: the engine's default (every core)
-    # tf_data (tensorflow): shuffle, batch, prefetch; arrays: Keras's own batching of the arrays,
-    # which stalls ~20 s at every other epoch start on TensorFlow; auto: tf_data on tensorflow on
-    # one device, else arrays
+    # tf_data (tensorflow): kx's pipeline, without tf.data's autotuner; arrays: Keras's own
+    # batching, which on TensorFlow can stall 20-40 s at an epoch start (the autotuner's thread);
+    # auto: tf_data on tensorflow on one device, else arrays
     input_pipeline: InputPipeline = InputPipeline.auto
     # devices (data parallel)
     cpu_devices: int = 1  # without GPUs: split the CPU into N logical devices and train data-parallel
