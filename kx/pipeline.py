@@ -14,6 +14,7 @@ from kx import __version__
 from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import objective, validate
+from kx.config.keys import flatten
 from kx.data import Dataset, load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
@@ -77,10 +78,13 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
     cluster = Cluster.from_env(os.environ)
     if cluster.size > 1:
         log.info("multi-worker training: %s, hosts %s", cluster.describe(), ", ".join(cluster.hosts))
+    checkpoint = Checkpoint(cfg.train.checkpoint_dir, trained_with(cfg))
+    if checkpoint.exists():  # before tracking reopens the checkpoint's MLflow run
+        checkpoint.check_settings()
     tracking = start_training_run(cfg, list(overrides), out_dir) if cluster.is_chief else None
 
     try:
-        return _train(cfg, out_dir, files, tracking, cluster)
+        return _train(cfg, out_dir, files, tracking, cluster, checkpoint)
     except BaseException as err:
         if tracking:
             stopped = (TrainingInterrupted, KeyboardInterrupt, TrialPruned)
@@ -89,7 +93,12 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
 
 
 def _train(
-    cfg: DictConfig, out_dir: Path, files: List[Path], tracking: Optional[MLflowRun], cluster: Cluster
+    cfg: DictConfig,
+    out_dir: Path,
+    files: List[Path],
+    tracking: Optional[MLflowRun],
+    cluster: Cluster,
+    checkpoint: Checkpoint,
 ) -> float:
     backend = create_backend(cfg.backend, cluster)
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
@@ -118,8 +127,8 @@ def _train(
         min_delta=stopping.min_delta,
         sinks=([lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [])
         + epoch_sinks(goal),  # a sweep's trial: the pruner sees every epoch
+        quiet=not cluster.is_chief,
     )
-    checkpoint = Checkpoint(cfg.train.checkpoint_dir)
     checkpoint.restore(backend, monitor)
     with stop_on_signals(monitor) as signals:
         backend.fit(data, cfg.train, monitor, checkpoint)
@@ -140,6 +149,20 @@ def _train(
         tracking.end()
         announce(tracking)
     return monitor.best()[monitor.monitor]
+
+
+def trained_with(cfg: DictConfig) -> Dict[str, str]:
+    """The settings a checkpoint must share with the run that resumes it: the engine, model, data and
+    training settings, less where the data and checkpoints are (a restarted job mounts them anew)."""
+    settings = {"backend.name": cfg.backend.name, **flatten(_plain(cfg.model), "model"),
+                **flatten(_plain(cfg.dataset), "dataset"), **flatten(_plain(cfg.train), "train")}  # fmt: skip
+    for moved in ("train.checkpoint_dir", "dataset.channel_dir"):
+        settings.pop(moved, None)
+    return settings
+
+
+def _plain(node: DictConfig) -> Any:
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
 
 
 def _export(cfg: DictConfig, out_dir: Path, backend: Any, cluster: Cluster, data: Dataset) -> Path:
@@ -192,6 +215,7 @@ def _keep_completed(
     """After a stop: keep the completed epochs' metrics and curves and the best epoch's model; say what."""
     if not monitor.epochs:
         return "no epoch was completed"
+    monitor.report_best()  # first: a tuner that stopped the job reads its objective from these lines
     files = files + [
         write_metrics(monitor, {"stopped_after_epoch": monitor.epochs}, out_dir / "metrics.json")
     ]

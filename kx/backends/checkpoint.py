@@ -2,24 +2,35 @@
 
 Managed spot training and restarted jobs lose at most the epoch in progress: each completed
 epoch replaces ``<folder>/last/`` atomically (written beside it, then renamed), and a new run in
-the same folder picks up from there.
+the same folder picks up from there. A checkpoint records the settings it was trained with
+(``trained_with.json``), and only a run with the same settings resumes it: any other fails in one
+line naming the differences, never silently training on (or exporting) another run's model.
 """
 
+import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 from kx.backends.monitor import EpochMonitor
+from kx.errors import KxError
 
 log = logging.getLogger("kx")
+SETTINGS_FILE = "trained_with.json"
+
+
+class CheckpointMismatch(KxError):
+    """The checkpoint folder holds another run's training."""
 
 
 class Checkpoint:
-    """The folder that holds ``last/``; a ``None`` folder turns checkpointing off."""
+    """The folder that holds ``last/``; a ``None`` folder turns checkpointing off. ``settings`` are the
+    run's flattened training settings, which a checkpoint must share to be resumed."""
 
-    def __init__(self, folder: Optional[str]) -> None:
+    def __init__(self, folder: Optional[str], settings: Optional[Dict[str, str]] = None) -> None:
         self.folder = Path(folder) if folder else None
+        self.settings = settings or {}
 
     @property
     def last(self) -> Optional[Path]:
@@ -37,6 +48,7 @@ class Checkpoint:
         staging.mkdir(parents=True)
         backend.save_state(staging)  # type: ignore[attr-defined]
         monitor.save(staging / "monitor.json")
+        (staging / SETTINGS_FILE).write_text(json.dumps(self.settings, indent=1, sort_keys=True))
         shutil.rmtree(previous, ignore_errors=True)
         if self.last.exists():
             self.last.rename(previous)
@@ -47,7 +59,27 @@ class Checkpoint:
         """Load the last checkpoint into ``backend`` and ``monitor``; return the epochs it completed."""
         if not self.exists():
             return 0
+        self.check_settings()
         backend.load_state(self.last)  # type: ignore[attr-defined]
         monitor.load(self.last / "monitor.json")
         log.info("resuming from the checkpoint in %s after epoch %d", self.last, monitor.epochs)
         return monitor.epochs
+
+    def check_settings(self) -> None:
+        """:class:`CheckpointMismatch` unless ``last/`` was trained with this run's settings."""
+        recorded = self.last / SETTINGS_FILE
+        if not recorded.is_file():
+            raise CheckpointMismatch(f"The checkpoint in {self.last} does not record the settings it was trained "
+                                     f"with, so it cannot be resumed safely; {self._advice()}.")  # fmt: skip
+        theirs = json.loads(recorded.read_text())
+        keys = sorted(set(theirs) | set(self.settings))
+        differ = [k for k in keys if theirs.get(k) != self.settings.get(k)]
+        if differ:
+            shown = "; ".join(f"{k}={theirs.get(k, '(unset)')} there, {self.settings.get(k, '(unset)')} here"
+                              for k in differ[:5])  # fmt: skip
+            more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
+            raise CheckpointMismatch(f"The checkpoint in {self.last} belongs to a run with other settings "
+                                     f"({shown}{more}); {self._advice()}.")  # fmt: skip
+
+    def _advice(self) -> str:
+        return f"give this run its own train.checkpoint_dir, or remove {self.folder} to start afresh"

@@ -34,12 +34,16 @@ class EpochMonitor:
         patience: Optional[int] = None,
         min_delta: float = 0.0,
         sinks: Sequence[EpochSink] = (),
+        quiet: bool = False,
     ) -> None:
         self.objective = objective or Objective()
         self.monitor = self.objective.metric
         self.patience = patience  # None: never stop early, never restore
         self.min_delta = min_delta
         self.sinks = list(sinks)
+        # on the other hosts of a multi-host job: the first host's lines are the job's metrics, and a
+        # tuner reading every host's log must find them once
+        self.quiet = quiet
         self.history: Dict[str, List[float]] = {}
         self.epoch_seconds: List[float] = []
         self.best_epoch = 0
@@ -85,7 +89,10 @@ class EpochMonitor:
             )
         for name, value in metrics.items():
             self.history.setdefault(name, []).append(value)
-        log.info("epoch=%d %s", epoch, format_metrics(metrics))
+        if self.quiet:
+            log.info("epoch %d done (the first host logs the metrics)", epoch)
+        else:
+            log.info("epoch=%d %s", epoch, format_metrics(metrics))
         for sink in self.sinks:
             sink(epoch, metrics)
         best = self.history[self.monitor][self.best_epoch - 1] if self.best_epoch else None
@@ -98,6 +105,8 @@ class EpochMonitor:
 
     def report_best(self) -> None:
         """Print the best epoch's metrics as the run's last metric lines (tuners keep the last match)."""
+        if self.quiet or not self.epochs:
+            return
         best = self.best()
         log.info(
             "best_epoch=%d %s",

@@ -8,7 +8,7 @@ Runs inside SageMaker jobs: Python 3.8 syntax.
 import dataclasses
 import difflib
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -24,6 +24,20 @@ def group_options(group: str) -> List[str]:
 def groups_help() -> str:
     """``backend: jax, mxnet, tensorflow, torch`` per line: the groups a user chooses from."""
     return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in GROUPS)
+
+
+def flatten(tree: Any, prefix: str = "") -> Dict[str, str]:
+    """``{"train": {"epochs": 2}}`` -> ``{"train.epochs": "2"}``; lists are indexed by position."""
+    if isinstance(tree, dict):
+        items: Iterable = tree.items()
+    elif isinstance(tree, list):
+        items = enumerate(tree)
+    else:
+        return {prefix: str(tree)}
+    flat: Dict[str, str] = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def config_keys(cfg: DictConfig, prefix: str = "") -> List[str]:

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
+from kx.config.keys import flatten
 from kx.errors import KxError
 from kx.tracking.liveness import process_tags
 from kx.tracking.secrets import redact, without_credentials
@@ -47,20 +48,6 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def flatten(tree: Any, prefix: str = "") -> Dict[str, str]:
-    """``{"train": {"epochs": 2}}`` -> ``{"train.epochs": "2"}``; lists are indexed by position."""
-    if isinstance(tree, dict):
-        items: Iterable = tree.items()
-    elif isinstance(tree, list):
-        items = enumerate(tree)
-    else:
-        return {prefix: str(tree)}
-    flat: Dict[str, str] = {}
-    for key, value in items:
-        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
-
-
 def config_params(cfg: Any) -> Dict[str, str]:
     """A composed config as a run's params: every key, flattened (``train.epochs``...)."""
     from omegaconf import OmegaConf
@@ -82,11 +69,13 @@ class MLflowRun:
         self.run_id: Optional[str] = None
         self.failed = False
 
-    def start(self, run_name: Optional[str], tags: Dict[str, str], parent_run_id: Optional[str]) -> str:
+    def start(self, run_name: Optional[str], tags: Dict[str, str], parent_run_id: Optional[str],
+              start_time: Optional[int] = None) -> str:  # fmt: skip
+        """Create the run (``start_time`` in epoch milliseconds: when it really began, else now)."""
         if parent_run_id:
             tags = {**tags, "mlflow.parentRunId": parent_run_id}
         tags = {k: redact(v) for k, v in {**process_tags(), **tags}.items()}
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        run = self.client.create_run(self.experiment_id, start_time=start_time, run_name=run_name, tags=tags)
         self.run_id = run.info.run_id
         return self.run_id
 
@@ -136,8 +125,9 @@ class MLflowRun:
                     f"uploading {path}", self.client.log_artifact, self.run_id, str(path), artifact_path
                 )
 
-    def end(self, status: str = "FINISHED") -> None:
-        self._guard("ending the run", self.client.set_terminated, self.run_id, status)
+    def end(self, status: str = "FINISHED", end_time: Optional[int] = None) -> None:
+        """End the run with ``status`` (``end_time`` in epoch milliseconds: when it really ended, else now)."""
+        self._guard("ending the run", self.client.set_terminated, self.run_id, status, end_time)
 
 
 def child_runs(run: MLflowRun, parent_run_id: str) -> List[Any]:
