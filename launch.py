@@ -49,10 +49,13 @@ def compose_config(overrides: List[str]) -> DictConfig:
     return cfg
 
 
-def clients(region: str) -> Any:
-    import boto3
+def clients(target: DictConfig) -> Any:
+    """The AWS session in the target's region (as boto3 resolves it when unset) and its clients; the
+    resolved region becomes ``target.region``, which the request and image URIs name."""
+    from kx.sagemaker.settings import aws_session
 
-    session = boto3.Session(region_name=region)
+    session = aws_session(target.region, rehearsal=target.name == "sagemaker_local")
+    target.region = session.region_name
     return session, session.client("sagemaker"), session.client("s3")
 
 
@@ -77,7 +80,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
     if dry_run or local:  # both need no AWS: no role check with IAM, no credential lookup on EC2
         os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    boto_session, sm, s3 = clients(target.region)  # no request is sent until a call below
+    boto_session, sm, s3 = clients(target)  # no request is sent until a call below
     settings.check(cfg, dry_run, boto_session)  # every missing setting in one line
     session = jobs_plan.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
     bucket = target.bucket or session.default_bucket()
@@ -164,7 +167,7 @@ def reattach(command: str, name: str, overrides: List[str]) -> int:
     from kx.sagemaker.jobs import TERMINAL, LogTail
 
     cfg = compose_config(["target=sagemaker", *overrides])
-    boto_session, sm, s3 = clients(cfg.target.region)
+    boto_session, sm, s3 = clients(cfg.target)
     if command == "status":
         return commands.status(sm, name)
     if command == "stop":

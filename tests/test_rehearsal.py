@@ -50,7 +50,7 @@ def test_tensorflow_job_runs_as_in_its_container_and_is_tracked(tmp_path):
     assert " -- train.py --backend tensorflow " in argv and " --model_dir s3://" in argv  # TF's convention
     assert "on Python 3.12." in proc.stdout  # the TensorFlow 2.19 image's
     assert (root / "model" / "model" / "1" / "saved_model.pb").is_file()  # TF Serving layout
-    assert (root / "checkpoints" / "last" / "monitor.json").is_file()
+    assert (root / "checkpoints" / root.name / "algo-1" / "last" / "monitor.json").is_file()  # the job's own
     metrics = json.loads((root / "output" / "data" / "metrics.json").read_text())
     with tarfile.open(root / "output" / "model.tar.gz") as tar:
         assert "model/1/saved_model.pb" in tar.getnames()

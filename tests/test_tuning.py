@@ -43,10 +43,10 @@ def test_every_range_kind_becomes_its_sagemaker_range(sweep_cfg):
         "model.dense_units": {"kind": "Categorical", "values": ["32", "64", "128"]},
         "train.optimizer": {"kind": "Categorical", "values": ["sgd", "adam"]},
         "train.nesterov": {"kind": "Categorical", "values": ["true", "false"]},
-        "train.epochs": {"kind": "Integer", "min": 2, "max": 5, "scaling": "Auto"},  # range() excludes hi
-        "train.batch_size": {"kind": "Integer", "min": 16, "max": 64, "scaling": "Auto"},
+        "train.epochs": {"kind": "Integer", "min": 2, "max": 5, "scaling": "Linear"},  # range() excludes hi
+        "train.batch_size": {"kind": "Integer", "min": 16, "max": 64, "scaling": "Linear"},
         "model.dense_layers": {"kind": "Integer", "min": 1, "max": 8, "scaling": "Logarithmic"},
-        "model.dropout": {"kind": "Continuous", "min": 0.1, "max": 0.5, "scaling": "Auto"},
+        "model.dropout": {"kind": "Continuous", "min": 0.1, "max": 0.5, "scaling": "Linear"},
         "train.learning_rate": {"kind": "Continuous", "min": 0.001, "max": 0.1, "scaling": "Logarithmic"},
     }
     assert spec.static == {"train.momentum": "0.8"}  # a plain value: the same in every trial

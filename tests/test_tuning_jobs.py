@@ -70,7 +70,8 @@ def test_requests_are_those_the_sdks_own_pipeline_steps_build(tmp_path, monkeypa
     from sagemaker.mlops.workflow.steps import TrainingStep, TuningStep
 
     cfg = compose(
-        ["target=sagemaker", f"target.role={ROLE}", f"target.bucket={BUCKET}", *QUICK], with_hydra=True
+        ["target=sagemaker", f"target.role={ROLE}", f"target.bucket={BUCKET}", f"target.region={REGION}", *QUICK],
+        with_hydra=True,
     )
     plan = job.plan(cfg, QUICK[1:], tmp_path, BUCKET)
     boto_session = boto3.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")

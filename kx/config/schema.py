@@ -128,7 +128,7 @@ class SageMakerTargetConfig(TargetConfig):
 
     name: str = "sagemaker"
     role: Optional[str] = None  # full IAM role ARN the job runs as (required)
-    region: str = "eu-west-1"
+    region: Optional[str] = None  # None: as boto3 resolves it (AWS_REGION, AWS_DEFAULT_REGION, the profile's)
     bucket: Optional[str] = None  # None: the SDK's default bucket sagemaker-<region>-<account>
     prefix: str = "kx"  # S3 key prefix for code, data, checkpoints and outputs
     instance_type: str = "ml.m5.xlarge"
@@ -143,6 +143,7 @@ class SageMakerTargetConfig(TargetConfig):
     base_job_name: str = "kx"
     container_log_level: int = 20
     tags: Dict[str, str] = field(default_factory=dict)
+    environment: Dict[str, str] = field(default_factory=dict)  # variables set in the job's containers
     poll_s: float = 30.0  # status polling interval while waiting
     sdk_telemetry: bool = False  # the SageMaker SDK's usage telemetry (TelemetryOptOut when false)
     warm_start: List[str] = field(default_factory=list)  # sweeps: earlier tuning jobs to start from
@@ -158,6 +159,7 @@ class SageMakerLocalTargetConfig(SageMakerTargetConfig):
     bucket: Optional[str] = "kx-rehearsal"
     python: Optional[str] = None  # interpreter that runs the job (e.g. a Python 3.8 venv); None: this one
     root: str = "outputs/sagemaker_local"  # each job's /opt/ml tree goes to <root>/<job name>/
+    s3_endpoint: Optional[str] = None  # an S3 API for the jobs' checkpoints (e.g. moto); None: <root>/s3/
 
 
 @dataclass

@@ -28,6 +28,7 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"
 PARAMETER_SERVER_KEY = "sagemaker_parameter_server_enabled"
 # What train.py needs inside the framework images beyond what they ship: the toolkit installs the
 # requirements.txt it finds beside the entry point.
+PACKAGED_MODULES = ("kx", "hydra_plugins", "train")  # what package_source ships, as importable names
 JOB_REQUIREMENTS = Path(__file__).with_name("job-requirements.txt")
 # ...and per backend: the TensorFlow images pin no Keras (each carries whatever 3.x its build
 # resolved) while kx calls Keras APIs of 3.6 (``Model.export(..., verbose=...)``).
@@ -162,9 +163,29 @@ def image_uri(cfg: DictConfig) -> str:
                           f"{target.framework_version or version}: {err}") from None  # fmt: skip
 
 
+def checkpoints_synced(cfg: DictConfig) -> bool:
+    """Whether the job syncs checkpoints with S3: spot jobs always (an interruption resumes from them),
+    single jobs when ``target.checkpoint``; a tuning job's trials only for spot, since nothing
+    else restarts a trial and every trial would download the others' checkpoints first."""
+    target = cfg.target
+    return bool(target.spot or (target.checkpoint and not cfg.get("sweep")))
+
+
+def check_packaged(model: DictConfig) -> None:
+    """A model builder the job imports must be in the code :func:`package_source` ships."""
+    for key in ("builder", "gluon_builder"):
+        spec = model.get(key)
+        module = str(spec).partition(":")[0] if spec else None
+        if module and module.split(".")[0] not in PACKAGED_MODULES:
+            raise LaunchError(f"model.{key}={spec}: the job runs only the code launch.py ships "
+                              f"({', '.join(PACKAGED_MODULES)}), and {module} is outside it; move the module "
+                              "into kx/ (e.g. kx/models/) and name it from there.")  # fmt: skip
+
+
 def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> JobPlan:
     """Package code and data into ``work_dir`` and decide every URI and hyperparameter."""
     target = cfg.target
+    check_packaged(cfg.model)
     if not target.role:
         raise LaunchError("target.role is not set: give the IAM role ARN the job runs as, with "
                           "target.role=arn:aws:iam::<account>:role/<name> or $KX_SAGEMAKER_ROLE.")  # fmt: skip
@@ -173,9 +194,9 @@ def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> 
     source = package_source(work_dir, cfg.backend.name)
     hps = hyperparameters(cfg, overrides)
     checkpoint_uri = None
-    if target.spot or target.checkpoint:
-        hps["train.checkpoint_dir"] = CHECKPOINT_DIR
-        checkpoint_uri = f"{root}/checkpoints/{base}"
+    if checkpoints_synced(cfg):
+        hps["train.checkpoint_dir"] = CHECKPOINT_DIR  # in the job: <dir>/<job name>/<host>, script_mode
+        checkpoint_uri = f"{root}/checkpoints/{base}/"  # the slash: no sibling prefix is synced too
     hps.update({
         "sagemaker_program": "train.py",
         "sagemaker_submit_directory": f"{root}/code/{_sha(source.read_bytes())}/sourcedir.tar.gz",
@@ -250,6 +271,7 @@ def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
         input_data_config=[channel(name, up.uri.rsplit("/", 1)[0]) for name, up in job.channels.items()]
         or None,
         hyperparameters=dict(job.hyperparameters),
+        environment=dict(target.environment) or None,
         tags=[Tag(key=k, value=str(v)) for k, v in tags.items()],
     )
     return trainer.with_metric_definitions(

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, TextIO
 
+from kx.sagemaker.script_mode import is_toolkit_key
+
 TERMINAL = ("Completed", "Failed", "Stopped")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -18,13 +20,20 @@ def summary(description: Dict[str, Any]) -> Dict[str, Any]:
         "job_name": description["TrainingJobName"],
         "status": description["TrainingJobStatus"],
         "failure_reason": description.get("FailureReason"),
-        "hyperparameters": {k: v for k, v in hps.items() if not k.startswith("sagemaker_")},
+        "hyperparameters": {k: v for k, v in hps.items() if not is_toolkit_key(k)},
+        "started": epoch_ms(description.get("TrainingStartTime")),
+        "ended": epoch_ms(description.get("TrainingEndTime")),
         "final_metrics": {m["MetricName"]: m["Value"] for m in description.get("FinalMetricDataList", [])},
         "billable_seconds": description.get("BillableTimeInSeconds"),
         "model_artifacts": description.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
         "image": description.get("AlgorithmSpecification", {}).get("TrainingImage"),
         "instance_type": description.get("ResourceConfig", {}).get("InstanceType"),
     }
+
+
+def epoch_ms(when: Any) -> Optional[int]:
+    """A response's timestamp (a datetime, as boto3 parses it) in epoch milliseconds."""
+    return int(when.timestamp() * 1000) if when is not None else None
 
 
 def status_line(description: Dict[str, Any], started: float) -> str:

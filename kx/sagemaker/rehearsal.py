@@ -17,7 +17,13 @@ mode), and for an MXNet parameter-server job the rehearsal starts the scheduler 
 MXNet container does. The first host's log and model are the job's.
 
 SIGTERM to the rehearsing process stops the job as StopTrainingJob does: every host gets SIGTERM,
-saves nothing past its last checkpoint, and the job ends ``Stopped``.
+saves nothing past its last checkpoint, and the job ends ``Stopped``; a tuning rehearsal's early
+stopping stops a trial the same way (``stop_when``).
+
+As the service does, the rehearsal gives each host only the job's own environment (the machine's
+basics, the request's ``Environment``, the toolkit's settings, ``TRAINING_JOB_NAME``), never the
+caller's ``PYTHONPATH`` or variables, and syncs the job's checkpoint folder with its
+``CheckpointConfig.S3Uri`` before and after the job (:mod:`kx.sagemaker.rehearsal_s3`).
 """
 
 import contextlib
@@ -32,18 +38,25 @@ import sys
 import tarfile
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
 from kx.backends.cluster import ADDRESSES_ENV
 from kx.sagemaker.job import PARAMETER_SERVER_KEY, JobPlan, LaunchError
+from kx.sagemaker.rehearsal_s3 import checkpoint_store
 
 STOP_GRACE_S = 10  # between SIGTERM and SIGKILL for the other hosts of a failed job
 PARAMETER_SERVER_START = "from kx.backends.gluon import import_mxnet; import_mxnet()"  # serves until done
 TOOLKIT_TRAIN = "from sagemaker_training.cli.train import main; main()"  # the images' `train` command
 HAS_TOOLKIT = "import importlib.util, sys; sys.exit(importlib.util.find_spec('sagemaker_training') is None)"
+# What a host keeps of this machine's environment, as an instance has its own: the basics a process
+# needs, and OpenBLAS's settings for this processor. Nothing else leaks into the job.
+MACHINE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "TERM",
+               "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # fmt: skip
+LineWatch = Callable[[str], bool]  # True: stop the job (SIGTERM to every host), as the tuner's early stopping
 
 
 def scrape_metrics(log: str, definitions: List[Dict[str, str]]) -> Dict[str, float]:
@@ -83,21 +96,26 @@ def layout(root: Path, request: Dict[str, Any], job: JobPlan, hosts: List[str], 
     (config / "resourceconfig.json").write_text(json.dumps(resource, indent=2))
 
 
-def container_env(root: Path) -> Dict[str, str]:
-    """What the rehearsal tells the toolkit: where /opt/ml is, and that the job's host names are not
-    in DNS (the toolkit's switch for SageMaker Studio's local mode skips its wait for them)."""
-    return {"SAGEMAKER_BASE_DIR": str(root), "SM_STUDIO_LOCAL_MODE": "true", "PYTHONUNBUFFERED": "1"}
+def container_env(root: Path, job_name: str) -> Dict[str, str]:
+    """What the rehearsal tells the toolkit: the job's name (as the service sets it), where /opt/ml is,
+    and that the job's host names are not in DNS (the toolkit's switch for SageMaker Studio's local
+    mode skips its wait for them)."""
+    return {"TRAINING_JOB_NAME": job_name, "SAGEMAKER_BASE_DIR": str(root), "SM_STUDIO_LOCAL_MODE": "true",
+            "PYTHONUNBUFFERED": "1"}  # fmt: skip
 
 
-def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> Dict[str, Any]:
+def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path,
+        stop_when: Optional[LineWatch] = None) -> Dict[str, Any]:  # fmt: skip
     """Run the job as its containers would, with ``root`` as /opt/ml (``root/algo-i`` for each of several
     hosts); return a DescribeTrainingJob-shaped description (its model artifact is the first host's
-    ``output/model.tar.gz``)."""
+    ``output/model.tar.gz``). ``stop_when`` sees the first host's log lines as they come and stops
+    the job when it returns True."""
     hosts = [f"algo-{i}" for i in range(1, request["ResourceConfig"]["InstanceCount"] + 1)]
     roots = {host: root if len(hosts) == 1 else root / host for host in hosts}
     python = cfg.target.python or sys.executable
     check_toolkit(python)
-    started = time.monotonic()
+    store = checkpoint_store(cfg.target) if "CheckpointConfig" in request else None
+    created, started = datetime.now(timezone.utc), time.monotonic()
     helpers, procs, logs, stopped = [], {}, {}, []
 
     def stop_job(signum: int, frame: Any) -> None:
@@ -111,12 +129,15 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
         envs = _host_envs(request, hosts, roots)
         for host in hosts:
             layout(roots[host], request, job, hosts, host)
+            if store:
+                store.pull(request["CheckpointConfig"]["S3Uri"], roots[host] / "checkpoints")
             helpers += _start_parameter_servers(python, envs[host], roots[host], first=host == hosts[0])
             print(f"rehearsing {request['TrainingJobName']} on {host} in {roots[host]} with {python} "
                   "(the SageMaker training toolkit's train command)", file=sys.stderr)  # fmt: skip
             procs[host] = subprocess.Popen([python, "-c", TOOLKIT_TRAIN], cwd=roots[host], env=envs[host],
                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-        failed = _wait_all(procs, logs, prefix=len(hosts) > 1)
+        watch = _stopper(stop_when, lambda: stop_job(signal.SIGTERM, None)) if stop_when else None
+        failed = _wait_all(procs, logs, prefix=len(hosts) > 1, watch=watch)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         for proc in procs.values():
@@ -125,21 +146,37 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path) -> D
             proc.kill()
         for proc in [*procs.values(), *helpers]:
             proc.wait()
+    if store:
+        for host in hosts:
+            store.push(roots[host] / "checkpoints", request["CheckpointConfig"]["S3Uri"])
     status = "Stopped" if stopped else "Failed" if failed else "Completed"
-    return _describe(request, status, roots, logs, failed, int(time.monotonic() - started))
+    return _describe(request, status, roots, logs, failed, (created, int(time.monotonic() - started)))
+
+
+def _stopper(stop_when: LineWatch, stop: Callable[[], None]) -> LineWatch:
+    """``stop_when`` that stops the job once, the first time it says so."""
+    said: List[bool] = []
+
+    def watch(line: str) -> bool:
+        if not said and stop_when(line):
+            said.append(True)
+            stop()
+        return bool(said)
+
+    return watch
 
 
 def _host_envs(
     request: Dict[str, Any], hosts: List[str], roots: Dict[str, Path]
 ) -> Dict[str, Dict[str, str]]:
-    """Each host's process environment: this one's, less the job variables the toolkit sets, plus
+    """Each host's process environment: :data:`MACHINE_ENV` of this one's, the request's ``Environment``,
     :func:`container_env`, the hosts' addresses and, for a parameter-server job, MXNet's ``DMLC_*``."""
-    prefixes = ("SM_", "SAGEMAKER_", "MLFLOW_", "KX_", "DMLC_")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    base = {k: v for k, v in os.environ.items() if k in MACHINE_ENV}
+    base.update(request.get("Environment", {}))
     base.update(_network_env(hosts))
     if len(hosts) > 1 and _truthy(request.get("HyperParameters", {}).get(PARAMETER_SERVER_KEY)):
         base.update(_parameter_server_env(len(hosts), _free_port()), DMLC_ROLE="worker")
-    return {host: {**base, **container_env(roots[host])} for host in hosts}
+    return {host: {**base, **container_env(roots[host], request["TrainingJobName"])} for host in hosts}
 
 
 def _start_parameter_servers(python: str, env: Dict[str, str], root: Path, first: bool) -> List[Any]:
@@ -153,12 +190,13 @@ def _start_parameter_servers(python: str, env: Dict[str, str], root: Path, first
 
 
 def _describe(request: Dict[str, Any], status: str, roots: Dict[str, Path], logs: Dict[str, List[str]],
-              failed: List[Tuple[str, int]], seconds: int) -> Dict[str, Any]:  # fmt: skip
+              failed: List[Tuple[str, int]], timing: Tuple[datetime, int]) -> Dict[str, Any]:  # fmt: skip
     """The finished job as DescribeTrainingJob reports it; every host's log in ``output/rehearsal.log``."""
     hosts = list(roots)
     for host in hosts:
         (roots[host] / "output" / "rehearsal.log").write_text("".join(logs[host]))
     definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
+    (created, seconds), ended = timing, datetime.now(timezone.utc)
     description = {
         "TrainingJobName": request["TrainingJobName"],
         "TrainingJobStatus": status,
@@ -166,8 +204,12 @@ def _describe(request: Dict[str, Any], status: str, roots: Dict[str, Path], logs
         "HyperParameters": request.get("HyperParameters", {}),
         "AlgorithmSpecification": request["AlgorithmSpecification"],
         "ResourceConfig": request["ResourceConfig"],
+        "CreationTime": created,
+        "TrainingStartTime": created,
+        "TrainingEndTime": ended,
+        "TrainingTimeInSeconds": seconds,
         "FinalMetricDataList": [
-            {"MetricName": k, "Value": v}
+            {"MetricName": k, "Value": v, "Timestamp": ended}
             for k, v in scrape_metrics("".join(logs[hosts[0]]), definitions).items()
         ],  # fmt: skip
         "BillableTimeInSeconds": seconds * len(hosts),
@@ -215,16 +257,21 @@ def _parameter_server_env(hosts: int, scheduler_port: int) -> Dict[str, str]:
     }
 
 
-def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool) -> List[Tuple[str, int]]:
-    """Stream every host's output; return the failed hosts and exit codes, first failure first.
+def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool,
+              watch: Optional[LineWatch] = None) -> List[Tuple[str, int]]:  # fmt: skip
+    """Stream every host's output (the first host's lines through ``watch`` too); return the failed
+    hosts and exit codes, first failure first.
 
     When one host fails, stop the others as SageMaker fails the job: SIGTERM, then SIGKILL after
     :data:`STOP_GRACE_S` (a host blocked waiting for the failed one never acts on the SIGTERM)."""
+    first = next(iter(procs))
 
     def pump(host: str, proc: Any) -> None:
         for line in proc.stdout:
             sys.stdout.write(f"[{host}] {line}" if prefix else line)
             logs[host].append(line)
+            if watch and host == first:
+                watch(line)
 
     readers = []
     for host, proc in procs.items():

@@ -33,6 +33,10 @@ _PYTHON_WORDS = {
     "nan": float("nan"),
 }
 CHANNELS = channels.NAMES  # what a file-backed (shipped) dataset reads in a job
+# Hyperparameters the service adds and the toolkit keeps from the script (its SAGEMAKER_HYPERPARAMETERS,
+# beside every ``sagemaker_*`` key): a tuning job adds ``_tuning_objective_metric`` to every trial.
+RESERVED_KEYS = ("_tuning_objective_metric",)
+CHECKPOINT_KEY = "train.checkpoint_dir"
 
 
 class HyperparameterError(KxError):
@@ -127,13 +131,45 @@ def check_keys(hps: Dict[str, str], cfg: DictConfig) -> None:
         raise HyperparameterError(f"Unknown hyperparameter --{key}; {hint}.")
 
 
+def is_toolkit_key(key: str) -> bool:
+    """True for a hyperparameter the service or the toolkit owns, never passed to train.py."""
+    return key.startswith("sagemaker_") or key in RESERVED_KEYS
+
+
 def split_toolkit_keys(hps: Dict[str, str]) -> Tuple[Dict[str, str], Optional[str]]:
-    """Drop the SageMaker toolkit's own keys; return the script's keys and ``--model_dir`` if any."""
+    """Drop the SageMaker toolkit's and service's own keys; return the script's keys and ``--model_dir``."""
     model_dir = hps.get("model_dir")
-    script = {
-        k.replace("-", "_"): v for k, v in hps.items() if not k.startswith("sagemaker_") and k != "model_dir"
-    }
+    script = {k.replace("-", "_"): v for k, v in hps.items() if not is_toolkit_key(k) and k != "model_dir"}
     return script, model_dir
+
+
+def toolkit_argument(raw: str) -> str:
+    """What the toolkit puts on train.py's command line for the hyperparameter value ``raw``: its JSON
+    decoded where it decodes, ``None`` as an empty argument, anything else as Python's ``str``."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return "" if value is None else str(value)
+
+
+def job_value(raw: str) -> object:
+    """The config value train.py gets in a job for the hyperparameter value ``raw``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    (override,) = OverridesParser.create().parse_overrides([f"k={decode_value(toolkit_argument(raw))}"])
+    return override.value()
+
+
+def checkpoint_folder(raw: str, env: Mapping[str, str]) -> str:
+    """The job's own checkpoint folder under ``train.checkpoint_dir``: ``<dir>/<job name>/<host>``.
+
+    SageMaker copies everything under a job's ``CheckpointConfig.S3Uri`` into its checkpoint folder
+    before it starts, and a tuning job gives every trial the same URI: kx writes under the job's name
+    (a spot restart keeps it) and the host's, so no trial or host resumes another's checkpoints.
+    """
+    parts = [env.get("TRAINING_JOB_NAME"), env.get("SM_CURRENT_HOST")]
+    return "/".join([raw.rstrip("/"), *(p for p in parts if p)])
 
 
 def environment_overrides(env: Mapping[str, str], cfg: DictConfig, hps: Dict[str, str]) -> List[str]:
@@ -175,6 +211,8 @@ def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List
     groups = [f"{k}={decode_value(v)}" for k, v in hps.items() if k in GROUPS]
     cfg = compose_cfg(groups)
     check_keys(hps, cfg)
+    if hps.get(CHECKPOINT_KEY) and in_sagemaker(env):
+        hps[CHECKPOINT_KEY] = checkpoint_folder(hps[CHECKPOINT_KEY], env)
     overrides = groups + [
         f"{k}={decode_value(container_path(v, env))}" for k, v in hps.items() if k not in GROUPS
     ]

@@ -1,7 +1,8 @@
-"""The settings launch.py needs before it talks to AWS, all reported at once, and AWS errors as one
-line that says how to fix them. Used by launch.py only (never inside a job)."""
+"""The settings launch.py needs before it talks to AWS, all reported at once, the AWS session in the
+region boto3 resolves, and AWS errors as one line that says how to fix them. Used by launch.py's
+commands only (never inside a job)."""
 
-from typing import Any, List
+from typing import Any, List, Optional
 
 from omegaconf import DictConfig
 
@@ -13,8 +14,26 @@ CREDENTIALS_HELP = (
 )
 
 
+REHEARSAL_REGION = "eu-west-1"  # a rehearsal's jobs name a region but never reach it
+REGION_HELP = ("target.region=NAME, AWS_REGION or AWS_DEFAULT_REGION, or the region of your AWS profile "
+               "(`aws configure set region NAME`)")  # fmt: skip
+
+
 class SettingsError(KxError):
     """launch.py lacks settings; the message lists every missing one and how to give it."""
+
+
+def aws_session(region: Optional[str], rehearsal: bool = False) -> Any:
+    """boto3's session in ``region``, or when None in the region boto3 resolves as the AWS CLI does
+    (AWS_REGION, AWS_DEFAULT_REGION, the profile's); a rehearsal without one takes :data:`REHEARSAL_REGION`."""
+    import boto3
+
+    session = boto3.Session(region_name=region)
+    if session.region_name is None:
+        if not rehearsal:
+            raise SettingsError(f"No AWS region is set: give {REGION_HELP}.")
+        session = boto3.Session(region_name=REHEARSAL_REGION)
+    return session
 
 
 def missing(cfg: DictConfig, dry_run: bool, boto_session: Any) -> List[str]:

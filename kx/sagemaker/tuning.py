@@ -11,17 +11,21 @@ sweep file                  tuning job
 ``range(lo, hi)``           integer range (``hi`` excluded; a stepped range has no counterpart)
 ``int(interval(lo, hi))``   integer range
 ``interval(lo, hi)``        continuous range
-``tag(log, ...)``           ``ScalingType=Logarithmic``
+``tag(log, ...)``           ``ScalingType=Logarithmic`` (otherwise ``Linear``, as Optuna samples it)
 a plain value               a static hyperparameter
 ``sampler``                 ``tpe``: Bayesian, ``random``: Random, ``grid``: Grid (categorical only)
 ``pruner``                  ``median``: automatic early stopping; ``hyperband``: the Hyperband
                             strategy (it samples at random: ``sampler=random``)
 ``budget``                  ``trials``: maximum training jobs, ``parallel``: jobs at once
-``seed``                    the tuner's random seed
+``seed``                    the tuner's random seed (``train.seed`` when unset, as locally)
 ==========================  =====================================================================
+
+Every value travels as the training job's hyperparameters do (:func:`~kx.sagemaker.script_mode.encode_value`),
+so a trial's train.py gets the very values a local trial gets. A range that cannot run on the job's
+hosts (a batch that does not split over them) or that fights Hyperband's own use of epochs fails
+here too.
 """
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -30,7 +34,8 @@ from omegaconf import DictConfig
 from kx.config import Objective, objective
 from kx.errors import KxError
 from kx.sagemaker.job import METRIC_DEFINITIONS
-from kx.sagemaker.script_mode import check_keys
+from kx.sagemaker.script_mode import check_keys, encode_value
+from kx.sweep.plan import sampler_seed
 from kx.sweep.space import Param, parse_space
 
 MAX_CHOICES = 30  # SageMaker's limit on a categorical range's values
@@ -53,7 +58,7 @@ class TuningSpec:
     early_stopping: str  # Off | Auto
     max_jobs: Optional[int]  # None for Grid: SageMaker runs every combination
     max_parallel: int
-    seed: Optional[int]
+    seed: int
     max_resource: Optional[int] = None  # Hyperband: the most epochs a trial trains
     warm_start: List[str] = field(default_factory=list)
     warm_start_type: str = "IdenticalDataAndAlgorithm"
@@ -64,11 +69,6 @@ class TuningSpec:
         return f"best_{self.goal.metric}"
 
 
-def hp_value(value: Any) -> str:
-    """A sweep value as the hyperparameter string train.py decodes (``true``, ``null``, ``0.1``)."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def parameter_range(param: Param) -> Dict[str, Any]:
     """One swept key as a SageMaker parameter range, or :class:`TuningError` naming it and why."""
     where = f"sweep.params.{param.key}={param.expression!r}"
@@ -76,11 +76,11 @@ def parameter_range(param: Param) -> Dict[str, Any]:
         if len(param.choices) > MAX_CHOICES:
             raise TuningError(f"{where}: a SageMaker categorical range takes at most {MAX_CHOICES} "
                               f"values, this one has {len(param.choices)}.")  # fmt: skip
-        return {"kind": "Categorical", "values": [hp_value(v) for v in param.choices]}
+        return {"kind": "Categorical", "values": [encode_value(v) for v in param.choices]}
     if param.kind == "int" and (param.step or 1) != 1:
         raise TuningError(f"{where}: SageMaker integer ranges have no step; use range(lo,hi) or "
                           "choice(...) with the values wanted.")  # fmt: skip
-    scaling = "Logarithmic" if param.log else "Auto"
+    scaling = "Logarithmic" if param.log else "Linear"  # Auto would let the service pick a log scale
     if param.kind == "int":
         return {"kind": "Integer", "min": int(param.low), "max": int(param.high), "scaling": scaling}
     return {"kind": "Continuous", "min": param.low, "max": param.high, "scaling": scaling}
@@ -104,6 +104,37 @@ def strategy(sweep: DictConfig, ranges: Dict[str, Dict[str, Any]]) -> Dict[str, 
     return {"strategy": chosen, "early_stopping": "Auto" if pruner == "median" else "Off"}
 
 
+def check_hosts(cfg: DictConfig, params: List[Param]) -> None:
+    """Every batch size a trial may get must split evenly over the job's hosts."""
+    hosts = int(cfg.target.instance_count)
+    if hosts == 1:
+        return
+    batch = next((p for p in params if p.key == "train.batch_size"), None)
+    where = (
+        f"sweep.params.train.batch_size={batch.expression!r}"
+        if batch
+        else f"train.batch_size={cfg.train.batch_size}"
+    )
+    if batch is not None and batch.kind == "int":
+        raise TuningError(f"{where}: with target.instance_count={hosts} each batch splits over the hosts, "
+                          f"and most sizes in this range do not; give choice(...) of multiples of {hosts}.")  # fmt: skip
+    sizes = batch.choices if batch is not None else (cfg.train.batch_size,)
+    uneven = [size for size in sizes if int(size) % hosts]
+    if uneven:
+        raise TuningError(f"{where}: with target.instance_count={hosts} the batch must be a multiple of "
+                          f"{hosts}, and {', '.join(map(str, uneven))} is not.")  # fmt: skip
+
+
+def check_hyperband(cfg: DictConfig, ranges: Dict[str, Dict[str, Any]]) -> int:
+    """Hyperband gives each trial its epochs (the resource, up to ``train.epochs``): a swept
+    ``train.epochs`` would fight it. Return the most epochs a trial trains."""
+    if "train.epochs" in ranges:
+        raise TuningError("sweep.params.train.epochs with sweep.pruner=hyperband: Hyperband gives each trial "
+                          "its epochs itself, up to train.epochs; remove train.epochs from sweep.params "
+                          "and set train.epochs to the most a trial may train.")  # fmt: skip
+    return int(cfg.train.epochs)
+
+
 def translate(cfg: DictConfig) -> TuningSpec:
     """The tuning job for ``cfg.sweep``; every rejection is one line naming the parameter and why."""
     sweep = cfg.sweep
@@ -113,13 +144,13 @@ def translate(cfg: DictConfig) -> TuningSpec:
     ranges = {p.key: parameter_range(p) for p in params if p.swept}
     if not ranges:
         raise TuningError(f"sweep={sweep.name} sweeps nothing: give at least one range in sweep.params.")
-    static = {p.key: hp_value(p.choices[0]) for p in params if not p.swept}
+    check_hosts(cfg, params)
+    static = {p.key: encode_value(p.choices[0]) for p in params if not p.swept}
     goal = objective(cfg)
     if (goal.metric, goal.direction) != (str(cfg.train.objective.metric), str(cfg.train.objective.direction)):
         # each trial's early stopping and best epoch must judge by the sweep's objective too
         static.update({"train.objective.metric": goal.metric, "train.objective.direction": goal.direction})
     plan = strategy(sweep, ranges)
-    epochs = ranges.get("train.epochs", {}).get("max", cfg.train.epochs)
     return TuningSpec(
         ranges=ranges,
         static=static,
@@ -128,8 +159,8 @@ def translate(cfg: DictConfig) -> TuningSpec:
         early_stopping=plan["early_stopping"],
         max_jobs=None if plan["strategy"] == "Grid" else int(sweep.budget.trials),
         max_parallel=int(sweep.budget.parallel),
-        seed=sweep.seed,
-        max_resource=int(epochs) if plan["strategy"] == "Hyperband" else None,
+        seed=sampler_seed(cfg),
+        max_resource=check_hyperband(cfg, ranges) if plan["strategy"] == "Hyperband" else None,
         warm_start=list(cfg.target.warm_start),
         warm_start_type=str(cfg.target.warm_start_type),
     )

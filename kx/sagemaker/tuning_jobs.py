@@ -9,7 +9,6 @@ from typing import Any, Dict, List, Optional, TextIO
 from omegaconf import DictConfig
 
 from kx.sagemaker.jobs import fetch_output, left_running, show
-from kx.sagemaker.tuning_results import Trial
 
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
 
@@ -101,15 +100,14 @@ def sweep_name(sm: Any, description: Dict[str, Any]) -> Optional[str]:
 
 def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
     """Log the tuning job's trials so far to MLflow (again: only what is new); 0 once it completed."""
-    from kx.sagemaker.tuning_results import record
+    from kx.sagemaker.tuning_results import record, trial_of
 
     description = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     out_dir = Path("outputs") / "tuning" / name  # the report, and each trial's output data
     trials = []
     for item in trial_summaries(sm, name):
         trial = sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
-        value = item.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
-        trials.append(Trial(trial, value, fetch_output(s3, trial, out_dir / trial["TrainingJobName"])))
+        trials.append(trial_of(item, trial, fetch_output(s3, trial, out_dir / trial["TrainingJobName"])))
     run_id = record(cfg, description, trials, out_dir, sweep_name(sm, description))
     if run_id:
         print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)

@@ -1,14 +1,20 @@
 """``target=sagemaker_local sweep=NAME``: play the very tuning job target=sagemaker would submit, here.
 
-From the CreateHyperParameterTuningJob request: Optuna's nearest sampler plays the strategy
-(Bayesian: TPE, Random and Hyperband: random, Grid: grid) over the request's own parameter ranges;
-each trial is the request's training job definition with the trial's values, run one after the other
-through the ``sagemaker_local`` job rehearsal; each objective is read from the trial's log with the
-request's metric definitions, the last match as SageMaker takes it. The results are logged through
-the same code as a real tuning job's (:mod:`kx.sagemaker.tuning_results`).
+From the CreateHyperParameterTuningJob request, playing the service's side: Optuna's nearest sampler
+plays the strategy (Bayesian: TPE, Random and Hyperband: random, Grid: grid) over the request's own
+parameter ranges, seeded with its ``RandomSeed``; each trial is the request's training job definition
+with the trial's values and the service's own ``_tuning_objective_metric``, run one after the other
+through the ``sagemaker_local`` job rehearsal (which syncs the definition's ``CheckpointConfig`` into
+every trial as the service does). With ``TrainingJobEarlyStoppingType=Auto`` the objective's values are
+read from the trial's log as they come, and a trial worse than the median of the earlier trials at
+the same epoch is stopped by SIGTERM (Optuna's median pruner plays the service's median rule). Each
+trial is then described as ListTrainingJobsForHyperParameterTuningJob and DescribeTrainingJob
+describe it (the objective the last match of its regex, ``ObjectiveStatus`` Succeeded when one
+matched), and logged through the same code as a real tuning job's (:mod:`kx.sagemaker.tuning_results`).
 """
 
 import math
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -16,10 +22,13 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
-from kx.sagemaker.tuning_results import Trial, record
+from kx.sagemaker.script_mode import RESERVED_KEYS
+from kx.sagemaker.tuning_results import Trial, record, trial_of
+
+TUNING_METRIC_KEY = RESERVED_KEYS[0]  # the service names the objective in every trial's hyperparameters
 
 DEFINITION_KEYS = ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
-                   "StoppingCondition", "CheckpointConfig", "EnableManagedSpotTraining")  # fmt: skip
+                   "StoppingCondition", "CheckpointConfig", "EnableManagedSpotTraining", "Environment")  # fmt: skip
 
 
 def distributions(ranges: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
@@ -50,49 +59,100 @@ def sampler(config: Dict[str, Any], space: Dict[str, Any]) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def pruner(config: Dict[str, Any]) -> Any:
+    """The service's early stopping (a median rule over the earlier trials), or none."""
+    import optuna
+
+    if config.get("TrainingJobEarlyStoppingType") == "Auto":
+        return optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    return optuna.pruners.NopPruner()
+
+
 def budget(config: Dict[str, Any], space: Dict[str, Any]) -> int:
     """MaxNumberOfTrainingJobs; Grid: every combination."""
     limit = config.get("ResourceLimits", {}).get("MaxNumberOfTrainingJobs")
     return limit or math.prod(len(d.choices) for d in space.values())
 
 
-def training_request(definition: Dict[str, Any], name: str, values: Dict[str, str]) -> Dict[str, Any]:
-    """The CreateTrainingJob request SageMaker makes for one trial."""
+def training_request(definition: Dict[str, Any], name: str, values: Dict[str, str],
+                     objective: str) -> Dict[str, Any]:  # fmt: skip
+    """The CreateTrainingJob request SageMaker makes for one trial: the definition's static
+    hyperparameters, the trial's values and the service's reserved objective key."""
     request = {k: definition[k] for k in DEFINITION_KEYS if k in definition}
-    hps = {**definition.get("StaticHyperParameters", {}), **values}
+    hps = {**definition.get("StaticHyperParameters", {}), **values, TUNING_METRIC_KEY: objective}
     return {"TrainingJobName": name, "HyperParameters": hps, **request}
 
 
 def objective_value(description: Dict[str, Any], metric: str) -> Optional[float]:
+    """The objective as the service reads it: its regex's last match in the log, if any."""
     found = {m["MetricName"]: m["Value"] for m in description.get("FinalMetricDataList", [])}
-    return found.get(metric) if description["TrainingJobStatus"] == "Completed" else None
+    return found.get(metric) if description["TrainingJobStatus"] != "Failed" else None
+
+
+def trial_summary(description: Dict[str, Any], values: Dict[str, str], metric: str) -> Dict[str, Any]:
+    """The trial as ListTrainingJobsForHyperParameterTuningJob lists it."""
+    value = objective_value(description, metric)
+    summary = {key: description[key] for key in ("TrainingJobName", "TrainingJobStatus", "CreationTime",
+                                                  "TrainingStartTime", "TrainingEndTime")}  # fmt: skip
+    summary.update(TunedHyperParameters=values, ObjectiveStatus="Failed" if value is None else "Succeeded")
+    if value is not None:
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": metric, "Value": value}
+    return summary
+
+
+class EarlyStopping:
+    """Reports each objective value a trial logs (one per epoch) to its Optuna trial; says stop when
+    the study's pruner does, and remembers that it did."""
+
+    def __init__(self, trial: Any, regex: str) -> None:
+        self.trial, self.regex = trial, re.compile(regex)
+        self.epochs = 0
+        self.stopped = False
+
+    def __call__(self, line: str) -> bool:
+        found = self.regex.search(line)
+        if found and "best_" not in line:  # the best-epoch lines come last, after the epochs
+            self.epochs += 1
+            self.trial.report(float(found.group(1)), self.epochs)
+            self.stopped = self.stopped or self.trial.should_prune()
+        return self.stopped
 
 
 def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> List[Trial]:
-    """Run the trials one after the other; a stopped trial (SIGTERM, as StopTrainingJob) ends the tuning."""
+    """Run the trials one after the other; a stopped tuning job (SIGTERM to this process, as
+    StopHyperParameterTuningJob) ends it, an early-stopped trial does not."""
     import optuna
+    from optuna.trial import TrialState
 
     from kx.sagemaker import rehearsal
-    from kx.sagemaker.tuning import hp_value
+    from kx.sagemaker.script_mode import encode_value
 
     config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
     goal = config["HyperParameterTuningJobObjective"]
+    regex = next(d["Regex"] for d in definition["AlgorithmSpecification"]["MetricDefinitions"]
+                 if d["Name"] == goal["MetricName"])  # fmt: skip
     space = distributions(config["ParameterRanges"])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction=goal["Type"].lower(), sampler=sampler(config, space))
+    study = optuna.create_study(direction=goal["Type"].lower(), sampler=sampler(config, space),
+                                pruner=pruner(config))  # fmt: skip
     trials: List[Trial] = []
-    for number in range(1, budget(config, space) + 1):
+    for number in range(budget(config, space)):
         trial = study.ask(space)
-        name = f"{request['HyperParameterTuningJobName']}-{number:03d}-{secrets.token_hex(4)}"
-        values = {k: hp_value(v) for k, v in trial.params.items()}
-        description = rehearsal.run(cfg, training_request(definition, name, values), job, root / name)
+        name = f"{request['HyperParameterTuningJobName']}-{number + 1:03d}-{secrets.token_hex(4)}"
+        values = {k: v if isinstance(v, str) else encode_value(v) for k, v in trial.params.items()}
+        watch = EarlyStopping(trial, regex)
+        description = rehearsal.run(cfg, training_request(definition, name, values, goal["MetricName"]), job,
+                                    root / name, stop_when=watch)  # fmt: skip
         description.pop("BillableTimeInSeconds", None)  # a rehearsal costs nothing
-        value = objective_value(description, goal["MetricName"])
-        trials.append(Trial(description, value, root / name / "output" / "data", root / name / "model"))
-        study.tell(trial, value, state=None if value is not None else optuna.trial.TrialState.FAIL)
-        print(f"trial {number}: {name} {description['TrainingJobStatus']} {goal['MetricName']}={value}",
-              file=sys.stderr)  # fmt: skip
-        if description["TrainingJobStatus"] == "Stopped":
+        pruned = description["TrainingJobStatus"] == "Stopped" and watch.stopped
+        summary = trial_summary(description, values, goal["MetricName"])
+        trials.append(trial_of(summary, description, root / name / "output" / "data", root / name / "model"))
+        value = trials[-1].objective
+        state = TrialState.PRUNED if pruned else TrialState.COMPLETE if value is not None else TrialState.FAIL
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        print(f"trial {number}: {name} {description['TrainingJobStatus']}{' (early stopping)' if pruned else ''} "
+              f"{goal['MetricName']}={value}", file=sys.stderr)  # fmt: skip
+        if description["TrainingJobStatus"] == "Stopped" and not pruned:
             break
     return trials
 
@@ -102,12 +162,12 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: Any) -> int:
     name = request["HyperParameterTuningJobName"]
     root = Path(cfg.target.root).resolve() / name
     trials = play(cfg, request, job, root)
-    states = [t.description["TrainingJobStatus"] for t in trials]
+    stopped = any(t.state == "KILLED" for t in trials)
     description = {
         "HyperParameterTuningJobName": name,
-        "HyperParameterTuningJobStatus": "Stopped" if "Stopped" in states else "Completed",
+        "HyperParameterTuningJobStatus": "Stopped" if stopped else "Completed",
         "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
         "TrainingJobDefinition": request["TrainingJobDefinition"],
     }
     record(cfg, description, trials, root, cfg.sweep.name)
-    return 0 if "Completed" in states else 1
+    return 0 if any(t.state in ("COMPLETE", "PRUNED") for t in trials) else 1

@@ -6,7 +6,6 @@ output has one. Recording again finds the parent and the children by their job n
 what is new, so ``launch.py results JOB`` can run any number of times.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -16,6 +15,9 @@ from omegaconf import DictConfig
 from kx.config import Objective
 
 TRIAL_STATES = {"Completed": "COMPLETE", "Failed": "FAIL", "Stopped": "KILLED"}  # others: RUNNING
+# A trial the tuner's early stopping ended is ``Stopped`` with its objective read (``ObjectiveStatus``
+# Succeeded): PRUNED with that value, as a local trial its pruner stopped.
+EARLY_STOPPED = "PRUNED"
 PARENT_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 TUNING_TAG = "kx.sagemaker.tuning_job"
 
@@ -27,6 +29,23 @@ class Trial:
     output: Optional[Path] = None  # its output data here (metrics.json...), when it has some
     model: Optional[Path] = None  # its model folder, when it is here (a rehearsal)
 
+    @property
+    def state(self) -> str:
+        """The trial's state in a sweep's terms (COMPLETE, PRUNED, FAIL, KILLED, RUNNING)."""
+        status = self.description["TrainingJobStatus"]
+        if status == "Stopped" and self.objective is not None:
+            return EARLY_STOPPED
+        return TRIAL_STATES.get(status, "RUNNING")
+
+
+def trial_of(summary: Dict[str, Any], description: Dict[str, Any], output: Optional[Path] = None,
+             model: Optional[Path] = None) -> Trial:  # fmt: skip
+    """A trial from its ListTrainingJobsForHyperParameterTuningJob summary and DescribeTrainingJob
+    response: its objective is the value the tuner read, when it read one (``ObjectiveStatus``)."""
+    read = summary.get("ObjectiveStatus", "Succeeded") == "Succeeded"
+    value = summary.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value") if read else None
+    return Trial(description, value, output, model)
+
 
 def goal_of(tuning: Dict[str, Any]) -> Objective:
     """The sweep's objective from the tuning job's (``best_val_acc``, Maximize)."""
@@ -37,13 +56,6 @@ def goal_of(tuning: Dict[str, Any]) -> Objective:
 def swept_keys(tuning: Dict[str, Any]) -> List[str]:
     ranges = tuning["HyperParameterTuningJobConfig"].get("ParameterRanges", {})
     return [r["Name"] for kind in ranges.values() for r in kind]
-
-
-def decoded(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 def base_overrides(tuning: Dict[str, Any]) -> List[str]:
@@ -80,6 +92,7 @@ def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any]
                   sweep: Optional[str]) -> List[Any]:  # fmt: skip
     """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
     from kx.sagemaker.jobs import summary
+    from kx.sagemaker.script_mode import job_value
     from kx.sweep.report import TrialResult
     from kx.tracking.jobs import record_job
     from kx.tracking.mlflow_tracker import child_runs
@@ -91,13 +104,13 @@ def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any]
     ordered = sorted(trials, key=lambda t: t.description["TrainingJobName"])
     for number, trial in enumerate(ordered):
         job = summary(trial.description)
-        state = TRIAL_STATES.get(job["status"], "RUNNING")
+        state = trial.state
         run_id = recorded.get(job["job_name"])
         if parent and run_id is None and state != "RUNNING":
-            run_id = record_job(cfg, job, [], parent.run_id, trial.output, sweep, trial.model)
+            run_id = record_job(cfg, job, [], parent.run_id, trial.output, sweep, trial.model, state)
         results.append(TrialResult(
-            number=number, params={k: decoded(job["hyperparameters"][k]) for k in keys},
-            state=state, value=trial.objective if state == "COMPLETE" else None,
+            number=number, params={k: job_value(job["hyperparameters"][k]) for k in keys},
+            state=state, value=trial.objective if state in ("COMPLETE", EARLY_STOPPED) else None,
             seconds=trial.description.get("TrainingTimeInSeconds"), run_id=run_id, output=job["job_name"],
             model=job["model_artifacts"], reason=job["failure_reason"],
         ))  # fmt: skip

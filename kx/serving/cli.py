@@ -2,7 +2,7 @@
 
 import argparse
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional
 
 from kx.errors import KxError
 
@@ -66,10 +66,10 @@ def sagemaker_target(overrides: List[str]) -> Any:
     return compose(["target=sagemaker", *overrides]).target
 
 
-def aws_session(region: str) -> Any:
-    import boto3
+def aws_session(region: Optional[str]) -> Any:
+    from kx.sagemaker.settings import aws_session as session_in
 
-    return boto3.Session(region_name=region)
+    return session_in(region)
 
 
 def deploy(argv: List[str]) -> int:
@@ -97,9 +97,10 @@ def deploy(argv: List[str]) -> int:
             "deploy needs target.role (or $KX_SAGEMAKER_ROLE) and target.bucket (or $KX_SAGEMAKER_BUCKET)."
         )
     name = args.endpoint or endpoint_name()
-    deployment = Deployment(target.role, target.region, target.bucket, target.prefix, args.instance_type, name,
-                            wait=not args.no_wait)  # fmt: skip
-    status = run_deploy(args.source, deployment, aws_session(target.region), args.tracking_uri)
+    session = aws_session(target.region)
+    deployment = Deployment(target.role, session.region_name, target.bucket, target.prefix, args.instance_type,
+                            name, wait=not args.no_wait)  # fmt: skip
+    status = run_deploy(args.source, deployment, session, args.tracking_uri)
     print(f"{name}: {status}")
     return 0
 

@@ -27,8 +27,9 @@ KX_DIR = Path(__file__).resolve().parents[1]
 # The kx modules code/inference.py imports (numpy only), relative to the kx package.
 CODE_MODULES = ("__init__.py", "errors.py", "data/__init__.py", "data/dataset.py", "serving/__init__.py",
                 "serving/contract.py")  # fmt: skip
-# Inference images per backend: (framework, version, Python); jax's SavedModel runs on TensorFlow Serving.
-IMAGES = {"tensorflow": ("tensorflow", "2.16", None), "jax": ("tensorflow", "2.16", None), "mxnet": ("mxnet", "1.9", "py38")}  # fmt: skip
+# Inference images per backend: (framework, version when the export names none, Python); jax's
+# SavedModel runs on TensorFlow Serving. The version is the exporting framework's (:func:`image_version`).
+IMAGES = {"tensorflow": ("tensorflow", "2.19", None), "jax": ("tensorflow", "2.19", None), "mxnet": ("mxnet", "1.9", "py38")}  # fmt: skip
 MXNET_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 
 
@@ -145,11 +146,27 @@ def container(
         raise KxError(f"backend={contract.backend} exports {', '.join(contract.files)}, which no SageMaker framework "
                       "inference image serves; deploy a tensorflow, jax (with its SavedModel) or mxnet model, or "
                       "serve this one with `launch.py serve`.")  # fmt: skip
-    framework, version, python = IMAGES[contract.backend]
+    framework, default, python = IMAGES[contract.backend]
+    version = image_version(framework, contract.versions.get(framework) or default)
     image = image_uris.retrieve(framework, region, version=version, py_version=python,
                                 image_scope="inference", instance_type=instance_type)  # fmt: skip
     env = {**MXNET_ENV, "SAGEMAKER_REGION": region} if framework == "mxnet" else {}
     return {"Image": image, "ModelDataUrl": archive_uri, "Environment": env}
+
+
+def image_version(framework: str, exported_with: str) -> str:
+    """The inference image's ``major.minor`` for a model exported with ``exported_with`` (``2.19.0``):
+    the same release when the SDK's image catalogue serves it, else the nearest it serves, a newer one
+    on a tie (a newer server reads an older export)."""
+    from sagemaker.core import image_uris
+
+    def release(version: str) -> tuple:
+        return tuple(int(part) for part in version.split(".")[:2])
+
+    wanted = release(exported_with)
+    served = {release(v) for v in image_uris.config_for_framework(framework)["inference"]["versions"]}
+    best = min(served, key=lambda v: (v[0] != wanted[0], abs(v[1] - wanted[1]), -v[1]))
+    return ".".join(map(str, best))
 
 
 def create(deployment: Deployment, definition: Dict[str, Any], session: Any) -> str:

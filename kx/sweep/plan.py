@@ -101,8 +101,13 @@ def _from_file(
                      storage=str(sweep.storage or default_storage()), space=space, goal=objective(cfg),
                      trials=trials, parallel=parallel or int(sweep.budget.parallel),
                      max_failure_rate=float(sweep.budget.max_failure_rate), sampler=sampler,
-                     pruner=str(sweep.pruner), seed=cfg.train.seed if sweep.seed is None else int(sweep.seed),
+                     pruner=str(sweep.pruner), seed=sampler_seed(cfg),
                      base_overrides=base)  # fmt: skip
+
+
+def sampler_seed(cfg: DictConfig) -> int:
+    """The sweep's sampler seed: ``sweep.seed``, else ``train.seed`` (local and SageMaker tuners alike)."""
+    return int(cfg.train.seed if cfg.sweep.seed is None else cfg.sweep.seed)
 
 
 def default_storage() -> str:

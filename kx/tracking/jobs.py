@@ -93,11 +93,13 @@ def record_job(
     output: Optional[Path] = None,
     sweep: Optional[str] = None,
     model: Optional[Path] = None,
+    trial_state: Optional[str] = None,
 ) -> Optional[str]:
     """Log a finished job (:func:`kx.sagemaker.jobs.summary`'s dict) as one MLflow run; return its id.
 
     ``output`` holds the job's output data (``metrics.json``...) when it has some, ``model`` its
-    model folder when it is here (a rehearsal); ``parent_run_id`` nests the run under a tuning job's.
+    model folder when it is here (a rehearsal); ``parent_run_id`` nests the run under a tuning job's,
+    whose trial state (``kx.trial.state``, as a local trial's) is ``trial_state``.
     """
     if not cfg.tracking.enabled:
         return None
@@ -107,10 +109,13 @@ def record_job(
     run_cfg = job_config(job["hyperparameters"], sweep)
     run = open_run(cfg.tracking)
     tags = job_tags(cfg, job, overrides)
+    if trial_state:
+        tags["kx.trial.state"] = trial_state
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    run.start(cfg.tracking.run_name or job["job_name"], tags, parent_run_id or os.environ.get(PARENT_RUN_ENV))
+    run.start(cfg.tracking.run_name or job["job_name"], tags, parent_run_id or os.environ.get(PARENT_RUN_ENV),
+              start_time=job.get("started"))  # fmt: skip
     run.log_params(config_params(run_cfg) if run_cfg is not None else job["hyperparameters"])
     files = [output / name for name in RUN_FILES if output and (output / name).is_file()]
     history = output / "metrics.json" if output else None
@@ -120,5 +125,5 @@ def record_job(
     if job.get("billable_seconds") is not None:
         run.log_metrics({"billable_seconds": job["billable_seconds"]})
     run.log_artifacts(files + ([model] if model and model.is_dir() else []))
-    run.end(RUN_STATUS.get(job["status"], "FAILED"))
+    run.end(RUN_STATUS.get(job["status"], "FAILED"), end_time=job.get("ended"))
     return run.run_id

@@ -8,9 +8,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from tests.conftest import PROJECT_DIR, free_port
+from tests.conftest import NETGUARD, PROJECT_DIR, free_port
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::111122223333:role/kx-test"
@@ -62,11 +62,19 @@ def clients(endpoint: str, bucket: str = BUCKET) -> Dict[str, Any]:
     }
 
 
+def guarded(args: Sequence[str]) -> List[str]:
+    """``args``, and for a rehearsal the tests' network guard in its jobs' environment (the rehearsal
+    gives jobs only their own environment, as SageMaker does)."""
+    if "target=sagemaker_local" not in args:
+        return list(args)
+    return [*args, f"+target.environment.PYTHONPATH={NETGUARD}"]
+
+
 def launch(cwd: Path, *args: str, endpoint: str = CLOSED, env: Optional[Dict[str, Optional[str]]] = None,
            timeout: int = 300) -> subprocess.CompletedProcess:  # fmt: skip
     """``python launch.py ARGS`` against ``endpoint``; ``env`` adds variables (None removes one)."""
     environ = {**aws_env(endpoint), **(env or {})}
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), *args], cwd=cwd,
+    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), *guarded(args)], cwd=cwd,
                           env={k: v for k, v in environ.items() if v is not None},
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
     assert "net_guard: blocked" not in proc.stderr, proc.stderr
