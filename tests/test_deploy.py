@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from botocore.stub import Stubber
 
+from kx.serving.deploy import image_version
 from tests.conftest import PROJECT_DIR, train
 from tests.helpers.moto import REGION, launch, moto_server
 
@@ -72,6 +73,16 @@ def job_archive(folder: Path) -> bytes:
     return out.getvalue()
 
 
+def test_the_inference_image_is_the_release_that_exported_the_model_or_the_nearest_served():
+    assert image_version("tensorflow", "2.19.0") == "2.19"  # the TensorFlow training image's
+    assert image_version("tensorflow", "2.17.1") == "2.18"  # not served: the nearest, newer on a tie
+    assert image_version("tensorflow", "2.99.0") == max(
+        (image_version("tensorflow", f"2.{minor}.0") for minor in range(16, 30)),
+        key=lambda v: int(v.split(".")[1]),
+    )
+    assert image_version("mxnet", "1.9.1") == "1.9"
+
+
 def test_deploy_a_training_job_on_tensorflow_serving_then_undeploy(trained, aws, tmp_path):
     aws["sm"].create_training_job(
         TrainingJobName="kx-digits-job", RoleArn=ROLE, HyperParameters={"backend": '"tensorflow"'},
@@ -88,7 +99,14 @@ def test_deploy_a_training_job_on_tensorflow_serving_then_undeploy(trained, aws,
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "kx-digits: InService"
     model = aws["sm"].describe_model(ModelName="kx-digits")["PrimaryContainer"]
-    assert model["Image"] == "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:2.16-cpu"
+    # the TensorFlow Serving release of the TensorFlow that exported the model (or the nearest served)
+    exported_with = json.loads(
+        next((trained["tensorflow"] / "run" / "model").glob("*-contract.json")).read_text()
+    )
+    release = image_version("tensorflow", exported_with["versions"]["tensorflow"])
+    assert model["Image"].startswith(
+        f"763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-inference:{release}-cpu"
+    )
     names = set(archive_of(aws, "kx-digits").getnames())
     assert {
         "model/1/saved_model.pb",

@@ -70,7 +70,13 @@ def test_requests_are_those_the_sdks_own_pipeline_steps_build(tmp_path, monkeypa
     from sagemaker.mlops.workflow.steps import TrainingStep, TuningStep
 
     cfg = compose(
-        ["target=sagemaker", f"target.role={ROLE}", f"target.bucket={BUCKET}", f"target.region={REGION}", *QUICK],
+        [
+            "target=sagemaker",
+            f"target.role={ROLE}",
+            f"target.bucket={BUCKET}",
+            f"target.region={REGION}",
+            *QUICK,
+        ],
         with_hydra=True,
     )
     plan = job.plan(cfg, QUICK[1:], tmp_path, BUCKET)

@@ -126,7 +126,7 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path,
 
     previous_handler = signal.signal(signal.SIGTERM, stop_job)
     try:
-        envs = _host_envs(request, hosts, roots)
+        envs = host_envs(request, hosts, roots)
         for host in hosts:
             layout(roots[host], request, job, hosts, host)
             if store:
@@ -166,9 +166,7 @@ def _stopper(stop_when: LineWatch, stop: Callable[[], None]) -> LineWatch:
     return watch
 
 
-def _host_envs(
-    request: Dict[str, Any], hosts: List[str], roots: Dict[str, Path]
-) -> Dict[str, Dict[str, str]]:
+def host_envs(request: Dict[str, Any], hosts: List[str], roots: Dict[str, Path]) -> Dict[str, Dict[str, str]]:
     """Each host's process environment: :data:`MACHINE_ENV` of this one's, the request's ``Environment``,
     :func:`container_env`, the hosts' addresses and, for a parameter-server job, MXNet's ``DMLC_*``."""
     base = {k: v for k, v in os.environ.items() if k in MACHINE_ENV}

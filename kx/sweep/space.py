@@ -58,7 +58,7 @@ def parse_param(key: str, expression: Any) -> Param:
                          "int(interval(lo,hi)) or tag(log, interval(lo,hi)).") from None  # fmt: skip
     log = "log" in getattr(value, "tags", set())
     if isinstance(value, ChoiceSweep):
-        param = _categorical(key, text, value.list)
+        param = _categorical(key, text, [_unquoted(v) for v in value.list])
     elif isinstance(value, RangeSweep):
         param = _range(key, text, value.start, value.stop, value.step)
     elif isinstance(value, IntervalSweep):
@@ -77,6 +77,19 @@ def parse_param(key: str, expression: Any) -> Param:
 def parse_space(params: Mapping[str, Any]) -> List[Param]:
     """Every entry of a sweep file's ``params``, in the file's order."""
     return [parse_param(str(key), expression) for key, expression in params.items()]
+
+
+def _unquoted(value: Any) -> Any:
+    """A choice's element as its value: Hydra leaves quoted strings in it (lists' too) as QuotedString."""
+    from hydra.core.override_parser.types import QuotedString
+
+    if isinstance(value, QuotedString):
+        return value.text
+    if isinstance(value, list):
+        return [_unquoted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _unquoted(v) for k, v in value.items()}
+    return value
 
 
 def _categorical(key: str, text: str, values: List[Any]) -> Param:
