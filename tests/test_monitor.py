@@ -47,3 +47,21 @@ def test_log_lines_are_regex_friendly_and_the_best_value_comes_last(caplog):
     matches = [m for line in lines for m in re.findall(r"val_acc=([0-9.]+)", line)]
     assert matches[-1] == "0.9126"  # a tuner keeps the last match: the best epoch's value
     assert lines[-1] == "best_val_acc=0.9126"
+
+
+def test_a_tie_on_the_objective_goes_to_the_lower_val_loss():
+    monitor = EpochMonitor(Objective("val_acc", "maximize"), patience=None)
+    losses = [0.63, 0.2, 0.029, 0.05]
+    improved = [
+        monitor.end_epoch(epoch, {"val_acc": 1.0, "val_loss": loss, "loss": 0.5})
+        for epoch, loss in enumerate(losses, start=1)
+    ]
+    assert improved == [True, True, True, False]
+    assert monitor.best_epoch == 3 and monitor.best()["val_loss"] == 0.029
+
+
+def test_a_lower_loss_never_outranks_a_better_objective():
+    monitor = EpochMonitor(Objective("val_acc", "maximize"), patience=None)
+    monitor.end_epoch(1, {"val_acc": 0.9, "val_loss": 0.5})
+    assert not monitor.end_epoch(2, {"val_acc": 0.8, "val_loss": 0.1})
+    assert monitor.best_epoch == 1

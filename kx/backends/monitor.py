@@ -97,11 +97,21 @@ class EpochMonitor:
             sink(epoch, metrics)
         best = self.history[self.monitor][self.best_epoch - 1] if self.best_epoch else None
         improved = self.objective.improves(metrics[self.monitor], best, self.min_delta)
+        improved = improved or (metrics[self.monitor] == best and self._lower_loss(metrics))
         if improved:
             self.best_epoch = epoch
         elif self.patience is not None and epoch - self.best_epoch >= self.patience:
             self.stop = True
         return improved
+
+    def _lower_loss(self, metrics: Dict[str, float]) -> bool:
+        """Whether ``metrics`` has a lower loss than the best epoch: the tie-break on the objective.
+
+        An objective that saturates (val_acc 1.0 on an easy set) would otherwise keep the first
+        epoch that reached it, however much better later epochs fit.
+        """
+        name = next((n for n in ("val_loss", "loss") if n != self.monitor and n in metrics), None)
+        return name is not None and metrics[name] < self.history[name][self.best_epoch - 1]
 
     def report_best(self) -> None:
         """Print the best epoch's metrics as the run's last metric lines (tuners keep the last match)."""
