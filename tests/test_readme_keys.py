@@ -1,0 +1,55 @@
+"""Every setting README.md names exists in the composed config's schema."""
+
+import re
+from typing import List, Set
+
+from kx.config import compose
+from kx.config.keys import GROUPS, config_keys, group_options
+from tests.conftest import PROJECT_DIR
+
+GROUP = r"(?:backend|model|dataset|target|train|tracking|sweep|export)"
+FILES = (".py", ".log", ".keras", ".yaml", ".json", ".png", ".npz", ".db", ".params")
+REFUSED = {"train.epochz"}  # the README's example of a key kx refuses
+
+
+def expand(text: str) -> str:
+    """``train.early_stopping.{enabled,patience}`` -> ``train.early_stopping.enabled train.early_stopping.patience``."""
+    return re.sub(r"([\w.]+\.)\{([\w,]+)\}", lambda m: " ".join(m[1] + w for w in m[2].split(",")), text)
+
+
+def listed(text: str) -> List[str]:
+    """The keys of lists like "settings live under `train.` (`epochs`, `batch_size` (...), ...)"."""
+    keys = []
+    for match in re.finditer(rf"under `({GROUP})\.` \(", text):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        inner = re.sub(r"\([^()]*\)", "", text[match.end() : end - 1])
+        names = " ".join(re.findall(r"`([\w.{},]+)`", inner))
+        keys += [f"{match[1]}.{name}" for name in expand(names).split()]
+    return keys
+
+
+def readme_keys() -> Set[str]:
+    text = (PROJECT_DIR / "README.md").read_text()
+    named = re.findall(rf"(?<![\w./-]){GROUP}\.[A-Za-z_][\w.]*\w", expand(text))
+    return {k for k in named + listed(text) if not k.endswith(FILES)} - REFUSED
+
+
+def schema_keys() -> Set[str]:
+    """The keys of the config composed with each option of each group."""
+    keys: Set[str] = set()
+    for group in GROUPS:
+        for option in group_options(group):
+            keys.update(config_keys(compose([f"{group}={option}"])))
+    return keys
+
+
+def test_the_readme_names_only_settings_that_exist():
+    keys = readme_keys()
+    assert {"backend.precision", "train.learning_rate", "model.builder", "sweep.budget.trials"} <= keys
+    assert "train.early_stopping.patience" in keys  # the brace lists are read
+    known = schema_keys()
+    missing = sorted(key for key in keys if key not in known)
+    assert not missing, f"README.md names settings the schema does not have: {missing}"
