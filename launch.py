@@ -28,7 +28,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from kx.config import compose, validate
-from kx.errors import KxError, one_line
+from kx.errors import KxError, missing_extra, one_line
 
 TARGETS = ("sagemaker", "sagemaker_local")
 SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/cli.py
@@ -214,6 +214,11 @@ if __name__ == "__main__":
         sys.exit(main(sys.argv[1:]))
     except (KxError, HydraException) as err:
         fail(one_line(err))
+    except ModuleNotFoundError as err:
+        message = missing_extra(err, "launch.py")
+        if message is None:
+            raise
+        fail(message)
     except Exception as err:  # noqa: BLE001 - AWS errors (credentials, endpoints, API) as one line
         if type(err).__module__.startswith(("botocore", "boto3")):
             from kx.sagemaker.settings import aws_error_message

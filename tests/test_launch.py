@@ -1,6 +1,7 @@
 """launch.py against SageMaker's real API shape: requests validated by botocore, sent to a local moto server."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -162,3 +163,16 @@ def test_launch_imports_no_training_framework_and_help_no_sdk(tmp_path):
     dry = imported(*SAGEMAKER, "backend=mxnet", "--dry-run")
     assert "sagemaker" in dry and not dry & {"tensorflow", "keras", "mxnet", "torch", "jax"}
     assert "sagemaker" not in imported("--help")
+
+
+@pytest.mark.parametrize("missing", ["boto3", "sagemaker"])
+def test_without_the_sagemaker_extra_one_line_says_what_to_install(tmp_path, missing):
+    shim = tmp_path / "shim" / missing  # a package that is absent as far as Python can tell
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text(f"raise ModuleNotFoundError('no {missing}', name={missing!r})")
+    path = os.pathsep.join([str(shim.parent), os.environ["PYTHONPATH"]])
+    proc = launch(tmp_path, *SAGEMAKER, "--dry-run", env={"PYTHONPATH": path})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr == (
+        f'kx: error: launch.py needs {missing}, which is not installed: pip install -e ".[sagemaker]"\n'
+    )

@@ -1,4 +1,4 @@
-"""Every setting README.md names exists in the composed config's schema."""
+"""README.md's text: every setting it names exists, every section starts from its set-up."""
 
 import re
 from typing import List, Set
@@ -6,6 +6,7 @@ from typing import List, Set
 from kx.config import compose
 from kx.config.keys import GROUPS, config_keys, group_options
 from tests.conftest import PROJECT_DIR
+from tests.test_readme import readme_commands
 
 GROUP = r"(?:backend|model|dataset|target|train|tracking|sweep|export)"
 FILES = (".py", ".log", ".keras", ".yaml", ".json", ".png", ".npz", ".db", ".params")
@@ -53,3 +54,12 @@ def test_the_readme_names_only_settings_that_exist():
     known = schema_keys()
     missing = sorted(key for key in keys if key not in known)
     assert not missing, f"README.md names settings the schema does not have: {missing}"
+
+
+def test_set_up_lines_work_as_root_and_the_sagemaker_section_installs_its_extra():
+    commands = readme_commands()
+    assert not [c for c in commands if c.startswith("sudo ")]  # a root shell (a container) has no sudo
+    first_launch = next(
+        i for i, c in enumerate(commands) if c.startswith("python launch.py target=sagemaker")
+    )
+    assert 'pip install -e ".[sagemaker]"' in commands[:first_launch]
