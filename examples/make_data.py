@@ -1,10 +1,12 @@
 """Write a tiny dataset of your own, in both formats kx reads, to try README "Bring your own data":
 
-    python examples/make_data.py        # shapes.npz and pictures/<class>/*.png in this folder
+    python examples/make_data.py            # outputs/shapes.npz and outputs/pictures/<class>/*.png
+    python examples/make_data.py --out DIR  # DIR/shapes.npz and DIR/pictures/
 
 Three classes of 16x16 images (a square, a cross, a ring) with noise, 300 of each.
 """
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +30,19 @@ def shapes(n: int, seed: int = 0):
 def main() -> None:
     from PIL import Image
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("outputs"), help="the folder (default outputs)")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
     images, labels = shapes(300)
-    np.savez("shapes.npz", image=images, label=labels)
+    np.savez(out / "shapes.npz", image=images, label=labels)
     for i, (image, label) in enumerate(zip(images, labels)):
-        folder = Path("pictures") / CLASSES[label]
+        folder = out / "pictures" / CLASSES[label]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"{i}.png")
-    print(f"wrote shapes.npz and pictures/ ({len(labels)} images of {', '.join(CLASSES)})")
+    print(
+        f"wrote {out / 'shapes.npz'} and {out / 'pictures'}/ ({len(labels)} images of {', '.join(CLASSES)})"
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ def predict(argv: List[str]) -> int:
     parser.add_argument("--samples", type=int, default=5, help="how many images (default 5)")
     parser.add_argument("--seed", type=int, default=None, help="which images: the same seed, the same images")
     parser.add_argument(
-        "--out", type=Path, default=Path("predictions.png"), help="the PNG grid (default predictions.png)"
+        "--out",
+        type=Path,
+        help="the PNG grid (default: predictions.png in a run folder target, else in outputs/)",
     )
     parser.add_argument("--tracking-uri", help="the MLflow store for run ids and URIs (default: kx's)")
     args = parser.parse_args(argv)

@@ -92,9 +92,23 @@ def validation_images(contract: Contract, samples: int, seed: int) -> Tuple[np.n
     return data.raw_images(data.x_val[chosen]), data.y_val[chosen]
 
 
-def run(target: str, samples: int, seed: int, out: Path, tracking_uri: Optional[str] = None) -> int:
+def grid_path(target: str) -> Path:
+    """Where the grid goes by default: into a run folder given as the target, else under outputs/
+    (never the working folder, which is usually the user's repository)."""
+    folder = Path(target)
+    if (folder / "config.yaml").is_file():
+        return folder / "predictions.png"
+    return Path("outputs") / "predictions.png"
+
+
+def run(
+    target: str, samples: int, seed: int, out: Optional[Path] = None, tracking_uri: Optional[str] = None
+) -> int:
     """Classify ``samples`` validation images with ``target``; print true vs predicted; save a PNG grid."""
     from kx.reporting.plots import prediction_grid
+
+    out = out or grid_path(target)
+    out.parent.mkdir(parents=True, exist_ok=True)
 
     contract, classify, where = connect(target, tracking_uri)
     images, labels = validation_images(contract, samples, seed)
