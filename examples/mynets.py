@@ -11,7 +11,8 @@ def build(input_shape, num_classes, width=64):
     return keras.Sequential([
         keras.Input(shape=input_shape),
         keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
-        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
         keras.layers.Dense(width, activation="relu"),
         keras.layers.Dense(num_classes, activation="softmax"),
     ])  # fmt: skip
@@ -23,6 +24,6 @@ def build_gluon(input_shape, num_classes, width=64):
 
     nn = import_mxnet().gluon.nn
     net = nn.HybridSequential()
-    net.add(nn.Conv2D(32, 3, activation="relu", padding=1), nn.GlobalAvgPool2D(), nn.Flatten(),
+    net.add(nn.Conv2D(32, 3, activation="relu", padding=1), nn.MaxPool2D(2), nn.Flatten(),
             nn.Dense(width, activation="relu"), nn.Dense(num_classes))  # fmt: skip
     return net

@@ -18,6 +18,7 @@ from kx.config.keys import flatten
 from kx.data import Dataset, load_dataset
 from kx.errors import KxError
 from kx.reporting import plots
+from kx.reporting.chance import chance_warning
 from kx.serving import contract
 from kx.stopping import TrainingInterrupted, interrupted, stop_on_signals
 from kx.sweep.trial import TrialPruned, epoch_sinks
@@ -139,6 +140,11 @@ def _train(
 
     predicted = backend.predict(data.x_val).argmax(axis=1)
     model_accuracy = float(np.mean(predicted == data.y_val))
+    warning = chance_warning(
+        model_accuracy, data.y_val, len(data.y_train), cfg.train.batch_size, monitor.epochs
+    )
+    if warning:
+        log.warning(warning)
     files.append(write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"))
     model_dir = _export(cfg, out_dir, backend, cluster, data)
     files += _plots(monitor, data, predicted, out_dir)  # after the export: a report never costs the model

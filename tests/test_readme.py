@@ -5,12 +5,13 @@ dry run with the README's own `export` line; commands that need AWS, a server or
 logs, submit, `mlflow ui`, benchmarks, CI itself) are checked to name an existing program and file.
 """
 
+import json
 import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
@@ -64,6 +65,28 @@ def test_train_commands_run_as_written(command, tmp_path):
         assert "backend: jax, mxnet, tensorflow, torch" in proc.stdout and "schema/" not in proc.stdout
     elif "--cfg" not in command:
         assert list((tmp_path / "out").rglob("metrics.json")), proc.stdout[-2000:]
+
+
+def accuracy_claims() -> List[Tuple[str, float]]:
+    """The examples README.md states an accuracy for (``# ... val_acc >= 0.95``), with that accuracy;
+    the full-size default run (minutes) left out."""
+    text = (PROJECT_DIR / "README.md").read_text()
+    claims = re.findall(r"^(python train\.py .+?)\s+#.*val_acc >= ([0-9.]+)", text, flags=re.M)
+    return [(command, float(value)) for command, value in claims if " dataset=" in command]
+
+
+@pytest.mark.parametrize("command,accuracy", accuracy_claims())
+def test_examples_reach_the_accuracy_the_readme_states(command, accuracy, tmp_path):
+    for example in EXAMPLES if "dataset.path=" in command else []:
+        assert in_venv(example.replace("examples/", f"{PROJECT_DIR}/examples/", 1), tmp_path).returncode == 0
+    extra = ["hydra.run.dir=out", "tracking.enabled=false"]
+    proc = in_venv(
+        f"{command.replace('train.py', str(PROJECT_DIR / 'train.py'), 1)} {shlex.join(extra)}", tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["model_val_acc"] >= accuracy, metrics["history"]
+    assert "chance level" not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("command", DRY_RUN)
