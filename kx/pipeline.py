@@ -17,6 +17,7 @@ from kx.config import objective, validate
 from kx.config.keys import flatten
 from kx.data import Dataset, load_dataset
 from kx.errors import KxError
+from kx.quiet import quiet_console
 from kx.reporting import plots
 from kx.reporting.chance import chance_warning
 from kx.serving import contract
@@ -69,6 +70,7 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
     tracking failure never loses results. In a multi-host job (``SM_HOSTS``) every host trains;
     only the first exports the model and tracks the run.
     """
+    quiet_console()
     validate(cfg)
     if cfg.target.name != "local":
         raise KxError(f"target={cfg.target.name} runs through launch.py: "
