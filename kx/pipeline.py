@@ -131,6 +131,7 @@ def _train(
         sinks=([lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [])
         + epoch_sinks(goal),  # a sweep's trial: the pruner sees every epoch
         quiet=not cluster.is_chief,
+        epochs=cfg.train.epochs,
     )
     checkpoint.restore(backend, monitor)
     with stop_on_signals(monitor) as signals:

@@ -65,3 +65,12 @@ def test_a_lower_loss_never_outranks_a_better_objective():
     monitor.end_epoch(1, {"val_acc": 0.9, "val_loss": 0.5})
     assert not monitor.end_epoch(2, {"val_acc": 0.8, "val_loss": 0.1})
     assert monitor.best_epoch == 1
+
+
+def test_after_its_first_epoch_a_run_says_how_long_the_rest_takes(caplog):
+    monitor = EpochMonitor(Objective("val_acc", "maximize"), epochs=5)
+    with caplog.at_level(logging.INFO, logger="kx"):
+        feed(monitor, [0.5, 0.6])
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3 and lines[0].startswith("epoch=1 ") and lines[2].startswith("epoch=2 ")
+    assert re.fullmatch(r"epoch 1 took [0-9.]+ s here; the 4 epochs left take about [0-9]+ s more", lines[1])

@@ -35,6 +35,7 @@ class EpochMonitor:
         min_delta: float = 0.0,
         sinks: Sequence[EpochSink] = (),
         quiet: bool = False,
+        epochs: Optional[int] = None,
     ) -> None:
         self.objective = objective or Objective()
         self.monitor = self.objective.metric
@@ -44,6 +45,8 @@ class EpochMonitor:
         # on the other hosts of a multi-host job: the first host's lines are the job's metrics, and a
         # tuner reading every host's log must find them once
         self.quiet = quiet
+        self.planned_epochs = epochs  # for the time estimate after this process's first epoch
+        self._trained_here = 0
         self.history: Dict[str, List[float]] = {}
         self.epoch_seconds: List[float] = []
         self.best_epoch = 0
@@ -93,6 +96,9 @@ class EpochMonitor:
             log.info("epoch %d done (the first host logs the metrics)", epoch)
         else:
             log.info("epoch=%d %s", epoch, format_metrics(metrics))
+        self._trained_here += 1
+        if self._trained_here == 1 and not self.quiet:
+            self._estimate(epoch)
         for sink in self.sinks:
             sink(epoch, metrics)
         best = self.history[self.monitor][self.best_epoch - 1] if self.best_epoch else None
@@ -103,6 +109,14 @@ class EpochMonitor:
         elif self.patience is not None and epoch - self.best_epoch >= self.patience:
             self.stop = True
         return improved
+
+    def _estimate(self, epoch: int) -> None:
+        """After the first epoch this process trained: how long an epoch takes here, and the rest."""
+        seconds = self.epoch_seconds[-1]
+        left = (self.planned_epochs or epoch) - epoch
+        if left > 0:
+            log.info("epoch %d took %.1f s here; the %d epochs left take about %.0f s more", epoch, seconds,
+                     left, left * seconds)  # fmt: skip
 
     def _lower_loss(self, metrics: Dict[str, float]) -> bool:
         """Whether ``metrics`` has a lower loss than the best epoch: the tie-break on the objective.
