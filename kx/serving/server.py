@@ -120,8 +120,8 @@ def encode(probabilities: np.ndarray) -> str:
 
 
 def error(status: int, message: str) -> JSONResponse:
-    """A one-line JSON error; after a body left unread (408, 413) the connection is closed, not reused."""
-    headers = {"Connection": "close"} if status in (408, 413) else None
+    """A one-line JSON error; after a stalled body (408) the connection is closed, not reused."""
+    headers = {"Connection": "close"} if status == 408 else None
     return JSONResponse({"error": " ".join(message.split())}, status_code=status, headers=headers)
 
 
