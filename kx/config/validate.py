@@ -122,6 +122,6 @@ def _check_no_credentials(uri: Optional[str]) -> None:
     where = ("MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)" if web
              else "the database driver's own setting (PGPASSWORD for PostgreSQL, MYSQL_PWD for MySQL)")  # fmt: skip
     raise ConfigError(
-        f"{setting} carries credentials ({parts.scheme}://***@...), which the console, the run folder and "
+        f"{setting}={parts._replace(netloc=f'***@{host}').geturl()!r} carries credentials, which the console, the run folder and "
         f"MLflow would keep: set {setting}={bare} and give them in {where} instead."
     )
