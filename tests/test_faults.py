@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from kx import cli
+from kx.backends import registry
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.config import ConfigError, Objective, validate
@@ -355,3 +356,26 @@ def test_a_second_process_never_takes_over_a_live_run(tmp_path):
     (run,) = runs(tmp_path)
     assert first.returncode == 130 and "kx: error: Training stopped by SIGINT" in err, err[-3000:]
     assert run.info.status == "KILLED" and run.data.tags["kx.pid"] == str(first.pid)
+
+
+# 14. backends are a registry --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [("backend.impl=os:system", "Unknown config key backend.impl"), ("+backend.impl=os:system", "backend.impl"),
+     ("backend.name=caffe", "backend.name='caffe' is not a registered backend")],
+)  # fmt: skip
+def test_config_never_names_code_to_import(compose_cfg, override, words):
+    with pytest.raises(ConfigError, match=re.escape(words)) as refused:
+        validate(compose_cfg(override))
+    assert "\n" not in str(refused.value)
+
+
+def test_every_backend_option_is_a_registered_engine():
+    options = sorted(p.stem for p in (PROJECT_DIR / "conf" / "backend").glob("*.yaml"))
+    assert registry.discover() == options
+    assert (
+        registry.engine("tensorflow").__name__ == "KerasBackend"
+        and registry.engine("mxnet").__name__ == "GluonBackend"
+    )

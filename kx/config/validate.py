@@ -95,6 +95,12 @@ def validate(cfg: DictConfig) -> None:
 def _check_engine_support(backend: DictConfig) -> None:
     """Speed settings the chosen engine cannot honour (kx/backends/precision.py, keras3.py)."""
     from kx.backends.precision import ENGINES_WITH_BF16
+    from kx.backends.registry import discover
+
+    registered = discover()
+    if backend.name not in registered:
+        raise ConfigError(f"backend.name={backend.name!r} is not a registered backend; choose backend=<name> "
+                          f"with one of {', '.join(registered)}.")  # fmt: skip
 
     if backend.get("precision") == "bfloat16" and backend.name not in ENGINES_WITH_BF16:
         raise ConfigError(f"backend.precision=bfloat16 is not supported by backend={backend.name}: "
