@@ -208,6 +208,10 @@ class Handlers:
     async def http_error(self, request: Request, exc: Any) -> Response:
         return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
 
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        """A fault of this server's own still answers in JSON (uvicorn logs the traceback)."""
+        return error(500, f"{request.method} {request.url.path}: internal error ({type(exc).__name__}).")
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
@@ -229,7 +233,11 @@ def create_app(model: ServedModel, cfg: ServeConfig) -> Starlette:
         Route("/v1/models/{name}/metadata", h.tf_metadata, methods=["GET"]),
         Route("/v1/models/{name}", h.tf_status, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: h.http_error}, lifespan=h.lifespan)
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: h.http_error, Exception: h.server_error},
+        lifespan=h.lifespan,
+    )
 
 
 def serve(model: ServedModel, cfg: ServeConfig) -> None:
