@@ -19,6 +19,7 @@ import multiprocessing
 import socket
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 
@@ -154,9 +155,16 @@ class Handlers:
         return await asyncio.get_running_loop().run_in_executor(None, self.model.check, images)
 
     async def offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker process; a pool whose worker died is replaced for later requests."""
         if self.workers is None:
             self.workers = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
-        return await asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
+        except BrokenProcessPool:
+            self.workers = None
+            raise RequestError(
+                503, "the worker process for this request died (out of memory?); retry."
+            ) from None
 
     async def predict(self, request: Request, tf_serving: bool) -> Response:
         if tf_serving and (missing := self.other_model(request)):
@@ -178,7 +186,10 @@ class Handlers:
         except Exception as err:  # noqa: BLE001 - the model failed on valid input: a 500, not a crash
             return error(500, f"the model failed on this batch: {type(err).__name__}: {err}")
         large = probabilities.size * 12 >= LARGE  # about 12 bytes of JSON per probability
-        text = await self.offload(encode, probabilities) if large else encode(probabilities)
+        try:
+            text = await self.offload(encode, probabilities) if large else encode(probabilities)
+        except RequestError as err:
+            return error(err.status, str(err))
         return Response(text, media_type=JSON)
 
     async def invocations(self, request: Request) -> Response:
