@@ -98,7 +98,9 @@ def test_credentials_never_reach_the_console_the_run_folder_or_mlflow(tmp_path):
         refused = [
             run_train(tmp_path, *TINY, f"tracking.uri={with_user}", "hydra.run.dir=refused"),
             run_train(tmp_path, *TINY, "hydra.run.dir=refused", env=train_env(MLFLOW_TRACKING_URI=with_user)),
-        ]
+            subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), "target=sagemaker", f"tracking.uri={with_user}",
+                            "--dry-run"], cwd=tmp_path, env=train_env(), capture_output=True, text=True),
+        ]  # fmt: skip
         for proc in refused:
             assert "MLFLOW_TRACKING_USERNAME" in one_error(proc) and SECRET not in proc.stdout + proc.stderr
         assert not (tmp_path / "refused").exists()  # refused before Hydra wrote anything
