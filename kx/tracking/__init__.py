@@ -85,6 +85,7 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     except KxError:
         raise
     except Exception as err:  # noqa: BLE001 - a store that reads but cannot be written (read-only, full)
+        run.end("FAILED")  # a run that was started or reopened does not stay RUNNING
         raise unwritable(run.uri, root_cause(err)) from None
     return run
 

@@ -30,21 +30,22 @@ def remember(folder: Optional[str], run: MLflowRun) -> None:
 def resumable(folder: Optional[str], run: MLflowRun) -> Optional[str]:
     """The id of the run that the checkpoints in ``folder`` belong to, when it is in ``run``'s store.
 
-    A checkpoint left by a save that was stopped midway counts (:meth:`Checkpoint.recover`). A run
-    whose owner still runs on this host is refused: two processes would train into one folder."""
-    if not folder or not Checkpoint(folder).exists():
+    A run whose owner still runs on this host is refused first, before anything in the folder is
+    touched: two processes would train into one folder. Then a checkpoint left by a save that was
+    stopped midway counts (:meth:`Checkpoint.recover`)."""
+    if not folder:
         return None
     try:
         noted = json.loads((Path(folder) / RUN_FILE).read_text())
         found = run.client.get_run(noted["run_id"])
     except Exception:  # noqa: BLE001 - no note, or a run of another store: start a new run
         return None
-    if found.info.experiment_id != run.experiment_id:
-        return None
     if found.info.status == "RUNNING" and owner_alive(found.data.tags):
         raise KxError(f"train.checkpoint_dir={folder} belongs to MLflow run {found.info.run_id}, still "
                       f"training in process {found.data.tags.get(PID_TAG)}; wait for it, stop it, or choose "
                       "another train.checkpoint_dir.")  # fmt: skip
+    if found.info.experiment_id != run.experiment_id or not Checkpoint(folder).exists():
+        return None
     return found.info.run_id
 
 
