@@ -2,7 +2,7 @@
 
 Hydra creates the run's folder before the task starts and reports its own errors in several lines
 with exit code 1. kx composes the same config first, so a typo, a wrong type, an unknown option, an
-out-of-range value or an output folder that cannot be created is one ``kx: error:`` line, exit
+out-of-range value, or an output or checkpoint folder that is empty or cannot be created is one ``kx: error:`` line, exit
 code 2, and leaves no run folder behind. Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
@@ -50,7 +50,7 @@ def representative(overrides: Sequence[str]) -> List[str]:
     return chosen
 
 
-def probe_folder(folder: Path, setting: str) -> None:
+def probe_folder(folder: Path, setting: str, what: str = "the run's output folder") -> None:
     """Raise :class:`ConfigError` unless ``folder`` can be created; leave nothing new behind."""
     missing = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
@@ -59,7 +59,7 @@ def probe_folder(folder: Path, setting: str) -> None:
         probe.touch()
         probe.unlink()
     except OSError as err:
-        raise ConfigError(f"Cannot write the run's output folder {setting}={folder} ({err.strerror}); "
+        raise ConfigError(f"Cannot write {what} {setting}={folder} ({err.strerror}); "
                           f"choose a writable folder with {setting}=DIR.") from None  # fmt: skip
     finally:
         for created in missing:
@@ -78,5 +78,17 @@ def check_argv(argv: Sequence[str]) -> Optional[DictConfig]:
     validate(cfg)
     if not args.cfg:
         setting = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
-        probe_folder(Path(cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir), setting)
+        probe_folder(
+            output_folder(cfg.hydra.sweep.dir if args.multirun else cfg.hydra.run.dir, setting), setting
+        )
+        if cfg.train.checkpoint_dir:
+            probe_folder(Path(cfg.train.checkpoint_dir), "train.checkpoint_dir", "the checkpoint folder")
     return cfg
+
+
+def output_folder(value: Optional[str], setting: str) -> Path:
+    """The run's output folder; an empty one would scatter the run's files into the working folder."""
+    if not value or not str(value).strip():
+        raise ConfigError(f"{setting} is empty: the run's files would land in the working folder; "
+                          f"give a folder, e.g. {setting}=outputs/NAME.")  # fmt: skip
+    return Path(value)

@@ -2,12 +2,7 @@
 
 import importlib.util
 import json
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +11,7 @@ import pytest
 from kx.data import synthetic
 from tests.conftest import free_port
 from tests.helpers.mlflow_models import model_files
+from tests.helpers.mlflow_server import mlflow_server as serve_mlflow
 
 pytestmark = pytest.mark.slow
 
@@ -169,28 +165,8 @@ def test_unreachable_tracking_server_fails_before_training(run_train, tmp_path):
 @pytest.fixture
 def mlflow_server(tmp_path):
     """A real MLflow tracking server on a free loopback port, stopped by PID afterwards."""
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-         f"sqlite:///{tmp_path / 'server.db'}", "--default-artifact-root", str(tmp_path / "artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("mlflow server did not start within 60 s")
-    yield uri
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve_mlflow(tmp_path) as uri:
+        yield uri
 
 
 def test_http_tracking_server(run_train, mlflow_server):

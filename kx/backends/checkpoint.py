@@ -1,8 +1,8 @@
 """Per-epoch checkpoints: the last completed epoch's full training state, for resuming.
 
 Managed spot training and restarted jobs lose at most the epoch in progress: each completed
-epoch replaces ``<folder>/last/`` atomically (written beside it, then renamed), and a new run in
-the same folder picks up from there. A checkpoint records the settings it was trained with
+epoch replaces ``<folder>/last/`` (written beside it, then renamed), and a new run in the same
+folder picks up from there. A checkpoint records the settings it was trained with
 (``trained_with.json``), and only a run with the same settings resumes it: any other fails in one
 line naming the differences, never silently training on (or exporting) another run's model.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from kx.backends.monitor import EpochMonitor
-from kx.errors import KxError
+from kx.errors import KxError, one_line
 
 log = logging.getLogger("kx")
 SETTINGS_FILE = "trained_with.json"
@@ -24,9 +24,23 @@ class CheckpointMismatch(KxError):
     """The checkpoint folder holds another run's training."""
 
 
+def complete(folder: Path) -> bool:
+    """A checkpoint folder is complete once its ``monitor.json``, written last, reads back whole."""
+    try:
+        json.loads((folder / "monitor.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 class Checkpoint:
-    """The folder that holds ``last/``; a ``None`` folder turns checkpointing off. ``settings`` are the
-    run's flattened training settings, which a checkpoint must share to be resumed."""
+    """The folder that holds ``last/``; a ``None`` folder turns checkpointing off.
+
+    A save writes ``last.partial/``, renames ``last/`` to ``last.previous/`` and ``last.partial/`` to
+    ``last/``, then removes ``last.previous/``. Stopped at any step, :meth:`recover` finds the newest
+    complete checkpoint among the three, and no step removes a folder before a newer complete one exists.
+    ``settings`` are the run's flattened training settings, which a checkpoint must share to be resumed.
+    """
 
     def __init__(self, folder: Optional[str], settings: Optional[Dict[str, str]] = None) -> None:
         self.folder = Path(folder) if folder else None
@@ -37,19 +51,37 @@ class Checkpoint:
         return self.folder / "last" if self.folder else None
 
     def exists(self) -> bool:
-        return self.last is not None and (self.last / "monitor.json").is_file()
+        self.recover()
+        return self.last is not None and complete(self.last)
+
+    def recover(self) -> None:
+        """Leave ``last/`` as the newest complete checkpoint, after a save that was stopped midway."""
+        if self.folder is None:
+            return
+        staging, previous = self.folder / "last.partial", self.folder / "last.previous"
+        if not complete(self.last):
+            for candidate in (staging, previous):  # staging is complete only after last was moved away
+                if complete(candidate):
+                    shutil.rmtree(self.last, ignore_errors=True)
+                    candidate.rename(self.last)
+                    log.info("recovered the checkpoint of an interrupted save from %s", candidate)
+                    break
+        if complete(self.last):
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(previous, ignore_errors=True)
 
     def save(self, backend: "object", monitor: EpochMonitor) -> None:
         """Write ``backend.save_state`` and the monitor's state for the epoch just completed."""
         if self.folder is None:
             return
+        self.recover()
         staging, previous = self.folder / "last.partial", self.folder / "last.previous"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         backend.save_state(staging)  # type: ignore[attr-defined]
-        monitor.save(staging / "monitor.json")
         (staging / SETTINGS_FILE).write_text(json.dumps(self.settings, indent=1, sort_keys=True))
-        shutil.rmtree(previous, ignore_errors=True)
+        monitor.save(staging / "monitor.json")  # last: a folder is complete once it reads back
+        shutil.rmtree(previous, ignore_errors=True)  # after recover(): never the only complete checkpoint
         if self.last.exists():
             self.last.rename(previous)
         staging.rename(self.last)
@@ -60,7 +92,12 @@ class Checkpoint:
         if not self.exists():
             return 0
         self.check_settings()
-        backend.load_state(self.last)  # type: ignore[attr-defined]
+        try:
+            backend.load_state(self.last)  # type: ignore[attr-defined]
+        except Exception as err:  # noqa: BLE001 - each engine's reader raises its own types for a damaged file
+            raise KxError(f"Cannot resume from the checkpoint in {self.last} ({type(err).__name__}: "
+                          f"{one_line(err)}): move that folder away to start over, or choose another "
+                          "train.checkpoint_dir.") from None  # fmt: skip
         monitor.load(self.last / "monitor.json")
         log.info("resuming from the checkpoint in %s after epoch %d", self.last, monitor.epochs)
         return monitor.epochs

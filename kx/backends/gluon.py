@@ -29,6 +29,7 @@ from kx.backends import batch_norm, devices, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
+from kx.backends.registry import register
 from kx.data import Dataset
 from kx.models import builder
 
@@ -409,3 +410,6 @@ class GluonBackend(Backend):
 
     def versions(self) -> Dict[str, str]:
         return {"mxnet": self.mx.__version__}
+
+
+register("mxnet", GluonBackend)

@@ -22,6 +22,7 @@ from kx.backends import batch_norm, devices, keras_optim, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
+from kx.backends.registry import register
 from kx.data import Dataset
 from kx.models import builder
 
@@ -337,3 +338,7 @@ def _monitor_callback(
                 self.model.stop_training = True
 
     return MonitorCallback()
+
+
+for _name in _PACKAGES:
+    register(_name, KerasBackend)

@@ -63,10 +63,10 @@ class Switch(Choice):
 
 @dataclass
 class BackendConfig:
-    """The engine that trains the model, its implementation and the image layout it is fed."""
+    """The engine that trains the model (registered under ``name``: kx/backends/registry.py) and the
+    image layout it is fed."""
 
     name: str = MISSING
-    impl: str = MISSING  # module:Class implementing kx.backends.base.Backend
     image_layout: ImageLayout = ImageLayout.channels_last
     num_gpus: Optional[int] = None  # None: every visible GPU; 0: CPU only (SageMaker: SM_NUM_GPUS)
     # speed (benchmarks/time_to_accuracy.py measures each)

@@ -1,6 +1,8 @@
 """Range checks on a composed config, run before any training framework is imported."""
 
-from typing import Any, Callable, List, Tuple
+import os
+from typing import Any, Callable, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig
 
@@ -82,6 +84,7 @@ def validate(cfg: DictConfig) -> None:
                     "expected an integer >= 1."
                 )
     _check_engine_support(cfg.backend)
+    _check_no_credentials(_select(cfg, "tracking.uri"))
     from kx.data.registry import spec
 
     check = spec(cfg.dataset.name).check
@@ -92,6 +95,12 @@ def validate(cfg: DictConfig) -> None:
 def _check_engine_support(backend: DictConfig) -> None:
     """Speed settings the chosen engine cannot honour (kx/backends/precision.py, keras3.py)."""
     from kx.backends.precision import ENGINES_WITH_BF16
+    from kx.backends.registry import discover
+
+    registered = discover()
+    if backend.name not in registered:
+        raise ConfigError(f"backend.name={backend.name!r} is not a registered backend; choose backend=<name> "
+                          f"with one of {', '.join(registered)}.")  # fmt: skip
 
     if backend.get("precision") == "bfloat16" and backend.name not in ENGINES_WITH_BF16:
         raise ConfigError(f"backend.precision=bfloat16 is not supported by backend={backend.name}: "
@@ -102,3 +111,23 @@ def _check_engine_support(backend: DictConfig) -> None:
     if backend.get("threads") is not None and backend.name == "jax":
         raise ConfigError(f"backend.threads={backend.threads} is not supported by backend=jax: XLA sizes "
                           "its own thread pool; leave it null.")  # fmt: skip
+
+
+def _check_no_credentials(uri: Optional[str]) -> None:
+    """A tracking URI with ``user:password@`` (or an HTTP token as its user) would be printed by MLflow
+    and saved by Hydra in the run folder and the config artifact: refuse it and say where secrets go."""
+    setting, uri = (
+        ("tracking.uri", uri) if uri else ("MLFLOW_TRACKING_URI", os.environ.get("MLFLOW_TRACKING_URI"))
+    )
+    parts = urlsplit(uri or "")
+    web = parts.scheme in ("http", "https")
+    if parts.password is None and not (web and parts.username):
+        return
+    host = parts.netloc.rsplit("@", 1)[1]
+    bare = parts._replace(netloc=host if web else f"{parts.username}@{host}").geturl()
+    where = ("MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)" if web
+             else "the database driver's own setting (PGPASSWORD for PostgreSQL, MYSQL_PWD for MySQL)")  # fmt: skip
+    raise ConfigError(
+        f"{setting}={parts._replace(netloc=f'***@{host}').geturl()!r} carries credentials, which the console, the run folder and "
+        f"MLflow would keep: set {setting}={bare} and give them in {where} instead."
+    )

@@ -11,6 +11,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from kx.data.dataset import DataError, RawData, Split
+from kx.data.files import UNREADABLE
 
 NAMES = ("training", "validation")
 
@@ -48,7 +49,7 @@ def read_split(path: Path) -> Tuple[Split, Dict[str, np.ndarray]]:
                 raise DataError(f"{path} lacks the array(s) {sorted(missing)}; a kx channel file holds "
                                 "'image' (N, H, W[, C]) and 'label' (N,).")  # fmt: skip
             arrays = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError) as err:
+    except UNREADABLE as err:
         raise DataError(f"Cannot read {path}: {err}. The file is corrupt or truncated.") from None
     images, labels = arrays.pop("image"), arrays.pop("label")
     if len(images) != len(labels):

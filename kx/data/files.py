@@ -1,9 +1,14 @@
 """Where a dataset's files are: a local path, or an ``s3://`` URI fetched once into a local cache."""
 
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 from kx.data.dataset import DataError
+
+# what numpy raises for a truncated or corrupted .npz/.npy file (its zip and deflate layers included)
+UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def cache_dir() -> Path:

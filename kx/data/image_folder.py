@@ -58,6 +58,8 @@ def _classes(folder: Path, where: str) -> List[str]:
 
 def _read(folder: Path, classes: List[str], shape: Tuple[int, int, int], where: str) -> Split:
     """Every image under ``folder/<class>/``, resized; one line for empty classes or bad files."""
+    from PIL import Image
+
     images, labels, problems = [], [], []
     for label, name in enumerate(classes):
         files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in SUFFIXES)
@@ -69,8 +71,8 @@ def _read(folder: Path, classes: List[str], shape: Tuple[int, int, int], where: 
             try:
                 images.append(_image(path, shape))
                 labels.append(label)
-            except (OSError, ValueError) as err:
-                problems.append(f"cannot read {path}: {err}")
+            except (OSError, ValueError, Image.DecompressionBombError) as err:
+                problems.append(f"cannot read {path}: {err}")  # a bomb: pixels past Pillow's limit
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise DataError(f"{where}: {problems[0]}{more}.")

@@ -22,7 +22,7 @@ from omegaconf import MISSING, DictConfig
 
 from kx.data import channels
 from kx.data.dataset import DataError, RawData, Split, check_labels
-from kx.data.files import local_path
+from kx.data.files import UNREADABLE, local_path
 from kx.data.registry import DatasetConfig, DatasetSpec, register
 from kx.data.validation import fraction, required
 
@@ -43,6 +43,9 @@ def load(cfg: DictConfig, seed: int) -> RawData:
     train, val = _splits(local_path(cfg.path), cfg.validation_fraction, seed, where)
     for split in (train, val):
         _check_arrays(split, where)
+    if train[0].shape[1:] != val[0].shape[1:]:
+        raise DataError(f"{where}: training images have shape {train[0].shape[1:]} but validation images "
+                        f"{val[0].shape[1:]}; both sets need images of one shape.")  # fmt: skip
     names = list(cfg.class_names) if cfg.class_names else _numbered(train, val)
     scale = 1.0 if np.issubdtype(train[0].dtype, np.floating) else 255.0
     raw = RawData(
@@ -72,14 +75,14 @@ def _load_npz(path: Path) -> Dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (OSError, ValueError, EOFError) as err:
+    except UNREADABLE as err:
         raise DataError(f"Cannot read {path}: {err}. It is not a readable .npz file.") from None
 
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+    except UNREADABLE as err:
         raise DataError(f"Cannot read {path}: {err}. It is not a readable .npy file.") from None
 
 

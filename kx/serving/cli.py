@@ -20,7 +20,7 @@ def serve(argv: List[str]) -> int:
     parser.add_argument(
         "settings",
         nargs="*",
-        help="key=value: host, port, max_batch, max_wait_ms, max_body_bytes, model_name, format, log_level",
+        help="key=value: host, port, max_batch, max_wait_ms, max_body_bytes, read_timeout_s, model_name, format, log_level",
     )
     parser.add_argument("--tracking-uri", help="the MLflow store for run ids and URIs (default: kx's)")
     args = parser.parse_args(argv)

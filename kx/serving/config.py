@@ -17,6 +17,7 @@ class ServeConfig:
     max_batch: int = 64  # concurrent requests are gathered into one prediction of at most this many images
     max_wait_ms: float = 2.0  # how long the first request of a batch waits for others
     max_body_bytes: int = 6 * 1024 * 1024  # larger requests get 413 (SageMaker's own limit is 6 MB)
+    read_timeout_s: float = 60.0  # a request whose body takes longer gets 408 (slow or stalled clients)
     model_name: Optional[str] = None  # the name in /v1/models/<name>; None: the export's name
     format: Optional[str] = None  # saved_model | mxnet | keras; None: the first export that loads here
     log_level: str = "warning"  # uvicorn's
@@ -45,6 +46,8 @@ def parse(overrides: List[str]) -> ServeConfig:
     for key, (low, high) in checks.items():
         if not low <= cfg[key] <= high:
             raise KxError(f"{key}={cfg[key]} is out of range: allowed {low}..{high}.")
+    if cfg.read_timeout_s <= 0:
+        raise KxError(f"read_timeout_s={cfg.read_timeout_s} is out of range: allowed > 0.")
     if cfg.max_wait_ms < 0 or cfg.format not in (None, "saved_model", "mxnet", "keras"):
         raise KxError(f"max_wait_ms={cfg.max_wait_ms} must be >= 0 and format={cfg.format} one of "
                       "saved_model, mxnet, keras.")  # fmt: skip

@@ -5,19 +5,23 @@
 - ``POST /v1/models/<name>:predict`` (``{"instances": ...}`` or ``{"inputs": ...}``),
   ``GET /v1/models/<name>`` (TF Serving's status), ``GET /v1/models/<name>/metadata`` (the contract).
 
-Concurrent requests are gathered by :class:`Batcher` into one prediction. Every bad request gets a 4xx
-answer ``{"error": "<one line>"}``.
+Concurrent requests are gathered by :class:`Batcher` into one prediction, a large one split into
+``max_batch`` pieces. Every bad request gets a 4xx answer ``{"error": "<one line>"}``. Checks and
+predictions run on worker threads, and large bodies are parsed (large answers encoded) in worker
+processes: the event loop only moves bytes, so ``/ping`` answers while large requests are served.
 """
 
 import asyncio
 import contextlib
-import io
 import json
+import logging
+import multiprocessing
 import socket
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
-from typing import Any, AsyncIterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 
 import numpy as np
 from starlette.applications import Starlette
@@ -28,17 +32,11 @@ from starlette.routing import Route
 
 from kx.errors import KxError
 from kx.serving.config import ServeConfig
+from kx.serving.decode import JSON, Disconnected, RequestError, decode, read_body
 from kx.serving.model import InputError, ServedModel
 
-JSON, NPY = "application/json", "application/x-npy"
-
-
-class RequestError(Exception):
-    """A bad request: an HTTP status and one line for the client."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+LARGE = 256 * 1024  # bodies (and answers) from this size are parsed (encoded) in a worker process
+log = logging.getLogger("uvicorn.error")  # uvicorn configures it with log_level
 
 
 class Batcher:
@@ -53,9 +51,15 @@ class Batcher:
         self.requests = self.batches = 0  # served so far, shown by /ping
 
     async def predict(self, images: np.ndarray) -> np.ndarray:
-        future = asyncio.get_running_loop().create_future()
-        await self.queue.put((images, future))
-        return await future
+        """Probabilities for ``images``, queued in pieces of at most ``max_batch``."""
+        loop = asyncio.get_running_loop()
+        self.requests += 1
+        futures = []
+        for start in range(0, len(images), self.max_batch):
+            futures.append(loop.create_future())
+            await self.queue.put((images[start : start + self.max_batch], futures[-1]))
+        parts = await asyncio.gather(*futures)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def buckets(self) -> List[int]:
         """The batch sizes the model ever sees: powers of two up to ``max_batch``, and ``max_batch``."""
@@ -80,7 +84,7 @@ class Batcher:
         while True:
             items = await self._gather()
             batch = np.concatenate([images for images, _ in items])
-            self.requests, self.batches = self.requests + len(items), self.batches + 1
+            self.batches += 1
             try:
                 out = await loop.run_in_executor(self.executor, self.predict_padded, batch)
             except Exception as err:  # noqa: BLE001 - the requests get the error, the server goes on
@@ -112,54 +116,14 @@ class Batcher:
         return items
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RequestError(
-            413, f"request body of {declared} bytes exceeds the limit of {limit} bytes (max_body_bytes)."
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"request body exceeds the limit of {limit} bytes (max_body_bytes).")
-    return bytes(body)
-
-
-def decode(body: bytes, content_type: str, tf_serving: bool) -> np.ndarray:
-    """The images in a request body: JSON (``{"instances"|"inputs": [...]}`` or a bare list) or .npy."""
-    kind = content_type.split(";")[0].strip().lower() or JSON
-    if kind == NPY and not tf_serving:
-        try:
-            return np.load(io.BytesIO(body), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise RequestError(400, f"the body is not a .npy array ({err}).") from None
-    if kind != JSON:
-        allowed = JSON if tf_serving else f"{JSON} or {NPY}"
-        raise RequestError(415, f"content type {kind!r} is not supported; send {allowed}.")
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise RequestError(400, f"the body is not valid JSON ({err}).") from None
-    if isinstance(doc, dict):
-        keys = [k for k in ("instances", "inputs") if k in doc]
-        if len(keys) != 1:
-            raise RequestError(
-                400,
-                f"a JSON object body needs exactly one of 'instances' or 'inputs'; got keys {sorted(doc)}.",
-            )
-        doc = doc[keys[0]]
-    if not isinstance(doc, list):
-        raise RequestError(400, f"expected a list of images, got JSON {type(doc).__name__}.")
-    try:
-        return np.asarray(doc)
-    except ValueError as err:
-        raise RequestError(400, f"the images are not a regular nested list of numbers ({err}).") from None
+def encode(probabilities: np.ndarray) -> str:
+    return json.dumps({"predictions": probabilities.tolist()})
 
 
 def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": " ".join(message.split())}, status_code=status)
+    """A one-line JSON error; after a stalled body (408) the connection is closed, not reused."""
+    headers = {"Connection": "close"} if status == 408 else None
+    return JSONResponse({"error": " ".join(message.split())}, status_code=status, headers=headers)
 
 
 class Handlers:
@@ -169,6 +133,7 @@ class Handlers:
         self.model, self.cfg = model, cfg
         self.name = cfg.model_name or model.contract.name
         self.batcher = Batcher(model, cfg.max_batch, cfg.max_wait_ms)
+        self.workers: Optional[ProcessPoolExecutor] = None  # started with the first large request
 
     def other_model(self, request: Request) -> Optional[Response]:
         """A 404 answer when the TF Serving route names another model than this one."""
@@ -177,12 +142,41 @@ class Handlers:
             return None
         return error(404, f"model {asked!r} is not served here; this server serves {self.name!r}.")
 
+    async def images(self, body: bytes, content_type: str, tf_serving: bool) -> np.ndarray:
+        """The request's checked images; a large body is parsed in a worker process, where parsing
+        cannot hold this process's GIL (and with it ``/ping``) for long."""
+        try:
+            if len(body) < LARGE:
+                images = decode(body, content_type, tf_serving)
+            else:
+                images = await self.offload(decode, body, content_type, tf_serving)
+        except MemoryError:
+            raise RequestError(413, "the request's images do not fit in this server's memory.") from None
+        return await asyncio.get_running_loop().run_in_executor(None, self.model.check, images)
+
+    async def offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker process; a pool whose worker died is replaced for later requests."""
+        if self.workers is None:
+            self.workers = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.workers, fn, *args)
+        except BrokenProcessPool:
+            self.workers = None
+            raise RequestError(
+                503, "the worker process for this request died (out of memory?); retry."
+            ) from None
+
     async def predict(self, request: Request, tf_serving: bool) -> Response:
         if tf_serving and (missing := self.other_model(request)):
             return missing
         try:
-            body = await read_body(request, self.cfg.max_body_bytes)
-            images = self.model.check(decode(body, request.headers.get("content-type", ""), tf_serving))
+            body = await read_body(request, self.cfg.max_body_bytes, self.cfg.read_timeout_s)
+            images = await self.images(body, request.headers.get("content-type", ""), tf_serving)
+        except Disconnected:
+            log.debug(
+                "%s %s: the client disconnected before sending its body", request.method, request.url.path
+            )
+            return Response(status_code=400)  # nobody reads it
         except RequestError as err:
             return error(err.status, str(err))
         except InputError as err:
@@ -191,7 +185,12 @@ class Handlers:
             probabilities = await self.batcher.predict(images)
         except Exception as err:  # noqa: BLE001 - the model failed on valid input: a 500, not a crash
             return error(500, f"the model failed on this batch: {type(err).__name__}: {err}")
-        return Response(json.dumps({"predictions": probabilities.tolist()}), media_type=JSON)
+        large = probabilities.size * 12 >= LARGE  # about 12 bytes of JSON per probability
+        try:
+            text = await self.offload(encode, probabilities) if large else encode(probabilities)
+        except RequestError as err:
+            return error(err.status, str(err))
+        return Response(text, media_type=JSON)
 
     async def invocations(self, request: Request) -> Response:
         return await self.predict(request, tf_serving=False)
@@ -220,6 +219,10 @@ class Handlers:
     async def http_error(self, request: Request, exc: Any) -> Response:
         return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
 
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        """A fault of this server's own still answers in JSON (uvicorn logs the traceback)."""
+        return error(500, f"{request.method} {request.url.path}: internal error ({type(exc).__name__}).")
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
@@ -227,6 +230,8 @@ class Handlers:
         task = asyncio.create_task(self.batcher.run())
         yield
         task.cancel()
+        if self.workers is not None:
+            self.workers.shutdown(cancel_futures=True)
 
 
 def create_app(model: ServedModel, cfg: ServeConfig) -> Starlette:
@@ -239,7 +244,11 @@ def create_app(model: ServedModel, cfg: ServeConfig) -> Starlette:
         Route("/v1/models/{name}/metadata", h.tf_metadata, methods=["GET"]),
         Route("/v1/models/{name}", h.tf_status, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: h.http_error}, lifespan=h.lifespan)
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: h.http_error, Exception: h.server_error},
+        lifespan=h.lifespan,
+    )
 
 
 def serve(model: ServedModel, cfg: ServeConfig) -> None:

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from kx.errors import KxError
 from kx.sweep.trial import run_identity
 from kx.tracking import resume
 from kx.tracking.jobs import record_job
@@ -44,6 +45,7 @@ def open_run(tracking: DictConfig) -> MLflowRun:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # kx's log has one line per epoch; MLflow's artifact progress bars would interleave with it
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    check_sqlite_writable(uri)
     try:
         run = MLflowRun(uri, tracking.experiment)
     except TrackingError:
@@ -78,12 +80,50 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     if commit:
         tags["mlflow.source.git.commit"] = commit
     params = flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    try:
+        _start_or_resume(run, cfg, params, tags)
+    except KxError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a store that reads but cannot be written (read-only, full)
+        run.end("FAILED")  # a run that was started or reopened does not stay RUNNING
+        raise unwritable(run.uri, root_cause(err)) from None
+    return run
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost exception behind ``err`` (sqlite3's own, say, under SQLAlchemy's and MLflow's)."""
+    while err.__cause__ or err.__context__:
+        err = err.__cause__ or err.__context__
+    return err
+
+
+def unwritable(uri: str, err: BaseException) -> TrackingError:
+    reason = (str(err).strip().splitlines() or [""])[0]
+    return TrackingError(f"Cannot write to MLflow tracking store tracking.uri={redact(uri)!r} "
+                         f"({type(err).__name__}: {redact(reason)}); make it writable or set "
+                         "tracking.enabled=false.")  # fmt: skip
+
+
+def check_sqlite_writable(uri: str) -> None:
+    """Refuse an existing SQLite store this process cannot write (read-only or immutable file) before
+    MLflow tries, and logs a traceback of its own."""
+    path = Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+    if path is None or not path.is_file():
+        return
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as err:
+        raise unwritable(uri, err) from None
+
+
+def _start_or_resume(run: MLflowRun, cfg: DictConfig, params: Dict[str, str], tags: Dict[str, str]) -> None:
+    """Reopen the run the checkpoints belong to, or start a new one and note it beside them."""
     resumed = resume.resumable(cfg.train.checkpoint_dir, run)
     if resumed:
         resume.reopen(run, resumed, params, tags)
-        return run
+        return
     trial_name, trial_tags = run_identity()  # a sweep's trial: named after its number and overrides
     run.start(cfg.tracking.run_name or trial_name, {**tags, **trial_tags}, os.environ.get(PARENT_RUN_ENV))
     run.log_params(params)
     resume.remember(cfg.train.checkpoint_dir, run)
-    return run

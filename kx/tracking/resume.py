@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 from typing import Dict, Optional
 
-from kx.tracking.liveness import KILLED_TAG, process_tags
+from kx.backends.checkpoint import Checkpoint
+from kx.errors import KxError
+from kx.tracking.liveness import KILLED_TAG, PID_TAG, owner_alive, process_tags
 from kx.tracking.mlflow_tracker import MLflowRun
 from kx.tracking.secrets import redact
 
@@ -26,15 +28,25 @@ def remember(folder: Optional[str], run: MLflowRun) -> None:
 
 
 def resumable(folder: Optional[str], run: MLflowRun) -> Optional[str]:
-    """The id of the run that the checkpoints in ``folder`` belong to, when it is in ``run``'s store."""
-    if not folder or not (Path(folder) / "last" / "monitor.json").is_file():
+    """The id of the run that the checkpoints in ``folder`` belong to, when it is in ``run``'s store.
+
+    A run whose owner still runs on this host is refused first, before anything in the folder is
+    touched: two processes would train into one folder. Then a checkpoint left by a save that was
+    stopped midway counts (:meth:`Checkpoint.recover`)."""
+    if not folder:
         return None
     try:
         noted = json.loads((Path(folder) / RUN_FILE).read_text())
         found = run.client.get_run(noted["run_id"])
     except Exception:  # noqa: BLE001 - no note, or a run of another store: start a new run
         return None
-    return found.info.run_id if found.info.experiment_id == run.experiment_id else None
+    if found.info.status == "RUNNING" and owner_alive(found.data.tags):
+        raise KxError(f"train.checkpoint_dir={folder} belongs to MLflow run {found.info.run_id}, still "
+                      f"training in process {found.data.tags.get(PID_TAG)}; wait for it, stop it, or choose "
+                      "another train.checkpoint_dir.")  # fmt: skip
+    if found.info.experiment_id != run.experiment_id or not Checkpoint(folder).exists():
+        return None
+    return found.info.run_id
 
 
 def reopen(run: MLflowRun, run_id: str, params: Dict[str, str], tags: Dict[str, str]) -> None:
