@@ -82,8 +82,7 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
     if cluster.size > 1:
         log.info("multi-worker training: %s, hosts %s", cluster.describe(), ", ".join(cluster.hosts))
     checkpoint = Checkpoint(cfg.train.checkpoint_dir, trained_with(cfg))
-    if checkpoint.exists():  # before tracking reopens the checkpoint's MLflow run
-        checkpoint.check_settings()
+    checkpoint.check_settings()  # before tracking reopens the checkpoint's MLflow run
     tracking = start_training_run(cfg, list(overrides), out_dir) if cluster.is_chief else None
 
     try:

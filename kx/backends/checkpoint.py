@@ -102,11 +102,22 @@ class Checkpoint:
         log.info("resuming from the checkpoint in %s after epoch %d", self.last, monitor.epochs)
         return monitor.epochs
 
+    def newest(self) -> Optional[Path]:
+        """The checkpoint :meth:`recover` would keep, found without touching the folder (its run may
+        still be saving into it)."""
+        if self.folder is None:
+            return None
+        candidates = (self.last, self.folder / "last.partial", self.folder / "last.previous")
+        return next((c for c in candidates if complete(c)), None)
+
     def check_settings(self) -> None:
-        """:class:`CheckpointMismatch` unless ``last/`` was trained with this run's settings."""
-        recorded = self.last / SETTINGS_FILE
+        """:class:`CheckpointMismatch` unless the newest checkpoint was trained with this run's settings."""
+        newest = self.newest()
+        if newest is None:
+            return
+        recorded = newest / SETTINGS_FILE
         if not recorded.is_file():
-            raise CheckpointMismatch(f"The checkpoint in {self.last} does not record the settings it was trained "
+            raise CheckpointMismatch(f"The checkpoint in {newest} does not record the settings it was trained "
                                      f"with, so it cannot be resumed safely; {self._advice()}.")  # fmt: skip
         theirs = json.loads(recorded.read_text())
         keys = sorted(set(theirs) | set(self.settings))
@@ -115,7 +126,7 @@ class Checkpoint:
             shown = "; ".join(f"{k}={theirs.get(k, '(unset)')} there, {self.settings.get(k, '(unset)')} here"
                               for k in differ[:5])  # fmt: skip
             more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
-            raise CheckpointMismatch(f"The checkpoint in {self.last} belongs to a run with other settings "
+            raise CheckpointMismatch(f"The checkpoint in {newest} belongs to a run with other settings "
                                      f"({shown}{more}); {self._advice()}.")  # fmt: skip
 
     def _advice(self) -> str:
