@@ -63,14 +63,15 @@ def test_values_launch_py_accepts_reach_train_py_as_the_same_config(tmp_path, ba
                  "train.learning_rate=0.05", "export.name='kx\\'s \"best\" model'"]  # fmt: skip
     proc = launch(tmp_path, "target=sagemaker_local", f"target.python={python}", *overrides)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    root = next((tmp_path / "outputs" / "sagemaker_local").iterdir())
+    root = next(p for p in (tmp_path / "outputs" / "sagemaker_local").iterdir() if p.name != "s3")
     log = (root / "output" / "rehearsal.log").read_text()
     assert f"{python} -- train.py --backend {backend} " in log  # the toolkit's own command line
     assert "--backend.num_gpus null " in log and "--dataset.limit null " in log
     got, wanted = job_config(root), OmegaConf.to_container(compose_cfg(*overrides))
     for section, leaf in (o.split("=")[0].split(".") for o in overrides if "." in o.split("=")[0]):
         assert got[section][leaf] == wanted[section][leaf], f"{section}.{leaf}"
-    assert got["train"]["checkpoint_dir"] == str(root / "checkpoints")  # /opt/ml/checkpoints, relocated
+    # /opt/ml/checkpoints, relocated, and the job's own folder in it
+    assert got["train"]["checkpoint_dir"] == str(root / "checkpoints" / root.name / "algo-1")
     exported = (
         root / "model" / (f"{name}/1/saved_model.pb" if backend == "tensorflow" else f"{name}-symbol.json")
     )

@@ -60,7 +60,7 @@ def toolkit_job(
     rehearsal.layout(root, request, plan, ["algo-1"], "algo-1")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "KX_", "MLFLOW_"))}
     proc = subprocess.run([str(image_python(backend)), "-c", rehearsal.TOOLKIT_TRAIN], cwd=root,
-                          env={**env, **rehearsal.container_env(root)}, capture_output=True, text=True,
+                          env={**env, **rehearsal.container_env(root, "kx-test")}, capture_output=True, text=True,
                           timeout=600)  # fmt: skip
     return proc, root
 
