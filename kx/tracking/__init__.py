@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from kx.sweep.trial import run_identity
 from kx.tracking import resume
@@ -16,9 +16,10 @@ from kx.tracking.mlflow_tracker import (
     PARENT_RUN_ENV,
     MLflowRun,
     TrackingError,
-    flatten,
+    config_params,
     resolve_uri,
 )
+from kx.tracking.params import head, run_name
 from kx.tracking.secrets import redact
 
 __all__ = ["MLflowRun", "TrackingError", "open_run", "record_job", "start_training_run"]
@@ -77,13 +78,17 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    params = flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    if cfg.get("sweep"):
+        tags["kx.sweep.name"] = cfg.sweep.name
+    params, config_tags = config_params(cfg)
+    tags.update(config_tags)
     resumed = resume.resumable(cfg.train.checkpoint_dir, run)
     if resumed:
         resume.reopen(run, resumed, params, tags)
         return run
     trial_name, trial_tags = run_identity()  # a sweep's trial: named after its number and overrides
-    run.start(cfg.tracking.run_name or trial_name, {**tags, **trial_tags}, os.environ.get(PARENT_RUN_ENV))
+    name = cfg.tracking.run_name or trial_name or run_name(*head(cfg), overrides)
+    run.start(name, {**tags, **trial_tags}, os.environ.get(PARENT_RUN_ENV))
     run.log_params(params)
     resume.remember(cfg.train.checkpoint_dir, run)
     return run
