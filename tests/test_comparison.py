@@ -87,6 +87,31 @@ def test_a_sweep_parents_description_links_to_the_trials_comparison():
 
     goal, trials = Objective("val_acc", "maximize"), _trials()
     text = description("7", "p1", goal, best_trial(goal, trials), trials)
-    assert "Best: trial 1, val_acc=0.9000 (train.learning_rate=0.1 model.dense_units=64)" in text
-    assert '(#/compare-runs?runs=["a0","b1","c2"]&experiments=["7"])' in unquote(text)
-    assert "(#/experiments/7/runs/p1/artifacts/parallel_coordinates.html)" in text
+    assert text.startswith(
+        "[Compare the 3 trials side by side](#/compare-runs?runs="
+    )  # MLflow folds the rest
+    assert text.endswith("**Sweep of 3 trials** (2 complete, 1 fail), objective `val_acc` (maximize); "
+                         "best: trial 1, val_acc=0.9000.")  # fmt: skip
+    assert (
+        '(#/compare-runs?runs=["a0","b1","c2"]&experiments=["7"]&workflowType=machine_learning)'
+        in unquote(text)
+    )
+    assert (
+        "(#/experiments/7/runs/p1/artifacts/parallel_coordinates.html?workflowType=machine_learning)" in text
+    )
+
+
+def test_launch_ui_refuses_a_port_that_is_none_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_DIR
+
+    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), "ui", "--port", "70000"],
+                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr
+        == "kx: error: --port 70000 is not a port: give one from 1 to 65535, or none for a free one.\n"
+    )
+    assert not (tmp_path / "mlflow.db").exists()  # refused before opening any store

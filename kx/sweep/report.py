@@ -9,18 +9,17 @@ comparison. The plots come from an in-memory Optuna study
 rebuilt from the records, so they need no study storage.
 """
 
-import json
 import logging
 import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
-from urllib.parse import quote
 
 from kx.config.objective import Objective
 from kx.reporting import parallel
 from kx.sweep.overrides import as_config, render
+from kx.tracking.links import TRAINING_VIEW, compare_link
 
 log = logging.getLogger("kx")
 
@@ -135,29 +134,20 @@ def _log_parent(
     parent.set_tags({NOTE_TAG: description(parent.experiment_id, parent.run_id, goal, best, trials)})
 
 
-def compare_link(experiment_id: str, run_ids: Sequence[str]) -> str:
-    """The MLflow UI's comparison of ``run_ids``, relative to the UI's page (any host)."""
-    runs = quote(json.dumps(list(run_ids), separators=(",", ":")), safe="")
-    return f"#/compare-runs?runs={runs}&experiments={quote(json.dumps([experiment_id]), safe='')}"
-
-
 def description(experiment_id: str, run_id: str, goal: Objective, best: Optional[TrialResult],
                 trials: Sequence[TrialResult]) -> str:  # fmt: skip
-    """The parent run's description (Markdown): the outcome, and links to the trials' comparison and
-    to the parallel-coordinates page."""
-    by_state = ", ".join(f"{n} {state.lower()}" for state, n in counts(trials).items() if n)
-    lines = [f"**Sweep of {len(trials)} trials** ({by_state}), objective `{goal.metric}` ({goal.direction})."]
-    if best is not None:
-        lines.append(
-            f"Best: trial {best.number}, {goal.metric}={best.value:.4f} ({' '.join(best.overrides())})."
-        )
+    """The parent run's description (Markdown): links to the trials' comparison and to the
+    parallel-coordinates page first (MLflow shows a description's first lines only), then the outcome."""
     ids = [t.run_id for t in sorted(trials, key=lambda t: t.number) if t.run_id]
-    lines.append("")
+    page = f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{PARALLEL_FILE}?{TRAINING_VIEW}"
+    links = [f"[Every trial over every tuned parameter and {goal.metric}]({page})"]
     if ids:
-        lines.append(f"- [Compare the {len(ids)} trials side by side]({compare_link(experiment_id, ids)})")
-    page = f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{PARALLEL_FILE}"
-    lines.append(f"- [Every trial over every tuned parameter and {goal.metric}]({page})")
-    return "\n".join(lines)
+        links.insert(0, f"[Compare the {len(ids)} trials side by side]({compare_link(experiment_id, ids)})")
+    by_state = ", ".join(f"{n} {state.lower()}" for state, n in counts(trials).items() if n)
+    outcome = f"**Sweep of {len(trials)} trials** ({by_state}), objective `{goal.metric}` ({goal.direction})"
+    if best is not None:
+        outcome += f"; best: trial {best.number}, {goal.metric}={best.value:.4f}"
+    return " · ".join(links) + "\n\n" + outcome + "."
 
 
 def parallel_coordinates(goal: Objective, trials: Sequence[TrialResult], out_dir: Path) -> Path:
