@@ -43,14 +43,18 @@ def test_a_run_is_named_after_what_it_trains_and_its_overrides(compose_cfg):
     cfg = compose_cfg(*overrides)
     assert run_name(*head(cfg), overrides) == "mxnet cnn fashion_mnist epochs=20 bn_momentum=0.9"
     assert run_name(*head(compose_cfg()), []) == "tensorflow cnn fashion_mnist"
+    assert run_name("mxnet", "cnn", "fashion_mnist", ["target=sagemaker"], "sagemaker") == (
+        "mxnet cnn fashion_mnist on sagemaker"  # its local twin's name, and where it ran
+    )
 
 
 def test_a_long_name_is_cut_to_what_the_runs_table_shows(compose_cfg):
     overrides = [f"train.learning_rate=0.0{i}" for i in range(1, 30)]
     name = run_name("torch", "mlp", "digits", overrides)
-    assert (
-        len(name) == 80 and name.startswith("torch mlp digits learning_rate=0.01 ") and name.endswith("...")
-    )
+    assert len(name) == 80 and name.startswith("torch mlp digits learning_rate=0.01 ")
+    assert name.endswith("...")
+    job = run_name("torch", "mlp", "digits", overrides, "sagemaker_local")
+    assert len(job) == 80 and job.endswith("... on sagemaker_local")
 
 
 def _trials():

@@ -116,7 +116,9 @@ def record_job(
         tags["mlflow.source.git.commit"] = commit
     parent = parent_run_id or os.environ.get(PARENT_RUN_ENV)
     name = (
-        job["job_name"] if parent else run_name(*head(run_cfg if run_cfg is not None else cfg), overrides)
+        job["job_name"]
+        if parent
+        else run_name(*head(run_cfg if run_cfg is not None else cfg), overrides, cfg.target.name)
     )  # trials: as today
     run.start(cfg.tracking.run_name or name, tags, parent)
     run.log_params(params)

@@ -56,8 +56,11 @@ def distinguishing(overrides: Iterable[str]) -> List[str]:
     return parts
 
 
-def run_name(backend: str, model: str, dataset: str, overrides: Iterable[str]) -> str:
+def run_name(backend: str, model: str, dataset: str, overrides: Iterable[str], target: str = "local") -> str:
     """``mxnet cnn fashion_mnist epochs=20 learning_rate=0.01``: what the run trains, then what its
-    command line changed from the defaults, cut to what MLflow's runs table shows."""
+    command line changed from the defaults (cut to what MLflow's runs table shows), then where it
+    ran when not here (`` on sagemaker``), so that a job and its local twin tell apart."""
+    where = "" if target == "local" else f" on {target}"
     name = " ".join([backend, model, dataset, *distinguishing(overrides)])
-    return name if len(name) <= NAME_LENGTH else name[: NAME_LENGTH - 3].rstrip() + "..."
+    room = NAME_LENGTH - len(where)
+    return (name if len(name) <= room else name[: room - 3].rstrip() + "...") + where
