@@ -226,4 +226,9 @@ def test_two_trial_rehearsal_on_digits_logs_a_tuning_job(tmp_path):
         assert {"config.yaml", "metrics.json", "training_curves.png", "model"} <= artifacts  # as a local run
     best = max(children, key=lambda r: r.data.metrics["best_val_acc"])
     assert parent.data.tags["kx.best_run_id"] == best.info.run_id
+    # the same sweep report as a local sweep's parent: every trial on one page, linked from its description
+    assert "parallel_coordinates.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert parent.data.tags["mlflow.note.content"].startswith(
+        "[Compare the 2 trials side by side](#/compare-runs"
+    )
     assert parent.data.metrics["best_val_acc"] == pytest.approx(best.data.metrics["best_val_acc"], abs=1e-4)
