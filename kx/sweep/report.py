@@ -142,7 +142,8 @@ def description(experiment_id: str, run_id: str, goal: Objective, best: Optional
     page = f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{PARALLEL_FILE}?{TRAINING_VIEW}"
     links = [f"[Every trial over every tuned parameter and {goal.metric}]({page})"]
     if ids:
-        links.insert(0, f"[Compare the {len(ids)} trials side by side]({compare_link(experiment_id, ids)})")
+        trials_text = f"{len(ids)} trials" if len(ids) > 1 else "trial"
+        links.insert(0, f"[Compare the {trials_text} side by side]({compare_link(experiment_id, ids)})")
     by_state = ", ".join(f"{n} {state.lower()}" for state, n in counts(trials).items() if n)
     outcome = f"**Sweep of {len(trials)} trials** ({by_state}), objective `{goal.metric}` ({goal.direction})"
     if best is not None:
