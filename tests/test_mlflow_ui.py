@@ -88,6 +88,7 @@ def ui(store: Path) -> Iterator[Dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Asked for first: a machine without Chromium skips before anything is trained."""
     with chromium() as driver:
         yield driver
 
@@ -96,7 +97,7 @@ def body(driver: Any) -> str:
     return driver.find_element("tag name", "body").text
 
 
-def test_a_sweep_its_trials_and_their_parallel_coordinates_in_mlflows_ui(ui, browser, store):
+def test_a_sweep_its_trials_and_their_parallel_coordinates_in_mlflows_ui(browser, ui, store):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -153,7 +154,7 @@ def test_a_sweep_its_trials_and_their_parallel_coordinates_in_mlflows_ui(ui, bro
     assert hosts == {base}, hosts  # Chromium asked nothing of any other address
 
 
-def test_a_local_run_and_its_sagemaker_twin_line_up_in_mlflows_comparison(ui, browser, store):
+def test_a_local_run_and_its_sagemaker_twin_line_up_in_mlflows_comparison(browser, ui, store):
     from mlflow.tracking import MlflowClient
     from selenium.webdriver.common.by import By
 

@@ -40,6 +40,7 @@ def chromium(width: int = 1920, height: int = 1200) -> Iterator[Any]:
     """A headless Chromium session (skips the test where Chromium or its driver is missing)."""
     if not shutil.which("chromium") or not Path(CHROMEDRIVER).exists():
         pytest.skip("apt-get install chromium chromium-driver")
+    pytest.importorskip("selenium", reason="pip install -e '.[dev]'")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
