@@ -7,6 +7,7 @@ folder); the test prints where.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -50,6 +51,9 @@ def launch_ui(folder: Path) -> Iterator[Dict[str, str]]:
         assert proc.wait(timeout=60) == 0
         log.close()
     assert "net_guard: blocked" not in (folder / "ui.log").read_text()
+    port = int(links["MLflow UI"].split("/#/")[0].rsplit(":", 1)[1])
+    with pytest.raises(OSError):  # launch.py stopped the server it started
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def close_assistant(browser: Any) -> None:
