@@ -11,6 +11,7 @@
     python launch.py predict http://127.0.0.1:8080|RUN_FOLDER|ENDPOINT --samples 5
     python launch.py deploy TRAINING_JOB|TUNING_JOB|MLFLOW_RUN_ID [target.region=...]   # a SageMaker endpoint
     python launch.py undeploy ENDPOINT
+    python launch.py ui [--port 5000] [tracking.uri=...]   # MLflow's UI on the store; links to the latest sweep
 
 The job's result (status, final metrics, billable time, model artifact) is logged to MLflow.
 """
@@ -183,7 +184,22 @@ def reattach(command: str, name: str, overrides: List[str]) -> int:
         time.sleep(cfg.target.poll_s)
 
 
+def ui(argv: List[str]) -> int:
+    """``ui [--port P] [OVERRIDES]``: MLflow's UI on the configured store (kx.tracking.ui)."""
+    from kx.tracking.ui import serve
+
+    parser = argparse.ArgumentParser(prog="launch.py ui", description=ui.__doc__)
+    parser.add_argument("--port", type=int, help="the UI's port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("overrides", nargs="*", help="e.g. tracking.uri=sqlite:///mlflow.db")
+    args = parser.parse_args(argv)
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise KxError(f"--port {args.port} is not a port: give one from 1 to 65535, or none for a free one.")
+    return serve(compose(args.overrides).tracking, args.port)
+
+
 def main(argv: List[str]) -> int:
+    if argv and argv[0] == "ui":
+        return ui(argv[1:])
     if argv and argv[0] in SERVING_COMMANDS:
         from kx.serving.cli import main as serving
 

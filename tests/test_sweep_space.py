@@ -129,7 +129,9 @@ def test_summary_on_the_parent_run(tmp_path):
             run.data.metrics["trials_fail"]) == (2, 1, 1)  # fmt: skip
     assert run.data.tags["kx.best.train.learning_rate"] == "0.1" and run.data.tags["kx.best_run_id"] == "abc"
     artifacts = {a.path for a in mlflow_client(tmp_path).list_artifacts(parent.run_id)}
-    assert {"best_trial.yaml", "optimization_history.png", "param_importances.png"} <= artifacts
+    assert {"best_trial.yaml", "optimization_history.png", "param_importances.png",
+            "parallel_coordinates.html"} <= artifacts  # fmt: skip
+    assert "[Compare the trial side by side]" in run.data.tags["mlflow.note.content"]  # trial 1 has a run
     retrain = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "--config-dir", str(tmp_path / "sweep"),
                               "--config-name", "best_trial", "--cfg", "job"], capture_output=True, text=True)  # fmt: skip
     assert retrain.returncode == 0, retrain.stderr

@@ -97,7 +97,11 @@ def test_mlflow_run_has_params_tags_metric_history_and_artifacts(trained):
     assert run.info.status == "FINISHED"
     assert run.data.params["train.epochs"] == "3" and run.data.params["model.dense_units"] == "64"
     assert run.data.params["train.optimizer"] == "sgd"
+    # named after what it trains and its overrides (hydra.run.dir is no hyperparameter)
+    assert run.info.run_name.startswith("tensorflow cnn synthetic train_samples=600 validation_samples=200")
+    assert {key.split(".")[0] for key in run.data.params} == {"backend", "model", "dataset", "train"}
     tags = run.data.tags
+    assert tags["kx.config.backend.impl"].startswith("kx.backends.") and "kx.config.tracking.uri" not in tags
     assert (tags["kx.backend"], tags["kx.model"], tags["kx.dataset"], tags["kx.target"]) == (
         "tensorflow",
         "cnn",

@@ -188,6 +188,8 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, a
     (local_run,) = [r for r in runs if r.data.tags.get("kx.target") == "local"]
     child = children[trials[0]]
     assert set(child.data.params) == set(local_run.data.params)  # column for column
+    untuned = [{k: v for k, v in r.data.params.items() if k not in values[0]} for r in (child, local_run)]
+    assert untuned[0] == untuned[1]  # the same values too: no /opt/ml/checkpoints against None
     assert {k: child.data.params[k] for k in values[0]} == values[0]
     assert set(child.data.metrics) - {"billable_seconds"} == set(local_run.data.metrics)
     for key in ("val_acc", "loss"):  # the per-epoch curves, epoch by epoch
@@ -225,9 +227,15 @@ def test_two_trial_rehearsal_on_digits_logs_a_tuning_job(tmp_path):
         assert child.data.metrics["best_val_acc"] == pytest.approx(objective, abs=1e-4)
         assert "billable_seconds" not in child.data.metrics  # a rehearsal costs nothing
         assert len(client.get_metric_history(child.info.run_id, "val_acc")) == 1  # one epoch
-        assert child.data.params["sweep.name"] == "quick" and child.info.status == "FINISHED"
+        assert child.data.tags["kx.sweep.name"] == "quick" and child.info.status == "FINISHED"
+        assert "sweep.name" not in child.data.params and "train.checkpoint_dir" not in child.data.params
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"config.yaml", "metrics.json", "training_curves.png", "model"} <= artifacts  # as a local run
     best = max(children, key=lambda r: r.data.metrics["best_val_acc"])
     assert parent.data.tags["kx.best_run_id"] == best.info.run_id
+    # the same sweep report as a local sweep's parent: every trial on one page, linked from its description
+    assert "parallel_coordinates.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert parent.data.tags["mlflow.note.content"].startswith(
+        "[Compare the 2 trials side by side](#/compare-runs"
+    )
     assert parent.data.metrics["best_val_acc"] == pytest.approx(best.data.metrics["best_val_acc"], abs=1e-4)

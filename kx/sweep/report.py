@@ -2,8 +2,10 @@
 
 :func:`summarize` takes :class:`TrialResult` records (whatever ran them), prints the table and the
 best trial, and logs on the sweep's MLflow parent run the best parameters and objective, the trial
-counts by state, the optimisation-history and parameter-importance plots and ``best_trial.yaml``, a
-config ``train.py`` retrains the winner from as-is. The plots come from an in-memory Optuna study
+counts by state, the optimisation-history and parameter-importance plots, an interactive
+parallel-coordinates page of every trial (:mod:`kx.reporting.parallel`), ``best_trial.yaml`` (a
+config ``train.py`` retrains the winner from as-is) and a description linking to the trials'
+comparison. The plots come from an in-memory Optuna study
 rebuilt from the records, so they need no study storage.
 """
 
@@ -15,11 +17,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from kx.config.objective import Objective
+from kx.reporting import parallel
 from kx.sweep.overrides import as_config, render
+from kx.tracking.links import TRAINING_VIEW, compare_link
 
 log = logging.getLogger("kx")
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "KILLED")
+PARALLEL_FILE = "parallel_coordinates.html"
+NOTE_TAG = "mlflow.note.content"  # the run's description in MLflow's UI
 
 
 @dataclass
@@ -86,7 +92,7 @@ def summarize(
     by_state = counts(trials)
     print(table(goal, trials))
     print("trials: " + ", ".join(f"{n} {state.lower()}" for state, n in by_state.items() if n))
-    files = plots(goal, trials, out_dir)
+    files = [*plots(goal, trials, out_dir), parallel_coordinates(goal, trials, out_dir)]
     if best is None:
         print(f"no trial completed: no best {goal.metric}.")
     else:
@@ -95,7 +101,7 @@ def summarize(
         files.append(best_file)
         _print_best(goal, best, base_overrides, best_file)
     if parent is not None:
-        _log_parent(parent, goal, best, by_state, files)
+        _log_parent(parent, goal, best, trials, files)
     return best
 
 
@@ -110,9 +116,13 @@ def _print_best(goal: Objective, best: TrialResult, base: Sequence[str], best_fi
 
 
 def _log_parent(
-    parent: Any, goal: Objective, best: Optional[TrialResult], by_state: Dict[str, int], files: List[Path]
+    parent: Any,
+    goal: Objective,
+    best: Optional[TrialResult],
+    trials: Sequence[TrialResult],
+    files: List[Path],
 ) -> None:
-    parent.log_metrics({f"trials_{state.lower()}": n for state, n in by_state.items()})
+    parent.log_metrics({f"trials_{state.lower()}": n for state, n in counts(trials).items()})
     if best is not None:
         parent.log_metrics({f"best_{goal.metric}": best.value})
         tags = {f"kx.best.{key}": str(value) for key, value in best.params.items()}
@@ -121,6 +131,32 @@ def _log_parent(
             tags["kx.best_run_id"] = best.run_id
         parent.set_tags(tags)
     parent.log_artifacts(files)
+    parent.set_tags({NOTE_TAG: description(parent.experiment_id, parent.run_id, goal, best, trials)})
+
+
+def description(experiment_id: str, run_id: str, goal: Objective, best: Optional[TrialResult],
+                trials: Sequence[TrialResult]) -> str:  # fmt: skip
+    """The parent run's description (Markdown): links to the trials' comparison and to the
+    parallel-coordinates page first (MLflow shows a description's first lines only), then the outcome."""
+    ids = [t.run_id for t in sorted(trials, key=lambda t: t.number) if t.run_id]
+    page = f"#/experiments/{experiment_id}/runs/{run_id}/artifacts/{PARALLEL_FILE}?{TRAINING_VIEW}"
+    links = [f"[Every trial over every tuned parameter and {goal.metric}]({page})"]
+    if ids:
+        trials_text = f"{len(ids)} trials" if len(ids) > 1 else "trial"
+        links.insert(0, f"[Compare the {trials_text} side by side]({compare_link(experiment_id, ids)})")
+    by_state = ", ".join(f"{n} {state.lower()}" for state, n in counts(trials).items() if n)
+    outcome = f"**Sweep of {len(trials)} trials** ({by_state}), objective `{goal.metric}` ({goal.direction})"
+    if best is not None:
+        outcome += f"; best: trial {best.number}, {goal.metric}={best.value:.4f}"
+    return " · ".join(links) + "\n\n" + outcome + "."
+
+
+def parallel_coordinates(goal: Objective, trials: Sequence[TrialResult], out_dir: Path) -> Path:
+    """``parallel_coordinates.html``: every trial over every tuned parameter and the objective."""
+    keys = sorted({key for t in trials for key in t.params})
+    title = f"{len(trials)} trials: {goal.metric} ({goal.direction}) over {', '.join(keys) or 'no parameter'}"
+    drawn = [parallel.Trial(t.number, t.params, t.state, t.value, f"trial {t.number}") for t in trials]
+    return parallel.write(drawn, goal.metric, goal.maximize, title, out_dir / PARALLEL_FILE)
 
 
 def study_of(goal: Objective, trials: Sequence[TrialResult]) -> Any:

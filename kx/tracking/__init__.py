@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from kx.errors import KxError
 from kx.sweep.trial import run_identity
@@ -17,9 +17,10 @@ from kx.tracking.mlflow_tracker import (
     PARENT_RUN_ENV,
     MLflowRun,
     TrackingError,
-    flatten,
+    config_params,
     resolve_uri,
 )
+from kx.tracking.params import head, run_name
 from kx.tracking.secrets import redact
 
 __all__ = ["MLflowRun", "TrackingError", "open_run", "record_job", "start_training_run"]
@@ -79,9 +80,12 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    params = flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    if cfg.get("sweep"):
+        tags["kx.sweep.name"] = cfg.sweep.name
+    params, config_tags = config_params(cfg)
+    tags.update(config_tags)
     try:
-        _start_or_resume(run, cfg, params, tags)
+        _start_or_resume(run, cfg, params, tags, overrides)
     except KxError:
         raise
     except Exception as err:  # noqa: BLE001 - a store that reads but cannot be written (read-only, full)
@@ -117,13 +121,16 @@ def check_sqlite_writable(uri: str) -> None:
         raise unwritable(uri, err) from None
 
 
-def _start_or_resume(run: MLflowRun, cfg: DictConfig, params: Dict[str, str], tags: Dict[str, str]) -> None:
+def _start_or_resume(
+    run: MLflowRun, cfg: DictConfig, params: Dict[str, str], tags: Dict[str, str], overrides: List[str]
+) -> None:
     """Reopen the run the checkpoints belong to, or start a new one and note it beside them."""
     resumed = resume.resumable(cfg.train.checkpoint_dir, run)
     if resumed:
         resume.reopen(run, resumed, params, tags)
         return
     trial_name, trial_tags = run_identity()  # a sweep's trial: named after its number and overrides
-    run.start(cfg.tracking.run_name or trial_name, {**tags, **trial_tags}, os.environ.get(PARENT_RUN_ENV))
+    name = cfg.tracking.run_name or trial_name or run_name(*head(cfg), overrides)
+    run.start(name, {**tags, **trial_tags}, os.environ.get(PARENT_RUN_ENV))
     run.log_params(params)
     resume.remember(cfg.train.checkpoint_dir, run)

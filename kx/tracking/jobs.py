@@ -1,7 +1,8 @@
 """A SageMaker (or rehearsed) training job as an MLflow run that lines up with local runs.
 
 The run carries what a local run of the same config carries: the job's config, composed from its
-hyperparameters as train.py composes it inside the job and flattened into params; the per-epoch
+hyperparameters as train.py composes it inside the job, its hyperparameters as params and the rest
+as tags (:mod:`kx.tracking.params`); the per-epoch
 ``loss``/``acc``/``val_loss``/``val_acc`` curves, ``best_*`` (at the best epoch), ``final_*``,
 ``best_epoch`` and ``model_val_acc`` from the job's own ``metrics.json``, or, without it, the
 job's final metric values under the names of the same meaning. SageMaker's own facts (status,
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
+
+from kx.tracking.params import head, run_name, split
 
 RUN_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
 RUN_FILES = (
@@ -108,15 +111,21 @@ def record_job(
 
     run_cfg = job_config(job["hyperparameters"], sweep)
     run = open_run(cfg.tracking)
-    tags = job_tags(cfg, job, overrides)
+    params, config_tags = config_params(run_cfg) if run_cfg is not None else split(job["hyperparameters"])
+    tags = {**job_tags(cfg, job, overrides), **config_tags, **({"kx.sweep.name": sweep} if sweep else {})}
     if trial_state:
         tags["kx.trial.state"] = trial_state
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    run.start(cfg.tracking.run_name or job["job_name"], tags, parent_run_id or os.environ.get(PARENT_RUN_ENV),
-              start_time=job.get("started"))  # fmt: skip
-    run.log_params(config_params(run_cfg) if run_cfg is not None else job["hyperparameters"])
+    parent = parent_run_id or os.environ.get(PARENT_RUN_ENV)
+    name = (
+        job["job_name"]
+        if parent
+        else run_name(*head(run_cfg if run_cfg is not None else cfg), overrides, cfg.target.name)
+    )  # trials: as today
+    run.start(cfg.tracking.run_name or name, tags, parent, start_time=job.get("started"))
+    run.log_params(params)
     files = [output / name for name in RUN_FILES if output and (output / name).is_file()]
     history = output / "metrics.json" if output else None
     metrics = json.loads(history.read_text()) if history and history.is_file() else None

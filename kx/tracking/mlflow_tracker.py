@@ -11,11 +11,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from kx.config.keys import flatten
 from kx.errors import KxError
 from kx.tracking.liveness import process_tags
+from kx.tracking.params import split
 from kx.tracking.secrets import redact, without_credentials
 
 log = logging.getLogger("kx")
@@ -48,11 +49,12 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def config_params(cfg: Any) -> Dict[str, str]:
-    """A composed config as a run's params: every key, flattened (``train.epochs``...)."""
+def config_params(cfg: Any) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """A composed config as a run's params (its hyperparameters, flattened: ``train.epochs``...) and
+    tags (the rest: folders, URIs, how it runs; :mod:`kx.tracking.params`)."""
     from omegaconf import OmegaConf
 
-    return flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    return split(flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)))
 
 
 class MLflowRun:
