@@ -11,7 +11,7 @@ def test_params_are_hyperparameters_and_locations_are_tags(compose_cfg):
     params, tags = config_params(cfg)
     assert params["train.learning_rate"] == "0.05" and params["model.dropout"] == "0.3"
     assert params["backend.name"] == "tensorflow" and params["dataset.name"] == "npz"
-    for key in ("dataset.path", "train.checkpoint_dir", "backend.impl", "tracking.uri", "export.model_dir"):
+    for key in ("dataset.path", "train.checkpoint_dir", "tracking.uri", "export.model_dir"):
         assert key not in params, key
         assert f"kx.config.{key}" in tags, key
     assert (

@@ -2,7 +2,7 @@
 
 Params are the hyperparameters only (the ``backend``, ``model``, ``dataset`` and ``train`` keys),
 so that MLflow's comparison lines any two runs up column for column. Where things are (folders,
-files, URIs, hosts, the code that implements a backend) and how a run is run (``target``,
+files, URIs, hosts) and how a run is run (``target``,
 ``tracking``, ``export``, ``sweep``) differ between a laptop and a SageMaker job without changing
 the result: they become ``kx.config.<key>`` tags. Runs inside SageMaker jobs: Python 3.8 syntax.
 """
@@ -10,7 +10,7 @@ the result: they become ``kx.config.<key>`` tags. Runs inside SageMaker jobs: Py
 from typing import Any, Dict, Iterable, List, Tuple
 
 HYPER_GROUPS = ("backend", "model", "dataset", "train")
-LOCATION_NAMES = ("path", "root", "uri", "python", "impl", "bucket", "prefix", "role", "region")
+LOCATION_NAMES = ("path", "root", "uri", "python", "bucket", "prefix", "role", "region")
 LOCATION_SUFFIXES = ("_dir", "_path", "_uri", "_file")
 LOCATION_VALUES = ("/", "./", "../", "~", "s3://", "file:", "http://", "https://", "sqlite:")
 CONFIG_TAG = "kx.config."
