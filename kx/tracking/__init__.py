@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -45,7 +46,7 @@ def open_run(tracking: DictConfig) -> MLflowRun:
     # kx's log has one line per epoch; MLflow's artifact progress bars would interleave with it
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        run = MLflowRun(uri, tracking.experiment)
+        run = _connect(uri, tracking.experiment)
     except TrackingError:
         raise
     except Exception as err:  # noqa: BLE001 - e.g. an unwritable SQLite path or a bad URI scheme
@@ -56,6 +57,28 @@ def open_run(tracking: DictConfig) -> MLflowRun:
         ) from None
     close_orphaned_runs(run)
     return run
+
+
+def _connect(uri: str, experiment: str, tries: int = 8) -> MLflowRun:
+    """The store's experiment, created if need be. Processes opening a new store (or experiment)
+    at once race to create its tables: the losers try again and join."""
+    for attempt in range(tries):
+        try:
+            return MLflowRun(uri, experiment)
+        except TrackingError:
+            raise
+        except Exception as err:  # noqa: BLE001 - SQLAlchemy's and MLflow's errors alike
+            if attempt == tries - 1 or not _creation_race(err):
+                raise
+            time.sleep(0.3 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _creation_race(err: Exception) -> bool:
+    text = str(err).lower()
+    return any(
+        w in text for w in ("already exists", "unique constraint", "duplicate", "locked", "no such table")
+    )
 
 
 def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> Optional[MLflowRun]:
