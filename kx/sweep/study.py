@@ -20,6 +20,7 @@ from kx.sweep.plan import SweepPlan, identity, identity_lines
 from kx.sweep.report import TrialResult
 from kx.tracking.liveness import owner_alive
 from kx.tracking.secrets import redact
+from kx.tracking.store_lock import sqlite_turn
 
 IDENTITY_ATTR = "kx.identity"
 PARENT_RUN_ATTR = "kx.mlflow_parent_run_id"
@@ -44,7 +45,7 @@ def storage(url: str, heartbeat_interval: Optional[int] = None, grace_period: Op
                      "heartbeat_stale_trial_callback": retry}  # fmt: skip
     for attempt in range(OPEN_TRIES):
         try:
-            with quiet_optuna():
+            with quiet_optuna(), sqlite_turn(url):
                 return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
         except Exception as err:  # noqa: BLE001 - a race, a bad URL or an unreachable database
             if attempt == OPEN_TRIES - 1 or not _creation_race(err):
@@ -60,7 +61,8 @@ def _creation_race(err: Exception) -> bool:
     """Errors another process creating the same tables at this moment causes."""
     text = str(err).lower()
     return type(err).__name__ in ("IntegrityError", "OperationalError", "ProgrammingError") and any(
-        words in text for words in ("unique", "already exists", "duplicate", "locked", "no such table")
+        words in text
+        for words in ("unique", "already exists", "duplicate", "locked", "no such table", "alembic")
     )
 
 

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -21,6 +20,7 @@ from kx.tracking.mlflow_tracker import (
     resolve_uri,
 )
 from kx.tracking.secrets import redact
+from kx.tracking.store_lock import sqlite_turn
 
 __all__ = ["MLflowRun", "TrackingError", "open_run", "record_job", "start_training_run"]
 
@@ -59,26 +59,10 @@ def open_run(tracking: DictConfig) -> MLflowRun:
     return run
 
 
-def _connect(uri: str, experiment: str, tries: int = 8) -> MLflowRun:
-    """The store's experiment, created if need be. Processes opening a new store (or experiment)
-    at once race to create its tables: the losers try again and join."""
-    for attempt in range(tries):
-        try:
-            return MLflowRun(uri, experiment)
-        except TrackingError:
-            raise
-        except Exception as err:  # noqa: BLE001 - SQLAlchemy's and MLflow's errors alike
-            if attempt == tries - 1 or not _creation_race(err):
-                raise
-            time.sleep(0.3 * (attempt + 1))
-    raise AssertionError("unreachable")
-
-
-def _creation_race(err: Exception) -> bool:
-    text = str(err).lower()
-    return any(
-        w in text for w in ("already exists", "unique constraint", "duplicate", "locked", "no such table")
-    )
+def _connect(uri: str, experiment: str) -> MLflowRun:
+    """The store's experiment, created if need be; processes opening a new store take turns."""
+    with sqlite_turn(uri):
+        return MLflowRun(uri, experiment)
 
 
 def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> Optional[MLflowRun]:
