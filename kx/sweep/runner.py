@@ -34,6 +34,7 @@ from kx.sweep.study import (
     fail_orphaned,
     fail_stale,
     open_study,
+    quiet_optuna,
     results,
     retried,
     stale_reason,
@@ -126,7 +127,8 @@ class Sweep:
     def launch(self) -> None:
         """Ask for a trial and start its process (a Ctrl-C meanwhile waits until it runs)."""
         with deferred_interrupts():
-            trial = self.study.ask(self.distributions)
+            with quiet_optuna():
+                trial = self.study.ask(self.distributions)
             self.heartbeat.record(trial._trial_id)
             if self.surplus(trial):
                 return

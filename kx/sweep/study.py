@@ -40,7 +40,8 @@ def storage(url: str, heartbeat_interval: Optional[int] = None, grace_period: Op
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {"pool_pre_ping": True}
     heartbeat = {}
     if heartbeat_interval:
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        with quiet_optuna():
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
         heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
                      "heartbeat_stale_trial_callback": retry}  # fmt: skip
     for attempt in range(OPEN_TRIES):
@@ -129,7 +130,8 @@ def fail_orphaned(study: Any, grace_period: int) -> List[Any]:
             continue  # another worker was first
         retry = study._storage.get_heartbeat_stale_trial_callback() if worker else None
         if retry is not None:
-            retry(study, study.get_trials(deepcopy=True)[trial.number])
+            with quiet_optuna():
+                retry(study, study.get_trials(deepcopy=True)[trial.number])
         failed.append(trial)
     return failed
 
