@@ -144,3 +144,22 @@ def test_ctrl_c_after_the_export_keeps_the_trial_complete(tmp_path):
     _, children = sweep_runs(tmp_path)
     assert children[0].data.tags["kx.trial.state"] == "COMPLETE"
     assert children[0].info.status in ("KILLED", "FINISHED")
+
+
+@pytest.mark.slow
+def test_sigterm_at_start_up_ends_the_run_killed_within_seconds(tmp_path):
+    """Defect 3: SIGTERM before training (here once the MLflow run exists) ends the run KILLED."""
+    from tests.helpers.sweeps import mlflow_client
+
+    proc = start_train(tmp_path, *TINY, "train.epochs=50")
+    for line in proc.stdout:  # the data is loaded once the run exists (querying a new store races)
+        if " training / " in line:
+            break
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and time.monotonic() - sent < 30, stderr
+    assert "kx: error: Stopped by SIGTERM; what was written so far is in " in stderr
+    client = mlflow_client(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("kx").experiment_id])
+    assert run.info.status == "KILLED"
