@@ -163,3 +163,45 @@ def test_sigterm_at_start_up_ends_the_run_killed_within_seconds(tmp_path):
     client = mlflow_client(tmp_path)
     (run,) = client.search_runs([client.get_experiment_by_name("kx").experiment_id])
     assert run.info.status == "KILLED"
+
+
+def _worker_of_a_running_trial(url: str, pid: int) -> bool:
+    try:
+        trials = optuna.load_study(study_name="quick", storage=url).get_trials()
+    except Exception:  # noqa: BLE001 - no study yet
+        return False
+    done = sum(t.state.name == "COMPLETE" for t in trials)
+    mine = [
+        t
+        for t in trials
+        if t.state.name == "RUNNING" and t.user_attrs.get("kx.worker", {}).get(PID_TAG) == str(pid)
+    ]
+    return done >= 1 and bool(mine)
+
+
+@pytest.mark.slow
+def test_three_workers_share_one_postgresql_study(tmp_path):
+    """Three worker processes on one PostgreSQL study: the budget's trials exactly, none repeated or
+    lost, one parent; a worker killed with -9 mid-trial has its trial failed and run again."""
+    from tests.helpers.postgres import postgres_server
+
+    with postgres_server() as url:
+        args = ["-m", "sweep=quick", *TINY, "sweep.budget.trials=6", f"sweep.storage={url}", *FAST_BEATS]
+        workers = [start_train(tmp_path, *args, f"hydra.sweep.dir=w{i}") for i in range(3)]
+        wait_for(lambda: _worker_of_a_running_trial(url, workers[2].pid))
+        workers[2].send_signal(signal.SIGKILL)
+        outs = [proc.communicate(timeout=600) for proc in workers]
+        assert [w.returncode for w in workers] == [0, 0, -signal.SIGKILL], outs[:2]
+        trials = [t for t in optuna.load_study(study_name="quick", storage=url).get_trials()
+                  if not t.user_attrs.get("kx.surplus")]  # fmt: skip
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 6 and len(failed) == 1 and len(trials) == 7
+    assert failed[0].params in [t.params for t in complete]  # run again by a survivor
+    assert len({repr(sorted(t.params.items())) for t in complete}) == 6  # none repeated
+    parent, children = sweep_runs(tmp_path)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 6
+    states = sorted(c.data.tags.get("kx.trial.state", "") for c in children)
+    assert states == ["COMPLETE"] * 6 + ["FAIL"]
+    killed = [c for c in children if c.data.tags["kx.trial.state"] == "FAIL"][0]
+    assert killed.info.status == "KILLED" and "retried as trial" in killed.data.tags["kx.trial.reason"]

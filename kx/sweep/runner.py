@@ -125,13 +125,21 @@ class Sweep:
                 self._record_child(result, stopped=True)
 
     def launch(self) -> None:
-        """Ask for a trial and start its process (a Ctrl-C meanwhile waits until it runs)."""
+        """Take a place in the study, draw the trial's parameters and start its process (a Ctrl-C
+        meanwhile waits until it runs). Each draw is seeded with ``seed + trial number``: workers
+        started together would otherwise draw the same parameters."""
         with deferred_interrupts():
             with quiet_optuna():
-                trial = self.study.ask(self.distributions)
+                trial = self.study.ask()
             self.heartbeat.record(trial._trial_id)
             if self.surplus(trial):
                 return
+            seed = None if self.plan.seed is None else self.plan.seed + trial.number
+            self.study.sampler = optuna_space.sampler(
+                self.plan.sampler, self.plan.space, seed, self.plan.trials
+            )
+            for name, dist in self.distributions.items():
+                optuna_space.suggest(trial, name, dist)
             self._start(trial)
 
     def surplus(self, trial: Any) -> bool:

@@ -81,10 +81,8 @@ class quiet_optuna(warnings.catch_warnings):
 
 
 def open_study(plan: SweepPlan) -> Any:
-    """Create the plan's study or join it (its identity checked).
-
-    The sampler is seeded with ``seed + trials so far``: a resumed study or a second worker would
-    otherwise replay the first trials' draws."""
+    """Create the plan's study or join it (its identity checked). Its sampler serves the first
+    trial's :meth:`~optuna.study.Study.ask`; each trial's draw is seeded by the sweep runner."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -92,11 +90,8 @@ def open_study(plan: SweepPlan) -> Any:
     study = optuna.create_study(storage=rdb, study_name=plan.study, direction=plan.goal.direction,
                                 load_if_exists=True)  # fmt: skip
     _check_identity(study, plan)
-    so_far = len(study.get_trials(deepcopy=False))
-    seed = None if plan.seed is None else plan.seed + so_far
-    study = optuna.load_study(study_name=plan.study, storage=rdb, pruner=optuna_space.pruner(plan.pruner),
-                              sampler=optuna_space.sampler(plan.sampler, plan.space, seed, plan.trials))  # fmt: skip
-    return study
+    return optuna.load_study(study_name=plan.study, storage=rdb, pruner=optuna_space.pruner(plan.pruner),
+                             sampler=optuna_space.sampler(plan.sampler, plan.space, plan.seed, plan.trials))  # fmt: skip
 
 
 def fail_stale(study: Any) -> List[Any]:
