@@ -103,8 +103,9 @@ def test_a_second_worker_joins_the_first(tmp_path):
 
 @pytest.mark.slow
 def test_a_killed_worker_s_trial_is_retried_by_the_rerun(tmp_path, run_train):
-    """Defect 4: kill -9 of the sweep mid-trial; the rerun fails that trial (its worker is gone),
-    runs it again with the same parameters, and the budget stays whole."""
+    """Defects 4 and 5: kill -9 of the sweep mid-trial; the rerun fails that trial (its worker is
+    gone), runs it again with the same parameters, the budget stays whole, and the parent run,
+    resumed, is not marked KILLED by the rerun's own trials."""
     args = ["-m", "sweep=quick", *TINY, "sweep.budget.trials=3", *FAST_BEATS]
     sweep = start_train(tmp_path, *args, "hydra.sweep.dir=first")
     wait_for(lambda: trial_states(tmp_path)[:2] == ["COMPLETE", "RUNNING"])
@@ -116,6 +117,7 @@ def test_a_killed_worker_s_trial_is_retried_by_the_rerun(tmp_path, run_train):
     assert trials[2].params == trials[1].params  # the retry
     parent, children = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 3
+    assert KILLED_TAG not in parent.data.tags  # defect 5: the rerun owns the parent, its trials leave it be
     killed = [c for c in children if c.data.tags["kx.trial.number"] == "1"][0]
     assert killed.info.status == "KILLED" and killed.data.tags["kx.trial.state"] == "FAIL"
     assert "retried as trial 2" in killed.data.tags["kx.trial.reason"]
