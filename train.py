@@ -33,16 +33,20 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    from kx.pipeline import run
-    from kx.stopping import TrainingInterrupted
+    from kx.stopping import Stopped, TrainingInterrupted, sigterm_stops
 
     hydra_cfg = HydraConfig.get()
     try:
-        return run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+        with sigterm_stops():
+            from kx.pipeline import run
+
+            return run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
     except TrainingInterrupted as err:
         fail(str(err), err.exit_code)
     except KxError as err:
         fail(str(err))
+    except Stopped:
+        fail(f"Stopped by SIGTERM; what was written so far is in {hydra_cfg.runtime.output_dir}.")
     except KeyboardInterrupt:
         fail(
             f"Stopped by SIGINT (Ctrl-C); what was written so far is in {hydra_cfg.runtime.output_dir}.", 130

@@ -22,7 +22,7 @@ from kx.reporting import plots
 from kx.reporting.chance import chance_warning
 from kx.serving import contract
 from kx.stopping import TrainingInterrupted, interrupted, stop_on_signals
-from kx.sweep.trial import TrialPruned, epoch_sinks
+from kx.sweep.trial import TrialPruned, epoch_sinks, mark_exported
 from kx.tracking import MLflowRun, start_training_run
 from kx.tracking.dataset_input import log_dataset
 from kx.tracking.links import announce
@@ -149,6 +149,7 @@ def _train(
         log.warning(warning)
     files.append(write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"))
     model_dir = _export(cfg, out_dir, backend, cluster, data)
+    mark_exported(str(model_dir))  # a sweep's trial: complete, whatever stops it from here on
     files += _plots(monitor, data, predicted, out_dir)  # after the export: a report never costs the model
     if tracking:
         _track_results(tracking, backend, monitor, files)

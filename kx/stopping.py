@@ -28,6 +28,29 @@ class TrainingInterrupted(KxError):
         self.exit_code = exit_code
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM outside the training loop (start-up, export, logging): raised wherever the process
+    is, so that the run ends KILLED at once instead of dying with its MLflow run RUNNING."""
+
+
+@contextlib.contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Stopped` (:func:`stop_on_signals` replaces
+    this while training, to stop after the batch)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Stopped
+
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, previous)
+
+
 class Signals:
     """The signal that stopped training, if any (``"SIGINT"`` or ``"SIGTERM"``)."""
 

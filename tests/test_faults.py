@@ -27,7 +27,7 @@ from kx.data import load_dataset
 from kx.data.dataset import DataError
 from kx.tracking import TrackingError, start_training_run
 from tests.conftest import PROJECT_DIR
-from tests.helpers.mlflow_server import mlflow_server
+from tests.helpers.mlflow_server import local_mlflow_server
 from tests.helpers.processes import kx_lines, start_train
 
 SECRET = "s3cretPW"
@@ -93,7 +93,7 @@ def test_a_tracking_uri_with_credentials_is_refused_without_echoing_them(compose
 
 @pytest.mark.slow
 def test_credentials_never_reach_the_console_the_run_folder_or_mlflow(tmp_path):
-    with mlflow_server(tmp_path) as uri:
+    with local_mlflow_server(tmp_path) as uri:
         with_user = uri.replace("http://", f"http://alice:{SECRET}@")
         refused = [
             run_train(tmp_path, *TINY, f"tracking.uri={with_user}", "hydra.run.dir=refused"),

@@ -11,7 +11,7 @@ import pytest
 from kx.data import synthetic
 from tests.conftest import free_port
 from tests.helpers.mlflow_models import model_files
-from tests.helpers.mlflow_server import mlflow_server as serve_mlflow
+from tests.helpers.mlflow_server import local_mlflow_server as serve_mlflow
 
 pytestmark = pytest.mark.slow
 

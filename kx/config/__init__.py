@@ -21,7 +21,7 @@ def compose(overrides: List[str], with_hydra: bool = False) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
-    from kx.config.errors import check_closed, describe
+    from kx.config.errors import check_closed, describe, unchosen_group
 
     register()
     try:
@@ -31,5 +31,7 @@ def compose(overrides: List[str], with_hydra: bool = False) -> DictConfig:
             )
     except HydraException as err:
         raise describe(err, overrides, compose) from None
+    except AssertionError:  # OmegaConf's answer to a key under a group left unchosen (sweep: null)
+        raise unchosen_group(overrides) from None
     check_closed(cfg, overrides, compose)
     return cfg

@@ -95,6 +95,17 @@ def describe(err: Exception, overrides: Sequence[str], compose: Composer) -> Con
     return ConfigError(one_line(err))
 
 
+def unchosen_group(overrides: Sequence[str]) -> ConfigError:
+    """``sweep.storage=...`` without ``sweep=<name>``: a key of a group no option was chosen for."""
+    chosen = {_key(o) for o in group_overrides(overrides)}
+    for override in overrides:
+        group = _key(override).split(".", 1)[0]
+        if "." in _key(override) and group in GROUPS and group not in chosen:
+            return ConfigError(f"{override}: choose a {group} first with {group}=<name> "
+                               f"(one of {', '.join(group_options(group))}).")  # fmt: skip
+    return ConfigError(f"Cannot compose the config from {' '.join(overrides)}.")
+
+
 def check_closed(cfg: DictConfig, overrides: Sequence[str], compose: Composer) -> None:
     """Refuse ``+key=value`` for a key no schema declares: the schemas are closed to additions."""
     for override in overrides:

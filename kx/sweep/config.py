@@ -51,6 +51,10 @@ class SweepConfig:
     seed: Optional[int] = None  # the sampler's seed; None: train.seed
     storage: Optional[str] = None  # where the study persists; None: sqlite:///<cwd>/sweeps.db
     study: Optional[str] = None  # the study's name; None: the sweep's name
+    # workers sharing a study: each records a heartbeat for its trials every heartbeat_interval
+    # seconds; a trial without one for grace_period seconds is failed and run again
+    heartbeat_interval: int = 30
+    grace_period: int = 120
 
 
 def register() -> None:

@@ -43,6 +43,17 @@ def distributions(params: Sequence[Param]) -> Dict[str, Any]:
     return {p.key: distribution(p) for p in params if p.swept}
 
 
+def suggest(trial: Any, name: str, dist: Any) -> Any:
+    """Draw ``name`` from ``dist`` for ``trial`` (a queued trial keeps the value it was given)."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(name, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
 def grid(params: Sequence[Param]) -> Dict[str, List[Any]]:
     """The values of every swept parameter for a grid search; an interval has none."""
     values: Dict[str, List[Any]] = {}

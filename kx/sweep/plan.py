@@ -18,6 +18,10 @@ from kx.errors import KxError
 from kx.sweep import optuna_space
 from kx.sweep.space import Param, SpaceError, parse_param, parse_space
 
+# overrides that may differ between runs and workers of one study
+FREE = ("sweep.budget.", "sweep.storage=", "sweep.study=", "sweep.heartbeat_interval=", "sweep.grace_period=",
+        "hydra.", "tracking.")  # fmt: skip
+
 
 @dataclass
 class SweepPlan:
@@ -33,6 +37,8 @@ class SweepPlan:
     pruner: str
     seed: Optional[int]
     base_overrides: List[str]  # shared by every trial: the command's plain overrides
+    heartbeat_interval: int = 30  # seconds between a worker's heartbeats for its trials
+    grace_period: int = 120  # seconds without a heartbeat after which a trial is failed and retried
 
     @property
     def swept(self) -> List[Param]:
@@ -92,6 +98,9 @@ def _from_file(
     for key in ("trials", "parallel"):
         if int(sweep.budget[key]) < 1:
             raise KxError(f"sweep.budget.{key}={sweep.budget[key]}: must be 1 or more.")
+    for key in ("heartbeat_interval", "grace_period"):
+        if int(sweep[key]) < 1:
+            raise KxError(f"sweep.{key}={sweep[key]}: must be 1 second or more.")
     if not 0 <= float(sweep.budget.max_failure_rate) <= 1:
         raise KxError(f"sweep.budget.max_failure_rate={sweep.budget.max_failure_rate}: must be in [0, 1].")
     if sampler == "grid":
@@ -102,7 +111,8 @@ def _from_file(
                      trials=trials, parallel=parallel or int(sweep.budget.parallel),
                      max_failure_rate=float(sweep.budget.max_failure_rate), sampler=sampler,
                      pruner=str(sweep.pruner), seed=sampler_seed(cfg),
-                     base_overrides=base)  # fmt: skip
+                     base_overrides=base, heartbeat_interval=int(sweep.heartbeat_interval),
+                     grace_period=int(sweep.grace_period))  # fmt: skip
 
 
 def sampler_seed(cfg: DictConfig) -> int:
@@ -116,10 +126,14 @@ def default_storage() -> str:
 
 def identity(plan: SweepPlan) -> str:
     """What a resumed study must share with its first run: space, objective and trial overrides.
-    (The budget, the parallelism and tracking settings may change between runs.)"""
-    shared = [
-        o for o in sorted(plan.base_overrides) if not o.startswith(("sweep.budget.", "hydra.", "tracking."))
-    ]
+    (The budget, the parallelism, where the study is kept, heartbeats and tracking may change
+    between runs and differ between workers.)"""
+    shared = [o for o in sorted(plan.base_overrides) if not o.startswith(FREE)]
     return "\n".join(
         [optuna_space.signature(plan.space), f"{plan.goal.metric} {plan.goal.direction}", *shared]
     )
+
+
+def identity_lines(text: str) -> List[str]:
+    """A stored identity's lines that must match (older kx stored some that may change)."""
+    return [line for line in text.splitlines() if not line.startswith(FREE)]

@@ -21,14 +21,29 @@ from omegaconf import DictConfig
 
 from kx.errors import KxError
 from kx.sweep import optuna_space, runs
+from kx.sweep.heartbeat import Heartbeat
 from kx.sweep.overrides import render, value_text
 from kx.sweep.plan import SweepPlan, plan
 from kx.sweep.process import TrialProcess, thread_env
 from kx.sweep.report import TrialResult, summarize
-from kx.sweep.study import open_study, results
-from kx.sweep.trial import PRUNED_ATTR, TrialLink
+from kx.sweep.study import (
+    INTERRUPTED,
+    SURPLUS_ATTR,
+    WORKER_ATTR,
+    counted,
+    fail_orphaned,
+    fail_stale,
+    open_study,
+    quiet_optuna,
+    results,
+    retried,
+    stale_reason,
+)
+from kx.sweep.trial import EXPORTED_ATTR, PRUNED_ATTR, TrialLink
 from kx.tracking import MLflowRun
 from kx.tracking.links import announce
+from kx.tracking.liveness import process_tags
+from kx.tracking.secrets import redact
 
 log = logging.getLogger("kx")
 
@@ -41,7 +56,8 @@ class SweepFailed(KxError):
 
 
 class Sweep:
-    """One run of a sweep command over its (possibly resumed) study."""
+    """One worker of a sweep: it runs trials of the (possibly shared, possibly resumed) study until
+    the study's budget is spent, waiting meanwhile for the trials other workers run."""
 
     def __init__(self, plan: SweepPlan, study: Any, parent: Optional[MLflowRun], out_dir: Path,
                  command: List[str]) -> None:  # fmt: skip
@@ -49,41 +65,93 @@ class Sweep:
         self.command = command  # python train.py [--config-name ...]
         self.running: Dict[int, Tuple[Any, TrialProcess]] = {}
         self.distributions = optuna_space.distributions(plan.space)
+        self.checked = 0.0  # when stale trials were last looked for
+        self.waiting_logged = False
+        # Optuna's Study has no public accessor for its storage (fail_stale_trials reads it the same way)
+        self.heartbeat = Heartbeat(study._storage, plan.heartbeat_interval, self.trial_ids)
+
+    def trials(self) -> List[Any]:
+        return self.study.get_trials(deepcopy=False)
 
     def finished(self) -> List[Any]:
-        import optuna
-
-        done = (
-            optuna.trial.TrialState.COMPLETE,
-            optuna.trial.TrialState.PRUNED,
-            optuna.trial.TrialState.FAIL,
-        )
-        return self.study.get_trials(deepcopy=False, states=done)
+        """The trials that took their place in the budget and ended."""
+        return [t for t in counted(self.trials()) if t.state.is_finished()]
 
     def run(self) -> None:
-        """Run trials until the budget is spent; raise :class:`SweepFailed` past the failure limit."""
+        """Run trials until the study's budget is spent; raise :class:`SweepFailed` past the failure limit."""
         while True:
             self.reap()
-            finished = self.finished()
-            failures = sum(t.state.name == "FAIL" for t in finished)
+            self.check_stale()
+            places = list(counted(self.trials()))
+            failures = sum(t.state.name == "FAIL" for t in places)
             if failures > self.plan.max_failures:
                 self.wait_all()
-                raise SweepFailed(f"{failures} of {len(finished)} trials failed, more than "
+                raise SweepFailed(f"{failures} of {len(places)} trials failed, more than "
                                   f"sweep.budget.max_failure_rate={self.plan.max_failure_rate} of "
                                   f"{self.plan.trials}; the sweep stopped (see each trial's reason above).")  # fmt: skip
-            while (
-                len(self.running) < self.plan.parallel
-                and len(finished) + len(self.running) < self.plan.trials
-            ):
+            while len(self.running) < self.plan.parallel and self.room():
                 self.launch()
-            if not self.running:
+            if not self.running and not self.others_busy():
                 return
             time.sleep(POLL_SECONDS)
 
+    def room(self) -> bool:
+        """Whether the study has a place for another trial: a queued retry, or budget left."""
+        trials = self.trials()
+        queued = any(t.state.name == "WAITING" for t in trials)
+        return queued or len(list(counted(trials))) < self.plan.trials
+
+    def others_busy(self) -> bool:
+        """Whether other workers still run trials (whose retry this worker may have to take)."""
+        busy = [t for t in self.trials() if t.state.name in ("RUNNING", "WAITING")]
+        if busy and not self.waiting_logged:
+            log.info("waiting for %d trial(s) of other workers", len(busy))
+            self.waiting_logged = True
+        return bool(busy)
+
+    def check_stale(self) -> None:
+        """Every heartbeat interval: fail (and queue again) the trials of workers that stopped."""
+        if time.monotonic() - self.checked < self.plan.heartbeat_interval:
+            return
+        self.checked = time.monotonic()
+        failed = fail_stale(self.study) + fail_orphaned(self.study, self.plan.grace_period)
+        again = retried(self.trials())
+        for trial in failed:
+            reason = stale_reason(again.get(trial.number)) if trial.number in again else INTERRUPTED
+            log.warning("trial %d failed: %s", trial.number, reason)
+            if self.parent is not None:
+                result = TrialResult(trial.number, dict(trial.params), "FAIL", output=trial.user_attrs.get("kx.output"),
+                                     reason=reason)  # fmt: skip
+                self._record_child(result, stopped=True)
+
     def launch(self) -> None:
-        """Ask for a trial and start its process (a Ctrl-C meanwhile waits until it runs)."""
+        """Take a place in the study, draw the trial's parameters and start its process (a Ctrl-C
+        meanwhile waits until it runs). Each draw is seeded with ``seed + trial number``: workers
+        started together would otherwise draw the same parameters."""
         with deferred_interrupts():
-            self._start(self.study.ask(self.distributions))
+            with quiet_optuna():
+                trial = self.study.ask()
+            self.heartbeat.record(trial._trial_id)
+            if self.surplus(trial):
+                return
+            seed = None if self.plan.seed is None else self.plan.seed + trial.number
+            self.study.sampler = optuna_space.sampler(
+                self.plan.sampler, self.plan.space, seed, self.plan.trials
+            )
+            for name, dist in self.distributions.items():
+                optuna_space.suggest(trial, name, dist)
+            self._start(trial)
+
+    def surplus(self, trial: Any) -> bool:
+        """A trial asked for while another worker took the last place: told FAIL, never run."""
+        import optuna
+
+        places = [t.number for t in counted(self.trials())]
+        if places.index(trial.number) < self.plan.trials:
+            return False
+        trial.set_user_attr(SURPLUS_ATTR, True)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return True
 
     def _start(self, trial: Any) -> None:
         params = {key: trial.params[key] for key in self.distributions}
@@ -98,8 +166,15 @@ class Sweep:
         env = {**runs.clean_env(), **link.env(), **runs.parent_env(self.parent),
                **thread_env(self.plan.parallel, os.environ)}  # fmt: skip
         trial.set_user_attr("kx.output", str(run_dir))
+        trial.set_user_attr(WORKER_ATTR, process_tags())
+        if self.parent is not None:
+            runs.own_parent(self.parent)
         log.info("trial %d: %s", trial.number, " ".join(render(k, v) for k, v in params.items()))
         self.running[trial.number] = (trial, TrialProcess(trial.number, command, env, run_dir))
+
+    def trial_ids(self) -> List[int]:
+        """The storage ids of the trials this worker runs (for its heartbeats)."""
+        return [trial._trial_id for trial, _ in list(self.running.values())]
 
     def reap(self) -> None:
         for number, (trial, process) in list(self.running.items()):
@@ -113,18 +188,24 @@ class Sweep:
         import optuna
 
         state, value, reason = self._outcome(trial, process, stopped)
-        trial.set_user_attr("kx.seconds", round(process.seconds, 3))
-        if reason:
-            trial.set_user_attr("kx.reason", reason)
-        if state == "COMPLETE":
-            trial.set_user_attr("kx.model", str(process.run_dir / "model"))
         result = TrialResult(trial.number, dict(trial.params), state, value, process.seconds,
                              output=str(process.run_dir), reason=reason)  # fmt: skip
-        if self.parent is not None:
-            result.run_id = self._record_child(result, stopped)
-            trial.set_user_attr("kx.run_id", result.run_id)
-        self.study.tell(trial, value if state == "COMPLETE" else None,
-                        state=getattr(optuna.trial.TrialState, state))  # fmt: skip
+        try:
+            trial.set_user_attr("kx.seconds", round(process.seconds, 3))
+            if reason:
+                trial.set_user_attr("kx.reason", reason)
+            if state == "COMPLETE":
+                trial.set_user_attr("kx.model", str(process.run_dir / "model"))
+            if self.parent is not None:
+                result.run_id = self._record_child(result, stopped and state != "COMPLETE")
+                trial.set_user_attr("kx.run_id", result.run_id)
+            self.study.tell(trial, value if state == "COMPLETE" else None,
+                            state=getattr(optuna.trial.TrialState, state))  # fmt: skip
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.warning("trial %d was failed by another worker meanwhile (no heartbeat within "
+                        "sweep.grace_period) and runs again; this run's results stay in %s",
+                        trial.number, process.run_dir)  # fmt: skip
+            return result
         shown = f" {self.plan.goal.metric}={value:.4f}" if value is not None else f": {reason}"
         log.info("trial %d %s in %.1f s%s", trial.number, state, process.seconds, shown)
         return result
@@ -143,6 +224,11 @@ class Sweep:
     def _outcome(
         self, trial: Any, process: TrialProcess, stopped: bool
     ) -> Tuple[str, Optional[float], Optional[str]]:
+        exported = _exported(self.study, trial.number)
+        value = _objective_value(process.run_dir, self.plan.goal.metric) if exported else None
+        if exported and value is not None and math.isfinite(value):
+            # trained and exported: complete, whatever stopped its logging afterwards
+            return "COMPLETE", value, None if process.popen.returncode == 0 else process.reason()
         if stopped:
             return "FAIL", None, STOPPED
         if process.popen.returncode != 0:
@@ -159,8 +245,9 @@ class Sweep:
             time.sleep(POLL_SECONDS)
 
     def stop_all(self) -> None:
-        """Stop the running trials (SIGTERM, then SIGKILL) and record them as failed; a second
-        Ctrl-C meanwhile is ignored, so that the study and the runs are left consistent."""
+        """Stop the running trials (SIGTERM, then SIGKILL) and record them (failed unless they had
+        exported their model); a second Ctrl-C meanwhile is ignored, so that the study and the runs
+        are left consistent."""
         if self.running:
             log.warning("stopping %d running trial(s); their runs end KILLED", len(self.running))
         with deferred_interrupts(reraise=False):
@@ -185,10 +272,19 @@ def deferred_interrupts(reraise: bool = True) -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+def _user_attr(study: Any, number: int, key: str) -> Any:
+    found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+    return found[0].user_attrs.get(key) if found else None
+
+
 def _pruned_epoch(study: Any, number: int) -> Optional[int]:
     """The epoch after which the trial's process was pruned (it says so in the study), or None."""
-    found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
-    return found[0].user_attrs.get(PRUNED_ATTR) if found else None
+    return _user_attr(study, number, PRUNED_ATTR)
+
+
+def _exported(study: Any, number: int) -> bool:
+    """Whether the trial's process told the study that its model is exported."""
+    return bool(_user_attr(study, number, EXPORTED_ATTR))
 
 
 def _objective_value(run_dir: Path, metric: str) -> Optional[float]:
@@ -201,7 +297,7 @@ def _objective_value(run_dir: Path, metric: str) -> Optional[float]:
 
 def run_sweep(cfg: DictConfig, arguments: Sequence[str], command: List[str],
               parallel: Optional[int] = None) -> Optional[TrialResult]:  # fmt: skip
-    """Run (or resume) the sweep ``train.py -m ARGUMENTS`` asks for; return the best trial."""
+    """Run (or resume, or join) the sweep ``train.py -m ARGUMENTS`` asks for; return the best trial."""
     the_plan = plan(cfg, arguments, parallel)
     out_dir = Path(str(cfg.hydra.sweep.dir)).absolute()
     study = open_study(the_plan)
@@ -209,15 +305,17 @@ def run_sweep(cfg: DictConfig, arguments: Sequence[str], command: List[str],
     sweep = Sweep(the_plan, study, parent, out_dir, command)
     log.info("sweep %s: %d trials (%d done), %d at once, sampler %s, pruner %s; study in %s",
              the_plan.study, the_plan.trials, len(sweep.finished()), the_plan.parallel,
-             the_plan.sampler, the_plan.pruner, the_plan.storage)  # fmt: skip
+             the_plan.sampler, the_plan.pruner, redact(the_plan.storage))  # fmt: skip
     status = "FAILED"
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it like Ctrl-C
     try:
-        sweep.run()
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        sweep.stop_all()
+        with sweep.heartbeat:  # beating until the stopped trials are recorded too
+            try:
+                sweep.run()
+                status = "FINISHED"
+            except KeyboardInterrupt:
+                status = "KILLED"
+                sweep.stop_all()
     finally:
         signal.signal(signal.SIGTERM, previous)
         best = _finish(sweep, status)
@@ -228,14 +326,22 @@ def run_sweep(cfg: DictConfig, arguments: Sequence[str], command: List[str],
 
 
 def _finish(sweep: Sweep, status: str) -> Optional[TrialResult]:
-    """Summarise the study and end the parent run with ``status`` (even when summarising fails)."""
+    """Summarise the study and end the parent run with ``status`` (even when summarising fails),
+    unless other workers still run trials: then it stays RUNNING, owned by one of them."""
     try:
         best = summarize(sweep.parent, sweep.plan.goal, results(sweep.study), sweep.out_dir,
                          sweep.plan.base_overrides)  # fmt: skip
     finally:
         if sweep.parent is not None:
+            others = [
+                t for t in sweep.trials() if t.state.name == "RUNNING" and t.user_attrs.get(WORKER_ATTR)
+            ]
             if status == "FINISHED" and not any(t.state.name == "COMPLETE" for t in sweep.finished()):
                 status = "FAILED"
-            sweep.parent.end(status)
-            announce(sweep.parent, "sweep")
+            if others:
+                runs.own_parent(sweep.parent, others[0].user_attrs[WORKER_ATTR])
+                log.info("the sweep's parent run stays RUNNING: other workers run %d trial(s)", len(others))
+            else:
+                sweep.parent.end(status)
+                announce(sweep.parent, "sweep")
     return best

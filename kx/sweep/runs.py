@@ -1,4 +1,5 @@
-"""A sweep in MLflow: one parent run (the same one when the sweep resumes), a child run per trial.
+"""A sweep in MLflow: one parent run per study (the same one when the sweep resumes, shared by
+every worker), a child run per trial.
 
 Each trial's process opens its own child run (named by the sweeper, see :mod:`kx.sweep.trial`);
 the sweep then records the trial's state and reason on it and ends it with the true status when
@@ -6,38 +7,66 @@ the process could not (killed, crashed before tracking started: then the sweep c
 """
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
+from kx.errors import KxError
 from kx.sweep.plan import SweepPlan
 from kx.sweep.report import TrialResult
-from kx.sweep.study import INTERRUPTED, PARENT_RUN_ATTR
+from kx.sweep.study import PARENT_RUN_ATTR, claim
 from kx.tracking import MLflowRun, open_run
+from kx.tracking.liveness import KILLED_TAG, process_tags
 
+CLAIM_WAIT_S = 120.0  # how long a worker waits for the parent run another worker claimed
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "KILLED": "KILLED"}
 
 
 def open_parent(cfg: DictConfig, plan: SweepPlan, study: Any, out_dir: Path) -> Optional[MLflowRun]:
-    """The sweep's parent run, resumed from the study when it exists in this store; None untracked."""
+    """The study's one parent run in this store: joined when the study has it (resumed, or created
+    by another worker), else created by the one worker that claims it while the others wait for
+    it. None untracked."""
     if not cfg.tracking.enabled:
         return None
     run = open_run(cfg.tracking)
-    previous = study.user_attrs.get(PARENT_RUN_ATTR)
-    if previous and _exists(run, previous):
-        run.run_id = previous
-        run.client.update_run(previous, status="RUNNING")
-        _close_stale_children(run)
-    else:
-        tags = {"kx.sweep": "true", "kx.sweeper": "kx", "kx.sweep.study": plan.study,
-                "kx.sweep.storage": plan.storage, "kx.sweep.sampler": plan.sampler,
-                "kx.sweep.pruner": plan.pruner, "kx.overrides": " ".join(plan.base_overrides),
-                "kx.output_dir": str(out_dir.resolve()), "mlflow.source.name": "train.py"}  # fmt: skip
-        tags.update({f"kx.sweep.space.{p.key}": p.expression for p in plan.space})
-        run.start(cfg.tracking.run_name or f"sweep {plan.name}"[:250], tags, parent_run_id=None)
-        study.set_user_attr(PARENT_RUN_ATTR, run.run_id)
+    deadline = time.monotonic() + CLAIM_WAIT_S
+    while True:
+        previous = study.user_attrs.get(PARENT_RUN_ATTR)
+        if previous and _exists(run, previous):
+            run.run_id = previous
+            own_parent(run)
+            return run
+        if claim(plan, f"{plan.study}:mlflow-parent-after:{previous or 'none'}"):
+            break
+        if time.monotonic() > deadline:
+            raise KxError(f"Another worker of study {plan.study!r} claimed its MLflow parent run but did "
+                          "not create it; rerun the command.")  # fmt: skip
+        time.sleep(0.5)
+    tags = {"kx.sweep": "true", "kx.sweeper": "kx", "kx.sweep.study": plan.study,
+            "kx.sweep.storage": plan.storage, "kx.sweep.sampler": plan.sampler,
+            "kx.sweep.pruner": plan.pruner, "kx.overrides": " ".join(plan.base_overrides),
+            "kx.output_dir": str(out_dir.resolve()), "mlflow.source.name": "train.py"}  # fmt: skip
+    tags.update({f"kx.sweep.space.{p.key}": p.expression for p in plan.space})
+    run.start(cfg.tracking.run_name or f"sweep {plan.name}"[:250], tags, parent_run_id=None)
+    study.set_user_attr(PARENT_RUN_ATTR, run.run_id)
     return run
+
+
+def own_parent(parent: MLflowRun, owner: Optional[Dict[str, str]] = None) -> None:
+    """Make the parent RUNNING and owned by this process (or ``owner``, another worker's process
+    tags), so that kx's liveness check follows the worker that runs the sweep now."""
+    from mlflow.entities import RunTag
+
+    found = parent.client.get_run(parent.run_id)
+    tags = owner or process_tags()
+    if found.info.status != "RUNNING":
+        parent.client.update_run(parent.run_id, status="RUNNING")
+    if KILLED_TAG in found.data.tags:
+        parent.client.delete_tag(parent.run_id, KILLED_TAG)
+    if any(found.data.tags.get(k) != v for k, v in tags.items()):
+        parent.client.log_batch(parent.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def _exists(run: MLflowRun, run_id: str) -> bool:
@@ -53,13 +82,6 @@ def children(parent: MLflowRun, number: Optional[int] = None) -> List[Any]:
     if number is not None:
         query += f" and tags.`kx.trial.number` = '{number}'"
     return parent.client.search_runs([parent.experiment_id], filter_string=query)
-
-
-def _close_stale_children(parent: MLflowRun) -> None:
-    for child in children(parent):
-        if child.info.status == "RUNNING":
-            parent.client.set_tag(child.info.run_id, "kx.trial.reason", INTERRUPTED)
-            parent.client.set_terminated(child.info.run_id, "KILLED")
 
 
 def record_child(

@@ -1,52 +1,134 @@
-"""The sweep's Optuna study: created or resumed in its storage, and read back as trial records.
+"""The sweep's Optuna study, shared by every worker: created or joined in its storage, and read back.
 
-A rerun of the same command resumes the study: finished trials stay, a trial left running by a
-crash or Ctrl-C is marked failed, and the budget counts them all. A study must keep its identity
-(search space, objective, the overrides its trials share): another one is refused in one line.
+Any number of ``train.py -m`` processes (workers, on one machine or several) may run the same sweep
+against one storage. Each worker records a heartbeat for the trials it runs; a trial whose worker
+stopped beating for ``sweep.grace_period`` seconds is failed by the next worker that looks and
+queued again with the same parameters (Optuna's ``RetryHeartbeatStaleTrialCallback``). The budget is
+the study's: a trial counts unless it was such an interrupted one (it was retried) or a surplus
+trial a worker asked for while another took the last place. A study must keep its identity (search
+space, objective, the overrides its trials share): another one is refused in one line.
 """
 
-from typing import Any, List
+import datetime
+import time
+import warnings
+from typing import Any, Iterator, List, Optional
 
 from kx.errors import KxError
 from kx.sweep import optuna_space
-from kx.sweep.plan import SweepPlan, identity
+from kx.sweep.plan import SweepPlan, identity, identity_lines
 from kx.sweep.report import TrialResult
+from kx.tracking.liveness import owner_alive
+from kx.tracking.secrets import redact
+from kx.tracking.store_lock import sqlite_turn
 
 IDENTITY_ATTR = "kx.identity"
 PARENT_RUN_ATTR = "kx.mlflow_parent_run_id"
+WORKER_ATTR = "kx.worker"  # the process running the trial (kx.tracking.liveness.process_tags)
+SURPLUS_ATTR = "kx.surplus"  # a trial asked for after the budget was taken: never run
 INTERRUPTED = "the sweep stopped while this trial ran"
+MAX_RETRY = 3  # how often a trial whose worker stopped is queued again
+OPEN_TRIES = 8  # several workers creating one new storage race for its tables: the losers retry
 
 
-def storage(url: str) -> Any:
-    """Optuna's RDB storage; SQLite waits for the lock, since trial processes write to it too."""
+def storage(url: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None) -> Any:
+    """Optuna's RDB storage, with heartbeats when ``heartbeat_interval`` is given. SQLite waits for
+    the lock (trial processes write to it too); a worker that lost the race to create the tables
+    of a new storage opens it again and joins."""
     import optuna
 
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as err:  # noqa: BLE001 - a bad URL or an unwritable file, reported in one line
-        raise KxError(f"Cannot open the sweep storage sweep.storage={url!r} ({type(err).__name__}: "
-                      f"{str(err).splitlines()[0]}); use a sqlite:///path.db URL.") from None  # fmt: skip
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {"pool_pre_ping": True}
+    heartbeat = {}
+    if heartbeat_interval:
+        with quiet_optuna():
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
+                     "heartbeat_stale_trial_callback": retry}  # fmt: skip
+    for attempt in range(OPEN_TRIES):
+        try:
+            with quiet_optuna(), sqlite_turn(url):
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+        except Exception as err:  # noqa: BLE001 - a race, a bad URL or an unreachable database
+            if attempt == OPEN_TRIES - 1 or not _creation_race(err):
+                raise KxError(f"Cannot open the sweep storage sweep.storage={redact(url)!r} "
+                              f"({type(err).__name__}: {redact(str(err).splitlines()[0])}); give a "
+                              "database URL kx can reach and write, e.g. sqlite:///sweeps.db or "
+                              "postgresql+psycopg://USER:PASSWORD@HOST/DB.") from None  # fmt: skip
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _creation_race(err: Exception) -> bool:
+    """Errors another process creating the same tables at this moment causes."""
+    text = str(err).lower()
+    return type(err).__name__ in ("IntegrityError", "OperationalError", "ProgrammingError") and any(
+        words in text
+        for words in ("unique", "already exists", "duplicate", "locked", "no such table", "alembic")
+    )
+
+
+class quiet_optuna(warnings.catch_warnings):
+    """Optuna's warnings that heartbeats are experimental and meant for ``optimize()``: kx records
+    the heartbeats of its ask/tell trials itself."""
+
+    def __enter__(self) -> Any:
+        import optuna
+
+        entered = super().__enter__()
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return entered
 
 
 def open_study(plan: SweepPlan) -> Any:
-    """Create the plan's study, or load it (with its identity checked and stale trials failed).
-
-    A resumed study's sampler is seeded with ``seed + trials so far``: the same seed would replay
-    the first trials' draws."""
+    """Create the plan's study or join it (its identity checked). Its sampler serves the first
+    trial's :meth:`~optuna.study.Study.ask`; each trial's draw is seeded by the sweep runner."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rdb = storage(plan.storage)
+    rdb = storage(plan.storage, plan.heartbeat_interval, plan.grace_period)
     study = optuna.create_study(storage=rdb, study_name=plan.study, direction=plan.goal.direction,
                                 load_if_exists=True)  # fmt: skip
     _check_identity(study, plan)
-    for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
-    so_far = len(study.get_trials(deepcopy=False))
-    seed = None if plan.seed is None else plan.seed + so_far
     return optuna.load_study(study_name=plan.study, storage=rdb, pruner=optuna_space.pruner(plan.pruner),
-                             sampler=optuna_space.sampler(plan.sampler, plan.space, seed, plan.trials))  # fmt: skip
+                             sampler=optuna_space.sampler(plan.sampler, plan.space, plan.seed, plan.trials))  # fmt: skip
+
+
+def fail_stale(study: Any) -> List[Any]:
+    """Fail the trials whose worker stopped beating (each is queued again); return them."""
+    import optuna
+
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))}
+    with quiet_optuna():
+        optuna.storages.fail_stale_trials(study)
+    failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    return [t for t in failed if t.number not in before]
+
+
+def fail_orphaned(study: Any, grace_period: int) -> List[Any]:
+    """Fail the running trials whose worker is a process on this host that has ended (queued again
+    like a stale trial, without waiting for the grace period), and those left running without any
+    heartbeat (by an older kx, or a worker that died before its first beat) once they are
+    ``grace_period`` old."""
+    import optuna
+
+    now = datetime.datetime.now()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = trial.user_attrs.get(WORKER_ATTR)
+        old = trial.datetime_start and (now - trial.datetime_start).total_seconds() > grace_period
+        if not (worker and owner_alive(worker) is False) and (worker or not old):
+            continue
+        try:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            continue  # another worker was first
+        retry = study._storage.get_heartbeat_stale_trial_callback() if worker else None
+        if retry is not None:
+            with quiet_optuna():
+                retry(study, study.get_trials(deepcopy=True)[trial.number])
+        failed.append(trial)
+    return failed
 
 
 def _check_identity(study: Any, plan: SweepPlan) -> None:
@@ -54,32 +136,69 @@ def _check_identity(study: Any, plan: SweepPlan) -> None:
     wanted = identity(plan)
     if stored is None:
         study.set_user_attr(IDENTITY_ATTR, wanted)
-    elif stored != wanted:
-        raise KxError(f"Study {plan.study!r} in {plan.storage} was run with another search space, "
+    elif identity_lines(stored) != identity_lines(wanted):
+        raise KxError(f"Study {plan.study!r} in {redact(plan.storage)} was run with another search space, "
                       f"objective or overrides ({_difference(stored, wanted)}); resume it with the same "
                       "command, or start a new study with sweep.study=<new name>.")  # fmt: skip
 
 
 def _difference(stored: str, wanted: str) -> str:
-    before, now = stored.splitlines(), wanted.splitlines()
+    before, now = identity_lines(stored), identity_lines(wanted)
     gone = [line for line in before if line not in now]
     new = [line for line in now if line not in before]
     return f"was {'; '.join(gone) or 'nothing more'}, now {'; '.join(new) or 'nothing more'}"
 
 
+def retried(trials: List[Any]) -> dict:
+    """Trial number -> the number of the trial that retries it (for trials failed by heartbeat)."""
+    return {
+        t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")
+    }
+
+
+def counted(trials: List[Any]) -> Iterator[Any]:
+    """The trials that take a place in the budget, in order: all but retried and surplus ones."""
+    again = retried(trials)
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.number not in again and not t.user_attrs.get(SURPLUS_ATTR):
+            yield t
+
+
+def claim(plan: SweepPlan, name: str) -> bool:
+    """Claim ``name`` in the study's storage, once among all workers: True for the one that did.
+    (A study's name is unique in its storage: creating one is the storage's own atomic claim.)"""
+    import optuna
+
+    try:
+        optuna.create_study(storage=storage(plan.storage), study_name=name)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
+    return True
+
+
 def results(study: Any) -> List[TrialResult]:
-    """Every trial of the study as the report's records, in order."""
-    return [result(t) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)]
+    """Every trial of the study as the report's records, in order (surplus trials left out)."""
+    trials = study.get_trials(deepcopy=False)
+    again = retried(trials)
+    ordered = sorted(trials, key=lambda t: t.number)
+    return [result(t, again.get(t.number)) for t in ordered if not t.user_attrs.get(SURPLUS_ATTR)]
 
 
-def result(trial: Any) -> TrialResult:
+def result(trial: Any, retried_as: Optional[int] = None) -> TrialResult:
     attrs = trial.user_attrs
     seconds = attrs.get("kx.seconds")
     if seconds is None and trial.duration is not None:
         seconds = trial.duration.total_seconds()
     reason = attrs.get("kx.reason")
-    if trial.state.name == "FAIL" and reason is None:
+    if retried_as is not None:
+        reason = stale_reason(retried_as)
+    elif trial.state.name == "FAIL" and reason is None:
         reason = INTERRUPTED
     return TrialResult(number=trial.number, params=dict(trial.params), state=trial.state.name,
                        value=trial.value, seconds=seconds, run_id=attrs.get("kx.run_id"),
                        output=attrs.get("kx.output"), model=attrs.get("kx.model"), reason=reason)  # fmt: skip
+
+
+def stale_reason(retried_as: Optional[int]) -> str:
+    again = f"; retried as trial {retried_as}" if retried_as is not None else ""
+    return f"its worker stopped (no heartbeat within sweep.grace_period){again}"

@@ -6,6 +6,7 @@ when the sweep prunes, reports each epoch's objective to the study and stops a t
 gives up on at once (:class:`TrialPruned`: nothing is exported, the run ends KILLED).
 """
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -20,6 +21,9 @@ TRIAL_NUMBER_ENV = "KX_SWEEP_TRIAL"  # the trial's number in its study
 PRUNE_ENV = "KX_SWEEP_PRUNER"  # none | median | hyperband
 RUN_NAME_ENV = "KX_SWEEP_RUN_NAME"  # the MLflow child run's name
 PRUNED_ATTR = "kx.pruned_epoch"  # trial user attribute: the epoch after which it was pruned
+EXPORTED_ATTR = "kx.exported"  # trial user attribute: the trained model's folder, once exported
+
+log = logging.getLogger("kx")
 
 EpochSink = Callable[[int, Dict[str, float]], None]
 
@@ -80,6 +84,18 @@ class TrialLink:
                                   f"({goal.metric}={value:.4f}): the sweep's pruner stopped it.")  # fmt: skip
 
         return report
+
+
+def mark_exported(model_dir: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Tell the sweep that this trial trained and exported its model: it is complete whatever
+    stops the process afterwards (MLflow logging, a signal). Nothing outside a sweep."""
+    link = TrialLink.from_env(environ)
+    if link is None:
+        return
+    try:
+        link.optuna_trial().set_user_attr(EXPORTED_ATTR, model_dir)
+    except Exception as err:  # noqa: BLE001 - the sweep then judges by the exit code, as before
+        log.warning("cannot tell the sweep that the model is exported (%s: %s)", type(err).__name__, err)
 
 
 def epoch_sinks(goal: Objective, environ: Mapping[str, str] = os.environ) -> List[EpochSink]:

@@ -22,6 +22,7 @@ from kx.tracking.mlflow_tracker import (
 )
 from kx.tracking.params import head, run_name
 from kx.tracking.secrets import redact
+from kx.tracking.store_lock import sqlite_turn
 
 __all__ = ["MLflowRun", "TrackingError", "open_run", "record_job", "start_training_run"]
 
@@ -48,7 +49,7 @@ def open_run(tracking: DictConfig) -> MLflowRun:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     check_sqlite_writable(uri)
     try:
-        run = MLflowRun(uri, tracking.experiment)
+        run = _connect(uri, tracking.experiment)
     except TrackingError:
         raise
     except Exception as err:  # noqa: BLE001 - e.g. an unwritable SQLite path or a bad URI scheme
@@ -59,6 +60,12 @@ def open_run(tracking: DictConfig) -> MLflowRun:
         ) from None
     close_orphaned_runs(run)
     return run
+
+
+def _connect(uri: str, experiment: str) -> MLflowRun:
+    """The store's experiment, created if need be; processes opening a new store take turns."""
+    with sqlite_turn(uri):
+        return MLflowRun(uri, experiment)
 
 
 def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> Optional[MLflowRun]:
