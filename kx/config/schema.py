@@ -128,7 +128,7 @@ class SageMakerTargetConfig(TargetConfig):
 
     name: str = "sagemaker"
     role: Optional[str] = None  # full IAM role ARN the job runs as (required)
-    region: Optional[str] = None  # None: as boto3 resolves it (AWS_REGION, AWS_DEFAULT_REGION, the profile's)
+    region: Optional[str] = None  # None: as boto3 resolves it (AWS_DEFAULT_REGION, the profile's)
     bucket: Optional[str] = None  # None: the SDK's default bucket sagemaker-<region>-<account>
     prefix: str = "kx"  # S3 key prefix for code, data, checkpoints and outputs
     instance_type: str = "ml.m5.xlarge"

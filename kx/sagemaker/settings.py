@@ -15,7 +15,7 @@ CREDENTIALS_HELP = (
 
 
 REHEARSAL_REGION = "eu-west-1"  # a rehearsal's jobs name a region but never reach it
-REGION_HELP = ("target.region=NAME, AWS_REGION or AWS_DEFAULT_REGION, or the region of your AWS profile "
+REGION_HELP = ("target.region=NAME, AWS_DEFAULT_REGION, or the region of your AWS profile "
                "(`aws configure set region NAME`)")  # fmt: skip
 
 
@@ -25,7 +25,7 @@ class SettingsError(KxError):
 
 def aws_session(region: Optional[str], rehearsal: bool = False) -> Any:
     """boto3's session in ``region``, or when None in the region boto3 resolves as the AWS CLI does
-    (AWS_REGION, AWS_DEFAULT_REGION, the profile's); a rehearsal without one takes :data:`REHEARSAL_REGION`."""
+    (AWS_DEFAULT_REGION, the profile's); a rehearsal without one takes :data:`REHEARSAL_REGION`."""
     import boto3
 
     session = boto3.Session(region_name=region)
