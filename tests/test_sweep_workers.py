@@ -207,3 +207,15 @@ def test_three_workers_share_one_postgresql_study(tmp_path):
     assert states == ["COMPLETE"] * 6 + ["FAIL"]
     killed = [c for c in children if c.data.tags["kx.trial.state"] == "FAIL"][0]
     assert killed.info.status == "KILLED" and "retried as trial" in killed.data.tags["kx.trial.reason"]
+
+
+def test_the_private_optuna_storage_kx_reads_keeps_the_heartbeat_calls(tmp_path):
+    """Pins ``Study._storage`` (runner.py, study.py): Optuna's Study has no public accessor for its storage,
+    and its own ``fail_stale_trials`` reads it the same way."""
+    import optuna
+
+    from kx.sweep.study import storage
+
+    study = optuna.create_study(storage=storage(f"sqlite:///{tmp_path / 's.db'}", 5, 20))
+    assert callable(study._storage.record_heartbeat)
+    assert study._storage.get_heartbeat_stale_trial_callback() is not None

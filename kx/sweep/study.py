@@ -123,6 +123,7 @@ def fail_orphaned(study: Any, grace_period: int) -> List[Any]:
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
         except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
             continue  # another worker was first
+        # Study._storage: no public accessor (as in Optuna's fail_stale_trials); pinned by a test
         retry = study._storage.get_heartbeat_stale_trial_callback() if worker else None
         if retry is not None:
             with quiet_optuna():
