@@ -101,7 +101,7 @@ def test_mlflow_run_has_params_tags_metric_history_and_artifacts(trained):
     assert run.info.run_name.startswith("tensorflow cnn synthetic train_samples=600 validation_samples=200")
     assert {key.split(".")[0] for key in run.data.params} == {"backend", "model", "dataset", "train"}
     tags = run.data.tags
-    assert tags["kx.config.backend.impl"].startswith("kx.backends.") and "kx.config.tracking.uri" not in tags
+    assert tags["kx.config.target.name"] == "local" and "kx.config.tracking.uri" not in tags  # unset: no tag
     assert (tags["kx.backend"], tags["kx.model"], tags["kx.dataset"], tags["kx.target"]) == (
         "tensorflow",
         "cnn",
