@@ -136,7 +136,11 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path,
                   "(the SageMaker training toolkit's train command)", file=sys.stderr)  # fmt: skip
             procs[host] = subprocess.Popen([python, "-c", TOOLKIT_TRAIN], cwd=roots[host], env=envs[host],
                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-        watch = _stopper(stop_when, lambda: stop_job(signal.SIGTERM, None)) if stop_when else None
+
+        def watch(line: str) -> None:
+            if stop_when is not None and stop_when(line) and not stopped:
+                stop_job(signal.SIGTERM, None)
+
         failed = _wait_all(procs, logs, prefix=len(hosts) > 1, watch=watch)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
@@ -151,19 +155,6 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path,
             store.push(roots[host] / "checkpoints", request["CheckpointConfig"]["S3Uri"])
     status = "Stopped" if stopped else "Failed" if failed else "Completed"
     return _describe(request, status, roots, logs, failed, (created, int(time.monotonic() - started)))
-
-
-def _stopper(stop_when: LineWatch, stop: Callable[[], None]) -> LineWatch:
-    """``stop_when`` that stops the job once, the first time it says so."""
-    said: List[bool] = []
-
-    def watch(line: str) -> bool:
-        if not said and stop_when(line):
-            said.append(True)
-            stop()
-        return bool(said)
-
-    return watch
 
 
 def host_envs(request: Dict[str, Any], hosts: List[str], roots: Dict[str, Path]) -> Dict[str, Dict[str, str]]:
@@ -256,7 +247,7 @@ def _parameter_server_env(hosts: int, scheduler_port: int) -> Dict[str, str]:
 
 
 def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool,
-              watch: Optional[LineWatch] = None) -> List[Tuple[str, int]]:  # fmt: skip
+              watch: Optional[Callable[[str], None]] = None) -> List[Tuple[str, int]]:  # fmt: skip
     """Stream every host's output (the first host's lines through ``watch`` too); return the failed
     hosts and exit codes, first failure first.
 

@@ -18,11 +18,11 @@ import re
 import secrets
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
-from kx.sagemaker.script_mode import RESERVED_KEYS
+from kx.sagemaker.script_mode import RESERVED_KEYS, encode_value
 from kx.sagemaker.tuning_results import Trial, record, trial_of
 
 TUNING_METRIC_KEY = RESERVED_KEYS[0]  # the service names the objective in every trial's hyperparameters
@@ -118,14 +118,13 @@ class EarlyStopping:
         return self.stopped
 
 
-def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> List[Trial]:
-    """Run the trials one after the other; a stopped tuning job (SIGTERM to this process, as
-    StopHyperParameterTuningJob) ends it, an early-stopped trial does not."""
+def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tuple[List[Trial], bool]:
+    """Run the trials one after the other; return them, and whether the tuning job was stopped (SIGTERM
+    to this process, as StopHyperParameterTuningJob: it ends the tuning, an early-stopped trial does not)."""
     import optuna
     from optuna.trial import TrialState
 
     from kx.sagemaker import rehearsal
-    from kx.sagemaker.script_mode import encode_value
 
     config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
     goal = config["HyperParameterTuningJobObjective"]
@@ -153,16 +152,15 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> List
         print(f"trial {number}: {name} {description['TrainingJobStatus']}{' (early stopping)' if pruned else ''} "
               f"{goal['MetricName']}={value}", file=sys.stderr)  # fmt: skip
         if description["TrainingJobStatus"] == "Stopped" and not pruned:
-            break
-    return trials
+            return trials, True
+    return trials, False
 
 
 def run(cfg: DictConfig, request: Dict[str, Any], job: Any) -> int:
     """Rehearse the tuning job; log it as a tuning job; 0 when at least one trial completed."""
     name = request["HyperParameterTuningJobName"]
     root = Path(cfg.target.root).resolve() / name
-    trials = play(cfg, request, job, root)
-    stopped = any(t.state == "KILLED" for t in trials)
+    trials, stopped = play(cfg, request, job, root)
     description = {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobStatus": "Stopped" if stopped else "Completed",
