@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kx._compat import NUMPY_ALIASES
 from kx.backends import EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
-from kx.backends.gluon import NUMPY_ALIASES
 from kx.config import compose, objective, validate
 from kx.data import load_dataset
+from kx.serving import loaders
 
 
 def main(backend_name: str, out_dir: str, *overrides: str) -> None:
@@ -32,7 +33,7 @@ def main(backend_name: str, out_dir: str, *overrides: str) -> None:
     model_dir = Path(out_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     files = backend.export(model_dir, "model", 1)
-    reloaded = backend.load_export(model_dir, "model", 1)(data.x_val)
+    reloaded = reload(backend_name, model_dir)(data.x_val)
     print(json.dumps({
         "layout": data.layout,
         "input_shape": list(data.input_shape),
@@ -45,6 +46,15 @@ def main(backend_name: str, out_dir: str, *overrides: str) -> None:
         "numpy_aliases": [alias for alias in NUMPY_ALIASES if alias in np.__dict__],
         "files": sorted(str(Path(f).relative_to(model_dir)) for f in files),
     }))  # fmt: skip
+
+
+def reload(backend_name: str, model_dir: Path) -> loaders.Predict:
+    """What the backend's export wrote, loaded as a server loads it (``model`` version 1)."""
+    if backend_name == "mxnet":
+        return loaders.mxnet_symbol(model_dir / "model")
+    if backend_name in ("tensorflow", "jax"):
+        return loaders.saved_model(model_dir / "model" / "1")
+    return loaders.keras_file(model_dir / "model.keras", backend_name)
 
 
 if __name__ == "__main__":

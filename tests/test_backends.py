@@ -72,7 +72,7 @@ def test_other_optimizers_train_the_mlp(backend, optimizer, tmp_path):
 
 
 def test_numpy_aliases_are_restored_for_mxnet_only(backend, cnn_run):
-    from kx.backends.gluon import NUMPY_ALIASES
+    from kx._compat import NUMPY_ALIASES
 
     assert cnn_run["numpy_aliases"] == (list(NUMPY_ALIASES) if backend == "mxnet" else [])
 

@@ -27,7 +27,7 @@ def keras_builder(input_shape, num_classes, width=32):
 
 def gluon_builder(input_shape, num_classes, width=32):
     """The same network for backend=mxnet, as a Gluon block giving logits."""
-    from kx.backends.gluon import import_mxnet
+    from kx._compat import import_mxnet
 
     nn = import_mxnet().gluon.nn
     net = nn.HybridSequential()

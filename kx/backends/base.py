@@ -3,7 +3,7 @@
 import abc
 import os
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
@@ -85,10 +85,6 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
         """Write the model in this engine's serving format under ``model_dir``; return the paths."""
-
-    @abc.abstractmethod
-    def load_export(self, model_dir: Path, name: str, version: int) -> Callable[[np.ndarray], np.ndarray]:
-        """Reload what :meth:`export` wrote (as a server would); return its predict function."""
 
     @abc.abstractmethod
     def devices(self) -> List[str]:

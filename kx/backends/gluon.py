@@ -4,14 +4,9 @@ Keras 3 has no MXNet backend, so this module translates the same model config in
 (Glorot-uniform weights and zero biases, as Keras initialises them) and trains with a Gluon
 ``Trainer``. Images arrive channels-first (N, C, H, W), as MXNet's convolutions expect.
 
-numpy compatibility, kept here and nowhere else: MXNet 1.9.1 is the final release and predates
-numpy 1.24, yet its Python code still reads the aliases numpy 1.24 removed (``np.bool``,
-``np.int``, ``np.float``, ``np.object``, ``np.str``, ``np.complex``). :func:`import_mxnet`
-restores exactly those that are missing, pointing at the builtins they always meant, right
-before MXNet is first imported, and only when this backend is chosen.
+MXNet is imported through :func:`kx._compat.import_mxnet` (numpy aliases MXNet 1.9.1 still reads).
 """
 
-import builtins
 import json
 import logging
 import math
@@ -20,11 +15,12 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
 
+from kx._compat import import_mxnet
 from kx.backends import batch_norm, devices, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
@@ -34,30 +30,7 @@ from kx.data import Dataset
 from kx.models import builder
 
 log = logging.getLogger("kx")
-NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
 METRICS_KEY = 1_000_000  # the kvstore key of the epoch's summed metrics; parameters use 0, 1, ...
-
-
-def import_mxnet() -> Any:
-    """Import MXNet after restoring the numpy aliases it needs (see the module docstring).
-
-    MXNet sizes its OpenMP pool once, at import, to the physical cores: one on a 2-vCPU machine,
-    which halves its speed there (benchmarks/backends.py). Unless OMP_NUM_THREADS says otherwise,
-    kx gives it every CPU the process may use.
-    """
-    os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                                 else os.cpu_count() or 1))  # fmt: skip
-    for alias in NUMPY_ALIASES:
-        if alias not in np.__dict__:
-            setattr(np, alias, getattr(builtins, alias))
-    try:
-        import mxnet
-    except ImportError as err:
-        raise BackendError(
-            f"backend=mxnet needs Apache MXNet 1.9.1, which is not installed ({err}). Install it "
-            'with `pip install -e ".[mxnet]"`.'
-        ) from None
-    return mxnet
 
 
 @dataclass(frozen=True)
@@ -399,11 +372,6 @@ class GluonBackend(Backend):
         shapes = model_dir / f"{name}-shapes.json"
         shapes.write_text(json.dumps([{"name": "data", "shape": [1, *self.input_shape]}]))
         return [model_dir / f"{name}-symbol.json", model_dir / f"{name}-0000.params", shapes]
-
-    def load_export(self, model_dir: Path, name: str, version: int) -> Callable[[np.ndarray], np.ndarray]:
-        from kx.serving import loaders
-
-        return loaders.mxnet_symbol(model_dir / name)
 
     def devices(self) -> List[str]:
         return [str(ctx) for ctx in self.ctxs]

@@ -13,11 +13,12 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
 
+from kx._compat import keras_engine_in_use
 from kx.backends import batch_norm, devices, keras_optim, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
@@ -46,11 +47,10 @@ class KerasBackend(Backend):
     even_parts = 1  # JAX data-parallel: every batch must split evenly over this many devices
 
     def prepare(self, seed: int, deterministic: bool) -> None:
-        loaded = sys.modules.get("keras")
-        if loaded is not None and loaded.backend.backend() != self.name:
+        running = keras_engine_in_use(self.name)
+        if running:
             raise BackendError(
-                f"Keras is already running on {loaded.backend.backend()!r} in this "
-                f"process; backend={self.name} needs a fresh process."
+                f"Keras is already running on {running!r} in this process; backend={self.name} needs a fresh process."
             )
         os.environ["KERAS_BACKEND"] = self.name
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO/WARNING chatter; errors still show
@@ -282,13 +282,6 @@ class KerasBackend(Backend):
             self.model.export(str(serving), format="tf_saved_model", verbose=False)
             paths.append(serving)
         return paths
-
-    def load_export(self, model_dir: Path, name: str, version: int) -> Callable[[np.ndarray], np.ndarray]:
-        from kx.serving import loaders
-
-        if self.name in ("tensorflow", "jax"):
-            return loaders.saved_model(model_dir / name / str(version))
-        return loaders.keras_file(model_dir / f"{name}.keras", self.name)
 
     def devices(self) -> List[str]:
         if self.strategy is not None and self.cluster.size == 1:

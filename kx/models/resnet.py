@@ -7,6 +7,8 @@ Global average pooling, dropout and a dense softmax layer (logits for Gluon) end
 
 from typing import Any, List, Sequence, Tuple
 
+from kx._compat import import_mxnet
+
 
 def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64),
               blocks: int = 1, dropout: float = 0.2, bn_momentum: float = 0.9) -> Any:  # fmt: skip
@@ -48,8 +50,6 @@ def _keras_conv_bn(x: Any, width: int, stride: int, axis: int, bn_momentum: floa
 
 def gluon_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64),
               blocks: int = 1, dropout: float = 0.2, bn_momentum: float = 0.9) -> Any:  # fmt: skip
-    from kx.backends.gluon import import_mxnet
-
     nn = import_mxnet().gluon.nn
     net = nn.HybridSequential()
     net.add(*_gluon_conv_bn(nn, filters[0], 1, bn_momentum), nn.Activation("relu"))

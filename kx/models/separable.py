@@ -7,6 +7,8 @@ for Gluon) end it. A plain 3x3 conv stem gives the depthwise layers channels to 
 
 from typing import Any, Sequence, Tuple
 
+from kx._compat import import_mxnet
+
 
 def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64, 128),
               stem: int = 16, dropout: float = 0.2, bn_momentum: float = 0.9) -> Any:  # fmt: skip
@@ -35,8 +37,6 @@ def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
 
 def gluon_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64, 128),
               stem: int = 16, dropout: float = 0.2, bn_momentum: float = 0.9) -> Any:  # fmt: skip
-    from kx.backends.gluon import import_mxnet
-
     nn = import_mxnet().gluon.nn
     net = nn.HybridSequential()
     net.add(nn.Conv2D(stem, 3, padding=1, use_bias=False), _bn(nn, bn_momentum), nn.Activation("relu"))

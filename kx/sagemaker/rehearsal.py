@@ -49,7 +49,7 @@ from kx.sagemaker.job import PARAMETER_SERVER_KEY, JobPlan, LaunchError
 from kx.sagemaker.rehearsal_s3 import checkpoint_store
 
 STOP_GRACE_S = 10  # between SIGTERM and SIGKILL for the other hosts of a failed job
-PARAMETER_SERVER_START = "from kx.backends.gluon import import_mxnet; import_mxnet()"  # serves until done
+PARAMETER_SERVER_START = "from kx._compat import import_mxnet; import_mxnet()"  # serves until done
 TOOLKIT_TRAIN = "from sagemaker_training.cli.train import main; main()"  # the images' `train` command
 HAS_TOOLKIT = "import importlib.util, sys; sys.exit(importlib.util.find_spec('sagemaker_training') is None)"
 # What a host keeps of this machine's environment, as an instance has its own: the basics a process

@@ -9,13 +9,13 @@ that trained it, because Keras 3 reloads a model on the engine it was saved with
 import importlib.util
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Callable, Tuple
 
 import numpy as np
 
+from kx._compat import import_mxnet, keras_engine_in_use
 from kx.errors import KxError
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -39,8 +39,6 @@ def saved_model(path: Path) -> Predict:
 def mxnet_symbol(prefix: Path) -> Predict:
     """``<prefix>-symbol.json``, ``-0000.params`` and ``-shapes.json`` as an MXNet ``SymbolBlock``."""
     _need("mxnet", "the MXNet export", "mxnet==1.9.1")
-    from kx.backends.gluon import import_mxnet
-
     # One OpenMP thread unless told otherwise: a server predicts small batches on one thread, and MXNet's
     # spinning OpenMP pool made a 32-image batch 50x slower (1.7 ms -> 80 ms) on a busy 2-CPU machine.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -58,10 +56,10 @@ def keras_file(path: Path, engine: str) -> Predict:
     """A ``.keras`` file, on the Keras engine that saved it (``engine``)."""
     _need("keras", "the .keras file", "keras")
     _need(engine, f"the .keras file saved by backend={engine}", engine)
-    loaded = sys.modules.get("keras")
-    if loaded is not None and loaded.backend.backend() != engine:
+    running = keras_engine_in_use(engine)
+    if running:
         raise LoadError(f"{path} needs Keras on {engine}, and Keras already runs on "
-                        f"{loaded.backend.backend()} in this process; serve it from a fresh process.")  # fmt: skip
+                        f"{running} in this process; serve it from a fresh process.")  # fmt: skip
     os.environ["KERAS_BACKEND"] = engine
     import keras
 

@@ -13,19 +13,17 @@ import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
+from kx.machine import usable_cpus
+
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 ERROR_PREFIX = "kx: error: "
-
-
-def cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def thread_env(parallel: int, environ: Mapping[str, str]) -> Dict[str, str]:
     """Thread limits giving each of ``parallel`` trials its share of the CPUs (what the user set wins)."""
     if parallel <= 1:
         return {}
-    share = max(1, cpus() // parallel)
+    share = max(1, usable_cpus() // parallel)
     env = {name: str(share) for name in THREAD_VARS}
     env["TF_NUM_INTEROP_THREADS"] = "1"
     if share == 1:

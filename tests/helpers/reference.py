@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 def native(run: Path, engine: str, x: np.ndarray) -> np.ndarray:
     if engine == "mxnet":
-        from kx.backends.gluon import import_mxnet  # numpy aliases MXNet 1.9 needs
+        from kx._compat import import_mxnet  # numpy aliases MXNet 1.9 needs
 
         mx = import_mxnet()
         prefix = run / "model" / "model"

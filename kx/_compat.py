@@ -1,0 +1,51 @@
+"""Third-party workarounds kx relies on, gathered so that an upgrade that breaks one fails one test
+(tests/test_compat.py pins each).
+
+MXNet 1.9.1 is the final release and predates numpy 1.24, yet its Python code still reads the
+aliases numpy 1.24 removed (``np.bool``, ``np.int``, ``np.float``, ``np.object``, ``np.str``,
+``np.complex``). :func:`import_mxnet` restores exactly those that are missing, pointing at the
+builtins they always meant, right before MXNet is first imported, and only when MXNet is needed.
+
+Runs inside SageMaker's MXNet image (Python 3.8).
+"""
+
+import builtins
+import os
+import sys
+from typing import Any, Optional
+
+import numpy as np
+
+from kx.errors import KxError
+from kx.machine import usable_cpus
+
+NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
+
+
+def import_mxnet() -> Any:
+    """Import MXNet after restoring the numpy aliases it needs (see the module docstring).
+
+    MXNet sizes its OpenMP pool once, at import, to the physical cores: one on a 2-vCPU machine,
+    which halves its speed there (benchmarks/backends.py). Unless OMP_NUM_THREADS says otherwise,
+    kx gives it every CPU the process may use.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", str(usable_cpus()))
+    for alias in NUMPY_ALIASES:
+        if alias not in np.__dict__:
+            setattr(np, alias, getattr(builtins, alias))
+    try:
+        import mxnet
+    except ImportError as err:
+        raise KxError(
+            f"backend=mxnet needs Apache MXNet 1.9.1, which is not installed ({err}). Install it "
+            'with `pip install -e ".[mxnet]"`.'
+        ) from None
+    return mxnet
+
+
+def keras_engine_in_use(engine: str) -> Optional[str]:
+    """The engine Keras already runs on in this process when it is not ``engine`` (Keras picks its
+    engine once per process, at import), else None."""
+    loaded = sys.modules.get("keras")
+    running = loaded.backend.backend() if loaded is not None else None
+    return running if running != engine else None

@@ -1,0 +1,38 @@
+"""Each third-party workaround in kx/_compat.py, pinned: a test fails when an upgrade changes what it
+works around."""
+
+import importlib.util
+import re
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kx import _compat
+
+
+def test_mxnet_still_reads_exactly_numpy_aliases_this_numpy_lacks():
+    """MXNet 1.9.1's own code reads ``np.bool`` & co.; the numpy kx pins no longer has them."""
+    spec = importlib.util.find_spec("mxnet")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("mxnet is not installed")
+    alias = re.compile(r"\bnp\.(bool|int|float|object|str|complex)\b(?!_)")
+    read = {
+        m
+        for p in Path(spec.submodule_search_locations[0]).rglob("*.py")
+        for m in alias.findall(p.read_text())
+    }
+    assert read and read <= set(_compat.NUMPY_ALIASES)
+    if "mxnet" not in sys.modules:  # once imported, kx has restored them in this process
+        assert [name for name in _compat.NUMPY_ALIASES if name in np.__dict__] == []
+
+
+def test_keras_engine_in_use_names_another_engine_only(monkeypatch):
+    fake = types.SimpleNamespace(backend=types.SimpleNamespace(backend=lambda: "jax"))
+    monkeypatch.setitem(sys.modules, "keras", fake)
+    assert _compat.keras_engine_in_use("torch") == "jax"
+    assert _compat.keras_engine_in_use("jax") is None
+    monkeypatch.delitem(sys.modules, "keras")
+    assert _compat.keras_engine_in_use("torch") is None
