@@ -22,7 +22,7 @@ from kx.reporting import plots
 from kx.reporting.chance import chance_warning
 from kx.serving import contract
 from kx.stopping import TrainingInterrupted, interrupted, stop_on_signals
-from kx.sweep.trial import TrialPruned, epoch_sinks, mark_exported
+from kx.sweep.trial import TrialPruned, epoch_sinks, mark_exported, run_identity
 from kx.tracking import MLflowRun, start_training_run
 from kx.tracking.dataset_input import log_dataset
 from kx.tracking.links import announce
@@ -83,7 +83,7 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
         log.info("multi-worker training: %s, hosts %s", cluster.describe(), ", ".join(cluster.hosts))
     checkpoint = Checkpoint(cfg.train.checkpoint_dir, trained_with(cfg))
     checkpoint.check_settings()  # before tracking reopens the checkpoint's MLflow run
-    tracking = start_training_run(cfg, list(overrides), out_dir) if cluster.is_chief else None
+    tracking = start_training_run(cfg, list(overrides), out_dir, run_identity()) if cluster.is_chief else None
 
     try:
         return _train(cfg, out_dir, files, tracking, cluster, checkpoint)

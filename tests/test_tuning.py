@@ -130,7 +130,7 @@ def test_metric_names_mean_what_they_mean_for_local_runs_and_the_objective_is_th
 
 
 def test_a_jobs_config_is_composed_as_train_py_composes_it_in_the_job():
-    from kx.tracking.jobs import job_config
+    from kx.sagemaker.job_runs import job_config
 
     cfg = job_config({"backend": "tensorflow", "model": "mlp", "model.dropout": "0.25", "sagemaker_program": "train.py",
                       "model_dir": "s3://b/m"}, sweep="quick")  # fmt: skip

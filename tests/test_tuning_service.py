@@ -13,9 +13,9 @@ import pytest
 from kx.backends.checkpoint import Checkpoint, CheckpointMismatch
 from kx.errors import KxError
 from kx.sagemaker import job, rehearsal, script_mode
+from kx.sagemaker.job_runs import job_config
 from kx.sagemaker.tuning import translate
 from kx.sagemaker.tuning_results import Trial, base_overrides, trial_of
-from kx.tracking.jobs import job_config
 from tests.conftest import PROJECT_DIR, train
 from tests.helpers.container import toolkit_argv
 from tests.helpers.moto import BUCKET, launch

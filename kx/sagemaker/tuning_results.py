@@ -91,10 +91,10 @@ def parent_run(cfg: DictConfig, tuning: Dict[str, Any], sweep: Optional[str]) ->
 def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], trials: List[Trial],
                   sweep: Optional[str]) -> List[Any]:  # fmt: skip
     """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
+    from kx.sagemaker.job_runs import record_job
     from kx.sagemaker.jobs import summary
     from kx.sagemaker.script_mode import job_value
     from kx.sweep.report import TrialResult
-    from kx.tracking.jobs import record_job
     from kx.tracking.mlflow_tracker import child_runs
 
     keys = swept_keys(tuning)

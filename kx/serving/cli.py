@@ -2,11 +2,9 @@
 
 import argparse
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List
 
 from kx.errors import KxError
-
-COMMANDS = ("serve", "predict", "deploy", "undeploy")
 
 
 def serve(argv: List[str]) -> int:
@@ -56,24 +54,6 @@ def predict(argv: List[str]) -> int:
     return run(args.target, args.samples, args.seed, args.out, args.tracking_uri)
 
 
-def sagemaker_target(overrides: List[str]) -> Any:
-    """The ``target=sagemaker`` config (role, region, bucket, prefix) with ``overrides`` (``target.region=...``)."""
-    from kx.config import compose
-
-    bad = [o for o in overrides if not o.startswith("target.")]
-    if bad:
-        raise KxError(
-            f"{bad[0]!r} is not a SageMaker setting; give target.role=, target.region=, target.bucket=, ..."
-        )
-    return compose(["target=sagemaker", *overrides]).target
-
-
-def aws_session(region: Optional[str]) -> Any:
-    from kx.sagemaker.settings import aws_session as session_in
-
-    return session_in(region)
-
-
 def deploy(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="launch.py deploy", description="Deploy a model to a SageMaker endpoint."
@@ -90,7 +70,8 @@ def deploy(argv: List[str]) -> int:
     parser.add_argument("--no-wait", action="store_true", help="return once the endpoint is Creating")
     parser.add_argument("--tracking-uri", help="the MLflow store for run ids and URIs (default: kx's)")
     args = parser.parse_args(argv)
-    from kx.serving.deploy import Deployment, endpoint_name
+    from kx.sagemaker.settings import aws_session
+    from kx.serving.deploy import Deployment, endpoint_name, sagemaker_target
     from kx.serving.deploy import deploy as run_deploy
 
     target = sagemaker_target(args.overrides)
@@ -114,6 +95,8 @@ def undeploy(argv: List[str]) -> int:
     parser.add_argument("endpoint")
     parser.add_argument("overrides", nargs="*", help="target.region=")
     args = parser.parse_args(argv)
+    from kx.sagemaker.settings import aws_session
+    from kx.serving.deploy import sagemaker_target
     from kx.serving.deploy import undeploy as run_undeploy
 
     run_undeploy(args.endpoint, aws_session(sagemaker_target(args.overrides).region))

@@ -17,8 +17,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
+from kx.config import compose
 from kx.errors import KxError
 from kx.serving import contract as contracts
 from kx.serving.source import is_model_source
@@ -245,3 +246,13 @@ def endpoint_contract(session: Any, endpoint: str) -> contracts.Contract:
         if member is None:
             raise KxError(f"endpoint {endpoint} serves {model}, whose archive holds no kx contract.")
         return contracts.Contract(**json.loads(tar.extractfile(member).read()))
+
+
+def sagemaker_target(overrides: List[str]) -> Any:
+    """The ``target=sagemaker`` config (role, region, bucket, prefix) with ``overrides`` (``target.region=...``)."""
+    bad = [o for o in overrides if not o.startswith("target.")]
+    if bad:
+        raise KxError(
+            f"{bad[0]!r} is not a SageMaker setting; give target.role=, target.region=, target.bucket=, ..."
+        )
+    return compose(["target=sagemaker", *overrides]).target

@@ -62,8 +62,8 @@ def connect(target: str, tracking_uri: Optional[str]) -> Tuple[Contract, Classif
 
 def sagemaker_endpoint(name: str) -> Tuple[Contract, Classify, str]:
     """A SageMaker endpoint deployed by ``launch.py deploy`` (region: target.region, as for deploy)."""
-    from kx.serving.cli import aws_session, sagemaker_target
-    from kx.serving.deploy import endpoint_contract, invoke
+    from kx.sagemaker.settings import aws_session
+    from kx.serving.deploy import endpoint_contract, invoke, sagemaker_target
 
     session = aws_session(sagemaker_target([]).region)
     contract = endpoint_contract(session, name)

@@ -4,14 +4,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
 from kx.errors import KxError
-from kx.sweep.trial import run_identity
 from kx.tracking import resume
-from kx.tracking.jobs import record_job
 from kx.tracking.liveness import close_orphaned_runs
 from kx.tracking.mlflow_tracker import (
     PARENT_RUN_ENV,
@@ -24,7 +22,7 @@ from kx.tracking.params import head, run_name
 from kx.tracking.secrets import redact
 from kx.tracking.store_lock import sqlite_turn
 
-__all__ = ["MLflowRun", "TrackingError", "open_run", "record_job", "start_training_run"]
+__all__ = ["MLflowRun", "TrackingError", "open_run", "start_training_run"]
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -68,8 +66,14 @@ def _connect(uri: str, experiment: str) -> MLflowRun:
         return MLflowRun(uri, experiment)
 
 
-def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> Optional[MLflowRun]:
-    """Open an MLflow run for one training job (nested under a sweep's run when there is one)."""
+def start_training_run(
+    cfg: DictConfig,
+    overrides: List[str],
+    out_dir: Path,
+    identity: Tuple[Optional[str], Dict[str, str]] = (None, {}),
+) -> Optional[MLflowRun]:
+    """Open an MLflow run for one training job (nested under a sweep's run when there is one);
+    ``identity``: a sweep's trial's run name and tags (:func:`kx.sweep.trial.run_identity`)."""
     if not cfg.tracking.enabled:
         return None
     run = open_run(cfg.tracking)
@@ -92,7 +96,7 @@ def start_training_run(cfg: DictConfig, overrides: List[str], out_dir: Path) -> 
     params, config_tags = config_params(cfg)
     tags.update(config_tags)
     try:
-        _start_or_resume(run, cfg, params, tags, overrides)
+        _start_or_resume(run, cfg, params, tags, overrides, identity)
     except KxError:
         raise
     except Exception as err:  # noqa: BLE001 - a store that reads but cannot be written (read-only, full)
@@ -129,14 +133,19 @@ def check_sqlite_writable(uri: str) -> None:
 
 
 def _start_or_resume(
-    run: MLflowRun, cfg: DictConfig, params: Dict[str, str], tags: Dict[str, str], overrides: List[str]
+    run: MLflowRun,
+    cfg: DictConfig,
+    params: Dict[str, str],
+    tags: Dict[str, str],
+    overrides: List[str],
+    identity: Tuple[Optional[str], Dict[str, str]],
 ) -> None:
     """Reopen the run the checkpoints belong to, or start a new one and note it beside them."""
     resumed = resume.resumable(cfg.train.checkpoint_dir, run)
     if resumed:
         resume.reopen(run, resumed, params, tags)
         return
-    trial_name, trial_tags = run_identity()  # a sweep's trial: named after its number and overrides
+    trial_name, trial_tags = identity  # a sweep's trial: named after its number and overrides
     name = cfg.tracking.run_name or trial_name or run_name(*head(cfg), overrides)
     run.start(name, {**tags, **trial_tags}, os.environ.get(PARENT_RUN_ENV))
     run.log_params(params)

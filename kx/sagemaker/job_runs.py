@@ -14,8 +14,15 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from kx.config import compose
+from kx.errors import KxError
+from kx.sagemaker import script_mode
+from kx.sagemaker.job import EPOCH_METRICS
+from kx.tracking import git_commit, open_run
+from kx.tracking.mlflow_tracker import PARENT_RUN_ENV, config_params
 from kx.tracking.params import head, run_name, split
 
 RUN_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
@@ -31,12 +38,6 @@ def job_config(hyperparameters: Dict[str, str], sweep: Optional[str] = None) -> 
     """The config train.py composes in the job from ``hyperparameters`` (plus ``sweep=NAME`` for
     a tuning job's trial, as a local sweep's trials have it); None when train.py would reject them
     (the job failed on them: its run keeps the raw hyperparameters)."""
-    from hydra.errors import HydraException
-
-    from kx.config import compose
-    from kx.errors import KxError
-    from kx.sagemaker import script_mode
-
     argv = [part for key, value in hyperparameters.items() for part in (f"--{key}", value)]
     try:
         overrides = script_mode.hydra_argv(argv, {}, compose) if argv else []
@@ -66,8 +67,6 @@ def epoch_metrics(metrics: Dict[str, Any]) -> List[Dict[str, Any]]:
 def final_metrics(final: Dict[str, float]) -> List[Dict[str, Any]]:
     """A job's final metric values (no ``metrics.json``): a per-epoch regex's last match is the
     last epoch's value, so ``val_acc`` is logged as ``final_val_acc``; ``best_*`` keep their names."""
-    from kx.sagemaker.job import EPOCH_METRICS
-
     renamed = {f"final_{k}" if k in EPOCH_METRICS else k: v for k, v in final.items()}
     return [{"metrics": renamed, "step": 0}] if renamed else []
 
@@ -106,9 +105,6 @@ def record_job(
     """
     if not cfg.tracking.enabled:
         return None
-    from kx.tracking import git_commit, open_run
-    from kx.tracking.mlflow_tracker import PARENT_RUN_ENV, config_params
-
     run_cfg = job_config(job["hyperparameters"], sweep)
     run = open_run(cfg.tracking)
     params, config_tags = config_params(run_cfg) if run_cfg is not None else split(job["hyperparameters"])
