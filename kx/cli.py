@@ -24,7 +24,7 @@ def hydra_args(argv: Sequence[str]) -> object:
     """``argv`` parsed as ``@hydra.main`` parses it (flags, ``-m``, overrides).
 
     Hydra's parser is private (``hydra._internal.utils.get_args_parser``); kx uses it so that its
-    check reads the command line exactly as Hydra will, and tests/test_cli.py pins it."""
+    check reads the command line exactly as Hydra will, and tests/test_cli_errors.py pins it."""
     from hydra._internal.utils import get_args_parser
 
     return get_args_parser().parse_args(list(argv))

@@ -1,9 +1,8 @@
-"""The serving settings (``launch.py serve MODEL key=value ...``), a structured config in the ConfigStore."""
+"""The serving settings (``launch.py serve MODEL key=value ...``), a structured config checked by OmegaConf."""
 
 from dataclasses import dataclass
 from typing import List, Optional
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -23,13 +22,8 @@ class ServeConfig:
     log_level: str = "warning"  # uvicorn's
 
 
-def register() -> None:
-    ConfigStore.instance().store(group="serve", name="kx_serve", node=ServeConfig)
-
-
 def parse(overrides: List[str]) -> ServeConfig:
     """``key=value`` overrides on the defaults, type-checked; bad ones raise one :class:`KxError` line."""
-    register()
     base = OmegaConf.structured(ServeConfig)
     for item in overrides:
         if "=" not in item:

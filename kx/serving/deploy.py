@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from kx.config import compose
 from kx.errors import KxError
+from kx.sagemaker.job import split_s3
 from kx.serving import contract as contracts
 from kx.serving.source import is_model_source
 
@@ -89,11 +90,6 @@ def mlflow_run(source: str, tracking_uri: Optional[str]) -> ModelSource:
             return ModelSource(f"MLflow run {run_id} ({tags['kx.sagemaker.job_name']})",
                                archive_uri=tags["kx.sagemaker.model_artifacts"])  # fmt: skip
     return ModelSource(source, folder=model_folder(source, tracking_uri))
-
-
-def split_s3(uri: str):
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return bucket, key
 
 
 def fetch(source: ModelSource, s3: Any, work: Path) -> Path:

@@ -21,7 +21,7 @@ from kx.tracking.secrets import redact, without_credentials
 
 log = logging.getLogger("kx")
 
-PARENT_RUN_ENV = "KX_MLFLOW_PARENT_RUN_ID"  # set by the sweep callback for its jobs
+PARENT_RUN_ENV = "KX_MLFLOW_PARENT_RUN_ID"  # set for its trials by the sweep (kx/sweep/runs.py)
 
 
 class TrackingError(KxError):
