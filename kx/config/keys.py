@@ -7,6 +7,7 @@ Runs inside SageMaker jobs: Python 3.8 syntax.
 
 import dataclasses
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -14,6 +15,27 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("backend", "model", "dataset", "target", "sweep")
+PLAIN = re.compile(r"^[A-Za-z_/][\w.:/+@-]*$")  # a string Hydra reads unquoted...
+_TYPED = re.compile(r"^(null|true|false|inf|nan)$", re.IGNORECASE)  # ...unless it reads as another type
+
+
+def hydra_value(value: Any) -> str:
+    """``value`` in Hydra's override grammar, read back as the same value: strings quoted when Hydra
+    would read them otherwise (as a number, a bool, null), lists and dicts element by element."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value)  # inf and nan as Hydra spells them
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if PLAIN.match(text) and not _TYPED.match(text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def group_options(group: str) -> List[str]:

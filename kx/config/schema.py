@@ -17,9 +17,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from kx.config.choices import Choice
 from kx.config.keys import groups_help
 from kx.config.objective import ObjectiveConfig
+from kx.config.sweep import SweepConfig
+from kx.config.sweep import register as register_sweep
 from kx.data.registry import discover as discover_datasets
-from kx.sweep.config import SweepConfig
-from kx.sweep.config import register as register_sweep
 
 
 class ImageLayout(Choice):

@@ -8,13 +8,12 @@ translates, checks every key against the composed config, and maps the container
 """
 
 import json
-import re
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig
 
-from kx.config.keys import GROUPS, nearest_keys, user_keys
+from kx.config.keys import GROUPS, PLAIN, hydra_value, nearest_keys, user_keys
 from kx.data import channels, registry
 from kx.errors import KxError
 
@@ -23,8 +22,6 @@ HYDRA_FLAGS = {
     "--config-path", "--config-name", "--config-dir", "--info", "--shell-completion", "--version",
     "--experimental-rerun",
 }  # fmt: skip
-_PLAIN = re.compile(r"^[A-Za-z_/][\w.:/+@-]*$")  # a string Hydra reads unquoted...
-_TYPED = re.compile(r"^(null|true|false|inf|nan)$", re.IGNORECASE)  # ...unless it reads as another type
 _PYTHON_WORDS = {
     "True": True,
     "False": False,
@@ -81,7 +78,7 @@ def decode_value(raw: str) -> str:
         value = json.loads(raw)
     except ValueError:
         value = _PYTHON_WORDS.get(raw, raw)  # how the toolkit writes decoded booleans and floats
-    return _to_hydra(value)
+    return hydra_value(value)
 
 
 def encode_value(value: object) -> str:
@@ -94,26 +91,9 @@ def encode_value(value: object) -> str:
     """
     if isinstance(value, (bool, int, float)):
         return json.dumps(value)
-    if isinstance(value, str) and decode_value(value) == _to_hydra(value):
-        return value if _PLAIN.match(value) else json.dumps(value)
+    if isinstance(value, str) and decode_value(value) == hydra_value(value):
+        return value if PLAIN.match(value) else json.dumps(value)
     return json.dumps(json.dumps(value))
-
-
-def _to_hydra(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, (int, float)):
-        return repr(value)  # inf and nan as Hydra spells them
-    if isinstance(value, list):
-        return "[" + ",".join(_to_hydra(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{_to_hydra(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if _PLAIN.match(text) and not _TYPED.match(text):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def check_keys(hps: Dict[str, str], cfg: DictConfig) -> None:
@@ -217,7 +197,7 @@ def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List
         f"{k}={decode_value(container_path(v, env))}" for k, v in hps.items() if k not in GROUPS
     ]
     if model_dir and not model_dir.startswith("s3://") and "SM_MODEL_DIR" not in env:
-        overrides.append(f"export.model_dir={_to_hydra(model_dir)}")
+        overrides.append(f"export.model_dir={hydra_value(model_dir)}")
     check_values(overrides, compose_cfg)
     if in_sagemaker(env):
         overrides += environment_overrides(env, cfg, hps)

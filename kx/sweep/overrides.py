@@ -4,26 +4,13 @@
 list of overrides into a primary config (``python train.py --config-dir DIR --config-name NAME``).
 """
 
-import re
 from typing import Any, Dict, List, Sequence
 
 from omegaconf import OmegaConf
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_./:\-]+$")
+from kx.config.keys import hydra_value
 
-
-def value_text(value: Any) -> str:
-    """A value in Hydra's override grammar: strings quoted when the grammar needs it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    text = str(value)
-    if _PLAIN.match(text) and text.lower() not in ("null", "true", "false"):
-        return text
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+value_text = hydra_value  # a value in Hydra's override grammar (one rule, in kx.config.keys)
 
 
 def render(key: str, value: Any) -> str:
