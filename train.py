@@ -9,7 +9,7 @@ script takes the container's `--key value` hyperparameters and `SM_*` environmen
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, List, NoReturn, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -40,7 +40,7 @@ def main(cfg: DictConfig) -> float:
         with sigterm_stops():
             from kx.pipeline import run
 
-            return run(cfg, Path(hydra_cfg.runtime.output_dir), list(hydra_cfg.overrides.task))
+            return run(cfg, Path(hydra_cfg.runtime.output_dir), observers(list(hydra_cfg.overrides.task)))
     except TrainingInterrupted as err:
         fail(str(err), err.exit_code)
     except KxError as err:
@@ -51,6 +51,24 @@ def main(cfg: DictConfig) -> float:
         fail(
             f"Stopped by SIGINT (Ctrl-C); what was written so far is in {hydra_cfg.runtime.output_dir}.", 130
         )
+
+
+def observers(overrides: List[str]) -> List[Any]:
+    """What a run reports to: the export's contract, its MLflow run and, in a sweep, its trial
+    (imported here, not at the top, so that --help and --cfg job stay fast)."""
+    from kx.serving.contract_observer import ContractWriter
+    from kx.sweep.trial import TrialObserver, run_identity
+    from kx.tracking.observer import TrackingObserver
+
+    return [ContractWriter(), TrackingObserver(overrides, run_identity(), log_model), TrialObserver()]
+
+
+def log_model(run: Any, model_dir: Path, example: Any, register_as: Optional[str]) -> Optional[str]:
+    """The run's model as an MLflow Model (:func:`kx.serving.mlflow_model.log_model`), imported only
+    when a tracked run logs one: it imports MLflow, which SageMaker's images do not have."""
+    from kx.serving.mlflow_model import log_model as log_mlflow_model
+
+    return log_mlflow_model(run, model_dir, example, register_as)
 
 
 def leave_at_once_on_failure() -> None:

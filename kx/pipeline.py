@@ -1,11 +1,11 @@
-"""One training job, top to bottom: config -> data -> backend (train, evaluate, export) -> tracking."""
+"""One training job, top to bottom: config -> data -> backend (train, evaluate, export) -> observers."""
 
 import json
 import logging
 import os
 import platform
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -17,15 +17,11 @@ from kx.config import objective, validate
 from kx.config.keys import flatten
 from kx.data import Dataset, load_dataset
 from kx.errors import KxError
+from kx.observer import RunEnd, RunObserver
 from kx.quiet import quiet_console
 from kx.reporting import plots
 from kx.reporting.chance import chance_warning
-from kx.serving import contract
-from kx.stopping import TrainingInterrupted, interrupted, stop_on_signals
-from kx.sweep.trial import TrialPruned, epoch_sinks, mark_exported, run_identity
-from kx.tracking import MLflowRun, start_training_run
-from kx.tracking.dataset_input import log_dataset
-from kx.tracking.links import announce
+from kx.stopping import RunStopped, interrupted, stop_on_signals
 
 log = logging.getLogger("kx")
 
@@ -52,23 +48,12 @@ def write_metrics(monitor: EpochMonitor, extra: Dict[str, Any], path: Path) -> P
     return path
 
 
-def log_mlflow_model(tracking: MLflowRun, model_dir: Path, data: Dataset, register_as: Optional[str]) -> None:
-    """The exported model as the run's MLflow Model ``model`` (kx/serving/mlflow_model.py); should
-    MLflow fail at that, the export's files as the run's ``model/`` artifacts."""
-    from kx.serving.mlflow_model import log_model
-
-    if not tracking.failed and not log_model(
-        tracking, model_dir, data.raw_images(data.x_val[:2]), register_as
-    ):
-        tracking.log_artifacts([model_dir])
-
-
-def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
+def run(cfg: DictConfig, out_dir: Path, observers: Sequence[RunObserver] = ()) -> float:
     """Train, evaluate and export the configured experiment; return the best monitored value.
 
-    Everything lands in ``out_dir`` first (config, metrics, plots, model), then in MLflow, so a
-    tracking failure never loses results. In a multi-host job (``SM_HOSTS``) every host trains;
-    only the first exports the model and tracks the run.
+    Everything lands in ``out_dir`` first (config, metrics, plots, model), then goes to the
+    ``observers`` (MLflow, a sweep), so a tracking failure never loses results. In a multi-host job
+    (``SM_HOSTS``) every host trains; only the first exports the model and tracks the run.
     """
     quiet_console()
     validate(cfg)
@@ -83,14 +68,15 @@ def run(cfg: DictConfig, out_dir: Path, overrides: List[str] = ()) -> float:
         log.info("multi-worker training: %s, hosts %s", cluster.describe(), ", ".join(cluster.hosts))
     checkpoint = Checkpoint(cfg.train.checkpoint_dir, trained_with(cfg))
     checkpoint.check_settings()  # before tracking reopens the checkpoint's MLflow run
-    tracking = start_training_run(cfg, list(overrides), out_dir, run_identity()) if cluster.is_chief else None
-
+    started: List[RunObserver] = []
     try:
-        return _train(cfg, out_dir, files, tracking, cluster, checkpoint)
+        for observer in observers:
+            started.append(observer)
+            observer.started(cfg, out_dir, cluster.is_chief)
+        return _train(cfg, out_dir, files, list(observers), cluster, checkpoint)
     except BaseException as err:
-        if tracking:
-            stopped = (TrainingInterrupted, KeyboardInterrupt, TrialPruned)
-            tracking.end("KILLED" if isinstance(err, stopped) else "FAILED")
+        for observer in started:
+            observer.failed(isinstance(err, (RunStopped, KeyboardInterrupt)))
         raise
 
 
@@ -98,7 +84,7 @@ def _train(
     cfg: DictConfig,
     out_dir: Path,
     files: List[Path],
-    tracking: Optional[MLflowRun],
+    observers: List[RunObserver],
     cluster: Cluster,
     checkpoint: Checkpoint,
 ) -> float:
@@ -115,20 +101,17 @@ def _train(
         backend.name,
         ", ".join(backend.devices()),
     )
-    if tracking:
-        log_dataset(tracking, data)
-        tracking.set_tags({"kx.devices": ", ".join(backend.devices())})
+    for observer in observers:
+        observer.prepared(data, backend)
     model = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
 
     stopping = cfg.train.early_stopping
-    goal = objective(cfg)
     monitor = EpochMonitor(
-        objective=goal,
+        objective=objective(cfg),
         patience=stopping.patience if stopping.enabled else None,
         min_delta=stopping.min_delta,
-        sinks=([lambda epoch, metrics: tracking.log_metrics(metrics, step=epoch)] if tracking else [])
-        + epoch_sinks(goal),  # a sweep's trial: the pruner sees every epoch
+        sinks=[observer.epoch for observer in observers],
         quiet=not cluster.is_chief,
         epochs=cfg.train.epochs,
     )
@@ -136,28 +119,48 @@ def _train(
     with stop_on_signals(monitor) as signals:
         backend.fit(data, cfg.train, monitor, checkpoint)
     if monitor.interrupted:
-        kept = _keep_completed(cfg, out_dir, files, tracking, backend, monitor, cluster, data)
-        raise interrupted(monitor, checkpoint, signals, kept)
-    monitor.report_best()
-
-    predicted = backend.predict(data.x_val).argmax(axis=1)
-    model_accuracy = float(np.mean(predicted == data.y_val))
-    warning = chance_warning(
-        model_accuracy, data.y_val, len(data.y_train), cfg.train.batch_size, monitor.epochs
-    )
-    if warning:
-        log.warning(warning)
-    files.append(write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"))
-    model_dir = _export(cfg, out_dir, backend, cluster, data)
-    mark_exported(str(model_dir))  # a sweep's trial: complete, whatever stops it from here on
-    files += _plots(monitor, data, predicted, out_dir)  # after the export: a report never costs the model
-    if tracking:
-        _track_results(tracking, backend, monitor, files)
-        tracking.log_metrics({"model_val_acc": model_accuracy})
-        log_mlflow_model(tracking, model_dir, data, cfg.tracking.register_as)
-        tracking.end()
-        announce(tracking)
+        if not monitor.epochs:
+            raise interrupted(monitor, checkpoint, signals, "no epoch was completed")
+        _end(cfg, out_dir, files, observers, backend, monitor, cluster, data, stopped=True)
+        raise interrupted(monitor, checkpoint, signals, f"metrics.json, training_curves.png and the best "
+                          f"epoch's ({monitor.best_epoch}) model are in {out_dir}")  # fmt: skip
+    _end(cfg, out_dir, files, observers, backend, monitor, cluster, data, stopped=False)
     return monitor.best()[monitor.monitor]
+
+
+def _end(
+    cfg: DictConfig,
+    out_dir: Path,
+    files: List[Path],
+    observers: List[RunObserver],
+    backend: Any,
+    monitor: EpochMonitor,
+    cluster: Cluster,
+    data: Dataset,
+    stopped: bool,
+) -> None:
+    """The one ending of a finished or a stopped run: the best epoch's values, metrics.json, the model,
+    the plots, then the observers. A stopped run keeps its completed epochs; a finished one also
+    judges the exported model on the validation images."""
+    monitor.report_best()  # first: a tuner that stopped the job reads its objective from these lines
+    predicted, accuracy, extra = None, None, {"stopped_after_epoch": monitor.epochs}
+    if not stopped:
+        predicted = backend.predict(data.x_val).argmax(axis=1)
+        accuracy = float(np.mean(predicted == data.y_val))
+        warning = chance_warning(
+            accuracy, data.y_val, len(data.y_train), cfg.train.batch_size, monitor.epochs
+        )
+        if warning:
+            log.warning(warning)
+        extra = {"model_val_acc": accuracy}
+    files = files + [write_metrics(monitor, extra, out_dir / "metrics.json")]
+    model_dir = _export(cfg, out_dir, backend, cluster, data, observers)
+    for observer in observers:
+        observer.exported(model_dir, stopped)  # a sweep's trial: complete, whatever stops it from here on
+    files += _plots(monitor, data, predicted, out_dir)  # after the export: a report never costs the model
+    end = RunEnd(backend, monitor, data, files, model_dir, stopped, accuracy)
+    for observer in observers:
+        observer.ended(end)
 
 
 def trained_with(cfg: DictConfig) -> Dict[str, str]:
@@ -174,13 +177,21 @@ def _plain(node: DictConfig) -> Any:
     return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
 
 
-def _export(cfg: DictConfig, out_dir: Path, backend: Any, cluster: Cluster, data: Dataset) -> Path:
+def _export(
+    cfg: DictConfig,
+    out_dir: Path,
+    backend: Any,
+    cluster: Cluster,
+    data: Dataset,
+    observers: List[RunObserver],
+) -> Path:
     """Export the model (the best epoch's) and its contract on the first host; return the model folder."""
     model_dir = Path(cfg.export.model_dir) if cfg.export.model_dir else out_dir / "model"
     if cluster.is_chief:
         model_dir.mkdir(parents=True, exist_ok=True)
         exported = backend.export(model_dir, cfg.export.name, cfg.export.version)
-        exported.append(contract.write(cfg, data, backend, model_dir, exported))
+        for observer in observers:
+            exported += observer.export_files(model_dir, list(exported), data, backend)
         log.info("model exported to %s", ", ".join(str(p) for p in exported))
     else:
         log.info("the model is exported by %s, the first host", cluster.hosts[0])
@@ -200,37 +211,3 @@ def _plots(monitor: EpochMonitor, data: Any, predicted: Optional[np.ndarray], ou
         log.warning("kx: warning: the plots were not drawn (%s: %s); the model and metrics are saved",
                     type(err).__name__, err)  # fmt: skip
         return []
-
-
-def _track_results(tracking: MLflowRun, backend: Any, monitor: EpochMonitor, files: List[Path]) -> None:
-    """The best and final epochs' metrics, the engine's versions and the run's files, to MLflow."""
-    tracking.set_tags({f"kx.version.{pkg}": version for pkg, version in backend.versions().items()})
-    tracking.log_metrics({f"best_{k}": v for k, v in monitor.best().items()}, step=monitor.best_epoch)
-    tracking.log_metrics({f"final_{k}": v for k, v in monitor.final().items()}, step=monitor.epochs)
-    tracking.log_metrics({"best_epoch": monitor.best_epoch})
-    tracking.log_artifacts(files)
-
-
-def _keep_completed(
-    cfg: DictConfig,
-    out_dir: Path,
-    files: List[Path],
-    tracking: Optional[MLflowRun],
-    backend: Any,
-    monitor: EpochMonitor,
-    cluster: Cluster,
-    data: Dataset,
-) -> str:
-    """After a stop: keep the completed epochs' metrics and curves and the best epoch's model; say what."""
-    if not monitor.epochs:
-        return "no epoch was completed"
-    monitor.report_best()  # first: a tuner that stopped the job reads its objective from these lines
-    files = files + [
-        write_metrics(monitor, {"stopped_after_epoch": monitor.epochs}, out_dir / "metrics.json")
-    ]
-    model_dir = _export(cfg, out_dir, backend, cluster, data)
-    files += _plots(monitor, None, None, out_dir)
-    if tracking:
-        _track_results(tracking, backend, monitor, files)
-        log_mlflow_model(tracking, model_dir, data, cfg.tracking.register_as)
-    return f"metrics.json, training_curves.png and the best epoch's ({monitor.best_epoch}) model are in {out_dir}"

@@ -20,7 +20,12 @@ log = logging.getLogger("kx")
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 2}  # Ctrl-C: the shell's 128+2; SIGTERM: a stopped job's code
 
 
-class TrainingInterrupted(KxError):
+class RunStopped(KxError):
+    """The run was stopped on purpose before its end (a signal, a sweep's pruner): its MLflow run
+    ends KILLED, not FAILED."""
+
+
+class TrainingInterrupted(RunStopped):
     """A signal stopped training; the completed epochs' results are kept."""
 
     def __init__(self, message: str, exit_code: int) -> None:

@@ -11,8 +11,11 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from kx.config.objective import Objective
-from kx.errors import KxError
+from omegaconf import DictConfig
+
+from kx.config.objective import Objective, objective
+from kx.observer import RunObserver
+from kx.stopping import RunStopped
 
 STORAGE_ENV = "KX_SWEEP_STORAGE"  # Optuna storage URL
 STUDY_ENV = "KX_SWEEP_STUDY"
@@ -28,7 +31,7 @@ log = logging.getLogger("kx")
 EpochSink = Callable[[int, Dict[str, float]], None]
 
 
-class TrialPruned(KxError):
+class TrialPruned(RunStopped):
     """The sweep's pruner stopped this trial after an epoch; it exports nothing."""
 
 
@@ -110,3 +113,23 @@ def run_identity(environ: Mapping[str, str] = os.environ) -> Tuple[Optional[str]
     if link is None:
         return None, {}
     return link.run_name, {"kx.trial.number": str(link.number), "kx.sweep.study": link.study}
+
+
+class TrialObserver(RunObserver):
+    """A sweep's trial as an observer of :func:`kx.pipeline.run` (nothing outside a sweep): each epoch's
+    objective goes to a pruned sweep's pruner, and the sweep learns when the model is exported."""
+
+    def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
+        self.environ = environ
+        self.sinks: List[EpochSink] = []
+
+    def started(self, cfg: DictConfig, out_dir: Any, is_chief: bool) -> None:
+        self.sinks = epoch_sinks(objective(cfg), self.environ)
+
+    def epoch(self, epoch: int, metrics: Dict[str, float]) -> None:
+        for sink in self.sinks:
+            sink(epoch, metrics)
+
+    def exported(self, model_dir: Any, stopped: bool) -> None:
+        if not stopped:
+            mark_exported(str(model_dir), self.environ)
