@@ -10,7 +10,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from kx.data.dataset import DataError, RawData, Split
+from kx.data.dataset import DataError, RawData, Split, numbered_classes
 from kx.data.files import UNREADABLE
 
 NAMES = ("training", "validation")
@@ -69,5 +69,5 @@ def read(folder: str, name: str, class_names: Optional[list] = None, scale: floa
     if "class_names" in meta:
         class_names = [str(c) for c in meta["class_names"]]
     if class_names is None:
-        class_names = [str(c) for c in range(int(max(train[1].max(), val[1].max())) + 1)]
+        class_names = numbered_classes(train[1], val[1])
     return RawData(name, train, val, class_names, float(meta.get("scale", scale)))

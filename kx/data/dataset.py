@@ -86,6 +86,24 @@ class RawData:
         return from_raw(self.name, self.train, self.val, self.class_names, self.scale)
 
 
+def split_shuffled(data: Split, validation_fraction: float, seed: int, where: str) -> Tuple[Split, Split]:
+    """``data`` shuffled with ``seed``; its last ``validation_fraction`` (at least one sample) validates.
+    A set too small to keep a training sample raises one :class:`DataError` line naming ``where``."""
+    images, labels = data
+    order = np.random.default_rng(seed).permutation(len(labels))
+    cut = len(order) - max(1, int(round(len(order) * validation_fraction)))
+    if cut < 1:
+        raise DataError(
+            f"{where}: {len(order)} samples cannot be split with validation_fraction={validation_fraction}."
+        )
+    return (images[order[:cut]], labels[order[:cut]]), (images[order[cut:]], labels[order[cut:]])
+
+
+def numbered_classes(*labels: np.ndarray) -> List[str]:
+    """Class names for unnamed labels: "0", "1", ... up to the largest label in any of ``labels``."""
+    return [str(c) for c in range(int(max(y.max(initial=0) for y in labels)) + 1)]
+
+
 def from_raw(name: str, train: Split, val: Split, class_names: List[str], scale: float = 255.0) -> Dataset:
     """Build a channels-last :class:`Dataset` from raw (images, labels) pairs.
 

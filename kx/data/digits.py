@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.data.dataset import RawData
+from kx.data.dataset import RawData, split_shuffled
 from kx.data.registry import DatasetConfig, DatasetSpec, register
 from kx.data.validation import fraction
 
@@ -21,12 +21,10 @@ def load(cfg: DictConfig, seed: int) -> RawData:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    order = np.random.default_rng(seed).permutation(len(digits.target))
-    cut = len(order) - int(round(len(order) * cfg.validation_fraction))
-    train, val = order[:cut], order[cut:]
-    images = digits.images.astype(np.uint8)
-    return RawData("digits", (images[train], digits.target[train]), (images[val], digits.target[val]),
-                   [str(d) for d in range(10)], scale=16.0)  # fmt: skip
+    train, val = split_shuffled(
+        (digits.images.astype(np.uint8), digits.target), cfg.validation_fraction, seed, "digits"
+    )
+    return RawData("digits", train, val, [str(d) for d in range(10)], scale=16.0)
 
 
 def check(cfg: DictConfig) -> None:

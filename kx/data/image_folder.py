@@ -14,7 +14,7 @@ from typing import List, Tuple
 import numpy as np
 from omegaconf import MISSING, DictConfig
 
-from kx.data.dataset import DataError, RawData, Split, check_labels
+from kx.data.dataset import DataError, RawData, Split, check_labels, split_shuffled
 from kx.data.files import local_path
 from kx.data.registry import DatasetConfig, DatasetSpec, register
 from kx.data.validation import fraction, image_size, invalid, required
@@ -42,7 +42,7 @@ def load(cfg: DictConfig, seed: int) -> RawData:
     if train_dir and val_dir:
         train, val = _read(train_dir, classes, shape, where), _read(val_dir, classes, shape, where)
     else:
-        train, val = _split(_read(root, classes, shape, where), cfg.validation_fraction, seed)
+        train, val = split_shuffled(_read(root, classes, shape, where), cfg.validation_fraction, seed, where)
     raw = RawData("image_folder", train, val, classes)
     check_labels(raw, where)
     return raw
@@ -85,13 +85,6 @@ def _image(path: Path, shape: Tuple[int, int, int]) -> np.ndarray:
     with Image.open(path) as image:
         image = image.convert("L" if shape[2] == 1 else "RGB").resize((shape[1], shape[0]), Image.BILINEAR)
         return np.asarray(image, dtype=np.uint8)  # (H, W) grey: RawData.dataset adds the channel axis
-
-
-def _split(data: Split, fraction_: float, seed: int) -> Tuple[Split, Split]:
-    images, labels = data
-    order = np.random.default_rng(seed).permutation(len(labels))
-    cut = len(order) - max(1, int(round(len(order) * fraction_)))
-    return (images[order[:cut]], labels[order[:cut]]), (images[order[cut:]], labels[order[cut:]])
 
 
 def check(cfg: DictConfig) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import MISSING, DictConfig
 
 from kx.data import channels
-from kx.data.dataset import DataError, RawData, Split, check_labels
+from kx.data.dataset import DataError, RawData, Split, check_labels, numbered_classes, split_shuffled
 from kx.data.files import UNREADABLE, local_path
 from kx.data.registry import DatasetConfig, DatasetSpec, register
 from kx.data.validation import fraction, required
@@ -46,7 +46,7 @@ def load(cfg: DictConfig, seed: int) -> RawData:
     if train[0].shape[1:] != val[0].shape[1:]:
         raise DataError(f"{where}: training images have shape {train[0].shape[1:]} but validation images "
                         f"{val[0].shape[1:]}; both sets need images of one shape.")  # fmt: skip
-    names = list(cfg.class_names) if cfg.class_names else _numbered(train, val)
+    names = list(cfg.class_names) if cfg.class_names else numbered_classes(train[1], val[1])
     scale = 1.0 if np.issubdtype(train[0].dtype, np.floating) else 255.0
     raw = RawData(
         "npz", (train[0], train[1].astype(np.int64)), (val[0], val[1].astype(np.int64)), names, scale
@@ -101,14 +101,7 @@ def _from_arrays(
 
 def _split(data: Split, fraction_: float, seed: int, where: str) -> Tuple[Split, Split]:
     _check_arrays(data, where)
-    images, labels = data
-    order = np.random.default_rng(seed).permutation(len(labels))
-    cut = len(order) - int(round(len(order) * fraction_))
-    if cut < 1 or cut == len(order):
-        raise DataError(
-            f"{where}: {len(order)} samples cannot be split with validation_fraction={fraction_}."
-        )
-    return (images[order[:cut]], labels[order[:cut]]), (images[order[cut:]], labels[order[cut:]])
+    return split_shuffled(data, fraction_, seed, where)
 
 
 def _check_arrays(split: Split, where: str) -> None:
@@ -128,10 +121,6 @@ def _check_arrays(split: Split, where: str) -> None:
     ):
         raise DataError(f"{where}: float images must lie in [0, 1] (found {float(np.nanmin(images)):.3g} "
                         f"to {float(np.nanmax(images)):.3g}, or NaN); store pixels as uint8 0-255 instead.")  # fmt: skip
-
-
-def _numbered(train: Split, val: Split) -> List[str]:
-    return [str(c) for c in range(int(max(train[1].max(initial=0), val[1].max(initial=0))) + 1)]
 
 
 def check(cfg: DictConfig) -> None:

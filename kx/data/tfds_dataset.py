@@ -14,7 +14,7 @@ from typing import Any, List, Optional
 import numpy as np
 from omegaconf import MISSING, DictConfig
 
-from kx.data.dataset import DataError, RawData, Split, check_labels
+from kx.data.dataset import DataError, RawData, Split, check_labels, numbered_classes
 from kx.data.registry import DatasetConfig, DatasetSpec, register
 from kx.data.validation import required
 
@@ -84,7 +84,7 @@ def _class_names(builder: Any, label_key: str, train: Split, val: Split) -> List
     names = getattr(feature, "names", None)
     if names:
         return [str(n) for n in names]
-    return [str(c) for c in range(int(max(train[1].max(initial=0), val[1].max(initial=0))) + 1)]
+    return numbered_classes(train[1], val[1])
 
 
 def check(cfg: DictConfig) -> None:
