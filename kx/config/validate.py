@@ -58,6 +58,8 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("sweep.budget.trials", _positive, "an integer >= 1"),
     ("sweep.budget.parallel", _positive, "an integer >= 1"),
     ("sweep.budget.max_failure_rate", _unit, "a number in [0, 1]"),
+    ("sweep.heartbeat_interval", _positive, "an integer >= 1 (seconds)"),
+    ("sweep.grace_period", _positive, "an integer >= 1 (seconds)"),
 ]
 
 
@@ -70,12 +72,17 @@ def _select(cfg: DictConfig, dotted: str) -> Any:
     return node
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for the first value outside its allowed range."""
+def check_ranges(cfg: DictConfig, prefix: str = "") -> None:
+    """Raise :class:`ConfigError` for the first value under ``prefix`` outside its allowed range."""
     for key, is_valid, allowed in _RULES:
-        value = _select(cfg, key)
+        value = _select(cfg, key) if key.startswith(prefix) else None
         if value is not None and not is_valid(value):
             raise ConfigError(f"Invalid config value {key}={value!r}: expected {allowed}.")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first value outside its allowed range."""
+    check_ranges(cfg)
     for i, layer in enumerate(cfg.model.get("conv_layers", [])):
         for name in ("filters", "kernel_size"):
             if layer[name] < 1:

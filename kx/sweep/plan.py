@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Tuple
 from omegaconf import DictConfig
 
 from kx.config.objective import Objective, objective
+from kx.config.validate import check_ranges
 from kx.errors import KxError
 from kx.sweep import optuna_space
 from kx.sweep.space import Param, SpaceError, parse_param, parse_space
@@ -95,14 +96,7 @@ def _from_file(
 ) -> SweepPlan:
     sampler = str(sweep.sampler)
     trials = int(sweep.budget.trials)
-    for key in ("trials", "parallel"):
-        if int(sweep.budget[key]) < 1:
-            raise KxError(f"sweep.budget.{key}={sweep.budget[key]}: must be 1 or more.")
-    for key in ("heartbeat_interval", "grace_period"):
-        if int(sweep[key]) < 1:
-            raise KxError(f"sweep.{key}={sweep[key]}: must be 1 second or more.")
-    if not 0 <= float(sweep.budget.max_failure_rate) <= 1:
-        raise KxError(f"sweep.budget.max_failure_rate={sweep.budget.max_failure_rate}: must be in [0, 1].")
+    check_ranges(cfg, "sweep.")  # the budget's and the heartbeat's ranges, as train.py checks them
     if sampler == "grid":
         trials = min(trials, optuna_space.grid_size(space))
     optuna_space.distributions(space)  # every rejection before anything runs
