@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from kx.sagemaker.script_mode import RESERVED_KEYS, encode_value
 from kx.sagemaker.tuning_results import Trial, record, trial_of
+from kx.sweep.optuna_space import quiet_optuna_logs
 
 TUNING_METRIC_KEY = RESERVED_KEYS[0]  # the service names the objective in every trial's hyperparameters
 
@@ -131,7 +132,7 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tupl
     regex = next(d["Regex"] for d in definition["AlgorithmSpecification"]["MetricDefinitions"]
                  if d["Name"] == goal["MetricName"])  # fmt: skip
     space = distributions(config["ParameterRanges"])
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna_logs()
     study = optuna.create_study(direction=goal["Type"].lower(), sampler=sampler(config, space),
                                 pruner=pruner(config))  # fmt: skip
     trials: List[Trial] = []

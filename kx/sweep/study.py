@@ -85,7 +85,7 @@ def open_study(plan: SweepPlan) -> Any:
     trial's :meth:`~optuna.study.Study.ask`; each trial's draw is seeded by the sweep runner."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna_space.quiet_optuna_logs()
     rdb = storage(plan.storage, plan.heartbeat_interval, plan.grace_period)
     study = optuna.create_study(storage=rdb, study_name=plan.study, direction=plan.goal.direction,
                                 load_if_exists=True)  # fmt: skip

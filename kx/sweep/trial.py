@@ -68,9 +68,9 @@ class TrialLink:
         the one way to report to a trial that another process asked for (pinned in tests)."""
         import optuna
 
-        from kx.sweep.optuna_space import pruner
+        from kx.sweep.optuna_space import pruner, quiet_optuna_logs
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        quiet_optuna_logs()
         study = optuna.load_study(study_name=self.study, storage=self.storage, pruner=pruner(self.pruner))
         return optuna.trial.Trial(study, self.trial_id)
 
