@@ -17,6 +17,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from kx import cli
+from kx.backends.cluster import on_several_hosts
 from kx.config import compose, register
 from kx.errors import KxError, one_line
 from kx.sagemaker import script_mode
@@ -78,7 +79,7 @@ def leave_at_once_on_failure() -> None:
     try:
         main()
     except SystemExit as done:
-        if done.code and script_mode.on_several_hosts(os.environ):
+        if done.code and on_several_hosts(os.environ):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(done.code if isinstance(done.code, int) else 1)

@@ -19,6 +19,21 @@ class ClusterError(KxError):
     """The environment describes the hosts inconsistently; the message names the variable."""
 
 
+def listed_hosts(env: Mapping[str, str]) -> object:
+    """``SM_HOSTS`` as JSON (an empty list when unset); ValueError when it is not JSON."""
+    return json.loads(env.get("SM_HOSTS", "[]"))
+
+
+def on_several_hosts(env: Mapping[str, str]) -> bool:
+    """True in a multi-host job (``SM_HOSTS`` lists more than one host), even where the rest of the
+    environment is inconsistent: a failing host must still leave at once (train.py)."""
+    try:
+        hosts = listed_hosts(env)
+    except ValueError:
+        return False
+    return isinstance(hosts, list) and len(hosts) > 1
+
+
 @dataclass(frozen=True)
 class Cluster:
     """The job's hosts in SageMaker's order and the one this process runs on."""
@@ -37,7 +52,7 @@ class Cluster:
         if "SM_HOSTS" not in env:
             return cls()
         try:
-            hosts = json.loads(env["SM_HOSTS"])
+            hosts = listed_hosts(env)
             addresses = json.loads(env.get(ADDRESSES_ENV, "{}"))
         except ValueError as err:
             raise ClusterError(f"SM_HOSTS or {ADDRESSES_ENV} is not valid JSON ({err}).") from None

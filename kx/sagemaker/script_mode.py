@@ -217,14 +217,6 @@ def container_path(raw: str, env: Mapping[str, str]) -> str:
     return base + raw[len("/opt/ml") :] if base and raw.startswith("/opt/ml/") else raw
 
 
-def on_several_hosts(env: Mapping[str, str]) -> bool:
-    """True in a multi-host job (``SM_HOSTS`` lists more than one host)."""
-    try:
-        return len(json.loads(env.get("SM_HOSTS", "[]"))) > 1
-    except (TypeError, ValueError):
-        return False
-
-
 def write_failure(message: str, env: Mapping[str, str]) -> Optional[Path]:
     """Write ``message`` where SageMaker reads a job's FailureReason (``/opt/ml/output/failure``)."""
     if not in_sagemaker(env):
