@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, List, NoReturn, Optional
 
@@ -83,6 +84,8 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
     boto_session, sm, s3 = clients(target)  # no request is sent until a call below
     settings.check(cfg, dry_run, boto_session)  # every missing setting in one line
+    # the SDK warns at every request built on a PipelineSession that it starts no job: kx sends them itself
+    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     session = jobs_plan.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
     bucket = target.bucket or session.default_bucket()
     with tempfile.TemporaryDirectory() as tmp:

@@ -314,10 +314,6 @@ def request(session: Any, step_args: Any, name_key: str, name: str) -> Dict[str,
 
 def pipeline_session(boto_session: Any, sdk_config: dict, bucket: Optional[str]) -> Any:
     """A ``PipelineSession``: the SDK builds requests on it and sends nothing (kx sends them)."""
-    import warnings
-
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
-    # the SDK warns at every call that a PipelineSession starts no job, which is what kx wants
-    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     return PipelineSession(boto_session=boto_session, sagemaker_config=sdk_config, default_bucket=bucket)
