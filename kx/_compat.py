@@ -25,9 +25,9 @@ NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
 def import_mxnet() -> Any:
     """Import MXNet after restoring the numpy aliases it needs (see the module docstring).
 
-    MXNet sizes its OpenMP pool once, at import, to the physical cores: one on a 2-vCPU machine,
-    which halves its speed there (benchmarks/backends.py). Unless OMP_NUM_THREADS says otherwise,
-    kx gives it every CPU the process may use.
+    MXNet sizes its OpenMP pool once, at import, to the physical cores, fewer than the CPUs a
+    process may use on a machine with hyperthreads (benchmarks/backends.py measures the cost). Unless
+    OMP_NUM_THREADS says otherwise, kx gives it every CPU the process may use.
     """
     os.environ.setdefault("OMP_NUM_THREADS", str(usable_cpus()))
     for alias in NUMPY_ALIASES:

@@ -39,8 +39,8 @@ def saved_model(path: Path) -> Predict:
 def mxnet_symbol(prefix: Path) -> Predict:
     """``<prefix>-symbol.json``, ``-0000.params`` and ``-shapes.json`` as an MXNet ``SymbolBlock``."""
     _need("mxnet", "the MXNet export", "mxnet==1.9.1")
-    # One OpenMP thread unless told otherwise: a server predicts small batches on one thread, and MXNet's
-    # spinning OpenMP pool made a 32-image batch 50x slower (1.7 ms -> 80 ms) on a busy 2-CPU machine.
+    # One OpenMP thread unless told otherwise: a server predicts small batches, which one thread serves
+    # best, and MXNet's spinning OpenMP pool slows them down on a busy machine.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     mx = import_mxnet()
     shapes = json.loads(Path(f"{prefix}-shapes.json").read_text())
