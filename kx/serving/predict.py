@@ -9,8 +9,14 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from kx.data import load_dataset
 from kx.errors import KxError
+from kx.reporting.plots import prediction_grid
+from kx.sagemaker.settings import aws_session
 from kx.serving.contract import Contract
+from kx.serving.deploy import endpoint_contract, invoke, sagemaker_target
+from kx.serving.model import load
+from kx.serving.source import is_model_source, model_folder
 
 Classify = Callable[[np.ndarray], np.ndarray]  # the dataset's own images -> probabilities
 
@@ -51,8 +57,6 @@ def connect(target: str, tracking_uri: Optional[str]) -> Tuple[Contract, Classif
     if target.startswith(("http://", "https://")):
         endpoint = Endpoint(target)
         return endpoint.contract(), endpoint.classify, target
-    from kx.serving.model import load
-    from kx.serving.source import is_model_source, model_folder
 
     if not is_model_source(target):
         return sagemaker_endpoint(target)
@@ -62,9 +66,6 @@ def connect(target: str, tracking_uri: Optional[str]) -> Tuple[Contract, Classif
 
 def sagemaker_endpoint(name: str) -> Tuple[Contract, Classify, str]:
     """A SageMaker endpoint deployed by ``launch.py deploy`` (region: target.region, as for deploy)."""
-    from kx.sagemaker.settings import aws_session
-    from kx.serving.deploy import endpoint_contract, invoke, sagemaker_target
-
     session = aws_session(sagemaker_target([]).region)
     contract = endpoint_contract(session, name)
     return (
@@ -77,8 +78,6 @@ def sagemaker_endpoint(name: str) -> Tuple[Contract, Classify, str]:
 def validation_images(contract: Contract, samples: int, seed: int) -> Tuple[np.ndarray, np.ndarray]:
     """``samples`` random validation images (the dataset's own) and labels, from the model's run config."""
     from omegaconf import OmegaConf
-
-    from kx.data import load_dataset
 
     config = contract.dataset.get("config")
     if not config:
@@ -105,7 +104,6 @@ def run(
     target: str, samples: int, seed: int, out: Optional[Path] = None, tracking_uri: Optional[str] = None
 ) -> int:
     """Classify ``samples`` validation images with ``target``; print true vs predicted; save a PNG grid."""
-    from kx.reporting.plots import prediction_grid
 
     out = out or grid_path(target)
     out.parent.mkdir(parents=True, exist_ok=True)
