@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kx.backends import optim, precision
+from kx.backends import cpu, optim, precision
 from kx.backends.gluon import GluonSchedule
 from tests.conftest import PROJECT_DIR, train
 
@@ -90,15 +90,23 @@ def cpuinfo(tmp_path: Path, flags: str) -> Path:
     return path
 
 
-def test_native_bf16_reads_the_cpu_flags(tmp_path):
-    assert precision.native_bf16(cpuinfo(tmp_path, "avx2 avx512f avx512_bf16"))
-    assert precision.native_bf16(cpuinfo(tmp_path, "avx2 amx_tile amx_bf16"))
-    assert not precision.native_bf16(cpuinfo(tmp_path, "avx2 fma"))
-    assert not precision.native_bf16(tmp_path / "missing")
+def test_cpu_probe_reads_the_flags_and_the_onednn_cap(tmp_path):
+    """bfloat16 is native with avx512_bf16 or amx_bf16, unless ONEDNN_MAX_CPU_ISA caps oneDNN below it
+    (as on a CPU without it); the report names the model and the flags that decide speed."""
+    bf16 = cpuinfo(tmp_path, "avx2 avx512f avx512_bf16")
+    assert cpu.probe(bf16, isa_cap="").native_bf16
+    assert cpu.probe(cpuinfo(tmp_path, "avx2 amx_tile amx_bf16"), isa_cap="").native_bf16
+    assert not cpu.probe(cpuinfo(tmp_path, "avx2 fma"), isa_cap="").native_bf16
+    assert not cpu.probe(tmp_path / "missing", isa_cap="").native_bf16
+    assert not cpu.probe(bf16, isa_cap="AVX2").native_bf16
+    assert cpu.probe(bf16, isa_cap="avx512_core_amx").native_bf16
+    described = cpu.probe(bf16, isa_cap="AVX2").describe()
+    assert described.startswith("Some CPU x ")
+    assert "(avx2 avx512f avx512_bf16; ONEDNN_MAX_CPU_ISA=AVX2; no native bfloat16)" in described
 
 
 def test_auto_precision_follows_the_machine_and_the_engine():
-    native = precision.native_bf16()
+    native = cpu.probe().native_bf16
     assert precision.resolve("auto", "tensorflow", on_gpu=False) == ("bfloat16" if native else "float32")
     assert precision.resolve("auto", "torch", on_gpu=False) == ("bfloat16" if native else "float32")
     assert precision.resolve("auto", "mxnet", on_gpu=False) == "float32"
