@@ -132,6 +132,9 @@ def test_auto_precision_follows_the_machine_and_the_engine():
         (["train.warmup_epochs=-1"], "Invalid config value train.warmup_epochs=-1.0: expected a number >= 0."),
         (["train.schedule=linear"], "Invalid config value train.schedule=linear: expected one of constant, cosine."),
         (["backend.jit=maybe"], "Invalid config value backend.jit=maybe: expected one of auto, on, off."),
+        (["backend.steps_per_execution=0"], "Invalid config value backend.steps_per_execution=0: expected an integer >= 1."),
+        (["backend=mxnet", "backend.steps_per_execution=4"],
+         "backend.steps_per_execution=4 is not supported by backend=mxnet: Gluon runs one step per call; leave it 1."),
     ],
 )  # fmt: skip
 def test_bad_speed_settings_are_one_line_before_any_framework_loads(tmp_path, args, message):
@@ -141,7 +144,8 @@ def test_bad_speed_settings_are_one_line_before_any_framework_loads(tmp_path, ar
 
 @pytest.mark.slow
 def test_time_to_accuracy_quick_mode_measures_both_sides():
-    """The benchmark's own code on a slice: both recipes reach the quick target, the ratio is printed."""
+    """The benchmark's own code on a slice: both recipes reach the quick target, the ratio is printed
+    beside the CPU's features and each side's precision."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
     proc = subprocess.run([sys.executable, str(PROJECT_DIR / "benchmarks" / "time_to_accuracy.py"), "--quick",
                            "--seeds", "0"], capture_output=True, text=True, env=env, timeout=1500)  # fmt: skip
@@ -152,4 +156,8 @@ def test_time_to_accuracy_quick_mode_measures_both_sides():
     assert ratio and math.isclose(
         float(ratio.group(1)), int(sides["kx"]) / int(sides["reference"]), rel_tol=0.1
     )
-    assert re.search(r"^kx\s*: .*final val_acc 0\.[789]", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^kx\s*: .*final val_acc 0\.[789].*; (float32|bfloat16)$", proc.stdout, re.M), (
+        proc.stdout
+    )
+    assert re.search(r"^reference\s*: .*; float32$", proc.stdout, re.M), proc.stdout
+    assert f"CPU: {cpu.probe().describe()}; load average " in proc.stdout

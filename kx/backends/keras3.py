@@ -171,6 +171,7 @@ class KerasBackend(Backend):
                 loss="sparse_categorical_crossentropy",
                 metrics=[self.keras.metrics.SparseCategoricalAccuracy(name="acc")],
                 jit_compile=jit,
+                steps_per_execution=int(self.cfg.get("steps_per_execution", 1)),
             )
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:

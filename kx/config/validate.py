@@ -42,6 +42,7 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("train.momentum", _fraction, "a number in [0, 1)"),
     ("train.warmup_epochs", _non_negative, "a number >= 0"),
     ("backend.threads", _positive, "an integer >= 1, or null for the engine's default"),
+    ("backend.steps_per_execution", _positive, "an integer >= 1"),
     ("train.early_stopping.patience", _non_negative, "an integer >= 0"),
     ("train.early_stopping.min_delta", _non_negative, "a number >= 0"),
     ("model.dropout", _fraction, "a number in [0, 1)"),
@@ -108,6 +109,9 @@ def _check_engine_support(backend: DictConfig) -> None:
     if backend.get("input_pipeline") == "tf_data" and backend.name != "tensorflow":
         raise ConfigError(f"backend.input_pipeline=tf_data is not supported by backend={backend.name}: "
                           "tf.data feeds TensorFlow; use arrays, or auto.")  # fmt: skip
+    if backend.get("steps_per_execution", 1) != 1 and backend.name == "mxnet":
+        raise ConfigError(f"backend.steps_per_execution={backend.steps_per_execution} is not supported by "
+                          "backend=mxnet: Gluon runs one step per call; leave it 1.")  # fmt: skip
     if backend.get("threads") is not None and backend.name == "jax":
         raise ConfigError(f"backend.threads={backend.threads} is not supported by backend=jax: XLA sizes "
                           "its own thread pool; leave it null.")  # fmt: skip
