@@ -13,11 +13,19 @@ layout.
     python benchmarks/backends.py --parity             # kx's default experiment on every backend:
                                                        # final accuracies and their spread (goal <= 0.005)
     python benchmarks/backends.py --parity --limit 12000   # the same on the first 12,000 images
+    python benchmarks/backends.py --ab [--rounds 2]     # the float32 levers, each against float32
+                                                       # defaults in alternating runs (A B A B),
+                                                       # synthetic 28x28 data (--limit images)
+
+``--ab`` forces ``backend.precision=float32`` on both sides; an ``env:NAME=VALUE`` item of a lever sets
+an environment variable for that side's process. To mimic a CPU without bfloat16 on one that has it:
+``ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/backends.py --ab``.
 """
 
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -43,6 +51,16 @@ VARIANTS: Dict[str, List[List[str]]] = {  # the first of each is the backend's d
     "torch": [[], ["backend.jit=on"], ["backend.precision=float32"], ["backend.image_layout=channels_last"]],
     "mxnet": [[], ["backend.jit=off"]],
 }
+FLOAT32 = ["backend=tensorflow", "backend.precision=float32"]
+FLOAT32_LEVERS: List[List[str]] = [  # each against FLOAT32 alone, on tensorflow unless it says
+    ["backend.steps_per_execution=8"],
+    ["env:TF_NUM_INTEROP_THREADS=1"],
+    ["env:TF_ENABLE_ONEDNN_OPTS=0"],  # TensorFlow's Eigen kernels instead of oneDNN's
+    ["backend.image_layout=channels_first"],
+    ["backend.jit=on"],
+    ["backend=torch", "backend.precision=float32"],
+    ["backend=jax", "backend.precision=float32"],
+]
 
 
 def worker(overrides: List[str], quick: bool) -> None:
@@ -79,8 +97,11 @@ def worker(overrides: List[str], quick: bool) -> None:
 
 
 def measure(overrides: List[str], quick: bool) -> dict:
+    """One worker process's figures; ``env:NAME=VALUE`` items set its environment."""
+    env = dict(os.environ, **dict(o[4:].split("=", 1) for o in overrides if o.startswith("env:")))
+    overrides = [o for o in overrides if not o.startswith("env:")]
     cmd = [sys.executable, __file__, "--worker", *(["--quick"] if quick else []), "--", *overrides]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         print(f"{' '.join(overrides)} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return {}
@@ -108,6 +129,28 @@ def levers(args: argparse.Namespace, backends: List[str]) -> None:
                   f"{r['train_sps'] / base['train_sps']:>9.2f}x", flush=True)  # fmt: skip
 
 
+def side_by_side(args: argparse.Namespace) -> None:
+    """Each float32 lever against the float32 defaults, alternately (A B A B ...): the ratio of the
+    median epoch times (> 1: the lever is faster)."""
+    sys.path.insert(0, str(PROJECT))
+    from kx.backends.cpu import probe
+
+    common = ["dataset=synthetic", f"dataset.train_samples={args.limit or 3072}", "dataset.validation_samples=512",
+              f"train.epochs={args.epochs or 2}"]  # fmt: skip
+    print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
+    print(f"reference CNN, float32, synthetic 28x28 (a step costs what a Fashion-MNIST step does), "
+          f"{' '.join(common[1:])}, {args.rounds} rounds A B; epoch times: the last epochs")  # fmt: skip
+    for lever in FLOAT32_LEVERS:
+        times: Dict[str, List[float]] = {"A": [], "B": []}
+        for _ in range(args.rounds):
+            for side, changes in (("A", []), ("B", lever)):
+                r = measure([*FLOAT32, *common, *changes], quick=False)
+                times[side] += [r["epoch_seconds"]] if r else []
+        if times["A"] and times["B"]:
+            a, b = statistics.median(times["A"]), statistics.median(times["B"])
+            print(f"{' '.join(lever):<52} {a:7.2f} s -> {b:7.2f} s an epoch: {a / b:5.2f}x", flush=True)
+
+
 def parity(backends: List[str], limit: Optional[int]) -> None:
     """kx's default experiment (default epochs; all data unless ``limit``) on each backend: the spread
     of final accuracies."""
@@ -132,11 +175,16 @@ def main() -> None:
     )
     parser.add_argument("--parity", action="store_true", help="the default experiment on every backend")
     parser.add_argument("--backends", nargs="*", default=list(ENGINES))
+    parser.add_argument("--ab", action="store_true", help="the float32 levers side by side")
+    parser.add_argument("--rounds", type=int, default=2, help="--ab: A B pairs per lever")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.overrides, args.quick)
+        return
+    if args.ab:
+        side_by_side(args)
         return
     installed = [n for n in args.backends if importlib.util.find_spec(ENGINES[n]) is not None]
     for name in set(args.backends) - set(installed):
