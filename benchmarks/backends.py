@@ -57,7 +57,7 @@ VARIANTS: Dict[str, List[List[str]]] = {  # the first of each is the backend's d
 }
 FLOAT32 = ["backend=tensorflow", "backend.precision=float32"]
 FLOAT32_LEVERS: List[List[str]] = [  # each against FLOAT32 alone, on tensorflow unless it says
-    ["backend.steps_per_execution=8"],
+    ["backend.steps_per_execution=1"],  # against auto (several on tensorflow)
     ["env:TF_NUM_INTEROP_THREADS=1"],
     ["env:TF_ENABLE_ONEDNN_OPTS=0"],  # TensorFlow's Eigen kernels instead of oneDNN's
     ["backend.image_layout=channels_first"],

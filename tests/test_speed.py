@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kx.backends import cpu, optim, precision
+from kx.backends import cpu, keras_steps, optim, precision
 from kx.backends.gluon import GluonSchedule
 from tests.conftest import PROJECT_DIR, train
 
@@ -105,6 +105,13 @@ def test_cpu_probe_reads_the_flags_and_the_onednn_cap(tmp_path):
     assert "(avx2 avx512f avx512_bf16; ONEDNN_MAX_CPU_ISA=AVX2; no native bfloat16)" in described
 
 
+def test_auto_steps_per_call_are_several_on_tensorflow_on_one_device_only():
+    assert keras_steps.per_call(None, "tensorflow", distributed=False) == keras_steps.AUTO_STEPS > 1
+    assert keras_steps.per_call(None, "tensorflow", distributed=True) == 1
+    assert keras_steps.per_call(None, "torch", False) == keras_steps.per_call(None, "jax", False) == 1
+    assert keras_steps.per_call(3, "jax", distributed=False) == 3
+
+
 def test_auto_precision_follows_the_machine_and_the_engine():
     native = cpu.probe().native_bf16
     assert precision.resolve("auto", "tensorflow", on_gpu=False) == ("bfloat16" if native else "float32")
@@ -132,9 +139,12 @@ def test_auto_precision_follows_the_machine_and_the_engine():
         (["train.warmup_epochs=-1"], "Invalid config value train.warmup_epochs=-1.0: expected a number >= 0."),
         (["train.schedule=linear"], "Invalid config value train.schedule=linear: expected one of constant, cosine."),
         (["backend.jit=maybe"], "Invalid config value backend.jit=maybe: expected one of auto, on, off."),
-        (["backend.steps_per_execution=0"], "Invalid config value backend.steps_per_execution=0: expected an integer >= 1."),
+        (["backend.steps_per_execution=0"],
+         "Invalid config value backend.steps_per_execution=0: expected an integer >= 1, or null for auto."),
         (["backend=mxnet", "backend.steps_per_execution=4"],
-         "backend.steps_per_execution=4 is not supported by backend=mxnet: Gluon runs one step per call; leave it 1."),
+         "backend.steps_per_execution=4 is not supported by backend=mxnet: it runs one step per call; leave it null or 1."),
+        (["backend=torch", "backend.steps_per_execution=2"],
+         "backend.steps_per_execution=2 is not supported by backend=torch: it runs one step per call; leave it null or 1."),
     ],
 )  # fmt: skip
 def test_bad_speed_settings_are_one_line_before_any_framework_loads(tmp_path, args, message):
