@@ -6,11 +6,14 @@ after the other: the reference recipe (the reference CNN, SGD 0.01 with Nesterov
 accuracy first reaches the target, and ``python train.py train.seed=SEED`` (kx's defaults, tracking
 included) to its end. Each side's time is the wall time from starting its process to the end of the
 first epoch at or above the target; a run past ``--cap`` seconds is stopped and counts as not there.
-The line to read is the ratio of the medians over the seeds (goal: <= 0.25), with each side's spread.
+The line to read is the ratio of the medians over the seeds (goal: <= 0.25), with each side's spread;
+the report starts with the CPU (model, the flags that decide speed, an ``ONEDNN_MAX_CPU_ISA`` cap:
+``kx.backends.cpu``) and gives the precision each side computed in.
 
     python benchmarks/time_to_accuracy.py                     # 3 seeds, target 0.91, full data
     python benchmarks/time_to_accuracy.py --seeds 0 1 2 3 4   # more seeds
-    python benchmarks/time_to_accuracy.py --quick             # a 3,000-image slice, target 0.70 (CI)
+    python benchmarks/time_to_accuracy.py --quick             # a 3,000-image slice, target 0.70,
+                                                              # kx stopped there too (CI)
     python benchmarks/time_to_accuracy.py --kx-only ...       # kx's side alone (a lever's effect)
 
 Extra arguments after ``--`` go to train.py (e.g. ``-- backend.precision=float32``), so each lever's
@@ -34,8 +37,12 @@ from pathlib import Path
 from typing import List, Optional
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+from kx.backends.cpu import probe  # noqa: E402  (the project's own CPU probe)
+
 DATA = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 EPOCH_LINE = re.compile(r"epoch=(\d+) .*val_acc=([0-9.]+)")
+PRECISION_LINE = re.compile(r"\bprecision (float32|bfloat16)\b")
 
 REFERENCE = r"""
 import gzip, os, sys, time
@@ -82,7 +89,9 @@ class Run:
     seed: int
     epochs: List[tuple] = field(default_factory=list)
     capped: bool = False
+    stopped: bool = False  # stopped at the target (--quick), not run to its end
     code: Optional[int] = None
+    precision: str = "float32"  # the reference recipe's; kx's run says which it chose
 
     def time_to(self, target: float) -> float:
         """Seconds to the end of the first epoch at or above ``target``; inf when never."""
@@ -98,8 +107,9 @@ class Run:
         return max((acc for _, acc in self.epochs), default=float("nan"))
 
 
-def watch(side: str, seed: int, cmd: List[str], cwd: Path, cap: float) -> Run:
-    """Run ``cmd``, time-stamping each ``epoch=N ... val_acc=X`` line it prints; SIGTERM it at ``cap``."""
+def watch(side: str, seed: int, cmd: List[str], cwd: Path, cap: float, stop_at: float = math.inf) -> Run:
+    """Run ``cmd``, time-stamping each ``epoch=N ... val_acc=X`` line it prints; SIGTERM it at ``cap``
+    or once its validation accuracy reaches ``stop_at``."""
     run = Run(side, seed)
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
     env["PYTHONUNBUFFERED"] = "1"  # each epoch's line as it happens
@@ -113,6 +123,12 @@ def watch(side: str, seed: int, cmd: List[str], cwd: Path, cap: float) -> Run:
             match = EPOCH_LINE.search(line)
             if match:
                 run.epochs.append((time.perf_counter() - start, float(match.group(2))))
+                if run.epochs[-1][1] >= stop_at and not run.stopped:
+                    run.stopped = True
+                    proc.send_signal(signal.SIGTERM)
+            chosen = PRECISION_LINE.search(line)
+            if chosen:
+                run.precision = chosen.group(1)
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -138,7 +154,8 @@ def kx(seed: int, args: argparse.Namespace, work: Path) -> Run:
     overrides = [f"train.seed={seed}", f"dataset.path={args.data}", "hydra.run.dir=run", *args.overrides]
     if args.limit < 60000:
         overrides.append(f"dataset.limit={args.limit}")
-    return watch("kx", seed, [sys.executable, str(PROJECT / "train.py"), *overrides], folder, args.cap)
+    cmd = [sys.executable, str(PROJECT / "train.py"), *overrides]
+    return watch("kx", seed, cmd, folder, args.cap, args.target if args.quick else math.inf)
 
 
 def describe(runs: List[Run], target: float) -> str:
@@ -170,14 +187,16 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=1500.0, help="seconds per run")
     parser.add_argument("--limit", type=int, default=60000, help="training images (validation: all 10,000)")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--quick", action="store_true", help="3,000 images, target 0.70, cap 600 s")
+    parser.add_argument("--quick", action="store_true",
+                        help="3,000 images, target 0.70, cap 600 s; kx stopped at the target")  # fmt: skip
     parser.add_argument("--kx-only", action="store_true", help="skip the reference recipe")
     parser.add_argument("--json", type=Path, help="also write every run's epochs here")
     parser.add_argument("overrides", nargs="*", help="train.py overrides for kx's side")
     args = parser.parse_args()
     if args.quick:
         args.limit, args.target, args.cap = 3000, 0.70, 600.0
-    print(f"CPU: {cpu_name()}; target val_acc {args.target}; seeds {args.seeds}; "
+    print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
+    print(f"target val_acc {args.target}; seeds {args.seeds}; "
           f"{args.limit} training images; cap {args.cap:.0f} s", flush=True)  # fmt: skip
     runs: List[Run] = []
     with tempfile.TemporaryDirectory(prefix="kx-tta-") as tmp:
@@ -187,7 +206,7 @@ def main() -> None:
                 runs.append(side(seed, args, Path(tmp)))
                 r = runs[-1]
                 print(f"  {r.side:9s} seed {seed}: " + ", ".join(f"{acc:.4f}@{t:.0f}s" for t, acc in r.epochs)
-                      + (" (capped)" if r.capped else "") + ("" if r.code in (0, None) or r.capped else f" exit {r.code}"),
+                      + (" (capped)" if r.capped else "") + ("" if r.code in (0, None) or r.capped or r.stopped else f" exit {r.code}"),
                       flush=True)  # fmt: skip
     report(runs, args)
 
@@ -196,22 +215,13 @@ def report(runs: List[Run], args: argparse.Namespace) -> None:
     by_side = {side: [r for r in runs if r.side == side] for side in ("reference", "kx")}
     for side, side_runs in by_side.items():
         if side_runs:
-            print(f"{side:9s}: time to {args.target}: {describe(side_runs, args.target)}")
+            precisions = "/".join(sorted({r.precision for r in side_runs}))
+            print(f"{side:9s}: time to {args.target}: {describe(side_runs, args.target)}; {precisions}")
     if by_side["reference"]:
         print(f"ratio kx / reference (median time to {args.target}): "
               f"{ratio(by_side['kx'], by_side['reference'], args.target, args.cap)}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in runs], indent=1))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} x {os.cpu_count()}"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

@@ -65,6 +65,14 @@ def test_same_seed_same_history(backend, cnn_run, tmp_path):
     assert check(backend, tmp_path)["history"] == cnn_run["history"]
 
 
+def test_several_steps_per_call_train_the_same_model(backend, cnn_run, tmp_path):
+    """On tensorflow auto runs several steps per call into the compiled step: the same updates, so
+    the same history as one step per call."""
+    if backend != "tensorflow":
+        pytest.skip("several steps per call are auto on tensorflow only")
+    assert check(backend, tmp_path, "backend.steps_per_execution=1")["history"] == cnn_run["history"]
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_other_optimizers_train_the_mlp(backend, optimizer, tmp_path):
     run = check(backend, tmp_path, "model=mlp", f"train.optimizer={optimizer}", "train.learning_rate=0.001")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kx.backends import optim, precision
+from kx.backends import cpu, keras_steps, optim, precision
 from kx.backends.gluon import GluonSchedule
 from tests.conftest import PROJECT_DIR, train
 
@@ -90,15 +90,30 @@ def cpuinfo(tmp_path: Path, flags: str) -> Path:
     return path
 
 
-def test_native_bf16_reads_the_cpu_flags(tmp_path):
-    assert precision.native_bf16(cpuinfo(tmp_path, "avx2 avx512f avx512_bf16"))
-    assert precision.native_bf16(cpuinfo(tmp_path, "avx2 amx_tile amx_bf16"))
-    assert not precision.native_bf16(cpuinfo(tmp_path, "avx2 fma"))
-    assert not precision.native_bf16(tmp_path / "missing")
+def test_cpu_probe_reads_the_flags_and_the_onednn_cap(tmp_path):
+    """bfloat16 is native with avx512_bf16 or amx_bf16, unless ONEDNN_MAX_CPU_ISA caps oneDNN below it
+    (as on a CPU without it); the report names the model and the flags that decide speed."""
+    bf16 = cpuinfo(tmp_path, "avx2 avx512f avx512_bf16")
+    assert cpu.probe(bf16, isa_cap="").native_bf16
+    assert cpu.probe(cpuinfo(tmp_path, "avx2 amx_tile amx_bf16"), isa_cap="").native_bf16
+    assert not cpu.probe(cpuinfo(tmp_path, "avx2 fma"), isa_cap="").native_bf16
+    assert not cpu.probe(tmp_path / "missing", isa_cap="").native_bf16
+    assert not cpu.probe(bf16, isa_cap="AVX2").native_bf16
+    assert cpu.probe(bf16, isa_cap="avx512_core_amx").native_bf16
+    described = cpu.probe(bf16, isa_cap="AVX2").describe()
+    assert described.startswith("Some CPU x ")
+    assert "(avx2 avx512f avx512_bf16; ONEDNN_MAX_CPU_ISA=AVX2; no native bfloat16)" in described
+
+
+def test_auto_steps_per_call_are_several_on_tensorflow_on_one_device_only():
+    assert keras_steps.per_call(None, "tensorflow", distributed=False) == keras_steps.AUTO_STEPS > 1
+    assert keras_steps.per_call(None, "tensorflow", distributed=True) == 1
+    assert keras_steps.per_call(None, "torch", False) == keras_steps.per_call(None, "jax", False) == 1
+    assert keras_steps.per_call(3, "jax", distributed=False) == 3
 
 
 def test_auto_precision_follows_the_machine_and_the_engine():
-    native = precision.native_bf16()
+    native = cpu.probe().native_bf16
     assert precision.resolve("auto", "tensorflow", on_gpu=False) == ("bfloat16" if native else "float32")
     assert precision.resolve("auto", "torch", on_gpu=False) == ("bfloat16" if native else "float32")
     assert precision.resolve("auto", "mxnet", on_gpu=False) == "float32"
@@ -124,6 +139,12 @@ def test_auto_precision_follows_the_machine_and_the_engine():
         (["train.warmup_epochs=-1"], "Invalid config value train.warmup_epochs=-1.0: expected a number >= 0."),
         (["train.schedule=linear"], "Invalid config value train.schedule=linear: expected one of constant, cosine."),
         (["backend.jit=maybe"], "Invalid config value backend.jit=maybe: expected one of auto, on, off."),
+        (["backend.steps_per_execution=0"],
+         "Invalid config value backend.steps_per_execution=0: expected an integer >= 1, or null for auto."),
+        (["backend=mxnet", "backend.steps_per_execution=4"],
+         "backend.steps_per_execution=4 is not supported by backend=mxnet: it runs one step per call; leave it null or 1."),
+        (["backend=torch", "backend.steps_per_execution=2"],
+         "backend.steps_per_execution=2 is not supported by backend=torch: it runs one step per call; leave it null or 1."),
     ],
 )  # fmt: skip
 def test_bad_speed_settings_are_one_line_before_any_framework_loads(tmp_path, args, message):
@@ -133,7 +154,8 @@ def test_bad_speed_settings_are_one_line_before_any_framework_loads(tmp_path, ar
 
 @pytest.mark.slow
 def test_time_to_accuracy_quick_mode_measures_both_sides():
-    """The benchmark's own code on a slice: both recipes reach the quick target, the ratio is printed."""
+    """The benchmark's own code on a slice: both recipes reach the quick target, the ratio is printed
+    beside the CPU's features and each side's precision."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
     proc = subprocess.run([sys.executable, str(PROJECT_DIR / "benchmarks" / "time_to_accuracy.py"), "--quick",
                            "--seeds", "0"], capture_output=True, text=True, env=env, timeout=1500)  # fmt: skip
@@ -144,4 +166,8 @@ def test_time_to_accuracy_quick_mode_measures_both_sides():
     assert ratio and math.isclose(
         float(ratio.group(1)), int(sides["kx"]) / int(sides["reference"]), rel_tol=0.1
     )
-    assert re.search(r"^kx\s*: .*final val_acc 0\.[789]", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^kx\s*: .*final val_acc 0\.[789].*; (float32|bfloat16)$", proc.stdout, re.M), (
+        proc.stdout
+    )
+    assert re.search(r"^reference\s*: .*; float32$", proc.stdout, re.M), proc.stdout
+    assert f"CPU: {cpu.probe().describe()}; load average " in proc.stdout

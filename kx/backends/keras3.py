@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from kx._compat import keras_engine_in_use
-from kx.backends import batch_norm, devices, keras_optim, optim, precision
+from kx.backends import batch_norm, devices, keras_optim, keras_steps, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -171,6 +171,9 @@ class KerasBackend(Backend):
                 loss="sparse_categorical_crossentropy",
                 metrics=[self.keras.metrics.SparseCategoricalAccuracy(name="acc")],
                 jit_compile=jit,
+                steps_per_execution=keras_steps.per_call(
+                    self.cfg.get("steps_per_execution"), self.name, self.strategy is not None
+                ),
             )
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:

@@ -3,40 +3,28 @@
 ``bfloat16`` is Keras's ``mixed_bfloat16`` policy: layers compute in bfloat16, weights and the
 optimizer stay float32, and kx keeps the final softmax in float32. It pays only where the processor
 computes bfloat16 natively (AVX-512 BF16 or AMX on x86 CPUs); elsewhere it is emulated and slower.
-``auto`` picks it from ``/proc/cpuinfo`` for CPU training on tensorflow and torch, and float32
+``auto`` picks it by :mod:`kx.backends.cpu`'s probe for CPU training on tensorflow and torch, and float32
 otherwise (GPUs, other systems; jax, whose XLA CPU code measured slower in bfloat16; MXNet).
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
-import functools
 import logging
-from pathlib import Path
+
+from kx.backends.cpu import probe
 
 log = logging.getLogger("kx")
-NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 ENGINES_WITH_BF16 = ("tensorflow", "jax", "torch")  # the Keras engines; MXNet trains float32 here
 # measured faster in bfloat16 on such CPUs (benchmarks/backends.py); XLA's CPU code (jax) is slower
 AUTO_BF16_ENGINES = ("tensorflow", "torch")
-
-
-@functools.lru_cache(maxsize=None)
-def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU computes bfloat16 natively (a flag of :data:`NATIVE_BF16_FLAGS`)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
-    )
-    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
 def resolve(setting: str, engine: str, on_gpu: bool) -> str:
     """``float32`` or ``bfloat16`` for ``backend.precision=setting`` on ``engine`` (an engine without
     bfloat16 support is refused up front, by :mod:`kx.config.validate`)."""
     if setting == "auto":
-        chosen = "bfloat16" if engine in AUTO_BF16_ENGINES and not on_gpu and native_bf16() else "float32"
+        chosen = (
+            "bfloat16" if engine in AUTO_BF16_ENGINES and not on_gpu and probe().native_bf16 else "float32"
+        )
         log.info("precision %s (backend.precision=auto: %s)", chosen, _why(engine, on_gpu))
         return chosen
     return setting
@@ -47,4 +35,4 @@ def _why(engine: str, on_gpu: bool) -> str:
         return f"backend={engine} is faster in float32 on CPUs"
     if on_gpu:
         return "GPU training"
-    return "this CPU computes bfloat16 natively" if native_bf16() else "this CPU has no native bfloat16"
+    return "this CPU computes bfloat16 natively" if probe().native_bf16 else "this CPU has no native bfloat16"

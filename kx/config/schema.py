@@ -75,6 +75,10 @@ class BackendConfig:
     # auto: each engine's measured best (XLA off on TensorFlow CPUs, where it is slower)
     jit: Switch = Switch.auto
     threads: Optional[int] = None  # intra-op threads; None: the engine's default (every core)
+    # training steps per call into the compiled step (Keras's steps_per_execution): fewer Python
+    # round trips and callback calls per epoch (benchmarks/backends.py --ab measures it); None: auto,
+    # several on tensorflow on one device, else 1 (Keras on torch and MXNet run one step per call)
+    steps_per_execution: Optional[int] = None
     # tf_data (tensorflow): kx's pipeline, without tf.data's autotuner; arrays: Keras's own
     # batching, which on TensorFlow can stall 20-40 s at an epoch start (the autotuner's thread);
     # auto: tf_data on tensorflow on one device, else arrays

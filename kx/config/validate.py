@@ -42,6 +42,7 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("train.momentum", _fraction, "a number in [0, 1)"),
     ("train.warmup_epochs", _non_negative, "a number >= 0"),
     ("backend.threads", _positive, "an integer >= 1, or null for the engine's default"),
+    ("backend.steps_per_execution", _positive, "an integer >= 1, or null for auto"),
     ("train.early_stopping.patience", _non_negative, "an integer >= 0"),
     ("train.early_stopping.min_delta", _non_negative, "a number >= 0"),
     ("model.dropout", _fraction, "a number in [0, 1)"),
@@ -101,6 +102,7 @@ def validate(cfg: DictConfig) -> None:
 
 def _check_engine_support(backend: DictConfig) -> None:
     """Speed settings the chosen engine cannot honour (kx/backends/precision.py, keras3.py)."""
+    from kx.backends.keras_steps import ONE_STEP_PER_CALL
     from kx.backends.precision import ENGINES_WITH_BF16
     from kx.backends.registry import discover
 
@@ -115,6 +117,9 @@ def _check_engine_support(backend: DictConfig) -> None:
     if backend.get("input_pipeline") == "tf_data" and backend.name != "tensorflow":
         raise ConfigError(f"backend.input_pipeline=tf_data is not supported by backend={backend.name}: "
                           "tf.data feeds TensorFlow; use arrays, or auto.")  # fmt: skip
+    if backend.get("steps_per_execution") not in (None, 1) and backend.name in ONE_STEP_PER_CALL:
+        raise ConfigError(f"backend.steps_per_execution={backend.steps_per_execution} is not supported by "
+                          f"backend={backend.name}: it runs one step per call; leave it null or 1.")  # fmt: skip
     if backend.get("threads") is not None and backend.name == "jax":
         raise ConfigError(f"backend.threads={backend.threads} is not supported by backend=jax: XLA sizes "
                           "its own thread pool; leave it null.")  # fmt: skip

@@ -1,0 +1,115 @@
+"""Where a training step of the reference CNN goes (TensorFlow), on one fixed batch, in one process.
+
+The model is built through kx's Backend (kx's layers and settings: fused batch norm, the precision
+``backend.precision`` resolves to, threads, layout), then timed on one fixed batch of Fashion-MNIST:
+
+    fit step     Keras's ``fit`` loop per step (callbacks, metrics, the input iterator: what training runs)
+    train step   one compiled step alone: forward, backward and the optimizer's update
+    grads only   forward and backward, no update (so optimizer = train step - grads only)
+    forward      the forward pass in training mode
+    <layer>      forward and backward of each layer on its own input (conv, batch norm, pooling, dense)
+    input        kx's tf.data pipeline alone, per batch
+
+Keras's per-step overhead is fit step - train step. To mimic a CPU without bfloat16 on one that
+has it, cap oneDNN and force float32:
+
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/step_profile.py backend.precision=float32 [overrides]
+"""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+PROJECT = Path(__file__).resolve().parents[1]
+REPEATS, ROUNDS = 3, 3  # calls per timing, timings per figure (the median is reported)
+
+
+def timed(call: Callable[[], Any]) -> float:
+    """Median seconds per call of ``call`` (after one warm-up call, which traces)."""
+    call()
+    rounds = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        for _ in range(REPEATS):
+            call()  # on the CPU a call returns once its ops have run
+        rounds.append((time.perf_counter() - start) / REPEATS)
+    return statistics.median(rounds)
+
+
+def main() -> None:
+    sys.path.insert(0, str(PROJECT))
+    from kx.backends import EpochMonitor, batch_norm, create_backend
+    from kx.backends.checkpoint import Checkpoint
+    from kx.backends.cpu import probe
+    from kx.config import compose
+    from kx.data import load_dataset
+
+    cfg = compose(
+        ["train.early_stopping.enabled=false", "train.epochs=1", "dataset.limit=2560", *sys.argv[1:]]
+    )
+    backend = create_backend(cfg.backend)
+    backend.prepare(cfg.train.seed, cfg.train.deterministic)
+    data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
+    model_cfg = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
+    backend.build(model_cfg, data.input_shape, data.num_classes)
+    backend.fit(
+        data, cfg.train, EpochMonitor(patience=None), Checkpoint(None)
+    )  # compiles, builds the optimizer
+    import keras
+    import tensorflow as tf
+
+    batch = cfg.train.batch_size
+    model, x, y = backend.model, tf.constant(data.x_train[:batch]), tf.constant(data.y_train[:batch])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    variables = model.trainable_variables
+
+    def grads() -> Any:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        return tape.gradient(loss, variables)
+
+    def train_step() -> Any:
+        model.optimizer.apply(grads(), variables)
+        return model.optimizer.iterations
+
+    steps = 6
+    fixed = tf.data.Dataset.from_tensors((x, y)).repeat(steps)
+    figures = {
+        "fit step": timed(lambda: model.fit(fixed, epochs=1, verbose=0)) / steps,
+        "train step": timed(tf.function(train_step)),
+        "grads only": timed(tf.function(grads)),
+        "forward": timed(tf.function(lambda: model(x, training=True))),
+    }
+    inputs = x
+    for layer in model.layers:
+        if layer.trainable_variables or "pool" in layer.name:
+            figures[f"  {layer.name}"] = timed(
+                tf.function(lambda layer=layer, inputs=inputs: layer_step(tf, layer, inputs))
+            )
+        inputs = layer(inputs, training=True)
+    pipeline = backend._tf_data(data.x_train, data.y_train, batch, shuffle=True)
+    figures["input"] = timed(lambda: [b for b in pipeline]) / len(pipeline)
+    figures["optimizer (train step - grads only)"] = figures["train step"] - figures["grads only"]
+    figures["Keras per step (fit step - train step)"] = figures["fit step"] - figures["train step"]
+    print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"precision {backend.precision}, layout {backend.image_layout}, batch {batch}, overrides {sys.argv[1:]}"
+    )
+    for name, seconds in figures.items():
+        share = seconds / figures["fit step"]
+        print(f"{name:<40} {seconds * 1000:8.1f} ms  {share:6.0%} of a fit step")
+
+
+def layer_step(tf: Any, layer: Any, inputs: Any) -> Any:
+    """Forward and backward of ``layer`` alone: gradients for its input and its weights."""
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        total = tf.reduce_sum(tf.cast(layer(inputs, training=True), "float32"))
+    return tape.gradient(total, [inputs, *layer.trainable_variables])
+
+
+if __name__ == "__main__":
+    main()
