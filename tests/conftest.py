@@ -1,5 +1,6 @@
 """Shared fixtures: compose configs like train.py does, and run train.py as a user would."""
 
+import functools
 import os
 import socket
 import subprocess
@@ -60,6 +61,35 @@ def job_failure(cwd: Path, env: Dict[str, str], *args: str) -> str:
     failure = (cwd / "output" / "failure").read_text()
     assert proc.stderr.strip() == f"kx: error: {failure}"
     return failure
+
+
+@pytest.fixture
+def check_train(tmp_path: Path, monkeypatch, capsys) -> Callable[..., subprocess.CompletedProcess]:
+    """train.py's checks before Hydra starts a run, in this process and in ``tmp_path``: the exit code
+    (0 when the run would start), stdout and stderr a user of ``python train.py ARGS`` would see."""
+    import train as entry
+
+    monkeypatch.chdir(tmp_path)
+
+    def _check(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        try:
+            entry.checked_argv(list(args))
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return _check
+
+
+@pytest.fixture
+def launch_here(tmp_path: Path, monkeypatch, capsys) -> Callable[..., subprocess.CompletedProcess]:
+    """``python launch.py ARGS`` run in this process, in ``tmp_path`` (tests.helpers.moto.launch_here)."""
+    from tests.helpers.moto import launch_here as run
+
+    return functools.partial(run, monkeypatch, capsys, tmp_path)
 
 
 @pytest.fixture
