@@ -2,6 +2,7 @@
 
 import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -35,6 +36,24 @@ def compose_cfg() -> Callable[..., DictConfig]:
         return compose(list(overrides))
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """One MLflow SQLite store with its tables made: making them is most of what a new store costs."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, mlflow_template: Path) -> str:
+    """The URI of ``tmp_path/mlflow.db`` (where train.py and launch.py there open their store), a copy
+    of :func:`mlflow_template`: an empty store, as a first run would create it."""
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def free_port() -> int:

@@ -104,8 +104,8 @@ def test_credentials_in_a_tracking_uri_stay_out_of_messages(tmp_path):
     assert "tracking.uri='http://***@127.0.0.1:" in proc.stderr
 
 
-def test_credentials_stay_out_of_params_and_tags(tmp_path):
-    run = MLflowRun(f"sqlite:///{tmp_path / 'mlflow.db'}", "kx")
+def test_credentials_stay_out_of_params_and_tags(mlflow_store):
+    run = MLflowRun(mlflow_store, "kx")
     secret_uri = "https://kxuser:s3cr3t@mlflow.example.com"
     run.start(None, {"kx.overrides": f"tracking.uri={secret_uri}"}, None)
     run.log_params({"tracking.uri": secret_uri})

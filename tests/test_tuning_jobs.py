@@ -136,7 +136,9 @@ def listed(sm, tuning_name: str, summaries: list) -> None:
 
 
 @pytest.mark.slow
-def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, aws, monkeypatch):  # noqa: F811
+def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(
+    tmp_path, aws, monkeypatch, mlflow_store
+):  # noqa: F811
     from mlflow.tracking import MlflowClient
 
     from kx.sagemaker.tuning_jobs import results
@@ -163,7 +165,7 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, a
     )
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose(["target=sagemaker", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"])
+    cfg = compose(["target=sagemaker", f"tracking.uri={mlflow_store}"])
     sm = PartlyStubbed(aws["sm"], aws["session"].client("sagemaker", endpoint_url=aws["endpoint"]),
                        "list_training_jobs_for_hyper_parameter_tuning_job")  # fmt: skip
     listed(sm, name, [summary(trials[0], values[0], 0.91)])
