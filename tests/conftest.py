@@ -1,5 +1,6 @@
 """Shared fixtures: compose configs like train.py does, and run train.py as a user would."""
 
+import copy
 import functools
 import os
 import shutil
@@ -7,7 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 from omegaconf import DictConfig
@@ -28,12 +29,19 @@ import sitecustomize  # noqa: E402,F401  (pytest's own process too)
 register()
 
 
+@functools.lru_cache(maxsize=None)
+def composed(overrides: Tuple[str, ...]) -> DictConfig:
+    """The config for ``overrides``, composed once per session (Hydra's compose API, as train.py)."""
+    return compose(list(overrides))
+
+
 @pytest.fixture
 def compose_cfg() -> Callable[..., DictConfig]:
-    """Compose the config for the given overrides, exactly as train.py would."""
+    """Compose the config for the given overrides, exactly as train.py would: a copy of the session's
+    composition, the test's to change."""
 
     def _compose(*overrides: str) -> DictConfig:
-        return compose(list(overrides))
+        return copy.deepcopy(composed(overrides))
 
     return _compose
 
@@ -125,9 +133,10 @@ def run_train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
     return _run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_server():
-    """moto's SageMaker and S3 on a free loopback port for one test module, stopped by PID afterwards."""
+    """moto's SageMaker and S3 on a free loopback port for the session (``aws`` resets its state for
+    each test), stopped by PID afterwards."""
     from tests.helpers.moto import moto_server as server
 
     with server() as url:

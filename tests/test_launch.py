@@ -49,7 +49,7 @@ def test_dry_run_prints_the_full_request_without_any_network(launch_here):
 
 
 def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(launch_here):
-    request = dry_run(launch_here, "backend=mxnet", "target.spot=true", "target.max_runtime_s=3600",
+    request = dry_run(launch_here, "backend=mxnet", "dataset=digits", "target.spot=true", "target.max_runtime_s=3600",
                       "target.instance_type=ml.c5.2xlarge", "target.instance_count=2")  # fmt: skip
     assert request["AlgorithmSpecification"]["TrainingImage"].endswith("/mxnet-training:1.9-cpu-py38")
     assert request["EnableManagedSpotTraining"] is True
@@ -62,7 +62,7 @@ def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(launch_here):
 
 
 def test_invalid_request_fails_with_the_service_models_message_before_upload(launch_here, aws):
-    proc = launch_here(*SAGEMAKER, "target.instance_type=ml.bogus", "target.base_job_name=kx.v2",
+    proc = launch_here(*SAGEMAKER, "dataset=digits", "target.instance_type=ml.bogus", "target.base_job_name=kx.v2",
                   endpoint=aws["endpoint"])  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("kx: error: The CreateTrainingJob request is invalid: ")
@@ -139,7 +139,7 @@ def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, launch
 
 
 def test_no_wait_then_status_and_logs_reattach(launch_here, aws):
-    proc = launch_here(*SAGEMAKER, "--no-wait", endpoint=aws["endpoint"])
+    proc = launch_here(*SAGEMAKER, "dataset=digits", "model=mlp", "--no-wait", endpoint=aws["endpoint"])
     assert proc.returncode == 0, proc.stderr
     name = proc.stdout.strip()
     assert name.startswith("kx-tensorflow-") and "Completed" not in proc.stderr
@@ -162,6 +162,7 @@ def test_no_wait_then_status_and_logs_reattach(launch_here, aws):
     assert missing.returncode == 2 and missing.stderr.startswith("kx: error: ")
 
 
+@pytest.mark.slow  # what a process imports: only a process of its own shows it
 def test_launch_imports_no_training_framework_and_help_no_sdk(tmp_path):
     def imported(*args: str) -> set:
         proc = subprocess.run([sys.executable, "-X", "importtime", str(PROJECT_DIR / "launch.py"), *args], cwd=tmp_path,
