@@ -106,6 +106,7 @@ def test_launch_py_process_ends_a_configuration_error_in_one_line(tmp_path):
     assert proc.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # the whole job on moto: its data uploaded (twice), waited for, logged to MLflow
 def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, launch_here, aws, mlflow_store):
     proc = launch_here(*SAGEMAKER, "train.epochs=4", endpoint=aws["endpoint"])
     assert proc.returncode == 0, proc.stderr
