@@ -110,9 +110,10 @@ def test_a_trial_reports_to_its_study_from_another_process(tmp_path):
     assert study.get_trials()[asked.number].intermediate_values == {1: 0.1}
 
 
-def test_summary_on_the_parent_run(tmp_path, mlflow_store):
+def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch):
     from kx.tracking import MLflowRun
 
+    monkeypatch.chdir(tmp_path)  # the store's artifacts (./mlruns) go to the test's folder
     parent = MLflowRun(mlflow_store, "kx")
     parent.start("sweep", {}, None)
     trials = [TrialResult(0, {"train.learning_rate": 0.01, "model=dense_units": 32}, "COMPLETE", 0.8, 3.0),
