@@ -86,10 +86,17 @@ def leave_at_once_on_failure() -> None:
         raise
 
 
-if __name__ == "__main__":
+def checked_argv(argv: List[str]) -> List[str]:
+    """The command line Hydra gets (a SageMaker job's hyperparameters turned into overrides); bad
+    overrides, values or output folder end here in one line, exit 2, and no run folder."""
     try:
-        sys.argv[1:] = script_mode.hydra_argv(sys.argv[1:], os.environ, compose)
-        cli.check_argv(sys.argv[1:])  # bad overrides, values or output folder: one line, no run folder
+        argv = script_mode.hydra_argv(argv, os.environ, compose)
+        cli.check_argv(argv)
     except (KxError, HydraException) as err:
         fail(one_line(err))
+    return argv
+
+
+if __name__ == "__main__":
+    sys.argv[1:] = checked_argv(sys.argv[1:])
     leave_at_once_on_failure()

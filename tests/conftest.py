@@ -1,11 +1,14 @@
 """Shared fixtures: compose configs like train.py does, and run train.py as a user would."""
 
+import copy
+import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 from omegaconf import DictConfig
@@ -26,14 +29,39 @@ import sitecustomize  # noqa: E402,F401  (pytest's own process too)
 register()
 
 
+@functools.lru_cache(maxsize=None)
+def composed(overrides: Tuple[str, ...]) -> DictConfig:
+    """The config for ``overrides``, composed once per session (Hydra's compose API, as train.py)."""
+    return compose(list(overrides))
+
+
 @pytest.fixture
 def compose_cfg() -> Callable[..., DictConfig]:
-    """Compose the config for the given overrides, exactly as train.py would."""
+    """Compose the config for the given overrides, exactly as train.py would: a copy of the session's
+    composition, the test's to change."""
 
     def _compose(*overrides: str) -> DictConfig:
-        return compose(list(overrides))
+        return copy.deepcopy(composed(overrides))
 
     return _compose
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """One MLflow SQLite store with its tables made: making them is most of what a new store costs."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, mlflow_template: Path) -> str:
+    """The URI of ``tmp_path/mlflow.db`` (where train.py and launch.py there open their store), a copy
+    of :func:`mlflow_template`: an empty store, as a first run would create it."""
+    shutil.copy(mlflow_template, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def free_port() -> int:
@@ -63,6 +91,35 @@ def job_failure(cwd: Path, env: Dict[str, str], *args: str) -> str:
 
 
 @pytest.fixture
+def check_train(tmp_path: Path, monkeypatch, capsys) -> Callable[..., subprocess.CompletedProcess]:
+    """train.py's checks before Hydra starts a run, in this process and in ``tmp_path``: the exit code
+    (0 when the run would start), stdout and stderr a user of ``python train.py ARGS`` would see."""
+    import train as entry
+
+    monkeypatch.chdir(tmp_path)
+
+    def _check(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        try:
+            entry.checked_argv(list(args))
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return _check
+
+
+@pytest.fixture
+def launch_here(tmp_path: Path, monkeypatch, capsys) -> Callable[..., subprocess.CompletedProcess]:
+    """``python launch.py ARGS`` run in this process, in ``tmp_path`` (tests.helpers.moto.launch_here)."""
+    from tests.helpers.moto import launch_here as run
+
+    return functools.partial(run, monkeypatch, capsys, tmp_path)
+
+
+@pytest.fixture
 def run_train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
     """Train in a temporary folder: its outputs/ and mlflow.db belong to the test alone."""
 
@@ -76,9 +133,10 @@ def run_train(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess]:
     return _run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def moto_server():
-    """moto's SageMaker and S3 on a free loopback port for one test module, stopped by PID afterwards."""
+    """moto's SageMaker and S3 on a free loopback port for the session (``aws`` resets its state for
+    each test), stopped by PID afterwards."""
     from tests.helpers.moto import moto_server as server
 
     with server() as url:

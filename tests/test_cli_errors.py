@@ -5,7 +5,7 @@ import pytest
 from kx.cli import hydra_args
 from kx.tracking.mlflow_tracker import MLflowRun
 from tests.conftest import free_port, train
-from tests.helpers.moto import ROLE, launch
+from tests.helpers.moto import ROLE
 
 UNKNOWN_EPOCHZ = "Unknown config key train.epochz; did you mean train.epochs?"
 
@@ -30,15 +30,23 @@ UNKNOWN_EPOCHZ = "Unknown config key train.epochz; did you mean train.epochs?"
                               "(Hydra's override grammar: key=value, group=option)."),
     ],
 )  # fmt: skip
-def test_train_py_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path, args, message):
-    proc = train(tmp_path, *args, timeout=60)
+def test_train_py_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path, check_train, args, message):
+    proc = check_train(*args)
     assert (proc.returncode, proc.stderr) == (2, f"kx: error: {message}\n")
     assert proc.stdout == "" and list(tmp_path.iterdir()) == []
 
 
-def test_output_folder_that_cannot_be_created_is_one_line(tmp_path):
+@pytest.mark.slow
+def test_train_py_process_ends_bad_input_in_one_line_exit_2_and_no_run_folder(tmp_path):
+    """The cases above end to end: ``python train.py`` itself, the one line its user sees."""
+    proc = train(tmp_path, "-m", "train.epochz=1,2", timeout=60)
+    assert (proc.returncode, proc.stderr) == (2, f"kx: error: {UNKNOWN_EPOCHZ}\n")
+    assert proc.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_output_folder_that_cannot_be_created_is_one_line(tmp_path, check_train):
     (tmp_path / "blocker").write_text("a file where the run folder's parent should be")
-    proc = train(tmp_path, "hydra.run.dir=blocker/run", timeout=60)
+    proc = check_train("hydra.run.dir=blocker/run")
     assert (proc.returncode, proc.stderr) == (2, "kx: error: Cannot write the run's output folder hydra.run.dir="
                                                  "blocker/run (Not a directory); choose a writable folder with "
                                                  "hydra.run.dir=DIR.\n")  # fmt: skip
@@ -59,16 +67,15 @@ def test_hydra_argument_parser_is_pinned():
     assert hydra_args(["--info"]).info == "all" and hydra_args(["-cn", "x"]).config_name == "x"
 
 
-def test_launch_refuses_an_added_typo_instead_of_sending_it(tmp_path):
-    proc = launch(
-        tmp_path, "target=sagemaker", f"target.role={ROLE}", "target.bucket=b", "+train.epochz=3", "--dry-run"
+def test_launch_refuses_an_added_typo_instead_of_sending_it(launch_here):
+    proc = launch_here(
+        "target=sagemaker", f"target.role={ROLE}", "target.bucket=b", "+train.epochz=3", "--dry-run"
     )
     assert (proc.returncode, proc.stderr, proc.stdout) == (2, f"kx: error: {UNKNOWN_EPOCHZ}\n", "")
 
 
-def test_launch_reports_every_missing_setting_at_once(tmp_path):
-    proc = launch(
-        tmp_path,
+def test_launch_reports_every_missing_setting_at_once(launch_here):
+    proc = launch_here(
         "target=sagemaker",
         "--dry-run",
         env={"KX_SAGEMAKER_ROLE": None, "KX_SAGEMAKER_BUCKET": None},
@@ -78,13 +85,13 @@ def test_launch_reports_every_missing_setting_at_once(tmp_path):
     assert "; target.bucket (--dry-run cannot ask AWS" in proc.stderr
 
 
-def test_missing_credentials_say_how_to_provide_them(tmp_path):
+def test_missing_credentials_say_how_to_provide_them(tmp_path, launch_here):
     env = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None,
            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}  # fmt: skip
-    submit = launch(tmp_path, "target=sagemaker", f"target.role={ROLE}", "target.bucket=b", env=env)
+    submit = launch_here("target=sagemaker", f"target.role={ROLE}", "target.bucket=b", env=env)
     assert submit.returncode == 2 and submit.stderr.count("\n") == 1
     assert "launch.py needs 1 more setting(s): AWS credentials (read from AWS_ACCESS_KEY_ID" in submit.stderr
-    status = launch(tmp_path, "status", "kx-job", env=env)
+    status = launch_here("status", "kx-job", env=env)
     assert status.returncode == 2 and status.stderr.count("\n") == 1
     assert status.stderr.startswith("kx: error: NoCredentialsError: Unable to locate credentials. AWS credentials "
                                     "are read from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE")  # fmt: skip
@@ -97,8 +104,8 @@ def test_credentials_in_a_tracking_uri_stay_out_of_messages(tmp_path):
     assert "tracking.uri='http://***@127.0.0.1:" in proc.stderr
 
 
-def test_credentials_stay_out_of_params_and_tags(tmp_path):
-    run = MLflowRun(f"sqlite:///{tmp_path / 'mlflow.db'}", "kx")
+def test_credentials_stay_out_of_params_and_tags(mlflow_store):
+    run = MLflowRun(mlflow_store, "kx")
     secret_uri = "https://kxuser:s3cr3t@mlflow.example.com"
     run.start(None, {"kx.overrides": f"tracking.uri={secret_uri}"}, None)
     run.log_params({"tracking.uri": secret_uri})

@@ -105,14 +105,8 @@ def test_a_sweep_parents_description_links_to_the_trials_comparison():
     )
 
 
-def test_launch_ui_refuses_a_port_that_is_none_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import PROJECT_DIR
-
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), "ui", "--port", "70000"],
-                          cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+def test_launch_ui_refuses_a_port_that_is_none_in_one_line(tmp_path, launch_here):
+    proc = launch_here("ui", "--port", "70000")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert (
         proc.stderr

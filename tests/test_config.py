@@ -75,8 +75,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
         ),
     ],
 )
-def test_bad_overrides_fail_at_composition_without_traceback(override, message):
-    proc = _cli("--cfg", "job", override)
+def test_bad_overrides_fail_at_composition_without_traceback(check_train, override, message):
+    proc = check_train("--cfg", "job", override)
     assert proc.returncode == 2
     assert f"kx: error: {message}\n" in proc.stderr
     assert "Traceback" not in proc.stderr

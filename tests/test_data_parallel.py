@@ -102,8 +102,8 @@ def test_torch_trains_on_one_device_and_says_so(tmp_path):
         ("backend.num_gpus=-1", "backend.num_gpus=-1: expected an integer >= 0 (0: CPU only), or null"),
     ],
 )
-def test_bad_device_counts_are_one_line_exit_2(tmp_path, arg, message):
-    proc = train(tmp_path, "backend=mxnet", arg)
+def test_bad_device_counts_are_one_line_exit_2(check_train, arg, message):
+    proc = check_train("backend=mxnet", arg)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("kx: error: Invalid config value ") and message in proc.stderr
 

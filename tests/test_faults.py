@@ -246,10 +246,10 @@ def test_an_empty_sweep_folder_is_refused(tmp_path, monkeypatch):
 # 8. a store that cannot be written ------------------------------------------------------------------------
 
 
-def test_a_read_only_sqlite_store_is_one_line(tmp_path, compose_cfg):
+def test_a_read_only_sqlite_store_is_one_line(tmp_path, compose_cfg, mlflow_store):
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store
     MlflowClient(uri).create_experiment("kx")
     database = tmp_path / "mlflow.db"
     if subprocess.run(["chattr", "+i", str(database)], capture_output=True).returncode != 0:

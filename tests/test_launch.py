@@ -12,14 +12,14 @@ from tests.conftest import PROJECT_DIR
 from tests.helpers.moto import BUCKET, CLOSED, ROLE, SAGEMAKER, aws_env, launch
 
 
-def dry_run(tmp_path, *args: str) -> dict:
-    proc = launch(tmp_path, *SAGEMAKER, *args, "--dry-run")
+def dry_run(launch_here, *args: str) -> dict:
+    proc = launch_here(*SAGEMAKER, *args, "--dry-run")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-def test_dry_run_prints_the_full_request_without_any_network(tmp_path):
-    request = dry_run(tmp_path, "train.epochs=5", "model.dropout=0.4")
+def test_dry_run_prints_the_full_request_without_any_network(launch_here):
+    request = dry_run(launch_here, "train.epochs=5", "model.dropout=0.4")
     spec = request["AlgorithmSpecification"]
     assert spec["TrainingImage"].endswith(
         ".dkr.ecr.eu-west-1.amazonaws.com/tensorflow-training:2.19-cpu-py312"
@@ -48,8 +48,8 @@ def test_dry_run_prints_the_full_request_without_any_network(tmp_path):
     assert request["CheckpointConfig"]["LocalPath"] == hps["train.checkpoint_dir"] == "/opt/ml/checkpoints"
 
 
-def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(tmp_path):
-    request = dry_run(tmp_path, "backend=mxnet", "target.spot=true", "target.max_runtime_s=3600",
+def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(launch_here):
+    request = dry_run(launch_here, "backend=mxnet", "dataset=digits", "target.spot=true", "target.max_runtime_s=3600",
                       "target.instance_type=ml.c5.2xlarge", "target.instance_count=2")  # fmt: skip
     assert request["AlgorithmSpecification"]["TrainingImage"].endswith("/mxnet-training:1.9-cpu-py38")
     assert request["EnableManagedSpotTraining"] is True
@@ -61,8 +61,8 @@ def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(tmp_path):
     assert request["HyperParameters"]["sagemaker_parameter_server_enabled"] == "true"
 
 
-def test_invalid_request_fails_with_the_service_models_message_before_upload(tmp_path, aws):
-    proc = launch(tmp_path, *SAGEMAKER, "target.instance_type=ml.bogus", "target.base_job_name=kx.v2",
+def test_invalid_request_fails_with_the_service_models_message_before_upload(launch_here, aws):
+    proc = launch_here(*SAGEMAKER, "dataset=digits", "target.instance_type=ml.bogus", "target.base_job_name=kx.v2",
                   endpoint=aws["endpoint"])  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("kx: error: The CreateTrainingJob request is invalid: ")
@@ -91,14 +91,24 @@ def test_invalid_request_fails_with_the_service_models_message_before_upload(tmp
         ),
     ],
 )
-def test_configuration_errors_are_one_line(tmp_path, args, message):
-    proc = launch(tmp_path, *args)
+def test_configuration_errors_are_one_line(launch_here, args, message):
+    proc = launch_here(*args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith(f"kx: error: {message}") and proc.stderr.count("\n") == 1
 
 
-def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, aws):
-    proc = launch(tmp_path, *SAGEMAKER, "train.epochs=4", endpoint=aws["endpoint"])
+@pytest.mark.slow
+def test_launch_py_process_ends_a_configuration_error_in_one_line(tmp_path):
+    """The cases above end to end: ``python launch.py`` itself, exit code 2 and its one line."""
+    proc = launch(tmp_path, *SAGEMAKER, "backend=jax", "--dry-run")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("kx: error: backend=jax has no SageMaker framework training image")
+    assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.slow  # the whole job on moto: its data uploaded (twice), waited for, logged to MLflow
+def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, launch_here, aws, mlflow_store):
+    proc = launch_here(*SAGEMAKER, "train.epochs=4", endpoint=aws["endpoint"])
     assert proc.returncode == 0, proc.stderr
     name = proc.stdout.strip().splitlines()[-1]
     job = aws["sm"].describe_training_job(TrainingJobName=name)
@@ -114,7 +124,7 @@ def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, aws):
     assert proc.stderr.count("uploaded: s3://") == 3
     assert f"{name}: Completed" in proc.stderr
 
-    again = launch(tmp_path, *SAGEMAKER, "train.epochs=4", endpoint=aws["endpoint"])
+    again = launch_here(*SAGEMAKER, "train.epochs=4", endpoint=aws["endpoint"])
     assert again.returncode == 0 and again.stderr.count("already in S3, skipped") == 3
 
     from mlflow.tracking import MlflowClient
@@ -129,12 +139,12 @@ def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, aws):
     assert run.info.status == "FINISHED"
 
 
-def test_no_wait_then_status_and_logs_reattach(tmp_path, aws):
-    proc = launch(tmp_path, *SAGEMAKER, "--no-wait", endpoint=aws["endpoint"])
+def test_no_wait_then_status_and_logs_reattach(launch_here, aws):
+    proc = launch_here(*SAGEMAKER, "dataset=digits", "model=mlp", "--no-wait", endpoint=aws["endpoint"])
     assert proc.returncode == 0, proc.stderr
     name = proc.stdout.strip()
     assert name.startswith("kx-tensorflow-") and "Completed" not in proc.stderr
-    status = launch(tmp_path, "status", name, endpoint=aws["endpoint"])
+    status = launch_here("status", name, endpoint=aws["endpoint"])
     assert status.returncode == 0 and status.stdout.startswith(f"{name}: Completed")
     logs_client = aws["session"].client("logs", endpoint_url=aws["endpoint"])
     logs_client.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
@@ -146,13 +156,14 @@ def test_no_wait_then_status_and_logs_reattach(tmp_path, aws):
     ]
     logs_client.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
                                logEvents=[{"timestamp": int(time.time() * 1000), "message": m} for m in lines])  # fmt: skip
-    logs = launch(tmp_path, "logs", name, "target.poll_s=0.2", endpoint=aws["endpoint"])
+    logs = launch_here("logs", name, "target.poll_s=0.2", endpoint=aws["endpoint"])
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout.splitlines() == lines
-    missing = launch(tmp_path, "status", "kx-no-such-job", endpoint=aws["endpoint"])
+    missing = launch_here("status", "kx-no-such-job", endpoint=aws["endpoint"])
     assert missing.returncode == 2 and missing.stderr.startswith("kx: error: ")
 
 
+@pytest.mark.slow  # what a process imports: only a process of its own shows it
 def test_launch_imports_no_training_framework_and_help_no_sdk(tmp_path):
     def imported(*args: str) -> set:
         proc = subprocess.run([sys.executable, "-X", "importtime", str(PROJECT_DIR / "launch.py"), *args], cwd=tmp_path,

@@ -6,6 +6,7 @@ folder); the test prints where.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -72,9 +73,10 @@ def screenshots(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
+def store(tmp_path_factory, mlflow_template) -> Path:
     """One experiment with a sweep, a local run and the same run as a rehearsed SageMaker job."""
     folder = tmp_path_factory.mktemp("mlflow_ui")
+    shutil.copy(mlflow_template, folder / "mlflow.db")  # the store the sweep would create first
     proc = train(folder, *SWEEP)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = train(folder, *PAIR)

@@ -61,12 +61,16 @@ def test_train_py_reports_a_bad_host_in_one_line_and_the_failure_file(tmp_path):
     assert failure.startswith("SM_CURRENT_HOST='algo-9' is not one of SM_HOSTS=")
 
 
-def test_only_a_batch_split_over_hosts_must_divide(run_train):
+def test_only_a_batch_split_over_hosts_must_divide():
     assert data_parallel_steps(128, 1500, 2, "hosts") == 11  # the partial 12th batch is dropped
     with pytest.raises(BackendError, match="train.batch_size=99 does not split over 2 hosts"):
         data_parallel_steps(99, 1500, 2, "hosts")
     with pytest.raises(BackendError, match="at most the 50 training samples"):
         data_parallel_steps(64, 50, 2, "replicas")
+
+
+@pytest.mark.slow
+def test_one_host_trains_a_batch_larger_than_its_training_set(run_train):
     if importlib.util.find_spec("mxnet") is None:
         pytest.skip("mxnet is not installed")
     # one host keeps its partial batch: a batch larger than the training set still trains

@@ -3,9 +3,8 @@
 import re
 from typing import List, Set
 
-from kx.config import compose
 from kx.config.keys import GROUPS, config_keys, group_options
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, composed
 from tests.test_readme import readme_commands
 
 GROUP = r"(?:backend|model|dataset|target|train|tracking|sweep|export)"
@@ -43,7 +42,7 @@ def schema_keys() -> Set[str]:
     keys: Set[str] = set()
     for group in GROUPS:
         for option in group_options(group):
-            keys.update(config_keys(compose([f"{group}={option}"])))
+            keys.update(config_keys(composed((f"{group}={option}",))))
     return keys
 
 

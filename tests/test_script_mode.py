@@ -5,7 +5,6 @@ import pytest
 from kx.config import ConfigError
 from kx.sagemaker import script_mode
 from kx.sagemaker.script_mode import HyperparameterError, decode_value, hydra_argv
-from tests.conftest import job_failure
 
 SM_ENV = {
     "SM_TRAINING_ENV": "{}",
@@ -98,8 +97,14 @@ def test_value_missing_is_reported(translate):
         translate(["--train.epochs", "--backend", "mxnet"])
 
 
-def test_train_py_writes_the_failure_file_sagemaker_shows(tmp_path):
-    failure = job_failure(tmp_path, {}, "--model.dropuot", "0.2")
+def test_train_py_writes_the_failure_file_sagemaker_shows(tmp_path, check_train, monkeypatch):
+    """In a job (its ``SM_*`` environment) the one line is also the FailureReason file; the process
+    itself: test_multi_worker.py's bad host, through tests.conftest.job_failure."""
+    monkeypatch.setenv("SM_TRAINING_ENV", "{}")
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    proc = check_train("--model.dropuot", "0.2")
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert (proc.returncode, proc.stderr) == (2, f"kx: error: {failure}\n")
     assert failure.startswith("Unknown hyperparameter --model.dropuot; nearest valid keys: model.dropout")
 
 

@@ -32,12 +32,13 @@ def broken_model(folder):
         (["."], "holds no kx model contract"),
     ],
 )
-def test_bad_serve_arguments_are_one_line(tmp_path, args, words):
-    proc = launch("serve", *args, cwd=tmp_path, timeout=120)
+def test_bad_serve_arguments_are_one_line(launch_here, args, words):
+    proc = launch_here("serve", *args)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("kx: error: ") and words in proc.stderr
 
 
+@pytest.mark.slow  # the one `launch.py serve` process: its exit code and one line end to end
 @pytest.mark.skipif(sys.version_info < (3, 9), reason="serving runs on the launch machine")
 def test_a_model_that_fails_to_load_fails_start_up_with_one_line(tmp_path):
     proc = launch("serve", str(broken_model(tmp_path)), "port=0", cwd=tmp_path, timeout=120)
@@ -47,8 +48,8 @@ def test_a_model_that_fails_to_load_fails_start_up_with_one_line(tmp_path):
     )
 
 
-def test_predict_needs_at_least_one_sample(tmp_path):
-    proc = launch("predict", "http://127.0.0.1:9", "--samples", "0", cwd=tmp_path)
+def test_predict_needs_at_least_one_sample(launch_here):
+    proc = launch_here("predict", "http://127.0.0.1:9", "--samples", "0")
     assert (
         proc.returncode == 2
         and proc.stderr.strip() == "kx: error: --samples=0 is not allowed: give at least 1."

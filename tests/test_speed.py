@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from kx.backends import cpu, keras_steps, optim, precision
 from kx.backends.gluon import GluonSchedule
-from tests.conftest import PROJECT_DIR, train
+from tests.conftest import PROJECT_DIR
 
 TRAIN = {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True,
          "schedule": "cosine", "warmup_epochs": 0.5, "epochs": 4}  # fmt: skip
@@ -147,8 +147,8 @@ def test_auto_precision_follows_the_machine_and_the_engine():
          "backend.steps_per_execution=2 is not supported by backend=torch: it runs one step per call; leave it null or 1."),
     ],
 )  # fmt: skip
-def test_bad_speed_settings_are_one_line_before_any_framework_loads(tmp_path, args, message):
-    proc = train(tmp_path, *args, timeout=60)
+def test_bad_speed_settings_are_one_line_before_any_framework_loads(check_train, args, message):
+    proc = check_train(*args)
     assert (proc.returncode, proc.stderr) == (2, f"kx: error: {message}\n")
 
 

@@ -110,10 +110,11 @@ def test_a_trial_reports_to_its_study_from_another_process(tmp_path):
     assert study.get_trials()[asked.number].intermediate_values == {1: 0.1}
 
 
-def test_summary_on_the_parent_run(tmp_path):
+def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch):
     from kx.tracking import MLflowRun
 
-    parent = MLflowRun(f"sqlite:///{tmp_path / 'mlflow.db'}", "kx")
+    monkeypatch.chdir(tmp_path)  # the store's artifacts (./mlruns) go to the test's folder
+    parent = MLflowRun(mlflow_store, "kx")
     parent.start("sweep", {}, None)
     trials = [TrialResult(0, {"train.learning_rate": 0.01, "model=dense_units": 32}, "COMPLETE", 0.8, 3.0),
               TrialResult(1, {"train.learning_rate": 0.1, "model=dense_units": 64}, "COMPLETE", 0.9, 4.0,

@@ -46,6 +46,7 @@ def _open_tracking(uri: str, start: float, queue) -> None:
         queue.put(f"{type(err).__name__}: {err}")
 
 
+@pytest.mark.slow  # four processes racing: only real processes show it
 @pytest.mark.parametrize("opener,url", [(_open_storage, "sqlite:///{}/sweeps.db"),
                                         (_open_tracking, "sqlite:///{}/mlflow.db")])  # fmt: skip
 def test_processes_opening_a_new_store_at_once_all_join(tmp_path, opener, url):

@@ -19,8 +19,8 @@ from tests.helpers.sagemaker_api import PartlyStubbed
 QUICK = ["sweep=quick", "dataset=digits", "model=mlp", "train.epochs=2"]
 
 
-def test_dry_run_prints_the_validated_tuning_request_offline(tmp_path):
-    proc = launch(tmp_path, *SAGEMAKER, *QUICK, "sweep.pruner=median", "sweep.seed=3", "target.spot=true",
+def test_dry_run_prints_the_validated_tuning_request_offline(launch_here):
+    proc = launch_here(*SAGEMAKER, *QUICK, "sweep.pruner=median", "sweep.seed=3", "target.spot=true",
                   "target.warm_start=[kx-tensorflow-ab12-261101-1200]", "--dry-run")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     request = json.loads(proc.stdout)
@@ -50,8 +50,8 @@ def test_dry_run_prints_the_validated_tuning_request_offline(tmp_path):
         "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "kx-tensorflow-ab12-261101-1200"}]}  # fmt: skip
 
 
-def test_a_sweep_sagemaker_cannot_run_fails_before_any_upload(tmp_path, aws):  # noqa: F811
-    proc = launch(tmp_path, *SAGEMAKER, *QUICK, "sweep.sampler=grid", endpoint=aws["endpoint"])
+def test_a_sweep_sagemaker_cannot_run_fails_before_any_upload(launch_here, aws):  # noqa: F811
+    proc = launch_here(*SAGEMAKER, *QUICK, "sweep.sampler=grid", endpoint=aws["endpoint"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith(
         "kx: error: sweep.params.train.learning_rate: sweep.sampler=grid takes choice"
@@ -136,7 +136,9 @@ def listed(sm, tuning_name: str, summaries: list) -> None:
 
 
 @pytest.mark.slow
-def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, aws, monkeypatch):  # noqa: F811
+def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(
+    tmp_path, aws, monkeypatch, mlflow_store
+):  # noqa: F811
     from mlflow.tracking import MlflowClient
 
     from kx.sagemaker.tuning_jobs import results
@@ -163,7 +165,7 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(tmp_path, a
     )
 
     monkeypatch.chdir(tmp_path)
-    cfg = compose(["target=sagemaker", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"])
+    cfg = compose(["target=sagemaker", f"tracking.uri={mlflow_store}"])
     sm = PartlyStubbed(aws["sm"], aws["session"].client("sagemaker", endpoint_url=aws["endpoint"]),
                        "list_training_jobs_for_hyper_parameter_tuning_job")  # fmt: skip
     listed(sm, name, [summary(trials[0], values[0], 0.91)])

@@ -46,8 +46,8 @@ def status_line(description: Dict[str, Any], started: float) -> str:
 class LogTail:
     """Prints a job's CloudWatch log events as they arrive, across its log streams."""
 
-    def __init__(self, logs: Any, job_name: str, out: TextIO = sys.stdout) -> None:
-        self.logs, self.job_name, self.out = logs, job_name, out
+    def __init__(self, logs: Any, job_name: str, out: Optional[TextIO] = None) -> None:
+        self.logs, self.job_name, self.out = logs, job_name, out or sys.stdout
         self.tokens: Dict[str, Optional[str]] = {}
 
     def poll(self) -> int:
@@ -73,10 +73,12 @@ class LogTail:
 
 
 def wait(
-    sm: Any, job_name: str, poll_s: float, tail: Optional[LogTail] = None, out: TextIO = sys.stderr
+    sm: Any, job_name: str, poll_s: float, tail: Optional[LogTail] = None, out: Optional[TextIO] = None
 ) -> Optional[Dict[str, Any]]:
     """Poll until the job ends, showing a live status line (and its logs when ``tail`` is given).
-    On Ctrl-C leave the job running, say how to follow it and return None."""
+    On Ctrl-C leave the job running, say how to follow it and return None. ``out`` defaults to
+    the stderr of the call's time, not of the import's."""
+    out = out or sys.stderr
     started = time.monotonic()
     try:
         while True:

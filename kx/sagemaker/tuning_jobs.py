@@ -60,8 +60,9 @@ def status_line(description: Dict[str, Any], started: Optional[float] = None) ->
     return line
 
 
-def follow(sm: Any, name: str, poll_s: float, out: TextIO = sys.stderr) -> Optional[Dict[str, Any]]:
+def follow(sm: Any, name: str, poll_s: float, out: Optional[TextIO] = None) -> Optional[Dict[str, Any]]:
     """Poll until the tuning job ends; on Ctrl-C leave it running, say how to follow it, return None."""
+    out = out or sys.stderr
     started = time.monotonic()
     try:
         while True:

@@ -70,6 +70,29 @@ def guarded(args: Sequence[str]) -> List[str]:
     return [*args, f"+target.environment.PYTHONPATH={NETGUARD}"]
 
 
+def launch_here(monkeypatch: Any, capsys: Any, cwd: Path, *args: str, endpoint: str = CLOSED,
+                env: Optional[Dict[str, Optional[str]]] = None) -> subprocess.CompletedProcess:  # fmt: skip
+    """:func:`launch` in this process (``launch.run``): the same environment, folder, exit code and
+    output, without a Python start and the SDK's import per call."""
+    import launch as entry
+
+    for key in [k for k in os.environ if k.startswith(("AWS_", "KX_", "MLFLOW_TRACKING"))]:
+        monkeypatch.delenv(key)
+    for key, value in {**aws_env(endpoint), **(env or {})}.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        elif os.environ.get(key) != value:
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    try:
+        code = entry.run(guarded(args))
+    except SystemExit as done:
+        code = done.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 def launch(cwd: Path, *args: str, endpoint: str = CLOSED, env: Optional[Dict[str, Optional[str]]] = None,
            timeout: int = 300) -> subprocess.CompletedProcess:  # fmt: skip
     """``python launch.py ARGS`` against ``endpoint``; ``env`` adds variables (None removes one)."""
