@@ -39,6 +39,7 @@ KNOWN_NEEDLESS = {
     ("kx/backends/keras3.py", "kx.backends.keras_multi_worker"),
     ("kx/backends/registry.py", "kx.backends"),
     ("kx/config/__init__.py", "kx.config.errors"),
+    ("kx/config/validate.py", "kx.backends.keras_steps"),
     ("kx/config/validate.py", "kx.backends.precision"),
     ("kx/config/validate.py", "kx.backends.registry"),
     ("kx/config/validate.py", "kx.data.registry"),
