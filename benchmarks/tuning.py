@@ -1,39 +1,107 @@
-"""Local tuning with kx's sweeper on digits: TPE against random search at the same trial budget, and
-the wall time of one trial at a time against two at once.
+"""Local tuning with kx's sweeper: Hyperband over epochs against random search within a time budget;
+TPE against random search at the same trial budget; one trial at a time against two at once.
 
-Every sweep is a real ``train.py -m sweep=quick`` command (fresh trial processes, MLflow, the
-study on SQLite) in its own temporary folder. The first table is the best objective after each
-trial count, averaged over the seeds, for TPE and for random search with the same seeds; the
-second compares the wall time of the same sweep run with 1 and with 2 trials at once, alternately
-(1, 2, 2, 1; ratio < 1: two at once pay off).
+Every sweep is a real ``train.py -m`` command (fresh trial processes, MLflow, the study on SQLite)
+in its own temporary folder. ``--part time`` (the first table) runs ``sweep=fashion_local``
+(Hyperband, rungs of 1, 3 and 9 epochs, ``budget.minutes``) and a random search of the same space
+with the same time (every trial 9 epochs), and prints the best val_acc each had reached after 15,
+30 and 60 minutes (median over the seeds; the sweeps alternate, so that a drift in the machine's
+load hits both alike); ``--quick`` runs the same comparison on digits with seconds-scale budgets.
+The second table is the best objective after each trial count, averaged over the seeds, for TPE
+and for random search on digits; the third compares the wall time of the same sweep run with 1 and
+with 2 trials at once, alternately (1, 2, 2, 1; ratio < 1: two at once pay off).
 
+    python benchmarks/tuning.py --part time [--seeds 3] [--minutes 15,30,60] [--quick]
     python benchmarks/tuning.py [--seeds 3] [--trials 8] [--epochs 3] [--wall-trials 4] [--part samplers|parallel] [--backend torch]
 """
 
 import argparse
+import datetime
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 PROJECT = Path(__file__).resolve().parents[1]
 BASE = ["-m", "sweep=quick", "dataset=digits", "model=mlp", "hydra.sweep.dir=sweep"]
 
 
-def sweep(*overrides: str) -> Tuple[List[Optional[float]], float]:
-    """Run one sweep; its trials' objectives in trial order (None when not complete) and wall seconds."""
+def sweep(*overrides: str, base: Sequence[str] = BASE, study: str = "quick") -> Tuple[List[Any], float]:
+    """Run one sweep; its trials in trial order and its wall seconds."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(PROJECT / "train.py"), *BASE, *overrides], cwd=tmp, check=True,
+        subprocess.run([sys.executable, str(PROJECT / "train.py"), *base, *overrides], cwd=tmp, check=True,
                        capture_output=True)  # fmt: skip
         seconds = time.perf_counter() - start
-        study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp}/sweeps.db")
-        return [t.value for t in sorted(study.trials, key=lambda t: t.number)], seconds
+        loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{tmp}/sweeps.db")
+        return sorted(loaded.trials, key=lambda t: t.number), seconds
+
+
+def values(trials: List[Any]) -> List[Optional[float]]:
+    """The trials' objectives (None when not complete)."""
+    return [t.value if t.state.name == "COMPLETE" else None for t in trials]
+
+
+def best_by(trials: List[Any], seconds: float) -> Optional[float]:
+    """The best objective among the trials complete within ``seconds`` of the sweep's first trial."""
+    if not trials:
+        return None
+    start = min(t.datetime_start for t in trials if t.datetime_start)
+    limit = start + datetime.timedelta(seconds=seconds)
+    done = [t.value for t in trials if t.state.name == "COMPLETE" and t.datetime_complete <= limit]
+    return max(done) if done else None
+
+
+def compare_within_time(seeds: int, checkpoints: List[float], quick: bool) -> None:
+    """Hyperband (``sweep=fashion_local``) against random search of its space, each given the
+    largest checkpoint's minutes; the best val_acc each reached by every checkpoint."""
+    base = ["-m", "sweep=fashion_local", "hydra.sweep.dir=sweep", f"sweep.budget.minutes={max(checkpoints)}"]
+    if quick:
+        base += ["dataset=digits", "model=mlp", "backend=torch", "sweep.budget.trials=60"]
+    sides = {"hyperband": [], "random": ["sweep.pruner=none"]}
+    found: dict = {side: [] for side in sides}
+    for seed in range(seeds):
+        for side in sorted(sides, reverse=bool(seed % 2)):  # alternate who goes first
+            trials, seconds = sweep(f"sweep.seed={seed}", *sides[side], base=base, study="fashion_local")
+            found[side].append([best_by(trials, 60 * m) for m in checkpoints])
+            shown = " ".join("-" if v is None else f"{v:.4f}" for v in found[side][-1])
+            print(f"seed {seed} {side:9s} {len(trials)} trials in {seconds:.0f} s; best by checkpoint: {shown}",
+                  flush=True)  # fmt: skip
+    print(f"\nbest val_acc after t minutes (median of {seeds}; {'digits, mlp' if quick else 'Fashion-MNIST, cnn'}; "
+          f"{cpu()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")  # fmt: skip
+    print("t (min)    " + " ".join(f"{m:>7g}" for m in checkpoints))
+    for side, runs in found.items():
+        medians = [_median([run[i] for run in runs]) for i in range(len(checkpoints))]
+        print(f"{side:10s} " + " ".join("      -" if m is None else f"{m:7.4f}" for m in medians))
+
+
+def _median(reached: List[Optional[float]]) -> Optional[float]:
+    """The median, a sweep that had no complete trial yet counting lowest; None when most had none."""
+    ranked = sorted((float("-inf") if v is None else v) for v in reached)
+    middle = statistics.median_low(ranked)
+    return None if middle == float("-inf") else middle
+
+
+def cpu() -> str:
+    """The CPU's model, cores and the vector features that matter for float32 and bfloat16."""
+    from kx.backends.precision import native_bf16
+
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "CPU"
+    )
+    flags = set(
+        next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    )
+    features = [f for f in ("avx2", "avx512f") if f in flags] + (["bf16"] if native_bf16() else [])
+    return f"{name} x {os.cpu_count()} ({', '.join(features) or 'no avx2'})"
 
 
 def best_so_far(values: List[Optional[float]]) -> List[float]:
@@ -48,10 +116,10 @@ def compare_samplers(seeds: int, trials: int, epochs: int) -> None:
     curves = {"tpe": [], "random": []}
     for seed in range(seeds):
         for sampler in curves:
-            values, _ = sweep(f"sweep.sampler={sampler}", f"sweep.seed={seed}", f"sweep.budget.trials={trials}",
-                              f"train.epochs={epochs}")  # fmt: skip
-            curves[sampler].append(best_so_far(values))
-            shown = " ".join("failed" if v is None else f"{v:.4f}" for v in values)
+            found, _ = sweep(f"sweep.sampler={sampler}", f"sweep.seed={seed}", f"sweep.budget.trials={trials}",
+                             f"train.epochs={epochs}")  # fmt: skip
+            curves[sampler].append(best_so_far(values(found)))
+            shown = " ".join("failed" if v is None else f"{v:.4f}" for v in values(found))
             print(f"seed {seed} {sampler:6s} {shown}", flush=True)
     print(f"\nbest val_acc after n trials (mean of {seeds} seeds; digits, mlp, {epochs} epochs)")
     print("n  " + "  ".join(f"{n:>6d}" for n in range(1, trials + 1)))
@@ -80,11 +148,19 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--wall-trials", type=int, default=4)
-    parser.add_argument("--part", choices=("all", "samplers", "parallel"), default="all")
+    parser.add_argument("--part", choices=("all", "time", "samplers", "parallel"), default="all")
+    parser.add_argument("--minutes", default="15,30,60", help="--part time: the checkpoints, in minutes")
+    parser.add_argument("--quick", action="store_true",
+                        help="--part time on digits with checkpoints of 6, 12 and 24 seconds, one seed")  # fmt: skip
     parser.add_argument(
         "--backend", default="torch", help="torch: the quickest trials (no SavedModel export)"
     )
     args = parser.parse_args()
+    if args.quick:
+        args.seeds, args.minutes, args.part = 1, "0.1,0.2,0.4", "time"
+    if args.part in ("all", "time"):
+        print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}", flush=True)
+        compare_within_time(args.seeds, [float(m) for m in args.minutes.split(",")], args.quick)
     BASE.append(f"backend={args.backend}")
     if args.part in ("all", "samplers"):
         compare_samplers(args.seeds, args.trials, args.epochs)

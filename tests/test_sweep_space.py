@@ -88,7 +88,7 @@ def test_bad_sweep_commands_fail_in_one_line_before_any_trial(tmp_path):
     cases = [(["sweep=quick", "sweep.sampler=grid"], "sampler=grid needs choice(...) or range"),
              (["sweep=quick,fashion"], "pick one sweep file with sweep=<name>"),
              (["sweep.storage=sqlite:///s.db"], "sweep.storage=sqlite:///s.db: choose a sweep first with "
-                                                "sweep=<name> (one of fashion, quick)")]  # fmt: skip
+                                                "sweep=<name> (one of fashion, fashion_local, quick)")]  # fmt: skip
     for args, message in cases:
         proc = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "-m", *args], cwd=tmp_path,
                               capture_output=True, text=True)  # fmt: skip

@@ -136,3 +136,24 @@ def test_a_jobs_config_is_composed_as_train_py_composes_it_in_the_job():
                       "model_dir": "s3://b/m"}, sweep="quick")  # fmt: skip
     assert (cfg.model.name, cfg.model.dropout, cfg.sweep.name) == ("mlp", 0.25, "quick")
     assert job_config({"train.learning_rat": "0.1"}) is None  # the job failed on it: raw params are logged
+
+
+def test_the_local_hyperband_sweep_file_means_the_same_on_sagemaker(compose_cfg):
+    """sweep=fashion_local: Hyperband's rungs span the same epochs, the hour becomes MaxRuntimeInSeconds."""
+    spec = translate(compose_cfg("target=sagemaker", "sweep=fashion_local"))
+    assert (spec.strategy, spec.min_resource, spec.max_resource, spec.max_runtime_s) == (
+        "Hyperband",
+        1,
+        9,
+        3600,
+    )
+    assert spec.static["train.epochs"] == "9" and "train.epochs" not in spec.ranges
+    cfg = compose_cfg("target=sagemaker", "sweep=fashion_local", "sweep.min_epochs=2")
+    cfg.sweep.params["train.epochs"] = "20"
+    higher = translate(cfg)
+    assert (higher.min_resource, higher.max_resource) == (2, 20)  # the local rungs: 2, 6, 20
+    assert translate(compose_cfg("target=sagemaker", "sweep=quick")).max_runtime_s is None
+    with pytest.raises(
+        KxError, match=r"^sweep.budget.minutes=1: a SageMaker tuning job's MaxRuntimeInSeconds"
+    ):
+        translate(compose_cfg("target=sagemaker", "sweep=fashion_local", "sweep.budget.minutes=1"))

@@ -50,6 +50,14 @@ def test_dry_run_prints_the_validated_tuning_request_offline(launch_here):
         "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "kx-tensorflow-ab12-261101-1200"}]}  # fmt: skip
 
 
+def test_the_local_fashion_sweep_file_is_a_hyperband_tuning_job_with_its_hour(launch_here):
+    proc = launch_here(*SAGEMAKER, "sweep=fashion_local", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads(proc.stdout)["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Hyperband" and config["ResourceLimits"]["MaxRuntimeInSeconds"] == 3600
+    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 9}}
+
+
 def test_a_sweep_sagemaker_cannot_run_fails_before_any_upload(launch_here, aws):  # noqa: F811
     proc = launch_here(*SAGEMAKER, *QUICK, "sweep.sampler=grid", endpoint=aws["endpoint"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1

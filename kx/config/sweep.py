@@ -34,6 +34,9 @@ class BudgetConfig:
     trials: int = 20  # trials in all, a resumed sweep included
     parallel: int = 1  # trials at once
     max_failure_rate: float = 0.5  # stop once more than this fraction of the trials (the budget) failed
+    # the study's time: no trial starts once its trials have run this long (wall time, all workers
+    # and resumed runs together) and running ones are stopped then; None: no time limit
+    minutes: Optional[float] = None
 
 
 @dataclass
@@ -48,6 +51,7 @@ class SweepConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     sampler: Sampler = Sampler.tpe
     pruner: Pruner = Pruner.none
+    min_epochs: int = 1  # hyperband: the fewest epochs a trial trains (its lowest rung)
     seed: Optional[int] = None  # the sampler's seed; None: train.seed
     storage: Optional[str] = None  # where the study persists; None: sqlite:///<cwd>/sweeps.db
     study: Optional[str] = None  # the study's name; None: the sweep's name

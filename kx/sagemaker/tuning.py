@@ -16,7 +16,10 @@ a plain value               a static hyperparameter
 ``sampler``                 ``tpe``: Bayesian, ``random``: Random, ``grid``: Grid (categorical only)
 ``pruner``                  ``median``: automatic early stopping; ``hyperband``: the Hyperband
                             strategy (it samples at random: ``sampler=random``)
-``budget``                  ``trials``: maximum training jobs, ``parallel``: jobs at once
+``budget``                  ``trials``: maximum training jobs, ``parallel``: jobs at once,
+                            ``minutes``: ``MaxRuntimeInSeconds`` (the tuning job's wall time,
+                            instance start-up included; locally the trials' own time)
+``min_epochs``              Hyperband's ``MinResource``: the lowest rung the local sweep uses
 ``seed``                    the tuner's random seed (``train.seed`` when unset, as locally)
 ==========================  =====================================================================
 
@@ -35,10 +38,12 @@ from kx.config import Objective, objective
 from kx.errors import KxError
 from kx.sagemaker.job import METRIC_DEFINITIONS
 from kx.sagemaker.script_mode import check_keys, encode_value
-from kx.sweep.plan import sampler_seed
+from kx.sweep import hyperband
+from kx.sweep.plan import sampler_seed, time_budget
 from kx.sweep.space import Param, parse_space
 
 MAX_CHOICES = 30  # SageMaker's limit on a categorical range's values
+MIN_RUNTIME_S, MAX_RUNTIME_S = 120, 15768000  # the API's bounds on MaxRuntimeInSeconds
 NAME_LENGTH = 32  # SageMaker's limit on a tuning job's name
 STRATEGIES = {"tpe": "Bayesian", "random": "Random", "grid": "Grid"}
 
@@ -60,6 +65,8 @@ class TuningSpec:
     max_parallel: int
     seed: int
     max_resource: Optional[int] = None  # Hyperband: the most epochs a trial trains
+    min_resource: int = 1  # Hyperband: the fewest (the local sweep's lowest rung)
+    max_runtime_s: Optional[int] = None  # budget.minutes: the tuning job's MaxRuntimeInSeconds
     warm_start: List[str] = field(default_factory=list)
     warm_start_type: str = "IdenticalDataAndAlgorithm"
 
@@ -125,14 +132,29 @@ def check_hosts(cfg: DictConfig, params: List[Param]) -> None:
                           f"{hosts}, and {', '.join(map(str, uneven))} is not.")  # fmt: skip
 
 
-def check_hyperband(cfg: DictConfig, ranges: Dict[str, Dict[str, Any]]) -> int:
+def check_hyperband(cfg: DictConfig, ranges: Dict[str, Dict[str, Any]], params: List[Param]) -> List[int]:
     """Hyperband gives each trial its epochs (the resource, up to ``train.epochs``): a swept
-    ``train.epochs`` would fight it. Return the most epochs a trial trains."""
+    ``train.epochs`` would fight it. Return the fewest and the most epochs a trial trains, the
+    local sweep's lowest and highest rungs (:func:`kx.sweep.hyperband.ladder`)."""
     if "train.epochs" in ranges:
         raise TuningError("sweep.params.train.epochs with sweep.pruner=hyperband: Hyperband gives each trial "
                           "its epochs itself, up to train.epochs; remove train.epochs from sweep.params "
                           "and set train.epochs to the most a trial may train.")  # fmt: skip
-    return int(cfg.train.epochs)
+    rungs = hyperband.ladder(params, int(cfg.train.epochs), int(cfg.sweep.min_epochs))
+    return [rungs[0], rungs[-1]]
+
+
+def max_runtime(sweep: DictConfig) -> Optional[int]:
+    """``budget.minutes`` as the tuning job's ``MaxRuntimeInSeconds`` (which the API bounds)."""
+    minutes = time_budget(sweep.budget.get("minutes"))
+    if minutes is None:
+        return None
+    seconds = int(round(minutes * 60))
+    if not MIN_RUNTIME_S <= seconds <= MAX_RUNTIME_S:
+        raise TuningError(f"sweep.budget.minutes={minutes:g}: a SageMaker tuning job's MaxRuntimeInSeconds "
+                          f"must be from {MIN_RUNTIME_S} to {MAX_RUNTIME_S}; give {MIN_RUNTIME_S // 60} "
+                          f"to {MAX_RUNTIME_S // 60} minutes, or null.")  # fmt: skip
+    return seconds
 
 
 def translate(cfg: DictConfig) -> TuningSpec:
@@ -151,6 +173,7 @@ def translate(cfg: DictConfig) -> TuningSpec:
         # each trial's early stopping and best epoch must judge by the sweep's objective too
         static.update({"train.objective.metric": goal.metric, "train.objective.direction": goal.direction})
     plan = strategy(sweep, ranges)
+    fewest, most = check_hyperband(cfg, ranges, params) if plan["strategy"] == "Hyperband" else [1, None]
     return TuningSpec(
         ranges=ranges,
         static=static,
@@ -160,7 +183,9 @@ def translate(cfg: DictConfig) -> TuningSpec:
         max_jobs=None if plan["strategy"] == "Grid" else int(sweep.budget.trials),
         max_parallel=int(sweep.budget.parallel),
         seed=sampler_seed(cfg),
-        max_resource=check_hyperband(cfg, ranges) if plan["strategy"] == "Hyperband" else None,
+        max_resource=most,
+        min_resource=fewest,
+        max_runtime_s=max_runtime(sweep),
         warm_start=list(cfg.target.warm_start),
         warm_start_type=str(cfg.target.warm_start_type),
     )
@@ -212,7 +237,9 @@ def tuner(spec: TuningSpec, trainer: Any, base_name: str) -> Any:
         warm_start_type=spec.warm_start_type,
     )  # fmt: skip
     hyperband = HyperParameterTuningJobStrategyConfig(
-        hyperband_strategy_config=HyperbandStrategyConfig(min_resource=1, max_resource=spec.max_resource)
+        hyperband_strategy_config=HyperbandStrategyConfig(
+            min_resource=spec.min_resource, max_resource=spec.max_resource
+        )
     )
     return HyperparameterTuner(
         trainer,
@@ -223,6 +250,7 @@ def tuner(spec: TuningSpec, trainer: Any, base_name: str) -> Any:
         objective_type="Maximize" if spec.goal.maximize else "Minimize",
         max_jobs=spec.max_jobs,
         max_parallel_jobs=spec.max_parallel,
+        max_runtime_in_seconds=spec.max_runtime_s,
         base_tuning_job_name=base_name,
         warm_start_config=warm_start if spec.warm_start else None,
         strategy_config=hyperband if spec.max_resource else None,

@@ -109,13 +109,11 @@ def sampler(kind: str, params: Sequence[Param], seed: Optional[int], trials: int
 
 
 def pruner(kind: str) -> Any:
-    """Optuna's pruner for ``sweep.pruner`` (none, median or hyperband)."""
+    """Optuna's pruner for ``sweep.pruner``: median, else none (Hyperband moves whole trials up: kx.sweep.hyperband)."""
     import optuna
 
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    if kind == "hyperband":
-        return optuna.pruners.HyperbandPruner()
     return optuna.pruners.NopPruner()
 
 

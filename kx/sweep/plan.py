@@ -7,7 +7,7 @@ grid: every combination once, like Hydra's basic sweeper, with the same guarante
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from kx.config.objective import Objective, objective
 from kx.config.validate import check_ranges
 from kx.errors import KxError
-from kx.sweep import optuna_space
+from kx.sweep import hyperband, optuna_space
 from kx.sweep.space import Param, SpaceError, parse_param, parse_space
 
 # overrides that may differ between runs and workers of one study
@@ -40,6 +40,8 @@ class SweepPlan:
     base_overrides: List[str]  # shared by every trial: the command's plain overrides
     heartbeat_interval: int = 30  # seconds between a worker's heartbeats for its trials
     grace_period: int = 120  # seconds without a heartbeat after which a trial is failed and retried
+    minutes: Optional[float] = None  # the study's time budget
+    rungs: List[int] = field(default_factory=list)  # hyperband: the epoch budgets, lowest first
 
     @property
     def swept(self) -> List[Param]:
@@ -99,14 +101,33 @@ def _from_file(
     check_ranges(cfg, "sweep.")  # the budget's and the heartbeat's ranges, as train.py checks them
     if sampler == "grid":
         trials = min(trials, optuna_space.grid_size(space))
+    minutes = time_budget(sweep.budget.get("minutes"))
+    pruner = str(sweep.pruner)
+    rungs = (
+        hyperband.ladder(space, int(cfg.train.epochs), int(sweep.min_epochs)) if pruner == "hyperband" else []
+    )
     optuna_space.distributions(space)  # every rejection before anything runs
     return SweepPlan(name=str(sweep.name), study=str(sweep.study or sweep.name),
                      storage=str(sweep.storage or default_storage()), space=space, goal=objective(cfg),
                      trials=trials, parallel=parallel or int(sweep.budget.parallel),
                      max_failure_rate=float(sweep.budget.max_failure_rate), sampler=sampler,
-                     pruner=str(sweep.pruner), seed=sampler_seed(cfg),
+                     pruner=pruner, seed=sampler_seed(cfg),
                      base_overrides=base, heartbeat_interval=int(sweep.heartbeat_interval),
-                     grace_period=int(sweep.grace_period))  # fmt: skip
+                     grace_period=int(sweep.grace_period), minutes=minutes, rungs=rungs)  # fmt: skip
+
+
+def time_budget(minutes: object) -> Optional[float]:
+    """``sweep.budget.minutes``: a positive number of minutes, or None for no time limit."""
+    if minutes is None:
+        return None
+    try:
+        value = float(minutes)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise KxError(f"sweep.budget.minutes={minutes}: must be a number of minutes above 0, or null for "
+                      "no time limit.")  # fmt: skip
+    return value
 
 
 def sampler_seed(cfg: DictConfig) -> int:

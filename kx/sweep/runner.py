@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from omegaconf import DictConfig
 
 from kx.errors import KxError
-from kx.sweep import optuna_space, runs
+from kx.sweep import hyperband, optuna_space, runs
 from kx.sweep.heartbeat import Heartbeat
 from kx.sweep.overrides import render, value_text
 from kx.sweep.plan import SweepPlan, plan
@@ -28,8 +28,11 @@ from kx.sweep.process import TrialProcess, thread_env
 from kx.sweep.report import TrialResult, summarize
 from kx.sweep.study import (
     INTERRUPTED,
+    SECONDS_ATTR,
     SURPLUS_ATTR,
     WORKER_ATTR,
+    busy_seconds,
+    claim,
     counted,
     fail_orphaned,
     fail_stale,
@@ -49,6 +52,7 @@ log = logging.getLogger("kx")
 
 POLL_SECONDS = 0.5
 STOPPED = "stopped with the sweep (Ctrl-C or SIGTERM)"
+OUT_OF_TIME = "stopped: the sweep's time budget (sweep.budget.minutes={}) was spent"
 
 
 class SweepFailed(KxError):
@@ -89,11 +93,23 @@ class Sweep:
                 raise SweepFailed(f"{failures} of {len(places)} trials failed, more than "
                                   f"sweep.budget.max_failure_rate={self.plan.max_failure_rate} of "
                                   f"{self.plan.trials}; the sweep stopped (see each trial's reason above).")  # fmt: skip
+            if self.out_of_time():
+                self.stop_all(budget=True)
+                return  # other workers stop their own trials
             while len(self.running) < self.plan.parallel and self.room():
                 self.launch()
             if not self.running and not self.others_busy():
                 return
             time.sleep(POLL_SECONDS)
+
+    def out_of_time(self) -> bool:
+        """Whether the study's time budget is spent (its trials' wall time, see :func:`busy_seconds`)."""
+        if self.plan.minutes is None:
+            return False
+        if busy_seconds(self.trials()) < self.plan.minutes * 60:
+            return False
+        log.info("the sweep's time budget is spent (sweep.budget.minutes=%g)", self.plan.minutes)
+        return True
 
     def room(self) -> bool:
         """Whether the study has a place for another trial: a queued retry, or budget left."""
@@ -129,8 +145,12 @@ class Sweep:
         meanwhile waits until it runs). Each draw is seeded with ``seed + trial number``: workers
         started together would otherwise draw the same parameters."""
         with deferred_interrupts():
+            planned = self.next_rung() if self.plan.rungs else None
             with quiet_optuna():
                 trial = self.study.ask()
+            if planned is not None and hyperband.EPOCHS_ATTR not in trial.user_attrs:
+                trial.set_user_attr(hyperband.EPOCHS_ATTR, planned.epochs)
+                trial.set_user_attr(hyperband.BRACKET_ATTR, planned.bracket)
             self.heartbeat.record(trial._trial_id)
             if self.surplus(trial):
                 return
@@ -141,6 +161,20 @@ class Sweep:
             for name, dist in self.distributions.items():
                 optuna_space.suggest(trial, name, dist)
             self._start(trial)
+
+    def next_rung(self) -> hyperband.Next:
+        """Hyperband's next trial: a promotion this worker claimed (queued in the study with its
+        parameters, epochs and bracket, for the next ask), else new parameters' bracket and epochs."""
+        done = [hyperband_run(t) for t in counted(self.trials()) if hyperband.EPOCHS_ATTR in t.user_attrs]
+        for planned in hyperband.promotions(done, self.plan.rungs, self.plan.goal.maximize):
+            if claim(self.plan, f"{self.plan.study}:promoted:{planned.promoted_from}"):
+                with quiet_optuna():
+                    self.study.enqueue_trial(planned.params, user_attrs={
+                        hyperband.EPOCHS_ATTR: planned.epochs, hyperband.BRACKET_ATTR: planned.bracket,
+                        hyperband.PROMOTED_FROM_ATTR: planned.promoted_from})  # fmt: skip
+                log.info("trial %d moves up to %d epochs", planned.promoted_from, planned.epochs)
+                return planned
+        return hyperband.new_trial(done, self.plan.rungs)
 
     def surplus(self, trial: Any) -> bool:
         """A trial asked for while another worker took the last place: told FAIL, never run."""
@@ -158,10 +192,14 @@ class Sweep:
         run_dir = self.out_dir / str(trial.number)
         name = runs.trial_run_name(trial.number, params)
         # the trial's storage id: Optuna's Trial has no public accessor (TrialLink.optuna_trial, pinned in tests)
-        link = TrialLink(
-            self.plan.storage, self.plan.study, trial._trial_id, trial.number, self.plan.pruner, name
-        )
+        pruner = "median" if self.plan.pruner == "median" else "none"  # Hyperband: see next_rung
+        link = TrialLink(self.plan.storage, self.plan.study, trial._trial_id, trial.number, pruner, name)
         overrides = [*self.plan.base_overrides, *(render(k, v) for k, v in params.items())]
+        epochs = trial.user_attrs.get(hyperband.EPOCHS_ATTR)
+        if epochs is not None:  # its own budget: its schedule runs over these epochs
+            overrides = [o for o in overrides if not o.startswith("train.epochs=")] + [
+                f"train.epochs={epochs}"
+            ]
         command = [*self.command, *overrides, f"hydra.run.dir={value_text(str(run_dir))}"]
         env = {**runs.clean_env(), **link.env(), **runs.parent_env(self.parent),
                **thread_env(self.plan.parallel, os.environ)}  # fmt: skip
@@ -169,7 +207,8 @@ class Sweep:
         trial.set_user_attr(WORKER_ATTR, process_tags())
         if self.parent is not None:
             runs.own_parent(self.parent)
-        log.info("trial %d: %s", trial.number, " ".join(render(k, v) for k, v in params.items()))
+        shown = " ".join(render(k, v) for k, v in params.items()) + (f" ({epochs} epochs)" if epochs else "")
+        log.info("trial %d: %s", trial.number, shown)
         self.running[trial.number] = (trial, TrialProcess(trial.number, command, env, run_dir))
 
     def trial_ids(self) -> List[int]:
@@ -183,15 +222,19 @@ class Sweep:
                     del self.running[number]
                     self.record(trial, process)
 
-    def record(self, trial: Any, process: TrialProcess, stopped: bool = False) -> TrialResult:
+    def record(
+        self, trial: Any, process: TrialProcess, stopped: bool = False, budget: bool = False
+    ) -> TrialResult:
         """Tell the study how the trial ended and mark its MLflow child run."""
         import optuna
 
         state, value, reason = self._outcome(trial, process, stopped)
+        if stopped and budget and state == "FAIL":  # the time budget stopped it: no failure
+            state, reason = "PRUNED", OUT_OF_TIME.format(f"{self.plan.minutes:g}")
         result = TrialResult(trial.number, dict(trial.params), state, value, process.seconds,
                              output=str(process.run_dir), reason=reason)  # fmt: skip
         try:
-            trial.set_user_attr("kx.seconds", round(process.seconds, 3))
+            trial.set_user_attr(SECONDS_ATTR, round(process.seconds, 3))
             if reason:
                 trial.set_user_attr("kx.reason", reason)
             if state == "COMPLETE":
@@ -244,17 +287,17 @@ class Sweep:
             self.reap()
             time.sleep(POLL_SECONDS)
 
-    def stop_all(self) -> None:
+    def stop_all(self, budget: bool = False) -> None:
         """Stop the running trials (SIGTERM, then SIGKILL) and record them (failed unless they had
-        exported their model); a second Ctrl-C meanwhile is ignored, so that the study and the runs
-        are left consistent."""
+        exported their model; pruned when the time ``budget`` stopped them); a second Ctrl-C
+        meanwhile is ignored, so that the study and the runs are left consistent."""
         if self.running:
             log.warning("stopping %d running trial(s); their runs end KILLED", len(self.running))
         with deferred_interrupts(reraise=False):
             for number, (trial, process) in list(self.running.items()):
                 process.stop()
                 del self.running[number]
-                self.record(trial, process, stopped=True)
+                self.record(trial, process, stopped=True, budget=budget)
 
 
 @contextmanager
@@ -270,6 +313,15 @@ def deferred_interrupts(reraise: bool = True) -> Iterator[None]:
             signal.signal(sig, handler)
     if caught and reraise:
         raise KeyboardInterrupt
+
+
+def hyperband_run(trial: Any) -> hyperband.Run:
+    """A trial as successive halving sees it (its value only when complete)."""
+    attrs = trial.user_attrs
+    value = trial.value if trial.state.name == "COMPLETE" else None
+    return hyperband.Run(trial.number, dict(trial.params), int(attrs[hyperband.EPOCHS_ATTR]),
+                         int(attrs.get(hyperband.BRACKET_ATTR, 0)), value,
+                         attrs.get(hyperband.PROMOTED_FROM_ATTR))  # fmt: skip
 
 
 def _user_attr(study: Any, number: int, key: str) -> Any:

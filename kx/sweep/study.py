@@ -16,6 +16,7 @@ from typing import Any, Iterator, List, Optional
 
 from kx.errors import KxError
 from kx.sweep import optuna_space
+from kx.sweep.hyperband import EPOCHS_ATTR
 from kx.sweep.plan import SweepPlan, identity, identity_lines
 from kx.sweep.report import TrialResult
 from kx.tracking.liveness import owner_alive
@@ -26,6 +27,7 @@ IDENTITY_ATTR = "kx.identity"
 PARENT_RUN_ATTR = "kx.mlflow_parent_run_id"
 WORKER_ATTR = "kx.worker"  # the process running the trial (kx.tracking.liveness.process_tags)
 SURPLUS_ATTR = "kx.surplus"  # a trial asked for after the budget was taken: never run
+SECONDS_ATTR = "kx.seconds"  # a trial's run time, recorded by its worker when it ended
 INTERRUPTED = "the sweep stopped while this trial ran"
 MAX_RETRY = 3  # how often a trial whose worker stopped is queued again
 OPEN_TRIES = 8  # several workers creating one new storage race for its tables: the losers retry
@@ -165,6 +167,26 @@ def counted(trials: List[Any]) -> Iterator[Any]:
             yield t
 
 
+def busy_seconds(trials: List[Any], now: Optional[datetime.datetime] = None) -> float:
+    """The study's spent time, read from its storage: the wall time during which at least one of
+    its trials ran, whichever worker ran it (trials at once count once; the pauses between resumed
+    runs do not count). A running trial counts up to ``now``; an ended one when its worker recorded
+    it (``kx.seconds``): a trial failed for a crashed worker has no known end and does not count."""
+    now = now or datetime.datetime.now()
+    spans = sorted(
+        (t.datetime_start, now if t.state.name == "RUNNING" else t.datetime_complete)
+        for t in trials
+        if t.datetime_start and (t.state.name == "RUNNING" or SECONDS_ATTR in t.user_attrs)
+    )
+    total, reached = 0.0, None
+    for start, end in spans:
+        start = max(start, reached) if reached else start
+        if end > start:
+            total += (end - start).total_seconds()
+        reached = max(end, reached) if reached else end
+    return total
+
+
 def claim(plan: SweepPlan, name: str) -> bool:
     """Claim ``name`` in the study's storage, once among all workers: True for the one that did.
     (A study's name is unique in its storage: creating one is the storage's own atomic claim.)"""
@@ -187,7 +209,7 @@ def results(study: Any) -> List[TrialResult]:
 
 def result(trial: Any, retried_as: Optional[int] = None) -> TrialResult:
     attrs = trial.user_attrs
-    seconds = attrs.get("kx.seconds")
+    seconds = attrs.get(SECONDS_ATTR)
     if seconds is None and trial.duration is not None:
         seconds = trial.duration.total_seconds()
     reason = attrs.get("kx.reason")
@@ -195,7 +217,10 @@ def result(trial: Any, retried_as: Optional[int] = None) -> TrialResult:
         reason = stale_reason(retried_as)
     elif trial.state.name == "FAIL" and reason is None:
         reason = INTERRUPTED
-    return TrialResult(number=trial.number, params=dict(trial.params), state=trial.state.name,
+    params = dict(trial.params)
+    if EPOCHS_ATTR in attrs:  # Hyperband's budget for this trial: its retrain command needs it
+        params["train.epochs"] = attrs[EPOCHS_ATTR]
+    return TrialResult(number=trial.number, params=params, state=trial.state.name,
                        value=trial.value, seconds=seconds, run_id=attrs.get("kx.run_id"),
                        output=attrs.get("kx.output"), model=attrs.get("kx.model"), reason=reason)  # fmt: skip
 
