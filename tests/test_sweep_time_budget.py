@@ -58,9 +58,9 @@ def test_the_best_third_of_a_rung_moves_up_once_and_the_others_stop_there():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["sweep.budget.minutes=0"], "sweep.budget.minutes=0.0: must be a number of minutes above 0"),
-        (["sweep.budget.minutes=-5"], "sweep.budget.minutes=-5.0: must be a number of minutes above 0"),
-        (["sweep.budget.minutes=inf"], "sweep.budget.minutes=inf: must be a number of minutes above 0"),
+        (["sweep.budget.minutes=0"], "Invalid config value sweep.budget.minutes=0.0: expected a number of minutes > 0"),
+        (["sweep.budget.minutes=-5"], "Invalid config value sweep.budget.minutes=-5.0: expected a number of minutes > 0"),
+        (["sweep.budget.minutes=inf"], "Invalid config value sweep.budget.minutes=inf: expected a number of minutes > 0"),
         (["sweep.pruner=hyperband", "sweep.min_epochs=4", "train.epochs=3"],
          "sweep.min_epochs=4: Hyperband's fewest epochs must be from 1 to train.epochs=3."),
         (["sweep.pruner=hyperband", "train.epochs=choice(1,3)"],

@@ -33,6 +33,10 @@ def _unit(value: Any) -> bool:
     return 0 <= value <= 1
 
 
+def _finite_positive(value: Any) -> bool:
+    return 0 < value < float("inf")
+
+
 _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("backend.num_gpus", _non_negative, "an integer >= 0 (0: CPU only), or null for every visible GPU"),
     ("backend.cpu_devices", _positive, "an integer >= 1 (logical CPU devices to train data-parallel over)"),
@@ -59,6 +63,7 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("sweep.budget.trials", _positive, "an integer >= 1"),
     ("sweep.budget.parallel", _positive, "an integer >= 1"),
     ("sweep.budget.max_failure_rate", _unit, "a number in [0, 1]"),
+    ("sweep.budget.minutes", _finite_positive, "a number of minutes > 0, or null for no time limit"),
     ("sweep.heartbeat_interval", _positive, "an integer >= 1 (seconds)"),
     ("sweep.grace_period", _positive, "an integer >= 1 (seconds)"),
 ]

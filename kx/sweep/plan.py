@@ -117,17 +117,9 @@ def _from_file(
 
 
 def time_budget(minutes: object) -> Optional[float]:
-    """``sweep.budget.minutes``: a positive number of minutes, or None for no time limit."""
-    if minutes is None:
-        return None
-    try:
-        value = float(minutes)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise KxError(f"sweep.budget.minutes={minutes}: must be a number of minutes above 0, or null for "
-                      "no time limit.")  # fmt: skip
-    return value
+    """``sweep.budget.minutes`` as a number, or None for no time limit (its range is
+    :func:`kx.config.validate.check_ranges`'s)."""
+    return None if minutes is None else float(minutes)  # type: ignore[arg-type]
 
 
 def sampler_seed(cfg: DictConfig) -> int:
