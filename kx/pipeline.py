@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from kx import __version__
 from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
 from kx.backends.checkpoint import Checkpoint
-from kx.config import objective, validate
+from kx.config import batch_size, objective, validate
 from kx.config.keys import flatten
 from kx.data import Dataset, load_dataset
 from kx.errors import KxError
@@ -118,7 +118,8 @@ def _train(
     if tracking:
         log_dataset(tracking, data)
         tracking.set_tags({"kx.devices": ", ".join(backend.devices())})
-    model = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
+    train = batch_size.resolve(cfg.train, len(data.y_train))
+    model = batch_norm.resolve(cfg.model, len(data.y_train), train.batch_size, train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
 
     stopping = cfg.train.early_stopping
@@ -134,7 +135,7 @@ def _train(
     )
     checkpoint.restore(backend, monitor)
     with stop_on_signals(monitor) as signals:
-        backend.fit(data, cfg.train, monitor, checkpoint)
+        backend.fit(data, train, monitor, checkpoint)
     if monitor.interrupted:
         kept = _keep_completed(cfg, out_dir, files, tracking, backend, monitor, cluster, data)
         raise interrupted(monitor, checkpoint, signals, kept)
@@ -142,9 +143,7 @@ def _train(
 
     predicted = backend.predict(data.x_val).argmax(axis=1)
     model_accuracy = float(np.mean(predicted == data.y_val))
-    warning = chance_warning(
-        model_accuracy, data.y_val, len(data.y_train), cfg.train.batch_size, monitor.epochs
-    )
+    warning = chance_warning(model_accuracy, data.y_val, len(data.y_train), train.batch_size, monitor.epochs)
     if warning:
         log.warning(warning)
     files.append(write_metrics(monitor, {"model_val_acc": model_accuracy}, out_dir / "metrics.json"))

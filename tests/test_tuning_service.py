@@ -80,7 +80,9 @@ def sweep_cfg(compose_cfg):
          "sweep.params.train.batch_size='int(interval(32, 1024))': with target.instance_count=2 each batch"),
         ({"train.batch_size": "choice(64, 100, 129)"}, ["target.instance_count=2"],
          "the batch must be a multiple of 2, and 129 is not"),
-        (None, ["target.instance_count=3"], "train.batch_size=256: with target.instance_count=3 the batch must be"),
+        (None, ["target.instance_count=3"], "train.batch_size=null (automatic: one of 256, 128, 64, 32, 16): with "
+         "target.instance_count=3 the batch must be a multiple of 3, and 256, 128, 64, 32, 16 is not"),
+        (None, ["target.instance_count=3", "train.batch_size=256"], "train.batch_size=256: with target.instance_count=3"),
         ({"train.epochs": "int(interval(2, 9))", "model.dropout": "interval(0.1, 0.5)"},
          ["sweep.sampler=random", "sweep.pruner=hyperband"],
          "Hyperband gives each trial its epochs itself, up to train.epochs"),
