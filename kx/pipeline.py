@@ -17,7 +17,7 @@ from kx.config import batch_size, objective, validate
 from kx.config.keys import flatten
 from kx.data import Dataset, load_dataset
 from kx.errors import KxError
-from kx.quiet import quiet_console
+from kx.quiet import native_stderr_to_log, quiet_console
 from kx.reporting import plots
 from kx.reporting.chance import chance_warning
 from kx.serving import contract
@@ -103,7 +103,8 @@ def _train(
     checkpoint: Checkpoint,
 ) -> float:
     backend = create_backend(cfg.backend, cluster)
-    backend.prepare(cfg.train.seed, cfg.train.deterministic)
+    with native_stderr_to_log():  # the engine's C++ start-up lines, on import
+        backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     log.info(
         "%s: %d training / %d validation images of shape %s, %d classes; backend %s on %s",

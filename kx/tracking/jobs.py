@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
+from kx.tracking.links import announce
 from kx.tracking.params import head, run_name, split
 
 RUN_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
@@ -135,4 +136,6 @@ def record_job(
         run.log_metrics({"billable_seconds": job["billable_seconds"]})
     run.log_artifacts(files + ([model] if model and model.is_dir() else []))
     run.end(RUN_STATUS.get(job["status"], "FAILED"), end_time=job.get("ended"))
+    if not parent:
+        announce(run, "job")  # a tuning job's trials: its own link comes last
     return run.run_id
