@@ -189,7 +189,7 @@ def test_rehearsed_trials_train_their_own_and_compare_with_a_local_sweep_column_
     # spot trials: the tuning job's one CheckpointConfig, synced through S3 (moto) into every trial
     proc = launch(tmp_path, "target=sagemaker_local", *QUICK, "train.epochs=2", "sweep.budget.trials=3",
                   "target.spot=true", f"target.bucket={BUCKET}", f"target.s3_endpoint={aws['endpoint']}",
-                  endpoint=aws["endpoint"])  # fmt: skip
+                  endpoint=aws["endpoint"], timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     # SageMaker's numbers, as in the jobs' names (-001, -002, -003) and the report's table
     trials = [line.split(":")[0] for line in proc.stderr.splitlines() if line.startswith("trial ")]
