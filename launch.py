@@ -18,6 +18,7 @@ The job's result (status, final metrics, billable time, model artifact) is logge
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from omegaconf import DictConfig
 
 from kx.config import compose, validate
 from kx.errors import KxError, missing_extra, one_line
+from kx.quiet import quiet_console
 
 TARGETS = ("sagemaker", "sagemaker_local")
 SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/cli.py
@@ -153,9 +155,7 @@ def report(
     print(f"{job['job_name']}: {job['status']} {metrics}".rstrip(), file=sys.stderr)
     if job["model_artifacts"]:
         print(f"model: {job['model_artifacts']}", file=sys.stderr)
-    run_id = record_job(cfg, job, overrides, output=output, model=model)
-    if run_id:
-        print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)
+    record_job(cfg, job, overrides, output=output, model=model)  # ends with the run's link
     if job["status"] != "Completed":
         print(
             f"kx: error: job {job['job_name']} {job['status']}: {job.get('failure_reason')}", file=sys.stderr
@@ -200,6 +200,13 @@ def ui(argv: List[str]) -> int:
     return serve(compose(args.overrides).tracking, args.port)
 
 
+def console() -> None:
+    """kx's lines (the MLflow links among them) as plain messages on stderr; the SDK's, boto's and
+    MLflow's only from ERROR (:mod:`kx.quiet`)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    quiet_console()
+
+
 def main(argv: List[str]) -> int:
     if argv and argv[0] == "ui":
         return ui(argv[1:])
@@ -207,6 +214,7 @@ def main(argv: List[str]) -> int:
         from kx.serving.cli import main as serving
 
         return serving(argv)
+    console()
     if argv and argv[0] in ("status", "logs", "stop", "results"):
         parser = argparse.ArgumentParser(prog=f"launch.py {argv[0]}")
         parser.add_argument("job_name")

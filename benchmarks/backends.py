@@ -88,7 +88,7 @@ def worker(overrides: List[str], quick: bool) -> None:
     """Train once in this process and print one JSON line of measurements."""
     from kx.backends import batch_norm, create_backend
     from kx.backends.checkpoint import Checkpoint
-    from kx.config import compose
+    from kx.config import batch_size, compose
     from kx.data import load_dataset
 
     dataset = ["dataset=synthetic", "dataset.train_samples=12000", "dataset.validation_samples=2000"]
@@ -96,12 +96,11 @@ def worker(overrides: List[str], quick: bool) -> None:
     backend = create_backend(cfg.backend)
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
-    model = batch_norm.resolve(
-        cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs
-    )  # as train.py
+    train = batch_size.resolve(cfg.train, len(data.y_train))  # as train.py
+    model = batch_norm.resolve(cfg.model, len(data.y_train), train.batch_size, train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
     monitor = _CpuTimed(patience=None)
-    backend.fit(data, cfg.train, monitor, Checkpoint(None))
+    backend.fit(data, train, monitor, Checkpoint(None))
     backend.predict(data.x_val[:256])  # warm-up
     start = time.perf_counter()
     backend.predict(data.x_val)

@@ -13,12 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 from kx import __version__
 from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
 from kx.backends.checkpoint import Checkpoint
-from kx.config import objective, validate
+from kx.config import batch_size, objective, validate
 from kx.config.keys import flatten
 from kx.data import Dataset, load_dataset
 from kx.errors import KxError
 from kx.observer import RunEnd, RunObserver
-from kx.quiet import quiet_console
+from kx.quiet import native_stderr_to_log, quiet_console
 from kx.reporting import plots
 from kx.reporting.chance import chance_warning
 from kx.stopping import RunStopped, interrupted, stop_on_signals
@@ -89,7 +89,8 @@ def _train(
     checkpoint: Checkpoint,
 ) -> float:
     backend = create_backend(cfg.backend, cluster)
-    backend.prepare(cfg.train.seed, cfg.train.deterministic)
+    with native_stderr_to_log():  # the engine's C++ start-up lines, on import
+        backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     log.info(
         "%s: %d training / %d validation images of shape %s, %d classes; backend %s on %s",
@@ -103,6 +104,7 @@ def _train(
     )
     for observer in observers:
         observer.prepared(data, backend)
+    cfg = _merged(cfg, {"train": batch_size.resolve(cfg.train, len(data.y_train))})  # from here on
     model = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
 
@@ -171,6 +173,14 @@ def trained_with(cfg: DictConfig) -> Dict[str, str]:
     for moved in ("train.checkpoint_dir", "dataset.channel_dir"):
         settings.pop(moved, None)
     return settings
+
+
+def _merged(cfg: DictConfig, changes: Dict[str, Any]) -> DictConfig:
+    """``cfg`` with ``changes`` (the caller's ``cfg`` stays as composed: config.yaml, the checkpoint's
+    settings and the MLflow params record what the user asked for)."""
+    merged = OmegaConf.merge(cfg, changes)
+    assert isinstance(merged, DictConfig)
+    return merged
 
 
 def _plain(node: DictConfig) -> Any:

@@ -220,7 +220,7 @@ def test_sigterm_on_one_host_stops_every_host_at_the_same_step_and_both_resume(t
     assert not (tmp_path / "algo-2" / "run" / "model").exists()
 
 
-def test_when_one_host_fails_the_rehearsal_stops_the_others_and_names_it(monkeypatch):
+def test_when_one_host_fails_the_rehearsal_stops_the_others_and_names_it(monkeypatch, tmp_path):
     monkeypatch.setattr(rehearsal, "STOP_GRACE_S", 1)
     blocked = "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(120)"
     procs = {
@@ -228,8 +228,9 @@ def test_when_one_host_fails_the_rehearsal_stops_the_others_and_names_it(monkeyp
         "algo-2": subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"], stdout=subprocess.PIPE, text=True),
     }  # fmt: skip
     logs = {}
-    assert rehearsal._wait_all(procs, logs, prefix=True) == [("algo-2", 3), ("algo-1", -signal.SIGKILL)]
-    assert logs["algo-1"] == ["up\n"]
+    files = {host: tmp_path / f"{host}.log" for host in procs}
+    assert rehearsal._wait_all(procs, logs, files) == [("algo-2", 3), ("algo-1", -signal.SIGKILL)]
+    assert logs["algo-1"] == ["up\n"] and files["algo-1"].read_text() == "up\n"
 
 
 @pytest.mark.slow

@@ -12,11 +12,18 @@ import pytest
 import regex
 
 from kx.config import compose
+from kx.sagemaker.tuning_results import trial_number
 from tests.conftest import train
 from tests.helpers.moto import BUCKET, REGION, ROLE, SAGEMAKER, launch
 from tests.helpers.sagemaker_api import PartlyStubbed
 
 QUICK = ["sweep=quick", "dataset=digits", "model=mlp", "train.epochs=2"]
+TOOLKIT_CHATTER = (
+    "Requirement already satisfied",
+    "Failed to parse hyperparameter",
+    "SM_",
+    "absl::InitializeLog",
+)
 
 
 def test_dry_run_prints_the_validated_tuning_request_offline(launch_here):
@@ -214,12 +221,23 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(
     }  # model: in S3
 
 
+def test_a_tuning_jobs_trials_are_numbered_as_sagemaker_names_them():
+    assert trial_number("kx-tensorflow-cf40-261203-233834-002-45cf234a", place=0) == 2
+    assert trial_number("a-job-named-otherwise", place=4) == 5  # else its place, from 1 too
+
+
 @pytest.mark.slow
 def test_two_trial_rehearsal_on_digits_logs_a_tuning_job(tmp_path):
     from mlflow.tracking import MlflowClient
 
     proc = launch(
-        tmp_path, "target=sagemaker_local", *QUICK, "train.epochs=1", "sweep.budget.trials=2", "sweep.seed=1"
+        tmp_path,
+        "target=sagemaker_local",
+        *QUICK,
+        "train.epochs=1",
+        "sweep.budget.trials=2",
+        "sweep.seed=1",
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -227,6 +245,21 @@ def test_two_trial_rehearsal_on_digits_logs_a_tuning_job(tmp_path):
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 2 and parent.data.tags["kx.sweeper"] == "sagemaker"
+    # the console: one line per job state, epoch and trial; the toolkit's output is in each job's log
+    console = (proc.stdout + proc.stderr).splitlines()
+    assert not [line for line in console if any(word in line for word in TOOLKIT_CHATTER)]
+    assert len(console) < 40, "\n".join(console)
+    numbers = [line.split(":")[0] for line in console if regex.match(r"trial \d+:", line)]
+    header = next(i for i, line in enumerate(console) if line.startswith("trial  "))  # the report's table
+    rows = [line.split()[0] for line in console[header + 1 : header + 3]]
+    # SageMaker's numbers, as in the jobs' names (-001, -002), on the console and in the table
+    assert numbers == ["trial 1", "trial 2"] and rows == ["1", "2"]
+    experiment = parent.info.experiment_id
+    assert console[-2] == (
+        f"MLflow tuning job: http://127.0.0.1:5000/#/experiments/{experiment}/runs/{parent.info.run_id}"
+        "?workflowType=machine_learning"
+    )
+    assert console[-1].startswith("  (serve it with: python launch.py ui --port 5000 tracking.uri=sqlite:")
     assert parent.data.tags["kx.target"] == "sagemaker_local" and parent.info.status == "FINISHED"
     root = tmp_path / "outputs" / "sagemaker_local" / parent.data.tags["kx.sagemaker.tuning_job"]
     for child in children:

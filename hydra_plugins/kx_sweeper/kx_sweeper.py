@@ -39,7 +39,10 @@ class KxSweeper(Sweeper):
 
     def sweep(self, arguments: List[str]) -> Any:
         from kx.errors import KxError, one_line
+        from kx.quiet import quiet_console
         from kx.sweep.runner import run_sweep
+
+        quiet_console()  # the sweep's own console: kx's lines; MLflow's and Optuna's in its log file
 
         assert self.config is not None
         command = [sys.executable, self.script, "--config-name", str(self.config.hydra.job.config_name)]

@@ -41,7 +41,7 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("backend.num_gpus", _non_negative, "an integer >= 0 (0: CPU only), or null for every visible GPU"),
     ("backend.cpu_devices", _positive, "an integer >= 1 (logical CPU devices to train data-parallel over)"),
     ("train.epochs", _positive, "an integer >= 1"),
-    ("train.batch_size", _positive, "an integer >= 1"),
+    ("train.batch_size", _positive, "an integer >= 1, or null for the automatic choice"),
     ("train.learning_rate", _positive, "a number > 0"),
     ("train.momentum", _fraction, "a number in [0, 1)"),
     ("train.warmup_epochs", _non_negative, "a number >= 0"),

@@ -23,6 +23,7 @@ from kx.sagemaker import script_mode
 from kx.sagemaker.job import EPOCH_METRICS
 from kx.tracking import git_commit, open_run
 from kx.tracking.mlflow_tracker import PARENT_RUN_ENV, config_params
+from kx.tracking.links import announce
 from kx.tracking.params import head, run_name, split
 
 RUN_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
@@ -131,4 +132,6 @@ def record_job(
         run.log_metrics({"billable_seconds": job["billable_seconds"]})
     run.log_artifacts(files + ([model] if model and model.is_dir() else []))
     run.end(RUN_STATUS.get(job["status"], "FAILED"), end_time=job.get("ended"))
+    if not parent:
+        announce(run, "job")  # a tuning job's trials: its own link comes last
     return run.run_id

@@ -56,6 +56,8 @@ HAS_TOOLKIT = "import importlib.util, sys; sys.exit(importlib.util.find_spec('sa
 # needs, and OpenBLAS's settings for this processor. Nothing else leaks into the job.
 MACHINE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "TERM",
                "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # fmt: skip
+LOG = Path("output") / "rehearsal.log"  # a host's log: everything its toolkit and script printed
+KX_LINE = re.compile(r"(\[[^]]*\]\[kx(\.[\w.]+)?\]\[\w+\] - |kx: )")  # kx's console records and messages
 LineWatch = Callable[[str], bool]  # True: stop the job (SIGTERM to every host), as the tuner's early stopping
 
 
@@ -133,7 +135,8 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path,
                 store.pull(request["CheckpointConfig"]["S3Uri"], roots[host] / "checkpoints")
             helpers += _start_parameter_servers(python, envs[host], roots[host], first=host == hosts[0])
             print(f"rehearsing {request['TrainingJobName']} on {host} in {roots[host]} with {python} "
-                  "(the SageMaker training toolkit's train command)", file=sys.stderr)  # fmt: skip
+                  f"(the SageMaker training toolkit's train command; its pip, environment and script output: "
+                  f"{roots[host] / LOG})", file=sys.stderr)  # fmt: skip
             procs[host] = subprocess.Popen([python, "-c", TOOLKIT_TRAIN], cwd=roots[host], env=envs[host],
                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
@@ -141,7 +144,7 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path,
             if stop_when is not None and stop_when(line) and not stopped:
                 stop_job(signal.SIGTERM, None)
 
-        failed = _wait_all(procs, logs, prefix=len(hosts) > 1, watch=watch)
+        failed = _wait_all(procs, logs, {host: roots[host] / LOG for host in hosts}, watch=watch)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         for proc in procs.values():
@@ -180,10 +183,8 @@ def _start_parameter_servers(python: str, env: Dict[str, str], root: Path, first
 
 def _describe(request: Dict[str, Any], status: str, roots: Dict[str, Path], logs: Dict[str, List[str]],
               failed: List[Tuple[str, int]], timing: Tuple[datetime, int]) -> Dict[str, Any]:  # fmt: skip
-    """The finished job as DescribeTrainingJob reports it; every host's log in ``output/rehearsal.log``."""
+    """The finished job as DescribeTrainingJob reports it."""
     hosts = list(roots)
-    for host in hosts:
-        (roots[host] / "output" / "rehearsal.log").write_text("".join(logs[host]))
     definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
     (created, seconds), ended = timing, datetime.now(timezone.utc)
     description = {
@@ -246,21 +247,32 @@ def _parameter_server_env(hosts: int, scheduler_port: int) -> Dict[str, str]:
     }
 
 
-def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], prefix: bool,
+def console_line(line: str) -> bool:
+    """True for the script's own lines (kx's log records and ``kx:`` messages): the console shows
+    those; the toolkit's pip, ``SM_*`` environment and hyperparameter lines stay in the job's log."""
+    return bool(KX_LINE.match(line))
+
+
+def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], files: Dict[str, Path],
               watch: Optional[Callable[[str], None]] = None) -> List[Tuple[str, int]]:  # fmt: skip
-    """Stream every host's output (the first host's lines through ``watch`` too); return the failed
+    """Write every host's output to its log file as it comes and show the script's own lines
+    (:func:`console_line`; the first host's lines go through ``watch`` too); return the failed
     hosts and exit codes, first failure first.
 
     When one host fails, stop the others as SageMaker fails the job: SIGTERM, then SIGKILL after
     :data:`STOP_GRACE_S` (a host blocked waiting for the failed one never acts on the SIGTERM)."""
-    first = next(iter(procs))
+    first, prefix = next(iter(procs)), len(procs) > 1
 
     def pump(host: str, proc: Any) -> None:
-        for line in proc.stdout:
-            sys.stdout.write(f"[{host}] {line}" if prefix else line)
-            logs[host].append(line)
-            if watch and host == first:
-                watch(line)
+        with open(files[host], "w", encoding="utf-8") as log_file:
+            for line in proc.stdout:
+                log_file.write(line)
+                log_file.flush()
+                if console_line(line):
+                    sys.stdout.write(f"[{host}] {line}" if prefix else line)
+                logs[host].append(line)
+                if watch and host == first:
+                    watch(line)
 
     readers = []
     for host, proc in procs.items():

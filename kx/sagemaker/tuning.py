@@ -30,11 +30,11 @@ here too.
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig
 
-from kx.config import Objective, objective
+from kx.config import Objective, batch_size, objective
 from kx.errors import KxError
 from kx.sagemaker.job import METRIC_DEFINITIONS
 from kx.sagemaker.script_mode import check_keys, encode_value
@@ -117,19 +117,25 @@ def check_hosts(cfg: DictConfig, params: List[Param]) -> None:
     if hosts == 1:
         return
     batch = next((p for p in params if p.key == "train.batch_size"), None)
-    where = (
-        f"sweep.params.train.batch_size={batch.expression!r}"
-        if batch
-        else f"train.batch_size={cfg.train.batch_size}"
-    )
     if batch is not None and batch.kind == "int":
-        raise TuningError(f"{where}: with target.instance_count={hosts} each batch splits over the hosts, "
-                          f"and most sizes in this range do not; give choice(...) of multiples of {hosts}.")  # fmt: skip
-    sizes = batch.choices if batch is not None else (cfg.train.batch_size,)
+        raise TuningError(f"sweep.params.train.batch_size={batch.expression!r}: with target.instance_count={hosts} "
+                          f"each batch splits over the hosts, and most sizes in this range do not; give "
+                          f"choice(...) of multiples of {hosts}.")  # fmt: skip
+    where, sizes = _batch_sizes(cfg, batch)
     uneven = [size for size in sizes if int(size) % hosts]
     if uneven:
         raise TuningError(f"{where}: with target.instance_count={hosts} the batch must be a multiple of "
                           f"{hosts}, and {', '.join(map(str, uneven))} is not.")  # fmt: skip
+
+
+def _batch_sizes(cfg: DictConfig, batch: Optional[Param]) -> Tuple[str, Sequence[Any]]:
+    """Where the trials' batch sizes come from, and every size they may be."""
+    if batch is not None:
+        return f"sweep.params.train.batch_size={batch.expression!r}", batch.choices
+    if cfg.train.batch_size is not None:
+        return f"train.batch_size={cfg.train.batch_size}", (cfg.train.batch_size,)
+    sizes = batch_size.candidates()
+    return f"train.batch_size=null (automatic: one of {', '.join(map(str, sizes))})", sizes
 
 
 def check_hyperband(cfg: DictConfig, ranges: Dict[str, Dict[str, Any]], params: List[Param]) -> List[int]:

@@ -109,7 +109,5 @@ def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
     for item in trial_summaries(sm, name):
         trial = sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
         trials.append(trial_of(item, trial, fetch_output(s3, trial, out_dir / trial["TrainingJobName"])))
-    run_id = record(cfg, description, trials, out_dir, sweep_name(sm, description))
-    if run_id:
-        print(f"MLflow run {run_id} (experiment {cfg.tracking.experiment!r})", file=sys.stderr)
+    record(cfg, description, trials, out_dir, sweep_name(sm, description))  # ends with the run's link
     return 0 if description["HyperParameterTuningJobStatus"] in ("Completed", "InProgress") else 1

@@ -150,7 +150,7 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tupl
         value = trials[-1].objective
         state = TrialState.PRUNED if pruned else TrialState.COMPLETE if value is not None else TrialState.FAIL
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-        print(f"trial {number}: {name} {description['TrainingJobStatus']}{' (early stopping)' if pruned else ''} "
+        print(f"trial {number + 1}: {name} {description['TrainingJobStatus']}{' (early stopping)' if pruned else ''} "
               f"{goal['MetricName']}={value}", file=sys.stderr)  # fmt: skip
         if description["TrainingJobStatus"] == "Stopped" and not pruned:
             return trials, True

@@ -6,6 +6,7 @@ output has one. Recording again finds the parent and the children by their job n
 what is new, so ``launch.py results JOB`` can run any number of times.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -13,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig
 
 from kx.config import Objective
+from kx.tracking.links import announce
 
 TRIAL_STATES = {"Completed": "COMPLETE", "Failed": "FAIL", "Stopped": "KILLED"}  # others: RUNNING
 # A trial the tuner's early stopping ended is ``Stopped`` with its objective read (``ObjectiveStatus``
@@ -88,6 +90,13 @@ def parent_run(cfg: DictConfig, tuning: Dict[str, Any], sweep: Optional[str]) ->
     return run
 
 
+def trial_number(job_name: str, place: int) -> int:
+    """A tuning job's trial as SageMaker numbers it: the ``NNN`` its job is named with
+    (``<tuning job>-NNN-<hex>``, from 1), so the console, the table and the job names agree."""
+    found = re.search(r"-(\d{3})-[0-9a-f]+$", job_name)
+    return int(found.group(1)) if found else place + 1
+
+
 def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], trials: List[Trial],
                   sweep: Optional[str]) -> List[Any]:  # fmt: skip
     """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
@@ -102,8 +111,9 @@ def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any]
     recorded = {r.data.tags.get("kx.sagemaker.job_name"): r.info.run_id for r in children}
     results = []
     ordered = sorted(trials, key=lambda t: t.description["TrainingJobName"])
-    for number, trial in enumerate(ordered):
+    for place, trial in enumerate(ordered):
         job = summary(trial.description)
+        number = trial_number(job["job_name"], place)
         state = trial.state
         run_id = recorded.get(job["job_name"])
         if parent and run_id is None and state != "RUNNING":
@@ -134,4 +144,5 @@ def record(cfg: DictConfig, tuning: Dict[str, Any], trials: List[Trial], out_dir
     parent.set_tags({"kx.sagemaker.status": status})
     if status in PARENT_STATUS:
         parent.end(PARENT_STATUS[status])
+    announce(parent, "tuning job")
     return parent.run_id
