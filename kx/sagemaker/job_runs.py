@@ -22,8 +22,8 @@ from kx.errors import KxError
 from kx.sagemaker import script_mode
 from kx.sagemaker.job import EPOCH_METRICS
 from kx.tracking import git_commit, open_run
-from kx.tracking.mlflow_tracker import PARENT_RUN_ENV, config_params
 from kx.tracking.links import announce
+from kx.tracking.mlflow_tracker import PARENT_RUN_ENV, config_params
 from kx.tracking.params import head, run_name, split
 
 RUN_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Stopped": "KILLED"}
