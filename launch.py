@@ -47,8 +47,10 @@ def compose_config(overrides: List[str]) -> DictConfig:
     """The same config train.py would compose for ``overrides`` (Hydra's settings included)."""
     cfg = compose(overrides, with_hydra=True)
     if cfg.target.name not in TARGETS:
-        raise KxError(f"target={cfg.target.name} is not launched: launch.py runs target=sagemaker or "
-                      "target=sagemaker_local; train locally with `python train.py`.")  # fmt: skip
+        raise KxError(
+            f"target={cfg.target.name} is not launched: launch.py runs target=sagemaker or "
+            "target=sagemaker_local; train locally with `python train.py`."
+        )
     validate(cfg)
     return cfg
 
@@ -221,8 +223,12 @@ def main(argv: List[str]) -> int:
         parser.add_argument("overrides", nargs="*", help="e.g. target.region=us-east-1")
         args = parser.parse_args(argv[1:])
         return reattach(argv[0], args.job_name, args.overrides)
-    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="launch.py",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides, as for train.py")
     parser.add_argument("--dry-run", action="store_true", help="print the validated request; send nothing")
     parser.add_argument("--no-wait", action="store_true", help="print the job name and return")

@@ -106,14 +106,18 @@ def worker(overrides: List[str], quick: bool) -> None:
     backend.predict(data.x_val)
     infer = time.perf_counter() - start
     epoch = statistics.median(monitor.epoch_seconds[1:] or monitor.epoch_seconds)
-    print(json.dumps({
-        "train_sps": len(data.y_train) / epoch,
-        "infer_sps": len(data.y_val) / infer,
-        "best_val_acc": max(monitor.history["val_acc"]),
-        "final_val_acc": monitor.history["val_acc"][-1],
-        "epoch_seconds": epoch,
-        "epoch_cpu_seconds": statistics.median(monitor.cpu_seconds[1:] or monitor.cpu_seconds),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "train_sps": len(data.y_train) / epoch,
+                "infer_sps": len(data.y_val) / infer,
+                "best_val_acc": max(monitor.history["val_acc"]),
+                "final_val_acc": monitor.history["val_acc"][-1],
+                "epoch_seconds": epoch,
+                "epoch_cpu_seconds": statistics.median(monitor.cpu_seconds[1:] or monitor.cpu_seconds),
+            }
+        )
+    )
 
 
 def measure(overrides: List[str], quick: bool) -> dict:
@@ -132,8 +136,10 @@ def levers(args: argparse.Namespace, backends: List[str]) -> None:
     epochs = args.epochs or (2 if args.quick else 3)
     limit = args.limit or 12000
     common = [f"train.epochs={epochs}", *([] if args.quick else [f"dataset.limit={limit}"])]
-    print(f"reference CNN, {'synthetic 28x28' if args.quick else f'Fashion-MNIST, {limit} images'}, "
-          f"{epochs} epochs, kx's default training settings")  # fmt: skip
+    print(
+        f"reference CNN, {'synthetic 28x28' if args.quick else f'Fashion-MNIST, {limit} images'}, "
+        f"{epochs} epochs, kx's default training settings"
+    )
     print(
         f"{'variant':<52} {'train samples/s':>16} {'infer samples/s':>16} {'val_acc':>8} {'vs default':>10}"
     )
@@ -145,8 +151,11 @@ def levers(args: argparse.Namespace, backends: List[str]) -> None:
                 continue
             base = base or r
             label = f"{name} {' '.join(changes) or '(defaults)'}"
-            print(f"{label:<52} {r['train_sps']:>16.0f} {r['infer_sps']:>16.0f} {r['best_val_acc']:>8.4f} "
-                  f"{r['train_sps'] / base['train_sps']:>9.2f}x", flush=True)  # fmt: skip
+            print(
+                f"{label:<52} {r['train_sps']:>16.0f} {r['infer_sps']:>16.0f} {r['best_val_acc']:>8.4f} "
+                f"{r['train_sps'] / base['train_sps']:>9.2f}x",
+                flush=True,
+            )
 
 
 def side_by_side(args: argparse.Namespace) -> None:
@@ -154,11 +163,17 @@ def side_by_side(args: argparse.Namespace) -> None:
     median epoch times (> 1: the lever is faster)."""
     from kx.backends.cpu import probe
 
-    common = ["dataset=synthetic", f"dataset.train_samples={args.limit or 3072}", "dataset.validation_samples=512",
-              f"train.epochs={args.epochs or 2}"]  # fmt: skip
+    common = [
+        "dataset=synthetic",
+        f"dataset.train_samples={args.limit or 3072}",
+        "dataset.validation_samples=512",
+        f"train.epochs={args.epochs or 2}",
+    ]
     print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
-    print(f"reference CNN, float32, synthetic 28x28 (a step costs what a Fashion-MNIST step does), "
-          f"{' '.join(common[1:])}, {args.rounds} rounds A B; epoch times: the last epochs")  # fmt: skip
+    print(
+        f"reference CNN, float32, synthetic 28x28 (a step costs what a Fashion-MNIST step does), "
+        f"{' '.join(common[1:])}, {args.rounds} rounds A B; epoch times: the last epochs"
+    )
     for lever in [lever for lever in FLOAT32_LEVERS if any(args.only in item for item in lever)]:
         runs: Dict[str, List[dict]] = {"A": [], "B": []}
         for _ in range(args.rounds):
@@ -166,12 +181,16 @@ def side_by_side(args: argparse.Namespace) -> None:
                 r = measure([*FLOAT32, *common, *changes], quick=False)
                 runs[side] += [r] if r else []
         if runs["A"] and runs["B"]:
-            a, b = ({k: statistics.median(r[k] for r in runs[s]) for k in ("epoch_seconds", "epoch_cpu_seconds")}
-                    for s in ("A", "B"))  # fmt: skip
-            print(f"{' '.join(lever):<40} wall {a['epoch_seconds']:6.2f} -> {b['epoch_seconds']:6.2f} s an epoch "
-                  f"{a['epoch_seconds'] / b['epoch_seconds']:5.2f}x; CPU {a['epoch_cpu_seconds']:6.2f} -> "
-                  f"{b['epoch_cpu_seconds']:6.2f} s {a['epoch_cpu_seconds'] / b['epoch_cpu_seconds']:5.2f}x",
-                  flush=True)  # fmt: skip
+            a, b = (
+                {k: statistics.median(r[k] for r in runs[s]) for k in ("epoch_seconds", "epoch_cpu_seconds")}
+                for s in ("A", "B")
+            )
+            print(
+                f"{' '.join(lever):<40} wall {a['epoch_seconds']:6.2f} -> {b['epoch_seconds']:6.2f} s an epoch "
+                f"{a['epoch_seconds'] / b['epoch_seconds']:5.2f}x; CPU {a['epoch_cpu_seconds']:6.2f} -> "
+                f"{b['epoch_cpu_seconds']:6.2f} s {a['epoch_cpu_seconds'] / b['epoch_cpu_seconds']:5.2f}x",
+                flush=True,
+            )
 
 
 def parity(backends: List[str], limit: Optional[int]) -> None:
@@ -182,8 +201,11 @@ def parity(backends: List[str], limit: Optional[int]) -> None:
         r = measure([f"backend={name}", *([f"dataset.limit={limit}"] if limit else [])], quick=False)
         if r:
             finals[name] = r["final_val_acc"]
-            print(f"{name:<11} final val_acc {r['final_val_acc']:.4f} (best {r['best_val_acc']:.4f}, "
-                  f"{r['epoch_seconds']:.0f} s an epoch)", flush=True)  # fmt: skip
+            print(
+                f"{name:<11} final val_acc {r['final_val_acc']:.4f} (best {r['best_val_acc']:.4f}, "
+                f"{r['epoch_seconds']:.0f} s an epoch)",
+                flush=True,
+            )
     if len(finals) > 1:
         spread = max(finals.values()) - min(finals.values())
         print(f"spread of final val_acc across backends: {spread:.4f} (goal <= 0.005)")

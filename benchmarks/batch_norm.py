@@ -66,8 +66,10 @@ def main() -> None:
             for fused in (False, True):
                 times[fused] += step_times(policy, fused, args.steps)
         keras_ms, kx_ms = (1000 * statistics.median(times[side]) for side in (False, True))
-        print(f"{policy:15s} Keras BatchNormalization {keras_ms:6.1f} ms/step, "
-              f"kx FusedBatchNormalization {kx_ms:6.1f} ms/step: ratio {kx_ms / keras_ms:.2f}")  # fmt: skip
+        print(
+            f"{policy:15s} Keras BatchNormalization {keras_ms:6.1f} ms/step, "
+            f"kx FusedBatchNormalization {kx_ms:6.1f} ms/step: ratio {kx_ms / keras_ms:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -25,11 +25,23 @@ from kx.backends.batch_norm import auto_momentum  # noqa: E402
 def run(backend: str, momentum: str, epochs: int, limit: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, str(PROJECT / "train.py"), f"backend={backend}", "dataset=fashion_mnist",
-             f"dataset.limit={limit}", f"train.epochs={epochs}", f"model.bn_momentum={momentum}",
-             "train.early_stopping.enabled=false", "tracking.enabled=false", "hydra.run.dir=run"],
-            cwd=tmp, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(PROJECT / "train.py"),
+                f"backend={backend}",
+                "dataset=fashion_mnist",
+                f"dataset.limit={limit}",
+                f"train.epochs={epochs}",
+                f"model.bn_momentum={momentum}",
+                "train.early_stopping.enabled=false",
+                "tracking.enabled=false",
+                "hydra.run.dir=run",
+            ],
+            cwd=tmp,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return json.loads((Path(tmp) / "run" / "metrics.json").read_text())
 
 
@@ -45,8 +57,10 @@ def main() -> None:
         base = run(backend, "0.99", args.epochs, args.limit)
         auto = run(backend, "null", args.epochs, args.limit)
         for name, m in (("0.99 (baseline)", base), (f"auto {auto_momentum(steps)}", auto)):
-            print(f"{backend:10} momentum {name:16} train acc {m['final']['acc']:.4f}  "
-                  f"best val_acc {m['best']['val_acc']:.4f}  final val_acc {m['final']['val_acc']:.4f}")  # fmt: skip
+            print(
+                f"{backend:10} momentum {name:16} train acc {m['final']['acc']:.4f}  "
+                f"best val_acc {m['best']['val_acc']:.4f}  final val_acc {m['final']['val_acc']:.4f}"
+            )
         ratio = auto["best"]["val_acc"] / base["best"]["val_acc"]
         print(f"{backend:10} best val_acc ratio auto / 0.99 = {ratio:.2f}")
     print(

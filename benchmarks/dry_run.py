@@ -41,8 +41,13 @@ def dry_run(checkout: Path, args: List[str]) -> Optional[Tuple[float, float]]:
     """(wall, CPU) seconds of one dry run, or None when that checkout cannot build this request."""
     env = {**os.environ, "PYTHONPATH": str(checkout), "AWS_EC2_METADATA_DISABLED": "true"}
     started, cpu = time.perf_counter(), cpu_seconds()
-    proc = subprocess.run([sys.executable, str(checkout / "launch.py"), *COMMON, *args, "--dry-run"],
-                          cwd=checkout, env=env, capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(checkout / "launch.py"), *COMMON, *args, "--dry-run"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     seconds = (time.perf_counter() - started, cpu_seconds() - cpu)
     return seconds if proc.returncode == 0 else None
 

@@ -26,10 +26,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, str(PROJECT / "train.py"), f"backend={args.backend}", "hydra.run.dir=run",
-             *args.overrides],
-            cwd=tmp, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(PROJECT / "train.py"),
+                f"backend={args.backend}",
+                "hydra.run.dir=run",
+                *args.overrides,
+            ],
+            cwd=tmp,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         wall = time.perf_counter() - start
         metrics = json.loads((Path(tmp) / "run" / "metrics.json").read_text())
     best = metrics["best"]["val_acc"]

@@ -69,11 +69,20 @@ def main() -> None:
         plain += json.loads(out.strip().splitlines()[-1])[1:]
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(
-                [sys.executable, str(PROJECT / "train.py"), "dataset=synthetic", "hydra.run.dir=run",
-                 f"dataset.train_samples={args.samples}", f"dataset.validation_samples={args.samples // 5}",
-                 f"train.epochs={args.epochs}", "train.early_stopping.enabled=false"],
-                cwd=tmp, check=True, capture_output=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    str(PROJECT / "train.py"),
+                    "dataset=synthetic",
+                    "hydra.run.dir=run",
+                    f"dataset.train_samples={args.samples}",
+                    f"dataset.validation_samples={args.samples // 5}",
+                    f"train.epochs={args.epochs}",
+                    "train.early_stopping.enabled=false",
+                ],
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+            )
             kx += json.loads((Path(tmp) / "run" / "metrics.json").read_text())["epoch_seconds"][1:]
     ratio = statistics.median(kx) / statistics.median(plain)
     print(f"plain Keras  per-epoch seconds: {' '.join(f'{t:.2f}' for t in plain)}")

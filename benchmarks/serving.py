@@ -28,8 +28,13 @@ sys.path.insert(0, str(PROJECT))
 
 def train(folder: Path, overrides: List[str]) -> str:
     """Train in ``folder`` (its own MLflow store); return the run id."""
-    subprocess.run([sys.executable, str(PROJECT / "train.py"), *overrides, "hydra.run.dir=run"], cwd=folder,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(PROJECT / "train.py"), *overrides, "hydra.run.dir=run"],
+        cwd=folder,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
@@ -117,8 +122,12 @@ def load(url: str, body: bytes, clients: int, seconds: float) -> dict:
     with this script's imports) and return its result."""
     with tempfile.NamedTemporaryFile(suffix=".json") as payload:
         Path(payload.name).write_bytes(body)
-        out = subprocess.run([sys.executable, __file__, "--drive", url, payload.name, str(clients), str(seconds)],
-                             check=True, capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--drive", url, payload.name, str(clients), str(seconds)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     return json.loads(out.stdout)
 
 
@@ -135,9 +144,22 @@ def main() -> None:
         body = json.dumps({"instances": one_image(folder / "run" / "model").tolist()}).encode()
         servers = {
             "kx": lambda port: [sys.executable, str(PROJECT / "launch.py"), "serve", uri, f"port={port}"],
-            "mlflow": lambda port: [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "-p", str(port),
-                                    "-h", "127.0.0.1", "--env-manager", "local"],
-        }  # fmt: skip
+            "mlflow": lambda port: [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                uri,
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "--env-manager",
+                "local",
+            ],
+        }
         results = {}
         for name, command in servers.items():
             port = free_port()
@@ -152,8 +174,10 @@ def main() -> None:
 
 
 def report(results: dict, args: argparse.Namespace) -> None:
-    print(f"{args.clients} concurrent clients, {args.seconds:.0f} s each, one image per request; "
-          f"model: {' '.join(args.overrides)}")  # fmt: skip
+    print(
+        f"{args.clients} concurrent clients, {args.seconds:.0f} s each, one image per request; "
+        f"model: {' '.join(args.overrides)}"
+    )
     print(f"{'server':<8} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in results.items():
         print(f"{name:<8} {r['rps']:>11.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7d}")

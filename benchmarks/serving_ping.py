@@ -86,8 +86,13 @@ def measure(port: int, body: bytes, large: int, seconds: float) -> Dict[str, flo
     for thread in threads:
         thread.join()
     pings.sort()
-    return {"ping_p50": pings[len(pings) // 2], "ping_p99": pings[int(0.99 * (len(pings) - 1))],
-            "ping_max": pings[-1], "posts": len(posts), "post_median": float(np.median(posts or [0]))}  # fmt: skip
+    return {
+        "ping_p50": pings[len(pings) // 2],
+        "ping_p99": pings[int(0.99 * (len(pings) - 1))],
+        "ping_max": pings[-1],
+        "posts": len(posts),
+        "post_median": float(np.median(posts or [0])),
+    }
 
 
 def main() -> None:
@@ -100,8 +105,19 @@ def main() -> None:
     projects: List[Path] = [PROJECT] + ([args.baseline] if args.baseline else [])
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"
-        subprocess.run([sys.executable, str(PROJECT / "train.py"), "model=mlp", "dataset=digits", "train.epochs=1",
-                        f"hydra.run.dir={run}", "tracking.enabled=false"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                str(PROJECT / "train.py"),
+                "model=mlp",
+                "dataset=digits",
+                "train.epochs=1",
+                f"hydra.run.dir={run}",
+                "tracking.enabled=false",
+            ],
+            check=True,
+            capture_output=True,
+        )
         print(
             f"{args.large} clients posting {len(body) / 1e6:.1f} MB ({count} images) for {args.seconds:.0f} s"
         )
@@ -115,8 +131,10 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(timeout=60)
-            print(f"{str(project):<40} {r['ping_p50']:>11.1f} {r['ping_p99']:>8.1f} {r['ping_max']:>8.1f} "
-                  f"{r['posts']:>6d} {r['post_median']:>7.2f}")  # fmt: skip
+            print(
+                f"{str(project):<40} {r['ping_p50']:>11.1f} {r['ping_p99']:>8.1f} {r['ping_max']:>8.1f} "
+                f"{r['posts']:>6d} {r['post_median']:>7.2f}"
+            )
 
 
 if __name__ == "__main__":

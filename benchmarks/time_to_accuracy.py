@@ -164,9 +164,11 @@ def describe(runs: List[Run], target: float) -> str:
         f"{r.time_to(target):.0f}s@{r.epoch_to(target)}" if r.epoch_to(target) else "never" for r in runs
     ]
     spread = f"{min(times):.0f}-{max(times):.0f} s" if all(map(math.isfinite, times)) else "some never"
-    return (f"median {statistics.median(times):.0f} s (spread {spread}; per seed {', '.join(reached)}); "
-            f"final val_acc {statistics.median(r.final() for r in runs):.4f}, "
-            f"best {statistics.median(r.best() for r in runs):.4f}")  # fmt: skip
+    return (
+        f"median {statistics.median(times):.0f} s (spread {spread}; per seed {', '.join(reached)}); "
+        f"final val_acc {statistics.median(r.final() for r in runs):.4f}, "
+        f"best {statistics.median(r.best() for r in runs):.4f}"
+    )
 
 
 def ratio(kx_runs: List[Run], ref_runs: List[Run], target: float, cap: float) -> str:
@@ -187,8 +189,9 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=1500.0, help="seconds per run")
     parser.add_argument("--limit", type=int, default=60000, help="training images (validation: all 10,000)")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--quick", action="store_true",
-                        help="3,000 images, target 0.70, cap 600 s; kx stopped at the target")  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true", help="3,000 images, target 0.70, cap 600 s; kx stopped at the target"
+    )
     parser.add_argument("--kx-only", action="store_true", help="skip the reference recipe")
     parser.add_argument("--json", type=Path, help="also write every run's epochs here")
     parser.add_argument("overrides", nargs="*", help="train.py overrides for kx's side")
@@ -196,8 +199,11 @@ def main() -> None:
     if args.quick:
         args.limit, args.target, args.cap = 3000, 0.70, 600.0
     print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
-    print(f"target val_acc {args.target}; seeds {args.seeds}; "
-          f"{args.limit} training images; cap {args.cap:.0f} s", flush=True)  # fmt: skip
+    print(
+        f"target val_acc {args.target}; seeds {args.seeds}; "
+        f"{args.limit} training images; cap {args.cap:.0f} s",
+        flush=True,
+    )
     runs: List[Run] = []
     with tempfile.TemporaryDirectory(prefix="kx-tta-") as tmp:
         for seed in args.seeds:
@@ -205,9 +211,13 @@ def main() -> None:
             for side in sides:
                 runs.append(side(seed, args, Path(tmp)))
                 r = runs[-1]
-                print(f"  {r.side:9s} seed {seed}: " + ", ".join(f"{acc:.4f}@{t:.0f}s" for t, acc in r.epochs)
-                      + (" (capped)" if r.capped else "") + ("" if r.code in (0, None) or r.capped or r.stopped else f" exit {r.code}"),
-                      flush=True)  # fmt: skip
+                print(
+                    f"  {r.side:9s} seed {seed}: "
+                    + ", ".join(f"{acc:.4f}@{t:.0f}s" for t, acc in r.epochs)
+                    + (" (capped)" if r.capped else "")
+                    + ("" if r.code in (0, None) or r.capped or r.stopped else f" exit {r.code}"),
+                    flush=True,
+                )
     report(runs, args)
 
 
@@ -218,8 +228,10 @@ def report(runs: List[Run], args: argparse.Namespace) -> None:
             precisions = "/".join(sorted({r.precision for r in side_runs}))
             print(f"{side:9s}: time to {args.target}: {describe(side_runs, args.target)}; {precisions}")
     if by_side["reference"]:
-        print(f"ratio kx / reference (median time to {args.target}): "
-              f"{ratio(by_side['kx'], by_side['reference'], args.target, args.cap)}")  # fmt: skip
+        print(
+            f"ratio kx / reference (median time to {args.target}): "
+            f"{ratio(by_side['kx'], by_side['reference'], args.target, args.cap)}"
+        )
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in runs], indent=1))
 

@@ -37,8 +37,12 @@ def sweep(*overrides: str, base: Sequence[str] = BASE, study: str = "quick") -> 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(PROJECT / "train.py"), *base, *overrides], cwd=tmp, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, str(PROJECT / "train.py"), *base, *overrides],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
         seconds = time.perf_counter() - start
         loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{tmp}/sweeps.db")
         return sorted(loaded.trials, key=lambda t: t.number), seconds
@@ -72,10 +76,14 @@ def compare_within_time(seeds: int, checkpoints: List[float], quick: bool) -> No
             trials, seconds = sweep(f"sweep.seed={seed}", *sides[side], base=base, study="fashion_local")
             found[side].append([best_by(trials, 60 * m) for m in checkpoints])
             shown = " ".join("-" if v is None else f"{v:.4f}" for v in found[side][-1])
-            print(f"seed {seed} {side:9s} {len(trials)} trials in {seconds:.0f} s; best by checkpoint: {shown}",
-                  flush=True)  # fmt: skip
-    print(f"\nbest val_acc after t minutes (median of {seeds}; {'digits, mlp' if quick else 'Fashion-MNIST, cnn'}; "
-          f"{cpu()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")  # fmt: skip
+            print(
+                f"seed {seed} {side:9s} {len(trials)} trials in {seconds:.0f} s; best by checkpoint: {shown}",
+                flush=True,
+            )
+    print(
+        f"\nbest val_acc after t minutes (median of {seeds}; {'digits, mlp' if quick else 'Fashion-MNIST, cnn'}; "
+        f"{cpu()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})"
+    )
     print("t (min)    " + " ".join(f"{m:>7g}" for m in checkpoints))
     for side, runs in found.items():
         medians = [_median([run[i] for run in runs]) for i in range(len(checkpoints))]
@@ -116,8 +124,12 @@ def compare_samplers(seeds: int, trials: int, epochs: int) -> None:
     curves = {"tpe": [], "random": []}
     for seed in range(seeds):
         for sampler in curves:
-            found, _ = sweep(f"sweep.sampler={sampler}", f"sweep.seed={seed}", f"sweep.budget.trials={trials}",
-                             f"train.epochs={epochs}")  # fmt: skip
+            found, _ = sweep(
+                f"sweep.sampler={sampler}",
+                f"sweep.seed={seed}",
+                f"sweep.budget.trials={trials}",
+                f"train.epochs={epochs}",
+            )
             curves[sampler].append(best_so_far(values(found)))
             shown = " ".join("failed" if v is None else f"{v:.4f}" for v in values(found))
             print(f"seed {seed} {sampler:6s} {shown}", flush=True)
@@ -132,8 +144,13 @@ def compare_parallel(trials: int, epochs: int) -> None:
     """1 and 2 at once in the order 1, 2, 2, 1, so that a drift in the machine's load hits both alike."""
     walls = {1: 0.0, 2: 0.0}
     for parallel in (1, 2, 2, 1):
-        _, seconds = sweep("sweep.sampler=random", "sweep.seed=0", f"sweep.budget.trials={trials}",
-                           f"sweep.budget.parallel={parallel}", f"train.epochs={epochs}")  # fmt: skip
+        _, seconds = sweep(
+            "sweep.sampler=random",
+            "sweep.seed=0",
+            f"sweep.budget.trials={trials}",
+            f"sweep.budget.parallel={parallel}",
+            f"train.epochs={epochs}",
+        )
         walls[parallel] += seconds / 2
         print(f"{parallel} at once: {seconds:.1f} s", flush=True)
     print(
@@ -150,8 +167,11 @@ def main() -> None:
     parser.add_argument("--wall-trials", type=int, default=4)
     parser.add_argument("--part", choices=("all", "time", "samplers", "parallel"), default="all")
     parser.add_argument("--minutes", default="15,30,60", help="--part time: the checkpoints, in minutes")
-    parser.add_argument("--quick", action="store_true",
-                        help="--part time on digits with checkpoints of 6, 12 and 24 seconds, one seed")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="--part time on digits with checkpoints of 6, 12 and 24 seconds, one seed",
+    )
     parser.add_argument(
         "--backend", default="torch", help="torch: the quickest trials (no SavedModel export)"
     )

@@ -16,8 +16,16 @@ from kx.config import compose, validate
 from kx.config.errors import check_options
 from kx.config.validate import ConfigError
 
-_NO_RUN = ("help", "hydra_help", "info", "shell_completion", "config_path", "config_name", "config_dir",
-           "experimental_rerun")  # fmt: skip
+_NO_RUN = (
+    "help",
+    "hydra_help",
+    "info",
+    "shell_completion",
+    "config_path",
+    "config_name",
+    "config_dir",
+    "experimental_rerun",
+)
 
 
 def hydra_args(argv: Sequence[str]) -> object:
@@ -59,8 +67,10 @@ def probe_folder(folder: Path, setting: str, what: str = "the run's output folde
         probe.touch()
         probe.unlink()
     except OSError as err:
-        raise ConfigError(f"Cannot write {what} {setting}={folder} ({err.strerror}); "
-                          f"choose a writable folder with {setting}=DIR.") from None  # fmt: skip
+        raise ConfigError(
+            f"Cannot write {what} {setting}={folder} ({err.strerror}); "
+            f"choose a writable folder with {setting}=DIR."
+        ) from None
     finally:
         for created in missing:
             with contextlib.suppress(OSError):
@@ -89,6 +99,8 @@ def check_argv(argv: Sequence[str]) -> Optional[DictConfig]:
 def output_folder(value: Optional[str], setting: str) -> Path:
     """The run's output folder; an empty one would scatter the run's files into the working folder."""
     if not value or not str(value).strip():
-        raise ConfigError(f"{setting} is empty: the run's files would land in the working folder; "
-                          f"give a folder, e.g. {setting}=outputs/NAME.")  # fmt: skip
+        raise ConfigError(
+            f"{setting} is empty: the run's files would land in the working folder; "
+            f"give a folder, e.g. {setting}=outputs/NAME."
+        )
     return Path(value)

@@ -4,11 +4,19 @@ from typing import Optional
 
 # the top-level modules each of pyproject.toml's extras installs, for "pip install" hints
 EXTRAS = {
-    "boto3": "sagemaker", "botocore": "sagemaker", "sagemaker": "sagemaker",
-    "sagemaker_training": "sagemaker", "psutil": "sagemaker", "regex": "sagemaker",
-    "tensorflow": "tensorflow", "keras": "tensorflow", "mxnet": "mxnet", "jax": "jax", "torch": "torch",
+    "boto3": "sagemaker",
+    "botocore": "sagemaker",
+    "sagemaker": "sagemaker",
+    "sagemaker_training": "sagemaker",
+    "psutil": "sagemaker",
+    "regex": "sagemaker",
+    "tensorflow": "tensorflow",
+    "keras": "tensorflow",
+    "mxnet": "mxnet",
+    "jax": "jax",
+    "torch": "torch",
     "tensorflow_datasets": "tfds",
-}  # fmt: skip
+}
 
 
 class KxError(Exception):

@@ -58,8 +58,10 @@ def run(cfg: DictConfig, out_dir: Path, observers: Sequence[RunObserver] = ()) -
     quiet_console()
     validate(cfg)
     if cfg.target.name != "local":
-        raise KxError(f"target={cfg.target.name} runs through launch.py: "
-                      f"`python launch.py target={cfg.target.name} ...`; train.py trains here (target=local).")  # fmt: skip
+        raise KxError(
+            f"target={cfg.target.name} runs through launch.py: "
+            f"`python launch.py target={cfg.target.name} ...`; train.py trains here (target=local)."
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("kx %s on Python %s, output folder %s", __version__, platform.python_version(), out_dir)
     files = [write_config(cfg, out_dir / "config.yaml")]
@@ -124,8 +126,13 @@ def _train(
         if not monitor.epochs:
             raise interrupted(monitor, checkpoint, signals, "no epoch was completed")
         _end(cfg, out_dir, files, observers, backend, monitor, cluster, data, stopped=True)
-        raise interrupted(monitor, checkpoint, signals, f"metrics.json, training_curves.png and the best "
-                          f"epoch's ({monitor.best_epoch}) model are in {out_dir}")  # fmt: skip
+        raise interrupted(
+            monitor,
+            checkpoint,
+            signals,
+            f"metrics.json, training_curves.png and the best "
+            f"epoch's ({monitor.best_epoch}) model are in {out_dir}",
+        )
     _end(cfg, out_dir, files, observers, backend, monitor, cluster, data, stopped=False)
     return monitor.best()[monitor.monitor]
 
@@ -168,8 +175,12 @@ def _end(
 def trained_with(cfg: DictConfig) -> Dict[str, str]:
     """The settings a checkpoint must share with the run that resumes it: the engine, model, data and
     training settings, less where the data and checkpoints are (a restarted job mounts them anew)."""
-    settings = {"backend.name": cfg.backend.name, **flatten(_plain(cfg.model), "model"),
-                **flatten(_plain(cfg.dataset), "dataset"), **flatten(_plain(cfg.train), "train")}  # fmt: skip
+    settings = {
+        "backend.name": cfg.backend.name,
+        **flatten(_plain(cfg.model), "model"),
+        **flatten(_plain(cfg.dataset), "dataset"),
+        **flatten(_plain(cfg.train), "train"),
+    }
     for moved in ("train.checkpoint_dir", "dataset.channel_dir"):
         settings.pop(moved, None)
     return settings
@@ -214,10 +225,16 @@ def _plots(monitor: EpochMonitor, data: Any, predicted: Optional[np.ndarray], ou
     try:
         drawn = [plots.training_curves(monitor.history, monitor.best_epoch, out_dir / "training_curves.png")]
         if predicted is not None:
-            drawn.append(plots.confusion_matrix(data.y_val, predicted, data.class_names,
-                                                out_dir / "confusion_matrix.png"))  # fmt: skip
+            drawn.append(
+                plots.confusion_matrix(
+                    data.y_val, predicted, data.class_names, out_dir / "confusion_matrix.png"
+                )
+            )
         return drawn
     except Exception as err:  # noqa: BLE001  (matplotlib raises many unrelated types)
-        log.warning("kx: warning: the plots were not drawn (%s: %s); the model and metrics are saved",
-                    type(err).__name__, err)  # fmt: skip
+        log.warning(
+            "kx: warning: the plots were not drawn (%s: %s); the model and metrics are saved",
+            type(err).__name__,
+            err,
+        )
         return []

@@ -40,8 +40,11 @@ def native_stderr_to_log() -> Iterator[None]:
     start-up lines such as TensorFlow's ``All log messages before absl::InitializeLog()`` and
     ``oneDNN custom operations are on`` are written there before any Python setting applies.
     Python's own records and exceptions are untouched (the console handler writes to stdout)."""
-    files = [h for h in logging.getLogger().handlers
-             if isinstance(h, logging.FileHandler) and h.baseFilename != os.devnull]  # fmt: skip
+    files = [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.FileHandler) and h.baseFilename != os.devnull
+    ]
     if not files:
         yield
         return

@@ -74,8 +74,11 @@ def stop_on_signals(monitor: EpochMonitor) -> Iterator[Signals]:
             raise KeyboardInterrupt
         signals.received = signals.received or signal.Signals(signum).name
         monitor.interrupted = True
-        log.warning("%s received: stopping after this batch; the %d completed epochs are kept",
-                    signal.Signals(signum).name, monitor.epochs)  # fmt: skip
+        log.warning(
+            "%s received: stopping after this batch; the %d completed epochs are kept",
+            signal.Signals(signum).name,
+            monitor.epochs,
+        )
 
     previous: Dict[int, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):

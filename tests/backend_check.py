@@ -20,8 +20,9 @@ from kx.serving import loaders
 
 
 def main(backend_name: str, out_dir: str, *overrides: str) -> None:
-    cfg = compose([f"backend={backend_name}", "dataset=digits", "train.epochs=6",
-                                 "train.batch_size=16", *overrides])  # fmt: skip
+    cfg = compose(
+        [f"backend={backend_name}", "dataset=digits", "train.epochs=6", "train.batch_size=16", *overrides]
+    )
     validate(cfg)
     backend = create_backend(cfg.backend)
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
@@ -34,18 +35,22 @@ def main(backend_name: str, out_dir: str, *overrides: str) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
     files = backend.export(model_dir, "model", 1)
     reloaded = reload(backend_name, model_dir)(data.x_val)
-    print(json.dumps({
-        "layout": data.layout,
-        "input_shape": list(data.input_shape),
-        "history": monitor.history,
-        "best_val_acc": monitor.best()["val_acc"],
-        "trained_classes": trained.argmax(1).tolist(),
-        "reloaded_classes": reloaded.argmax(1).tolist(),
-        "max_prob_diff": float(abs(trained - reloaded).max()),
-        "labels": data.y_val.tolist(),
-        "numpy_aliases": [alias for alias in NUMPY_ALIASES if alias in np.__dict__],
-        "files": sorted(str(Path(f).relative_to(model_dir)) for f in files),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "layout": data.layout,
+                "input_shape": list(data.input_shape),
+                "history": monitor.history,
+                "best_val_acc": monitor.best()["val_acc"],
+                "trained_classes": trained.argmax(1).tolist(),
+                "reloaded_classes": reloaded.argmax(1).tolist(),
+                "max_prob_diff": float(abs(trained - reloaded).max()),
+                "labels": data.y_val.tolist(),
+                "numpy_aliases": [alias for alias in NUMPY_ALIASES if alias in np.__dict__],
+                "files": sorted(str(Path(f).relative_to(model_dir)) for f in files),
+            }
+        )
+    )
 
 
 def reload(backend_name: str, model_dir: Path) -> loaders.Predict:

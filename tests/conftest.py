@@ -82,8 +82,13 @@ def job_failure(cwd: Path, env: Dict[str, str], *args: str) -> str:
     """Run ``train.py ARGS`` as a SageMaker job that must fail; return its FailureReason (the
     ``/opt/ml/output/failure`` text), having checked that it is also the one line on stderr."""
     env = {"SM_TRAINING_ENV": "{}", "SM_OUTPUT_DIR": str(cwd / "output"), "PATH": "", **env}
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), *args],
-                          env=env, capture_output=True, text=True, cwd=cwd)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "train.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     failure = (cwd / "output" / "failure").read_text()
     assert proc.stderr.strip() == f"kx: error: {failure}"

@@ -24,8 +24,11 @@ EXPORTS = {
 def check(backend: str, out_dir, *overrides: str) -> dict:
     proc = subprocess.run(
         [sys.executable, str(PROJECT_DIR / "tests" / "backend_check.py"), backend, str(out_dir), *overrides],
-        capture_output=True, text=True, timeout=600, cwd=PROJECT_DIR,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT_DIR,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -29,8 +29,10 @@ def test_digits_by_default_trains_at_batch_32_and_says_so_once(compose_cfg, capl
         train = resolve(cfg.train, len(data.y_train))
     assert (cfg.train.batch_size, train.batch_size) == (None, 32)
     lines = [r.getMessage() for r in caplog.records if "train.batch_size" in r.getMessage()]
-    assert lines == ["train.batch_size 32: 1438 training images make 44 steps per epoch (at 256: 5; "
-                     "train.batch_size=N sets it)"]  # fmt: skip
+    assert lines == [
+        "train.batch_size 32: 1438 training images make 44 steps per epoch (at 256: 5; "
+        "train.batch_size=N sets it)"
+    ]
 
 
 def test_an_explicit_batch_size_is_kept_and_the_recipes_batch_is_not_announced(compose_cfg, caplog):

@@ -18,9 +18,18 @@ pytestmark = pytest.mark.slow
 def test_sigterm_then_rerun_resumes_and_finishes_with_a_complete_model(backend, tmp_path):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
-    args = [sys.executable, str(PROJECT_DIR / "train.py"), f"backend={backend}", "dataset=synthetic",
-            "dataset.train_samples=3000", "train.epochs=6", "train.early_stopping.enabled=false",
-            "train.checkpoint_dir=checkpoints", "hydra.run.dir=run", "tracking.enabled=false"]  # fmt: skip
+    args = [
+        sys.executable,
+        str(PROJECT_DIR / "train.py"),
+        f"backend={backend}",
+        "dataset=synthetic",
+        "dataset.train_samples=3000",
+        "train.epochs=6",
+        "train.early_stopping.enabled=false",
+        "train.checkpoint_dir=checkpoints",
+        "hydra.run.dir=run",
+        "tracking.enabled=false",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     first = subprocess.Popen(
         args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -17,19 +17,33 @@ UNKNOWN_EPOCHZ = "Unknown config key train.epochz; did you mean train.epochs?"
         (["+train.epochz=3"], UNKNOWN_EPOCHZ),  # Hydra's own hint must not add the typo
         (["++train.epochz=3", "--cfg", "job"], UNKNOWN_EPOCHZ),
         (["-m", "train.epochz=1,2"], UNKNOWN_EPOCHZ),
-        (["dataset=digits", "dataset.limt=5"], "Unknown config key dataset.limt; did you mean dataset.limit?"),
-        (["model.conv_layers.0.filterz=8"],
-         "Unknown config key model.conv_layers.0.filterz; did you mean model.conv_layers.0.filters?"),
+        (
+            ["dataset=digits", "dataset.limt=5"],
+            "Unknown config key dataset.limt; did you mean dataset.limit?",
+        ),
+        (
+            ["model.conv_layers.0.filterz=8"],
+            "Unknown config key model.conv_layers.0.filterz; did you mean model.conv_layers.0.filters?",
+        ),
         (["train.epochs=abc"], "Invalid config value train.epochs=abc: expected an integer."),
         (["dataset.limit=many"], "Invalid config value dataset.limit=many: expected an integer, or null."),
-        (["train.optimizer=adamw"], "Invalid config value train.optimizer=adamw: expected one of sgd, adam, rmsprop."),
+        (
+            ["train.optimizer=adamw"],
+            "Invalid config value train.optimizer=adamw: expected one of sgd, adam, rmsprop.",
+        ),
         (["train.epochs=0"], "Invalid config value train.epochs=0: expected an integer >= 1."),
         (["backend=caffe"], "Unknown option backend=caffe: choose one of jax, mxnet, tensorflow, torch."),
-        (["-m", "backend=tensorflow,caffe"], "Unknown option backend=caffe: choose one of jax, mxnet, tensorflow, torch."),
-        (["train.epochs=[1"], "Cannot parse the override train.epochs=[1: no viable alternative at input '[1' "
-                              "(Hydra's override grammar: key=value, group=option)."),
+        (
+            ["-m", "backend=tensorflow,caffe"],
+            "Unknown option backend=caffe: choose one of jax, mxnet, tensorflow, torch.",
+        ),
+        (
+            ["train.epochs=[1"],
+            "Cannot parse the override train.epochs=[1: no viable alternative at input '[1' "
+            "(Hydra's override grammar: key=value, group=option).",
+        ),
     ],
-)  # fmt: skip
+)
 def test_train_py_bad_input_is_one_line_exit_2_and_no_run_folder(tmp_path, check_train, args, message):
     proc = check_train(*args)
     assert (proc.returncode, proc.stderr) == (2, f"kx: error: {message}\n")
@@ -47,9 +61,12 @@ def test_train_py_process_ends_bad_input_in_one_line_exit_2_and_no_run_folder(tm
 def test_output_folder_that_cannot_be_created_is_one_line(tmp_path, check_train):
     (tmp_path / "blocker").write_text("a file where the run folder's parent should be")
     proc = check_train("hydra.run.dir=blocker/run")
-    assert (proc.returncode, proc.stderr) == (2, "kx: error: Cannot write the run's output folder hydra.run.dir="
-                                                 "blocker/run (Not a directory); choose a writable folder with "
-                                                 "hydra.run.dir=DIR.\n")  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "kx: error: Cannot write the run's output folder hydra.run.dir="
+        "blocker/run (Not a directory); choose a writable folder with "
+        "hydra.run.dir=DIR.\n",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
 
 
@@ -86,15 +103,22 @@ def test_launch_reports_every_missing_setting_at_once(launch_here):
 
 
 def test_missing_credentials_say_how_to_provide_them(tmp_path, launch_here):
-    env = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SESSION_TOKEN": None,
-           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}  # fmt: skip
+    env = {
+        "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None,
+        "AWS_SESSION_TOKEN": None,
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+    }
     submit = launch_here("target=sagemaker", f"target.role={ROLE}", "target.bucket=b", env=env)
     assert submit.returncode == 2 and submit.stderr.count("\n") == 1
     assert "launch.py needs 1 more setting(s): AWS credentials (read from AWS_ACCESS_KEY_ID" in submit.stderr
     status = launch_here("status", "kx-job", env=env)
     assert status.returncode == 2 and status.stderr.count("\n") == 1
-    assert status.stderr.startswith("kx: error: NoCredentialsError: Unable to locate credentials. AWS credentials "
-                                    "are read from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE")  # fmt: skip
+    assert status.stderr.startswith(
+        "kx: error: NoCredentialsError: Unable to locate credentials. AWS credentials "
+        "are read from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE"
+    )
 
 
 def test_credentials_in_a_tracking_uri_stay_out_of_messages(tmp_path):

@@ -6,8 +6,13 @@ from kx.tracking.params import head, run_name
 
 
 def test_params_are_hyperparameters_and_locations_are_tags(compose_cfg):
-    cfg = compose_cfg("dataset=npz", "dataset.path=/data/my.npz", "train.checkpoint_dir=ckpt",
-                      "tracking.uri=sqlite:///x.db", "export.model_dir=/tmp/m")  # fmt: skip
+    cfg = compose_cfg(
+        "dataset=npz",
+        "dataset.path=/data/my.npz",
+        "train.checkpoint_dir=ckpt",
+        "tracking.uri=sqlite:///x.db",
+        "export.model_dir=/tmp/m",
+    )
     params, tags = config_params(cfg)
     assert params["train.learning_rate"] == "0.05" and params["model.dropout"] == "0.3"
     assert params["backend.name"] == "tensorflow" and params["dataset.name"] == "npz"
@@ -24,8 +29,13 @@ def test_params_are_hyperparameters_and_locations_are_tags(compose_cfg):
 def test_a_sagemaker_job_and_its_local_twin_have_the_same_params(compose_cfg):
     """The job gets train.checkpoint_dir=/opt/ml/checkpoints from launch.py; a local run has none."""
     local, _ = config_params(compose_cfg("model=mlp", "dataset=digits", "train.epochs=1"))
-    hyperparameters = {"backend": "tensorflow", "model": "mlp", "dataset": "digits", "train.epochs": "1",
-                       "train.checkpoint_dir": "/opt/ml/checkpoints"}  # fmt: skip
+    hyperparameters = {
+        "backend": "tensorflow",
+        "model": "mlp",
+        "dataset": "digits",
+        "train.epochs": "1",
+        "train.checkpoint_dir": "/opt/ml/checkpoints",
+    }
     job, tags = config_params(job_config(hyperparameters))
     assert job == local
     assert tags["kx.config.train.checkpoint_dir"] == "/opt/ml/checkpoints"
@@ -38,8 +48,15 @@ def test_a_sweep_trial_has_the_same_params_as_a_single_run(compose_cfg):
 
 
 def test_a_run_is_named_after_what_it_trains_and_its_overrides(compose_cfg):
-    overrides = ["backend=mxnet", "train.epochs=20", "hydra.run.dir=/tmp/run", "tracking.uri=sqlite:///a.db",
-                 "train.checkpoint_dir=/opt/ml/checkpoints", "+model.bn_momentum=0.9", "target=local"]  # fmt: skip
+    overrides = [
+        "backend=mxnet",
+        "train.epochs=20",
+        "hydra.run.dir=/tmp/run",
+        "tracking.uri=sqlite:///a.db",
+        "train.checkpoint_dir=/opt/ml/checkpoints",
+        "+model.bn_momentum=0.9",
+        "target=local",
+    ]
     cfg = compose_cfg(*overrides)
     assert run_name(*head(cfg), overrides) == "mxnet cnn fashion_mnist epochs=20 bn_momentum=0.9"
     assert run_name(*head(compose_cfg()), []) == "tensorflow cnn fashion_mnist"
@@ -60,10 +77,13 @@ def test_a_long_name_is_cut_to_what_the_runs_table_shows(compose_cfg):
 def _trials():
     from kx.sweep.report import TrialResult
 
-    return [TrialResult(0, {"train.learning_rate": 0.01, "model.dense_units": 32}, "COMPLETE", 0.81, run_id="a0"),
-            TrialResult(1, {"train.learning_rate": 0.1, "model.dense_units": 64}, "COMPLETE", 0.9, run_id="b1"),
-            TrialResult(2, {"train.learning_rate": 0.002, "model.dense_units": 128}, "FAIL", reason="nan",
-                        run_id="c2")]  # fmt: skip
+    return [
+        TrialResult(0, {"train.learning_rate": 0.01, "model.dense_units": 32}, "COMPLETE", 0.81, run_id="a0"),
+        TrialResult(1, {"train.learning_rate": 0.1, "model.dense_units": 64}, "COMPLETE", 0.9, run_id="b1"),
+        TrialResult(
+            2, {"train.learning_rate": 0.002, "model.dense_units": 128}, "FAIL", reason="nan", run_id="c2"
+        ),
+    ]
 
 
 def test_a_sweep_report_draws_every_trial_over_every_parameter_and_the_objective(tmp_path):
@@ -75,7 +95,10 @@ def test_a_sweep_report_draws_every_trial_over_every_parameter_and_the_objective
     summarize(None, Objective("val_acc", "maximize"), _trials(), tmp_path, ["model=mlp"])
     page = (tmp_path / "parallel_coordinates.html").read_text()
     assert re.findall(r'<path class="trial (\w+)" data-trial="(\d)"', page) == [
-        ("complete", "0"), ("complete", "1"), ("fail", "2")]  # fmt: skip
+        ("complete", "0"),
+        ("complete", "1"),
+        ("fail", "2"),
+    ]
     keys = re.findall(r'<g class="axis" data-axis="\d" data-key="([\w.]+)"', page)
     assert keys == ["model.dense_units", "train.learning_rate", "val_acc"]
     assert "train.learning_rate (log)" in page and "no value" in page  # the failed trial has no val_acc
@@ -94,8 +117,10 @@ def test_a_sweep_parents_description_links_to_the_trials_comparison():
     assert text.startswith(
         "[Compare the 3 trials side by side](#/compare-runs?runs="
     )  # MLflow folds the rest
-    assert text.endswith("**Sweep of 3 trials** (2 complete, 1 fail), objective `val_acc` (maximize); "
-                         "best: trial 1, val_acc=0.9000.")  # fmt: skip
+    assert text.endswith(
+        "**Sweep of 3 trials** (2 complete, 1 fail), objective `val_acc` (maximize); "
+        "best: trial 1, val_acc=0.9000."
+    )
     assert (
         '(#/compare-runs?runs=["a0","b1","c2"]&experiments=["7"]&workflowType=machine_learning)'
         in unquote(text)

@@ -57,10 +57,20 @@ def job_config(root: Path) -> dict:
 def test_values_launch_py_accepts_reach_train_py_as_the_same_config(tmp_path, backend, compose_cfg):
     python = image_python(backend)
     name = 'kx\'s "best" model'
-    overrides = [f"backend={backend}", "model=mlp", "dataset=synthetic", "dataset.train_samples=200",
-                 "dataset.validation_samples=100", "dataset.limit=null", "backend.num_gpus=null",
-                 "dataset.image_size=[12,12]", "train.nesterov=false", "train.epochs=1",
-                 "train.learning_rate=0.05", "export.name='kx\\'s \"best\" model'"]  # fmt: skip
+    overrides = [
+        f"backend={backend}",
+        "model=mlp",
+        "dataset=synthetic",
+        "dataset.train_samples=200",
+        "dataset.validation_samples=100",
+        "dataset.limit=null",
+        "backend.num_gpus=null",
+        "dataset.image_size=[12,12]",
+        "train.nesterov=false",
+        "train.epochs=1",
+        "train.learning_rate=0.05",
+        "export.name='kx\\'s \"best\" model'",
+    ]
     proc = launch(tmp_path, "target=sagemaker_local", f"target.python={python}", *overrides)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     root = next(p for p in (tmp_path / "outputs" / "sagemaker_local").iterdir() if p.name != "s3")
@@ -80,15 +90,28 @@ def test_values_launch_py_accepts_reach_train_py_as_the_same_config(tmp_path, ba
 
 # Each failure before training, as a console user, boto3 or a tuning job can cause it.
 FAILURES = {
-    "unknown key": ({"dataset": "digits", "train.learning_rat": "0.1"}, [],
-                    "Unknown hyperparameter --train.learning_rat; nearest valid keys: train.learning_rate"),
-    "malformed value": ({"dataset": "digits", "train.epochs": "abc"}, [],
-                        "Invalid config value train.epochs=abc: expected an integer."),
-    "missing channel": ({"dataset": "fashion_mnist"}, ["training"],
-                        "dataset=fashion_mnist reads the job's training and validation channels, but "
-                        "validation is missing (the job has: training);"),
-    "bad data": ({"dataset": "fashion_mnist"}, ["training", "validation", "corrupt training"], "Cannot read "),
-}  # fmt: skip
+    "unknown key": (
+        {"dataset": "digits", "train.learning_rat": "0.1"},
+        [],
+        "Unknown hyperparameter --train.learning_rat; nearest valid keys: train.learning_rate",
+    ),
+    "malformed value": (
+        {"dataset": "digits", "train.epochs": "abc"},
+        [],
+        "Invalid config value train.epochs=abc: expected an integer.",
+    ),
+    "missing channel": (
+        {"dataset": "fashion_mnist"},
+        ["training"],
+        "dataset=fashion_mnist reads the job's training and validation channels, but "
+        "validation is missing (the job has: training);",
+    ),
+    "bad data": (
+        {"dataset": "fashion_mnist"},
+        ["training", "validation", "corrupt training"],
+        "Cannot read ",
+    ),
+}
 
 
 @pytest.mark.slow
@@ -111,8 +134,10 @@ def test_the_tensorflow_image_environment_has_the_images_versions_and_the_lowest
     """The TensorFlow rehearsal runs the default image's Python and TensorFlow with the lowest Keras
     the job's requirements allow: a Keras API newer than that fails a test here, not a job there."""
     _, version, py_version = job.IMAGES["tensorflow"]
-    code = ("import sys; from importlib.metadata import version as v; "
-            "print('%d%d' % sys.version_info[:2], v('tensorflow-cpu'), v('keras'))")  # fmt: skip
+    code = (
+        "import sys; from importlib.metadata import version as v; "
+        "print('%d%d' % sys.version_info[:2], v('tensorflow-cpu'), v('keras'))"
+    )
     proc = subprocess.run(
         [str(image_python("tensorflow")), "-c", code], capture_output=True, text=True, check=True
     )
@@ -126,8 +151,17 @@ def test_the_tensorflow_image_environment_has_the_images_versions_and_the_lowest
 def test_a_failing_plot_is_a_warning_and_the_model_is_kept(tmp_path, run_train):
     run = tmp_path / "run"
     (run / "training_curves.png").mkdir(parents=True)  # the plot cannot be saved there
-    proc = run_train("backend=mxnet", "model=mlp", "model.dense_units=16", "dataset=synthetic",
-                     "dataset.train_samples=200", "dataset.validation_samples=100", "dataset.image_size=[8,8]",
-                     "train.epochs=1", "tracking.enabled=false", f"hydra.run.dir={run}")  # fmt: skip
+    proc = run_train(
+        "backend=mxnet",
+        "model=mlp",
+        "model.dense_units=16",
+        "dataset=synthetic",
+        "dataset.train_samples=200",
+        "dataset.validation_samples=100",
+        "dataset.image_size=[8,8]",
+        "train.epochs=1",
+        "tracking.enabled=false",
+        f"hydra.run.dir={run}",
+    )
     assert "kx: warning: the plots were not drawn (IsADirectoryError" in proc.stdout + proc.stderr
     assert (run / "model" / "model-symbol.json").is_file() and (run / "metrics.json").is_file()

@@ -77,8 +77,15 @@ def test_two_devices_train_the_same_model_as_one(backend, tmp_path):
     the arrays: input_pipeline=auto picks tf.data for TensorFlow on one device only.)"""
     runs = {}
     for count in (1, 2):
-        trained(tmp_path / str(count), f"backend={backend}", f"backend.cpu_devices={count}", "model.dropout=0",
-                "backend.precision=float32", "backend.input_pipeline=arrays", "tracking.enabled=false")  # fmt: skip
+        trained(
+            tmp_path / str(count),
+            f"backend={backend}",
+            f"backend.cpu_devices={count}",
+            "model.dropout=0",
+            "backend.precision=float32",
+            "backend.input_pipeline=arrays",
+            "tracking.enabled=false",
+        )
         runs[count] = history(tmp_path / str(count))
     for name in ("loss", "acc"):
         assert runs[2][name] == pytest.approx(runs[1][name], abs=1e-4)

@@ -15,14 +15,32 @@ from tests.conftest import PROJECT_DIR, train
 
 
 def npz_cfg(path, **extra):
-    return OmegaConf.create({"name": "npz", "limit": None, "channel_dir": None, "path": str(path),
-                             "validation_fraction": 0.25, "class_names": None, **extra})  # fmt: skip
+    return OmegaConf.create(
+        {
+            "name": "npz",
+            "limit": None,
+            "channel_dir": None,
+            "path": str(path),
+            "validation_fraction": 0.25,
+            "class_names": None,
+            **extra,
+        }
+    )
 
 
 def folder_cfg(path, size=(8, 8), channels_=1, **extra):
-    return OmegaConf.create({"name": "image_folder", "limit": None, "channel_dir": None, "path": str(path),
-                             "image_size": list(size), "channels": channels_, "validation_fraction": 0.25,
-                             **extra})  # fmt: skip
+    return OmegaConf.create(
+        {
+            "name": "image_folder",
+            "limit": None,
+            "channel_dir": None,
+            "path": str(path),
+            "image_size": list(size),
+            "channels": channels_,
+            "validation_fraction": 0.25,
+            **extra,
+        }
+    )
 
 
 def images(n, shape=(6, 5), seed=0):
@@ -30,8 +48,13 @@ def images(n, shape=(6, 5), seed=0):
 
 
 def test_keras_style_npz_keeps_its_split(tmp_path):
-    np.savez(tmp_path / "mnist.npz", x_train=images(12), y_train=np.arange(12) % 3,
-             x_test=images(6, seed=1), y_test=np.arange(6) % 3)  # fmt: skip
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=images(12),
+        y_train=np.arange(12) % 3,
+        x_test=images(6, seed=1),
+        y_test=np.arange(6) % 3,
+    )
     raw = load_raw(npz_cfg(tmp_path / "mnist.npz"), 0)
     assert raw.train[0].shape == (12, 6, 5) and raw.val[0].shape == (6, 6, 5)
     assert raw.class_names == ["0", "1", "2"] and raw.scale == 255.0
@@ -68,15 +91,25 @@ def test_float_images_in_unit_range_are_not_rescaled(tmp_path):
     [
         ({"image": images(8).reshape(8, -1), "label": np.arange(8) % 2}, {}, r"images have shape \(8, 30\)"),
         ({"image": images(8), "label": np.zeros((8, 2), int)}, {}, "expected integer class indices"),
-        ({"image": images(8), "label": np.arange(8) % 2 + 2}, {"class_names": ["a", "b", "c"]},
-         "label 3 is outside \\[0, 3\\)"),
-        ({"image": images(8), "label": np.arange(8) % 2}, {"class_names": ["a", "b", "c"]},
-         "class 'c' has no training image"),
-        ({"image": np.full((8, 4, 4), 2.0), "label": np.arange(8) % 2}, {}, r"float images must lie in \[0, 1\]"),
+        (
+            {"image": images(8), "label": np.arange(8) % 2 + 2},
+            {"class_names": ["a", "b", "c"]},
+            "label 3 is outside \\[0, 3\\)",
+        ),
+        (
+            {"image": images(8), "label": np.arange(8) % 2},
+            {"class_names": ["a", "b", "c"]},
+            "class 'c' has no training image",
+        ),
+        (
+            {"image": np.full((8, 4, 4), 2.0), "label": np.arange(8) % 2},
+            {},
+            r"float images must lie in \[0, 1\]",
+        ),
         ({"pixels": images(8), "target": np.arange(8)}, {}, r"found arrays \['pixels', 'target'\]"),
         ({"image": images(8), "label": np.arange(7) % 2}, {}, "8 images but 7 labels"),
     ],
-)  # fmt: skip
+)
 def test_malformed_npz_is_one_clear_line(tmp_path, arrays, extra, message):
     np.savez(tmp_path / "d.npz", **arrays)
     with pytest.raises(DataError, match=message) as err:
@@ -225,9 +258,21 @@ def test_a_dataset_is_one_module_and_one_yaml(tmp_path):
     (project / "conf" / "dataset" / "shapes.yaml").write_text(
         "defaults:\n  - /schema/dataset@_here_: shapes\n  - _self_\n\nsamples: 240\n"
     )
-    proc = subprocess.run([sys.executable, str(project / "train.py"), "dataset=shapes", "model=mlp",
-                           "train.epochs=3", "tracking.enabled=false", "hydra.run.dir=run"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(project / "train.py"),
+            "dataset=shapes",
+            "model=mlp",
+            "train.epochs=3",
+            "tracking.enabled=false",
+            "hydra.run.dir=run",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "shapes: 180 training / 60 validation images of shape (8, 8, 1), 2 classes" in proc.stdout
     best = float(proc.stdout.rsplit("best_val_acc=", 1)[1].split()[0])
@@ -237,8 +282,16 @@ def test_a_dataset_is_one_module_and_one_yaml(tmp_path):
 @pytest.mark.slow
 def test_image_folder_trains_through_train_py(tmp_path):
     write_image_folder(tmp_path / "pics", classes=("dark", "mid", "light"), per_class=12)
-    proc = train(tmp_path, "dataset=image_folder", f"dataset.path={tmp_path / 'pics'}", "dataset.image_size=[8,8]",
-                 "model=mlp", "train.epochs=3", "tracking.enabled=false", "hydra.run.dir=run")  # fmt: skip
+    proc = train(
+        tmp_path,
+        "dataset=image_folder",
+        f"dataset.path={tmp_path / 'pics'}",
+        "dataset.image_size=[8,8]",
+        "model=mlp",
+        "train.epochs=3",
+        "tracking.enabled=false",
+        "hydra.run.dir=run",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "image_folder: 29 training / 7 validation images of shape (8, 8, 1), 3 classes" in proc.stdout
 
@@ -248,8 +301,15 @@ def test_an_image_folder_dataset_reaches_a_rehearsed_sagemaker_job(tmp_path):
     from tests.helpers.moto import launch
 
     write_image_folder(tmp_path / "pics", classes=("dark", "mid", "light"), per_class=12)
-    proc = launch(tmp_path, "target=sagemaker_local", "dataset=image_folder", f"dataset.path={tmp_path / 'pics'}",
-                  "dataset.image_size=[8,8]", "model=mlp", "train.epochs=2")  # fmt: skip
+    proc = launch(
+        tmp_path,
+        "target=sagemaker_local",
+        "dataset=image_folder",
+        f"dataset.path={tmp_path / 'pics'}",
+        "dataset.image_size=[8,8]",
+        "model=mlp",
+        "train.epochs=2",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     name = next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("rehearsing "))
     root = tmp_path / "outputs" / "sagemaker_local" / name
@@ -268,9 +328,20 @@ def tfds_dir(tmp_path_factory):
 
 
 def tfds_cfg(dataset, **extra):
-    return OmegaConf.create({"name": "tfds", "limit": None, "channel_dir": None, "dataset": str(dataset),
-                             "data_dir": None, "train_split": "train", "validation_split": "test",
-                             "image_key": "image", "label_key": "label", **extra})  # fmt: skip
+    return OmegaConf.create(
+        {
+            "name": "tfds",
+            "limit": None,
+            "channel_dir": None,
+            "dataset": str(dataset),
+            "data_dir": None,
+            "train_split": "train",
+            "validation_split": "test",
+            "image_key": "image",
+            "label_key": "label",
+            **extra,
+        }
+    )
 
 
 @pytest.mark.slow
@@ -287,11 +358,17 @@ def test_tfds_reads_a_prepared_dataset_by_folder_or_by_name(tfds_dir):
 @pytest.mark.parametrize(
     "cfg, message",
     [
-        (lambda d: tfds_cfg(d, validation_split="validation"), r"has no split 'validation'; it has \['test', 'train'\]"),
+        (
+            lambda d: tfds_cfg(d, validation_split="validation"),
+            r"has no split 'validation'; it has \['test', 'train'\]",
+        ),
         (lambda d: tfds_cfg(d, label_key="target"), "examples have no feature 'target'"),
-        (lambda d: tfds_cfg("mnist", data_dir=str(d.parents[1])), "is not prepared under .*kx does not download"),
+        (
+            lambda d: tfds_cfg("mnist", data_dir=str(d.parents[1])),
+            "is not prepared under .*kx does not download",
+        ),
     ],
-)  # fmt: skip
+)
 def test_tfds_problems_are_one_line(tfds_dir, cfg, message):
     with pytest.raises(DataError, match=message) as err:
         load_raw(cfg(tfds_dir), 0)

@@ -85,11 +85,14 @@ def test_the_inference_image_is_the_release_that_exported_the_model_or_the_neare
 
 def test_deploy_a_training_job_on_tensorflow_serving_then_undeploy(trained, aws, tmp_path):
     aws["sm"].create_training_job(
-        TrainingJobName="kx-digits-job", RoleArn=ROLE, HyperParameters={"backend": '"tensorflow"'},
+        TrainingJobName="kx-digits-job",
+        RoleArn=ROLE,
+        HyperParameters={"backend": '"tensorflow"'},
         AlgorithmSpecification={"TrainingImage": "tf", "TrainingInputMode": "File"},
-        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/jobs"}, StoppingCondition={"MaxRuntimeInSeconds": 60},
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/jobs"},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
-    )  # fmt: skip
+    )
     aws["s3"].put_object(
         Bucket=BUCKET, Key="jobs/kx-digits-job/output/model.tar.gz", Body=job_archive(trained["tensorflow"])
     )
@@ -130,9 +133,16 @@ def test_deploy_an_mlflow_run_on_the_mxnet_image_and_predict(trained, aws):
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     # moto answers invocations with a body it is given; the archive's own code is checked further below.
     answer = {"predictions": [[0.1] * 10] * 3}
-    results = {"region": REGION, "account_id": "123456789012", "results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]}  # fmt: skip
-    request = urllib.request.Request(f"{aws['url']}/moto-api/static/sagemaker/endpoint-results",
-                                     data=json.dumps(results).encode(), method="POST")  # fmt: skip
+    results = {
+        "region": REGION,
+        "account_id": "123456789012",
+        "results": [{"Body": json.dumps(answer), "ContentType": "application/json"}],
+    }
+    request = urllib.request.Request(
+        f"{aws['url']}/moto-api/static/sagemaker/endpoint-results",
+        data=json.dumps(results).encode(),
+        method="POST",
+    )
     urllib.request.urlopen(request)
     proc = launch(folder, "predict", "kx-mx", "--samples", "3", "--out", "grid.png", endpoint=aws["url"])
     assert proc.returncode == 0, proc.stderr
@@ -180,8 +190,13 @@ def test_the_archives_inference_code_predicts_like_kx(trained, backend, tmp_path
     if backend == "mxnet" and not Path(python).exists():
         pytest.skip(".venv38 (Python 3.8 with mxnet, like the MXNet image) is missing")
     code = tmp_path / "opt" / "code"
-    proc = subprocess.run([python, "-c", HANDLERS, str(code), str(tmp_path / "body.json"), backend], cwd=code,
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+    proc = subprocess.run(
+        [python, "-c", HANDLERS, str(code), str(tmp_path / "body.json"), backend],
+        cwd=code,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     expected = load(folder / "run" / "model").probabilities(raw)
@@ -201,12 +216,27 @@ def test_deploy_a_tuning_jobs_best_training_job():
         "sagemaker"
     )
     with Stubber(sm) as stub:
-        stub.add_response("describe_hyper_parameter_tuning_job", {
-            "HyperParameterTuningJobName": "kx-tune", "HyperParameterTuningJobArn": "arn:aws:sagemaker:eu-west-1:111122223333:hyper-parameter-tuning-job/kx-tune",
-            "HyperParameterTuningJobConfig": {"Strategy": "Bayesian", "ResourceLimits": {"MaxParallelTrainingJobs": 1}},
-            "HyperParameterTuningJobStatus": "Completed", "CreationTime": "2026-01-01T00:00:00Z",
-            "TrainingJobStatusCounters": {}, "ObjectiveStatusCounters": {},
-            "BestTrainingJob": {"TrainingJobName": "kx-tune-003-abc", "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:111122223333:training-job/kx-tune-003-abc",
-                                "CreationTime": "2026-01-01T00:00:00Z", "TunedHyperParameters": {}, "TrainingJobStatus": "Completed"},
-        }, {"HyperParameterTuningJobName": "kx-tune"})  # fmt: skip
+        stub.add_response(
+            "describe_hyper_parameter_tuning_job",
+            {
+                "HyperParameterTuningJobName": "kx-tune",
+                "HyperParameterTuningJobArn": "arn:aws:sagemaker:eu-west-1:111122223333:hyper-parameter-tuning-job/kx-tune",
+                "HyperParameterTuningJobConfig": {
+                    "Strategy": "Bayesian",
+                    "ResourceLimits": {"MaxParallelTrainingJobs": 1},
+                },
+                "HyperParameterTuningJobStatus": "Completed",
+                "CreationTime": "2026-01-01T00:00:00Z",
+                "TrainingJobStatusCounters": {},
+                "ObjectiveStatusCounters": {},
+                "BestTrainingJob": {
+                    "TrainingJobName": "kx-tune-003-abc",
+                    "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:111122223333:training-job/kx-tune-003-abc",
+                    "CreationTime": "2026-01-01T00:00:00Z",
+                    "TunedHyperParameters": {},
+                    "TrainingJobStatus": "Completed",
+                },
+            },
+            {"HyperParameterTuningJobName": "kx-tune"},
+        )
         assert best_training_job(sm, "kx-tune") == "kx-tune-003-abc"

@@ -98,9 +98,20 @@ def test_credentials_never_reach_the_console_the_run_folder_or_mlflow(tmp_path):
         refused = [
             run_train(tmp_path, *TINY, f"tracking.uri={with_user}", "hydra.run.dir=refused"),
             run_train(tmp_path, *TINY, "hydra.run.dir=refused", env=train_env(MLFLOW_TRACKING_URI=with_user)),
-            subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), "target=sagemaker", f"tracking.uri={with_user}",
-                            "--dry-run"], cwd=tmp_path, env=train_env(), capture_output=True, text=True),
-        ]  # fmt: skip
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(PROJECT_DIR / "launch.py"),
+                    "target=sagemaker",
+                    f"tracking.uri={with_user}",
+                    "--dry-run",
+                ],
+                cwd=tmp_path,
+                env=train_env(),
+                capture_output=True,
+                text=True,
+            ),
+        ]
         for proc in refused:
             assert "MLFLOW_TRACKING_USERNAME" in one_error(proc) and SECRET not in proc.stdout + proc.stderr
         assert not (tmp_path / "refused").exists()  # refused before Hydra wrote anything
@@ -227,9 +238,15 @@ def test_a_truncated_checkpoint_is_one_line_and_the_run_ends_failed(tmp_path):
 
 @pytest.mark.parametrize(
     "override, words",
-    [("train.checkpoint_dir=/proc/ckpt", "Cannot write the checkpoint folder train.checkpoint_dir=/proc/ckpt"),
-     ("hydra.run.dir=", "hydra.run.dir is empty"), ("hydra.run.dir=' '", "hydra.run.dir is empty")],
-)  # fmt: skip
+    [
+        (
+            "train.checkpoint_dir=/proc/ckpt",
+            "Cannot write the checkpoint folder train.checkpoint_dir=/proc/ckpt",
+        ),
+        ("hydra.run.dir=", "hydra.run.dir is empty"),
+        ("hydra.run.dir=' '", "hydra.run.dir is empty"),
+    ],
+)
 def test_unusable_folders_are_refused_before_hydra_writes_anything(override, words, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=re.escape(words)):
@@ -272,8 +289,13 @@ def test_a_read_only_sqlite_store_is_one_line(tmp_path, compose_cfg, mlflow_stor
 def npz_file(folder: Path, val_size: int = 16) -> Path:
     rng = np.random.default_rng(0)
     path = folder / "data.npz"
-    np.savez_compressed(path, x_train=rng.integers(0, 255, (40, 16, 16), np.uint8), y_train=np.arange(40) % 4,
-                        x_test=rng.integers(0, 255, (20, val_size, val_size), np.uint8), y_test=np.arange(20) % 4)  # fmt: skip
+    np.savez_compressed(
+        path,
+        x_train=rng.integers(0, 255, (40, 16, 16), np.uint8),
+        y_train=np.arange(40) % 4,
+        x_test=rng.integers(0, 255, (20, val_size, val_size), np.uint8),
+        y_test=np.arange(20) % 4,
+    )
     return path
 
 
@@ -285,9 +307,13 @@ def flip_byte(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    [lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), flip_byte, lambda p: p.write_bytes(b"PK\x03\x04junk")],
+    [
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+        flip_byte,
+        lambda p: p.write_bytes(b"PK\x03\x04junk"),
+    ],
     ids=["truncated", "bad-crc", "junk"],
-)  # fmt: skip
+)
 def test_a_damaged_npz_is_one_line(tmp_path, compose_cfg, damage):
     path = npz_file(tmp_path)
     damage(path)
@@ -338,8 +364,14 @@ def test_a_decompression_bomb_png_is_one_line(tmp_path, compose_cfg):
 
 @pytest.mark.slow
 def test_a_second_process_never_takes_over_a_live_run(tmp_path):
-    args = ["dataset=synthetic", "dataset.train_samples=3000", "train.epochs=1000", "model=mlp",
-            "train.early_stopping.enabled=false", "train.checkpoint_dir=ckpt"]  # fmt: skip
+    args = [
+        "dataset=synthetic",
+        "dataset.train_samples=3000",
+        "train.epochs=1000",
+        "model=mlp",
+        "train.early_stopping.enabled=false",
+        "train.checkpoint_dir=ckpt",
+    ]
     first = start_train(tmp_path, *args, "hydra.run.dir=first")
     try:
         for line in first.stdout:
@@ -365,9 +397,12 @@ def test_a_second_process_never_takes_over_a_live_run(tmp_path):
 
 @pytest.mark.parametrize(
     "override, words",
-    [("backend.impl=os:system", "Unknown config key backend.impl"), ("+backend.impl=os:system", "backend.impl"),
-     ("backend.name=caffe", "backend.name='caffe' is not a registered backend")],
-)  # fmt: skip
+    [
+        ("backend.impl=os:system", "Unknown config key backend.impl"),
+        ("+backend.impl=os:system", "backend.impl"),
+        ("backend.name=caffe", "backend.name='caffe' is not a registered backend"),
+    ],
+)
 def test_config_never_names_code_to_import(compose_cfg, override, words):
     with pytest.raises(ConfigError, match=re.escape(words)) as refused:
         validate(compose_cfg(override))

@@ -9,8 +9,24 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from kx.sagemaker.script_mode import hydra_value as job_value_text
 from kx.sweep.overrides import render
 
-VALUES = ["adam", "1e5", "0.5", "inf", "NaN", "True", "null", "a b", "it's", "/tmp/out dir/0", "x@y+z",
-          0.01, 3, True, None, [1, "2"]]  # fmt: skip
+VALUES = [
+    "adam",
+    "1e5",
+    "0.5",
+    "inf",
+    "NaN",
+    "True",
+    "null",
+    "a b",
+    "it's",
+    "/tmp/out dir/0",
+    "x@y+z",
+    0.01,
+    3,
+    True,
+    None,
+    [1, "2"],
+]
 
 
 @pytest.mark.parametrize("value", VALUES, ids=repr)

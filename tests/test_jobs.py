@@ -33,18 +33,29 @@ def test_wait_shows_each_status_until_the_job_ends_and_summarises_it():
     with Stubber(sm) as stub:
         stub.add_response("describe_training_job", describe("InProgress", "Starting"), name)
         stub.add_response("describe_training_job", describe("InProgress", "Training"), name)
-        stub.add_response("describe_training_job", describe(
-            "Failed", "Failed", FailureReason="Unknown hyperparameter --train.learning_rat; nearest valid keys: "
-            "train.learning_rate", BillableTimeInSeconds=61,
-            FinalMetricDataList=[{"MetricName": "val_acc", "Value": 0.5, "Timestamp": datetime.datetime(2026, 1, 1)}],
-        ), name)  # fmt: skip
+        stub.add_response(
+            "describe_training_job",
+            describe(
+                "Failed",
+                "Failed",
+                FailureReason="Unknown hyperparameter --train.learning_rat; nearest valid keys: "
+                "train.learning_rate",
+                BillableTimeInSeconds=61,
+                FinalMetricDataList=[
+                    {"MetricName": "val_acc", "Value": 0.5, "Timestamp": datetime.datetime(2026, 1, 1)}
+                ],
+            ),
+            name,
+        )
         out = io.StringIO()
         final = wait(sm, name["TrainingJobName"], poll_s=0, out=out)
         stub.assert_no_pending_responses()
     lines = out.getvalue().splitlines()
     assert [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in lines] == [
-        "InProgress / Starting", "InProgress / Training", "Failed / Failed"
-    ]  # fmt: skip
+        "InProgress / Starting",
+        "InProgress / Training",
+        "Failed / Failed",
+    ]
     job = summary(final)
     assert job["status"] == "Failed" and job["failure_reason"].startswith("Unknown hyperparameter")
     assert job["final_metrics"] == {"val_acc": 0.5} and job["billable_seconds"] == 61

@@ -26,8 +26,12 @@ def test_dry_run_prints_the_full_request_without_any_network(launch_here):
     )
     hps = request["HyperParameters"]
     assert {k: hps[k] for k in ("backend", "model", "dataset", "train.epochs", "model.dropout")} == {
-        "backend": "tensorflow", "model": "cnn", "dataset": "fashion_mnist", "train.epochs": "5", "model.dropout": "0.4"
-    }  # fmt: skip
+        "backend": "tensorflow",
+        "model": "cnn",
+        "dataset": "fashion_mnist",
+        "train.epochs": "5",
+        "model.dropout": "0.4",
+    }
     assert hps["sagemaker_program"] == "train.py" and hps["model_dir"].startswith(f"s3://{BUCKET}/kx/output/")
     assert hps["sagemaker_submit_directory"].startswith(f"s3://{BUCKET}/kx/code/")
     assert not any(k.startswith("target") for k in hps)
@@ -49,8 +53,15 @@ def test_dry_run_prints_the_full_request_without_any_network(launch_here):
 
 
 def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(launch_here):
-    request = dry_run(launch_here, "backend=mxnet", "dataset=digits", "target.spot=true", "target.max_runtime_s=3600",
-                      "target.instance_type=ml.c5.2xlarge", "target.instance_count=2")  # fmt: skip
+    request = dry_run(
+        launch_here,
+        "backend=mxnet",
+        "dataset=digits",
+        "target.spot=true",
+        "target.max_runtime_s=3600",
+        "target.instance_type=ml.c5.2xlarge",
+        "target.instance_count=2",
+    )
     assert request["AlgorithmSpecification"]["TrainingImage"].endswith("/mxnet-training:1.9-cpu-py38")
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
@@ -62,8 +73,13 @@ def test_mxnet_spot_job_uses_the_mxnet_image_and_checkpoints(launch_here):
 
 
 def test_invalid_request_fails_with_the_service_models_message_before_upload(launch_here, aws):
-    proc = launch_here(*SAGEMAKER, "dataset=digits", "target.instance_type=ml.bogus", "target.base_job_name=kx.v2",
-                  endpoint=aws["endpoint"])  # fmt: skip
+    proc = launch_here(
+        *SAGEMAKER,
+        "dataset=digits",
+        "target.instance_type=ml.bogus",
+        "target.base_job_name=kx.v2",
+        endpoint=aws["endpoint"],
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("kx: error: The CreateTrainingJob request is invalid: ")
     assert "ResourceConfig.InstanceType='ml.bogus' is not one of ml.m4.xlarge" in proc.stderr
@@ -130,8 +146,10 @@ def test_submit_uploads_once_runs_the_job_and_logs_it_to_mlflow(tmp_path, launch
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("kx").experiment_id],
-                              filter_string=f"tags.`kx.sagemaker.job_name` = '{name}'")  # fmt: skip
+    runs = client.search_runs(
+        [client.get_experiment_by_name("kx").experiment_id],
+        filter_string=f"tags.`kx.sagemaker.job_name` = '{name}'",
+    )
     (run,) = runs
     assert run.data.tags["kx.target"] == "sagemaker" and run.data.tags["kx.sagemaker.status"] == "Completed"
     assert run.data.params["train.epochs"] == "4" and "sagemaker_program" not in run.data.params
@@ -154,8 +172,11 @@ def test_no_wait_then_status_and_logs_reattach(launch_here, aws):
         "[kx][INFO] - epoch=1 loss=0.5 acc=0.8 val_loss=0.4 val_acc=0.85",
         "[kx][INFO] - best_val_acc=0.8500",
     ]
-    logs_client.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
-                               logEvents=[{"timestamp": int(time.time() * 1000), "message": m} for m in lines])  # fmt: skip
+    logs_client.put_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName=stream,
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": m} for m in lines],
+    )
     logs = launch_here("logs", name, "target.poll_s=0.2", endpoint=aws["endpoint"])
     assert logs.returncode == 0, logs.stderr
     assert logs.stdout.splitlines() == lines
@@ -166,8 +187,13 @@ def test_no_wait_then_status_and_logs_reattach(launch_here, aws):
 @pytest.mark.slow  # what a process imports: only a process of its own shows it
 def test_launch_imports_no_training_framework_and_help_no_sdk(tmp_path):
     def imported(*args: str) -> set:
-        proc = subprocess.run([sys.executable, "-X", "importtime", str(PROJECT_DIR / "launch.py"), *args], cwd=tmp_path,
-                              env=aws_env(CLOSED), capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", str(PROJECT_DIR / "launch.py"), *args],
+            cwd=tmp_path,
+            env=aws_env(CLOSED),
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         return {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
 

@@ -26,8 +26,15 @@ pytestmark = pytest.mark.slow
 
 TRIALS = 2
 PAIR = ["dataset=digits", "model=mlp", "train.epochs=1"]  # tensorflow: a SageMaker framework image's
-SWEEP = ["-m", "sweep=quick", "backend=torch", "dataset=digits", "model=mlp", "train.epochs=1",
-         f"sweep.budget.trials={TRIALS}"]  # fmt: skip
+SWEEP = [
+    "-m",
+    "sweep=quick",
+    "backend=torch",
+    "dataset=digits",
+    "model=mlp",
+    "train.epochs=1",
+    f"sweep.budget.trials={TRIALS}",
+]
 
 
 @contextmanager
@@ -35,9 +42,19 @@ def launch_ui(folder: Path) -> Iterator[Dict[str, str]]:
     """``launch.py ui`` on ``folder``'s store: the links it prints, by label; stopped by its PID."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI" and not k.startswith("KX_")}
     log = (folder / "ui.log").open("w")
-    proc = subprocess.Popen([sys.executable, str(PROJECT_DIR / "launch.py"), "ui",
-                             f"tracking.uri=sqlite:///{folder / 'mlflow.db'}"], cwd=folder,
-                            env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=log, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(PROJECT_DIR / "launch.py"),
+            "ui",
+            f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
+        ],
+        cwd=folder,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
     links: Dict[str, str] = {}
     try:
         for line in proc.stdout:

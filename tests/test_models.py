@@ -20,9 +20,15 @@ def keras_builder(input_shape, num_classes, width=32):
     """A user's Keras network: flatten, one hidden layer, softmax."""
     import keras
 
-    return keras.Sequential([keras.Input(shape=input_shape), keras.layers.Flatten(),
-                             keras.layers.Dense(width, activation="relu"),
-                             keras.layers.Dense(num_classes, activation="softmax")], name="mine")  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(width, activation="relu"),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="mine",
+    )
 
 
 def gluon_builder(input_shape, num_classes, width=32):
@@ -51,8 +57,14 @@ def wrong_outputs(input_shape, num_classes):
 def test_a_builder_from_a_test_module_trains_on_every_backend(run_train, backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed")
-    proc = run_train(f"backend={backend}", "model=custom", "model.builder=tests.test_models:keras_builder",
-                     "model.gluon_builder=tests.test_models:gluon_builder", "model.kwargs={width:48}", *QUICK)  # fmt: skip
+    proc = run_train(
+        f"backend={backend}",
+        "model=custom",
+        "model.builder=tests.test_models:keras_builder",
+        "model.gluon_builder=tests.test_models:gluon_builder",
+        "model.kwargs={width:48}",
+        *QUICK,
+    )
     best = float(proc.stdout.rsplit("best_val_acc=", 1)[1].split()[0])
     assert best > 0.85
 
@@ -61,12 +73,24 @@ def test_a_builder_from_a_test_module_trains_on_every_backend(run_train, backend
     "builder, message",
     [
         ("tests.nowhere:build", "model.builder='tests.nowhere:build': cannot import tests.nowhere"),
-        ("tests.test_models:nothing", "model.builder='tests.test_models:nothing': tests.test_models has no function nothing"),
-        ("tests.test_models:failing_builder", "model.builder='tests.test_models:failing_builder' raised ValueError: width must be even"),
-        ("tests.test_models:wrong_builder", "model.builder='tests.test_models:wrong_builder' returned str, not a keras.Model"),
-        ("tests.test_models:wrong_outputs", "built a model whose output shape is (None, 11); expected (None, 10)"),
+        (
+            "tests.test_models:nothing",
+            "model.builder='tests.test_models:nothing': tests.test_models has no function nothing",
+        ),
+        (
+            "tests.test_models:failing_builder",
+            "model.builder='tests.test_models:failing_builder' raised ValueError: width must be even",
+        ),
+        (
+            "tests.test_models:wrong_builder",
+            "model.builder='tests.test_models:wrong_builder' returned str, not a keras.Model",
+        ),
+        (
+            "tests.test_models:wrong_outputs",
+            "built a model whose output shape is (None, 11); expected (None, 10)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unusable_builders_are_one_line(run_train, builder, message):
     proc = run_train("model=custom", f"model.builder={builder}", *QUICK, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -77,7 +101,8 @@ def test_unusable_builders_are_one_line(run_train, builder, message):
 def test_mxnet_needs_a_gluon_builder(run_train):
     if importlib.util.find_spec("mxnet") is None:
         pytest.skip("mxnet is not installed")
-    proc = run_train("backend=mxnet", "model=custom", "model.builder=tests.test_models:keras_builder", *QUICK,
-                     check=False)  # fmt: skip
+    proc = run_train(
+        "backend=mxnet", "model=custom", "model.builder=tests.test_models:keras_builder", *QUICK, check=False
+    )
     assert proc.returncode == 2
     assert "model=custom names no model.gluon_builder, which this backend needs." in proc.stderr

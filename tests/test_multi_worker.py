@@ -74,8 +74,15 @@ def test_one_host_trains_a_batch_larger_than_its_training_set(run_train):
     if importlib.util.find_spec("mxnet") is None:
         pytest.skip("mxnet is not installed")
     # one host keeps its partial batch: a batch larger than the training set still trains
-    run_train("backend=mxnet", "model=mlp", "dataset=synthetic", "dataset.train_samples=50",
-              "train.batch_size=128", "train.epochs=1", "tracking.enabled=false")  # fmt: skip
+    run_train(
+        "backend=mxnet",
+        "model=mlp",
+        "dataset=synthetic",
+        "dataset.train_samples=50",
+        "train.batch_size=128",
+        "train.epochs=1",
+        "tracking.enabled=false",
+    )
 
 
 def test_backends_that_cannot_train_across_hosts_say_so(compose_cfg):
@@ -116,8 +123,11 @@ def test_tensorflow_job_on_two_hosts_trains_one_model(tmp_path):
     }
     logs = [(host / "output" / "rehearsal.log").read_text() for host in (first, second)]
     # each host trains on half of every global batch of 128: 1500 samples -> 11 steps of 2 x 64
-    assert all("data-parallel: 11 steps per epoch, each a global batch of 128 split over 2 replicas on 2 hosts"
-               in log for log in logs)  # fmt: skip
+    assert all(
+        "data-parallel: 11 steps per epoch, each a global batch of 128 split over 2 replicas on 2 hosts"
+        in log
+        for log in logs
+    )
     # the first host's log holds the job's metric lines (a tuner reads them once); both trained alike
     assert len(_epoch_lines(logs[0])) == 2 and not _epoch_lines(logs[1])
     assert logs[1].count("the first host logs the metrics") == 2
@@ -183,10 +193,20 @@ def _start_tensorflow_hosts(folder, epochs: int) -> dict:
             "KX_HOST_ADDRESSES": addresses,
             "PYTHONUNBUFFERED": "1",
         }
-        args = [sys.executable, str(PROJECT_DIR / "train.py"), "dataset=synthetic", "dataset.train_samples=6000",
-                f"train.epochs={epochs}", "train.early_stopping.enabled=false",
-                f"train.checkpoint_dir={host}/checkpoints", f"hydra.run.dir={host}/run", "tracking.enabled=false"]  # fmt: skip
-        procs[host] = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        args = [
+            sys.executable,
+            str(PROJECT_DIR / "train.py"),
+            "dataset=synthetic",
+            "dataset.train_samples=6000",
+            f"train.epochs={epochs}",
+            "train.early_stopping.enabled=false",
+            f"train.checkpoint_dir={host}/checkpoints",
+            f"hydra.run.dir={host}/run",
+            "tracking.enabled=false",
+        ]
+        procs[host] = subprocess.Popen(
+            args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     return procs
 
 
@@ -204,7 +224,13 @@ def test_sigterm_on_one_host_stops_every_host_at_the_same_step_and_both_resume(t
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 2, err
         assert "kx: error: Training stopped by SIGTERM after epoch" in err and "Traceback" not in err
-        done.add(len(json.loads((tmp_path / host / "checkpoints" / "last" / "monitor.json").read_text())["history"]["val_acc"]))  # fmt: skip
+        done.add(
+            len(
+                json.loads((tmp_path / host / "checkpoints" / "last" / "monitor.json").read_text())[
+                    "history"
+                ]["val_acc"]
+            )
+        )
     (completed,) = done  # both hosts stopped after the same epoch
     assert 2 <= completed < 6
 
@@ -225,8 +251,10 @@ def test_when_one_host_fails_the_rehearsal_stops_the_others_and_names_it(monkeyp
     blocked = "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(120)"
     procs = {
         "algo-1": subprocess.Popen([sys.executable, "-c", blocked], stdout=subprocess.PIPE, text=True),
-        "algo-2": subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"], stdout=subprocess.PIPE, text=True),
-    }  # fmt: skip
+        "algo-2": subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.exit(3)"], stdout=subprocess.PIPE, text=True
+        ),
+    }
     logs = {}
     files = {host: tmp_path / f"{host}.log" for host in procs}
     assert rehearsal._wait_all(procs, logs, files) == [("algo-2", 3), ("algo-1", -signal.SIGKILL)]
@@ -240,8 +268,14 @@ def test_a_host_that_fails_mid_job_exits_instead_of_waiting_for_the_others(tmp_p
     if importlib.util.find_spec("mxnet") is None:
         pytest.skip("mxnet is not installed")
     base = {**os.environ, **HOSTS, **rehearsal._parameter_server_env(2, free_port()), "PYTHONUNBUFFERED": "1"}
-    helpers = [subprocess.Popen([sys.executable, "-c", rehearsal.PARAMETER_SERVER_START], cwd=PROJECT_DIR,
-                                env={**base, "DMLC_ROLE": role}) for role in ("scheduler", "server", "server")]  # fmt: skip
+    helpers = [
+        subprocess.Popen(
+            [sys.executable, "-c", rehearsal.PARAMETER_SERVER_START],
+            cwd=PROJECT_DIR,
+            env={**base, "DMLC_ROLE": role},
+        )
+        for role in ("scheduler", "server", "server")
+    ]
     # both hosts join; only the second one's config is wrong, which it finds once training starts
     procs = {
         host: subprocess.Popen(
@@ -259,7 +293,7 @@ def test_a_host_that_fails_mid_job_exits_instead_of_waiting_for_the_others(tmp_p
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for host, batch in (("algo-1", 100), ("algo-2", 99))
     }
     try:
@@ -275,11 +309,21 @@ def test_a_host_that_fails_mid_job_exits_instead_of_waiting_for_the_others(tmp_p
 @pytest.mark.slow
 def test_stopping_a_rehearsal_stops_every_host_and_leaves_no_process(tmp_path):
     _fashion_mnist_or_skip()
-    args = ["target=sagemaker_local", "target.instance_count=2", "dataset.limit=1500", "train.epochs=50",
-            "train.early_stopping.enabled=false"]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, str(PROJECT_DIR / "launch.py"), *guarded(args)], cwd=tmp_path,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    args = [
+        "target=sagemaker_local",
+        "target.instance_count=2",
+        "dataset.limit=1500",
+        "train.epochs=50",
+        "train.early_stopping.enabled=false",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(PROJECT_DIR / "launch.py"), *guarded(args)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if "] - epoch=1 " in line:
             proc.send_signal(signal.SIGTERM)  # as `aws sagemaker stop-training-job` would

@@ -31,8 +31,15 @@ def _end(stopped: bool, tmp_path: Path) -> RunEnd:
     )
     backend = SimpleNamespace(versions=lambda: {"keras": "3"})
     data = SimpleNamespace(x_val=np.zeros((4, 2)), raw_images=lambda x: x)
-    return RunEnd(backend, monitor, data, [tmp_path / "metrics.json"], tmp_path / "model", stopped,
-                  None if stopped else 0.85)  # fmt: skip
+    return RunEnd(
+        backend,
+        monitor,
+        data,
+        [tmp_path / "metrics.json"],
+        tmp_path / "model",
+        stopped,
+        None if stopped else 0.85,
+    )
 
 
 def _observer(run: FakeRun, logged: List[Path]) -> TrackingObserver:

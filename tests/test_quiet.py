@@ -11,8 +11,15 @@ from kx.quiet import KxOnly, native_stderr_to_log
 from tests.conftest import PROJECT_DIR, train
 from tests.helpers.sweeps import TINY
 
-CHATTER = ("Creating initial MLflow database tables", "Updating database tables", "generated new fontManager",
-           "Assets written to", "alembic", "absl::InitializeLog", "oneDNN custom operations")  # fmt: skip
+CHATTER = (
+    "Creating initial MLflow database tables",
+    "Updating database tables",
+    "generated new fontManager",
+    "Assets written to",
+    "alembic",
+    "absl::InitializeLog",
+    "oneDNN custom operations",
+)
 
 
 def test_the_console_filter_passes_kx_and_third_party_errors_only():
@@ -43,8 +50,15 @@ def test_native_start_up_lines_go_to_the_runs_log_file_and_stderr_comes_back(tmp
 @pytest.mark.slow
 def test_a_tiny_runs_console_has_no_third_party_chatter_and_its_log_keeps_it(tmp_path):
     env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mpl")}  # a first run: matplotlib builds its cache
-    cmd = [sys.executable, str(PROJECT_DIR / "train.py"), "model=mlp", "dataset=digits", "train.epochs=1",
-           "hydra.run.dir=run", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(PROJECT_DIR / "train.py"),
+        "model=mlp",
+        "dataset=digits",
+        "train.epochs=1",
+        "hydra.run.dir=run",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     console = proc.stdout + proc.stderr

@@ -113,8 +113,15 @@ def test_on_a_terminal_epoch_lines_are_not_glued_to_the_progress_bar(tmp_path):
     import sys
 
     leader, follower = pty.openpty()
-    cmd = [sys.executable, str(PROJECT_DIR / "train.py"), "model=mlp", "dataset=digits", "train.epochs=2",
-           "tracking.enabled=false", "hydra.run.dir=run"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(PROJECT_DIR / "train.py"),
+        "model=mlp",
+        "dataset=digits",
+        "train.epochs=2",
+        "tracking.enabled=false",
+        "hydra.run.dir=run",
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=follower, stderr=subprocess.DEVNULL)
     os.close(follower)
     chunks = []

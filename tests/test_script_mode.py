@@ -42,8 +42,19 @@ def test_values_are_decoded_into_hydra_syntax(raw, hydra):
 
 
 def test_tensorflow_container_argv(translate):
-    argv = ["--model_dir", "s3://bucket/job/model", "--train.learning_rate", "0.05", "--backend", '"tensorflow"',
-            "--model.dropout=0.4", "--sagemaker_program", "train.py", "--sagemaker_region", '"eu-west-1"']  # fmt: skip
+    argv = [
+        "--model_dir",
+        "s3://bucket/job/model",
+        "--train.learning_rate",
+        "0.05",
+        "--backend",
+        '"tensorflow"',
+        "--model.dropout=0.4",
+        "--sagemaker_program",
+        "train.py",
+        "--sagemaker_region",
+        '"eu-west-1"',
+    ]
     assert translate(argv) == [
         "backend=tensorflow",
         "train.learning_rate=0.05",

@@ -77,22 +77,34 @@ def hostile_bodies() -> List[Tuple[str, bytes, str]]:
     np.save(saved, image.astype(np.complex64))
     return [
         ("JSON nested 2,000 deep", b"[" * 2000 + b"]" * 2000, "application/json"),
-        ("JSON nested 100,000 deep", b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json"),
+        (
+            "JSON nested 100,000 deep",
+            b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "application/json",
+        ),
         ("JSON nested 40 deep", b"[" * 40 + b"1" + b"]" * 40, "application/json"),
         ("integers past int64", json.dumps([[[10**40] * 8] * 8]).encode(), "application/json"),
         ("booleans", json.dumps([[[True] * 8] * 8]).encode(), "application/json"),
-        ("1e400 (infinite)", b"[[" + b",".join([b"[" + b",".join([b"1e400"] * 8) + b"]"] * 8) + b"]]", "application/json"),
+        (
+            "1e400 (infinite)",
+            b"[[" + b",".join([b"[" + b",".join([b"1e400"] * 8) + b"]"] * 8) + b"]]",
+            "application/json",
+        ),
         ("objects", json.dumps([[[{"a": 1}] * 8] * 8]).encode(), "application/json"),
         ("not UTF-8", b"\xff\xfe[[[1]]]", "application/json"),
         (".npy claiming 1e13 images", npy((10**13, 8, 8), "|u1", b"\0" * 64), "application/x-npy"),
         (".npy claiming fewer bytes", npy((1, 8, 8), "|u1", b"\0" * 640), "application/x-npy"),
         (".npy of Python objects", npy((1, 8, 8), "|O", b"\0" * 512), "application/x-npy"),
         (".npy with a negative shape", npy((-1, 8, 8), "|u1", b"\0" * 64), "application/x-npy"),
-        (".npy with a huge header", b"\x93NUMPY\x02\x00" + (10**6).to_bytes(4, "little") + b"{" * 10**6, "application/x-npy"),
+        (
+            ".npy with a huge header",
+            b"\x93NUMPY\x02\x00" + (10**6).to_bytes(4, "little") + b"{" * 10**6,
+            "application/x-npy",
+        ),
         (".npy of complex numbers", saved.getvalue(), "application/x-npy"),
         (".npy of a structured dtype", npy((1, 8, 8), "[('a', '|u1')]", b"\0" * 64), "application/x-npy"),
         (".npy scalar", npy((), "<f4", b"\0" * 4), "application/x-npy"),
-    ]  # fmt: skip
+    ]
 
 
 def test_hostile_bodies_get_a_json_400_and_the_server_goes_on(served):

@@ -19,9 +19,11 @@ from tests.conftest import PROJECT_DIR, train
 from tests.helpers.serving import launch, post_json, request, server
 
 BACKENDS = [
-    pytest.param(name, marks=pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=f"{module} missing"))
+    pytest.param(
+        name, marks=pytest.mark.skipif(importlib.util.find_spec(module) is None, reason=f"{module} missing")
+    )
     for name, module in (("tensorflow", "tensorflow"), ("mxnet", "mxnet"), ("jax", "jax"), ("torch", "torch"))
-]  # fmt: skip
+]
 FORMATS = {"tensorflow": "saved_model", "jax": "saved_model", "mxnet": "mxnet", "torch": "keras"}
 LIMIT = 400_000  # max_body_bytes for these servers; the whole validation set fits in it
 
@@ -37,8 +39,12 @@ def served(request, tmp_path_factory):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     script = PROJECT_DIR / "tests" / "helpers" / "reference.py"
-    ref = subprocess.run([sys.executable, str(script), str(folder / "run"), uri, "ref.npz"],
-                         cwd=folder, capture_output=True, text=True)  # fmt: skip
+    ref = subprocess.run(
+        [sys.executable, str(script), str(folder / "run"), uri, "ref.npz"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     assert ref.returncode == 0, ref.stderr
     reference = dict(np.load(folder / "ref.npz"))
     # Two backends are served from their run folder, two from their MLflow Model under another name.
@@ -57,8 +63,10 @@ def test_ping_and_tf_serving_status(served):
     assert status == 200 and ping["format"] == FORMATS[backend]
     status, doc = request(url, "GET", f"/v1/models/{name}")
     assert status == 200 and doc["model_version_status"][0] == {
-        "version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}
-    }  # fmt: skip
+        "version": "1",
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+    }
     status, meta = request(url, "GET", f"/v1/models/{name}/metadata")
     contract = meta["contract"]
     assert (contract["raw_dtype"], contract["raw_shape"], contract["scale"]) == ("uint8", [8, 8], 16.0)
@@ -118,23 +126,71 @@ def bad_requests(raw: np.ndarray, name: str):
     nan[0][0][0] = float("nan")
     big = json.dumps({"instances": np.zeros((LIMIT // 16, 8, 8), np.uint8).tolist()}).encode()
     return [
-        ("malformed JSON", "POST", "/invocations", b'{"instances": [1,', "application/json", 400, "not valid JSON"),
-        ("wrong shape", "POST", "/invocations", json.dumps([[1, 2, 3]]).encode(), "application/json", 400, "(N, 8, 8)"),
+        (
+            "malformed JSON",
+            "POST",
+            "/invocations",
+            b'{"instances": [1,',
+            "application/json",
+            400,
+            "not valid JSON",
+        ),
+        (
+            "wrong shape",
+            "POST",
+            "/invocations",
+            json.dumps([[1, 2, 3]]).encode(),
+            "application/json",
+            400,
+            "(N, 8, 8)",
+        ),
         ("ragged", "POST", "/invocations", b"[[[1, 2], [3]]]", "application/json", 400, "regular"),
-        ("strings", "POST", "/invocations", json.dumps([[["a"] * 8] * 8]).encode(), "application/json", 400, "not numbers"),
-        ("out of range", "POST", "/invocations", json.dumps([[[300] * 8] * 8]).encode(), "application/json", 400, "[0, 255]"),
-        ("fractions", "POST", "/invocations", npy_float.getvalue(), "application/x-npy", 400, "whole numbers"),
+        (
+            "strings",
+            "POST",
+            "/invocations",
+            json.dumps([[["a"] * 8] * 8]).encode(),
+            "application/json",
+            400,
+            "not numbers",
+        ),
+        (
+            "out of range",
+            "POST",
+            "/invocations",
+            json.dumps([[[300] * 8] * 8]).encode(),
+            "application/json",
+            400,
+            "[0, 255]",
+        ),
+        (
+            "fractions",
+            "POST",
+            "/invocations",
+            npy_float.getvalue(),
+            "application/x-npy",
+            400,
+            "whole numbers",
+        ),
         ("NaN", "POST", "/invocations", json.dumps(nan).encode(), "application/json", 400, "NaN"),
         ("empty batch", "POST", "/invocations", b'{"instances": []}', "application/json", 400, "empty"),
         ("no instances key", "POST", "/invocations", b'{"data": []}', "application/json", 400, "'instances'"),
         ("bad npy", "POST", "/invocations", b"not numpy", "application/x-npy", 400, ".npy"),
         ("oversized", "POST", "/invocations", big, "application/json", 413, "max_body_bytes"),
         ("wrong content type", "POST", "/invocations", b"1,2,3", "text/csv", 415, "text/csv"),
-        ("npy on TF route", "POST", f"/v1/models/{name}:predict", b"", "application/x-npy", 415, "application/json"),
+        (
+            "npy on TF route",
+            "POST",
+            f"/v1/models/{name}:predict",
+            b"",
+            "application/x-npy",
+            415,
+            "application/json",
+        ),
         ("other model", "POST", "/v1/models/other:predict", b"[]", "application/json", 404, "'other'"),
         ("unknown route", "GET", "/nothing", None, None, 404, "Not Found"),
         ("wrong method", "GET", "/invocations", None, None, 405, "Method Not Allowed"),
-    ]  # fmt: skip
+    ]
 
 
 def test_bad_input_gets_a_4xx_with_one_line_and_the_server_goes_on(served):

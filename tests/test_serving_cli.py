@@ -11,9 +11,18 @@ from tests.helpers.serving import launch
 
 def broken_model(folder):
     """A model folder whose contract is fine and whose MXNet files are not."""
-    Contract(name="model", version=1, backend="mxnet", layout="channels_first", input_shape=[1, 8, 8],
-             raw_dtype="uint8", raw_shape=[8, 8], scale=16.0, class_names=list("0123456789"),
-             files={"mxnet": "model"}).save(folder)  # fmt: skip
+    Contract(
+        name="model",
+        version=1,
+        backend="mxnet",
+        layout="channels_first",
+        input_shape=[1, 8, 8],
+        raw_dtype="uint8",
+        raw_shape=[8, 8],
+        scale=16.0,
+        class_names=list("0123456789"),
+        files={"mxnet": "model"},
+    ).save(folder)
     (folder / "model-symbol.json").write_text("{not a symbol")
     (folder / "model-shapes.json").write_text(json.dumps([{"name": "data", "shape": [1, 1, 8, 8]}]))
     (folder / "model-0000.params").write_bytes(b"garbage")

@@ -16,8 +16,15 @@ from kx.backends import cpu, keras_steps, optim, precision
 from kx.backends.gluon import GluonSchedule
 from tests.conftest import PROJECT_DIR
 
-TRAIN = {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True,
-         "schedule": "cosine", "warmup_epochs": 0.5, "epochs": 4}  # fmt: skip
+TRAIN = {
+    "optimizer": "sgd",
+    "learning_rate": 0.1,
+    "momentum": 0.9,
+    "nesterov": True,
+    "schedule": "cosine",
+    "warmup_epochs": 0.5,
+    "epochs": 4,
+}
 
 
 def spec(**changes) -> optim.OptimizerSpec:
@@ -128,25 +135,45 @@ def test_auto_precision_follows_the_machine_and_the_engine():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["backend=mxnet", "backend.precision=bfloat16"],
-         "backend.precision=bfloat16 is not supported by backend=mxnet: use float32, or auto."),
-        (["backend=jax", "backend.threads=2"],
-         "backend.threads=2 is not supported by backend=jax: XLA sizes its own thread pool; leave it null."),
-        (["backend=torch", "backend.input_pipeline=tf_data"],
-         "backend.input_pipeline=tf_data is not supported by backend=torch: tf.data feeds TensorFlow; use arrays, or auto."),
-        (["backend.threads=0"],
-         "Invalid config value backend.threads=0: expected an integer >= 1, or null for the engine's default."),
-        (["train.warmup_epochs=-1"], "Invalid config value train.warmup_epochs=-1.0: expected a number >= 0."),
-        (["train.schedule=linear"], "Invalid config value train.schedule=linear: expected one of constant, cosine."),
+        (
+            ["backend=mxnet", "backend.precision=bfloat16"],
+            "backend.precision=bfloat16 is not supported by backend=mxnet: use float32, or auto.",
+        ),
+        (
+            ["backend=jax", "backend.threads=2"],
+            "backend.threads=2 is not supported by backend=jax: XLA sizes its own thread pool; leave it null.",
+        ),
+        (
+            ["backend=torch", "backend.input_pipeline=tf_data"],
+            "backend.input_pipeline=tf_data is not supported by backend=torch: tf.data feeds TensorFlow; use arrays, or auto.",
+        ),
+        (
+            ["backend.threads=0"],
+            "Invalid config value backend.threads=0: expected an integer >= 1, or null for the engine's default.",
+        ),
+        (
+            ["train.warmup_epochs=-1"],
+            "Invalid config value train.warmup_epochs=-1.0: expected a number >= 0.",
+        ),
+        (
+            ["train.schedule=linear"],
+            "Invalid config value train.schedule=linear: expected one of constant, cosine.",
+        ),
         (["backend.jit=maybe"], "Invalid config value backend.jit=maybe: expected one of auto, on, off."),
-        (["backend.steps_per_execution=0"],
-         "Invalid config value backend.steps_per_execution=0: expected an integer >= 1, or null for auto."),
-        (["backend=mxnet", "backend.steps_per_execution=4"],
-         "backend.steps_per_execution=4 is not supported by backend=mxnet: it runs one step per call; leave it null or 1."),
-        (["backend=torch", "backend.steps_per_execution=2"],
-         "backend.steps_per_execution=2 is not supported by backend=torch: it runs one step per call; leave it null or 1."),
+        (
+            ["backend.steps_per_execution=0"],
+            "Invalid config value backend.steps_per_execution=0: expected an integer >= 1, or null for auto.",
+        ),
+        (
+            ["backend=mxnet", "backend.steps_per_execution=4"],
+            "backend.steps_per_execution=4 is not supported by backend=mxnet: it runs one step per call; leave it null or 1.",
+        ),
+        (
+            ["backend=torch", "backend.steps_per_execution=2"],
+            "backend.steps_per_execution=2 is not supported by backend=torch: it runs one step per call; leave it null or 1.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_speed_settings_are_one_line_before_any_framework_loads(check_train, args, message):
     proc = check_train(*args)
     assert (proc.returncode, proc.stderr) == (2, f"kx: error: {message}\n")
@@ -157,8 +184,13 @@ def test_time_to_accuracy_quick_mode_measures_both_sides():
     """The benchmark's own code on a slice: both recipes reach the quick target, the ratio is printed
     beside the CPU's features and each side's precision."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "benchmarks" / "time_to_accuracy.py"), "--quick",
-                           "--seeds", "0"], capture_output=True, text=True, env=env, timeout=1500)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "benchmarks" / "time_to_accuracy.py"), "--quick", "--seeds", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sides = dict(re.findall(r"^(reference|kx)\s*: time to 0.7: median (\d+) s", proc.stdout, re.M))
     assert set(sides) == {"reference", "kx"}, proc.stdout

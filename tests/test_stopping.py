@@ -16,8 +16,14 @@ from tests.helpers.processes import kx_lines, start_train, stop_after_epoch
 pytestmark = pytest.mark.slow
 
 # about a second per epoch: a signal lands mid-epoch, not between runs
-RUN = ["model=mlp", "dataset=synthetic", "dataset.train_samples=12000", "train.epochs=30",
-       "train.early_stopping.enabled=false", "hydra.run.dir=run"]  # fmt: skip
+RUN = [
+    "model=mlp",
+    "dataset=synthetic",
+    "dataset.train_samples=12000",
+    "train.epochs=30",
+    "train.early_stopping.enabled=false",
+    "hydra.run.dir=run",
+]
 
 
 def mlflow_runs(folder):
@@ -72,16 +78,20 @@ def test_kill_9_then_resume_continues_the_same_mlflow_run(tmp_path):
     assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2, 3, 4]
     assert run.data.tags["kx.output_dir"] == str(tmp_path / "resumed") and "kx.killed" not in run.data.tags
-    assert run.data.metrics["final_val_acc"] == json.loads((tmp_path / "resumed" / "metrics.json").read_text())[
-        "final"]["val_acc"]  # fmt: skip
+    assert (
+        run.data.metrics["final_val_acc"]
+        == json.loads((tmp_path / "resumed" / "metrics.json").read_text())["final"]["val_acc"]
+    )
 
 
 def test_a_sweep_parent_whose_process_died_is_marked_killed(tmp_path):
     """A parent run (as the sweep engineer creates it through kx.tracking) left RUNNING by kill -9."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    code = ("import os, signal; from omegaconf import OmegaConf; from kx.tracking import open_run; "
-            f"run = open_run(OmegaConf.create({{'uri': '{uri}', 'experiment': 'kx', 'mlflow_telemetry': False}})); "
-            "run.start('sweep 12-00-00', {'kx.sweep': 'true'}, None); os.kill(os.getpid(), signal.SIGKILL)")  # fmt: skip
+    code = (
+        "import os, signal; from omegaconf import OmegaConf; from kx.tracking import open_run; "
+        f"run = open_run(OmegaConf.create({{'uri': '{uri}', 'experiment': 'kx', 'mlflow_telemetry': False}})); "
+        "run.start('sweep 12-00-00', {'kx.sweep': 'true'}, None); os.kill(os.getpid(), signal.SIGKILL)"
+    )
     dead = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True)
     assert dead.returncode == -signal.SIGKILL, dead.stderr
     client, (parent,) = mlflow_runs(tmp_path)

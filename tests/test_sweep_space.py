@@ -85,13 +85,22 @@ def test_resuming_a_study_with_another_space_is_refused(compose_cfg, tmp_path, m
 
 
 def test_bad_sweep_commands_fail_in_one_line_before_any_trial(tmp_path):
-    cases = [(["sweep=quick", "sweep.sampler=grid"], "sampler=grid needs choice(...) or range"),
-             (["sweep=quick,fashion"], "pick one sweep file with sweep=<name>"),
-             (["sweep.storage=sqlite:///s.db"], "sweep.storage=sqlite:///s.db: choose a sweep first with "
-                                                "sweep=<name> (one of fashion, fashion_local, quick)")]  # fmt: skip
+    cases = [
+        (["sweep=quick", "sweep.sampler=grid"], "sampler=grid needs choice(...) or range"),
+        (["sweep=quick,fashion"], "pick one sweep file with sweep=<name>"),
+        (
+            ["sweep.storage=sqlite:///s.db"],
+            "sweep.storage=sqlite:///s.db: choose a sweep first with "
+            "sweep=<name> (one of fashion, fashion_local, quick)",
+        ),
+    ]
     for args, message in cases:
-        proc = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "-m", *args], cwd=tmp_path,
-                              capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, str(PROJECT_DIR / "train.py"), "-m", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip().startswith("kx: error: ") and message in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "mlflow.db").exists()
@@ -116,27 +125,70 @@ def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the store's artifacts (./mlruns) go to the test's folder
     parent = MLflowRun(mlflow_store, "kx")
     parent.start("sweep", {}, None)
-    trials = [TrialResult(0, {"train.learning_rate": 0.01, "model=dense_units": 32}, "COMPLETE", 0.8, 3.0),
-              TrialResult(1, {"train.learning_rate": 0.1, "model=dense_units": 64}, "COMPLETE", 0.9, 4.0,
-                          run_id="abc", output="out/1", model="out/1/model"),
-              TrialResult(2, {"train.learning_rate": 0.05, "model=dense_units": 16}, "PRUNED", None, 1.0),
-              TrialResult(3, {"train.learning_rate": 0.02, "model=dense_units": 16}, "FAIL", reason="boom")]  # fmt: skip
-    trials = [TrialResult(t.number, {"train.learning_rate": t.params["train.learning_rate"],
-                                     "model.dense_units": t.params["model=dense_units"]}, t.state, t.value,
-                          t.seconds, t.run_id, t.output, t.model, t.reason) for t in trials]  # fmt: skip
+    trials = [
+        TrialResult(0, {"train.learning_rate": 0.01, "model=dense_units": 32}, "COMPLETE", 0.8, 3.0),
+        TrialResult(
+            1,
+            {"train.learning_rate": 0.1, "model=dense_units": 64},
+            "COMPLETE",
+            0.9,
+            4.0,
+            run_id="abc",
+            output="out/1",
+            model="out/1/model",
+        ),
+        TrialResult(2, {"train.learning_rate": 0.05, "model=dense_units": 16}, "PRUNED", None, 1.0),
+        TrialResult(3, {"train.learning_rate": 0.02, "model=dense_units": 16}, "FAIL", reason="boom"),
+    ]
+    trials = [
+        TrialResult(
+            t.number,
+            {
+                "train.learning_rate": t.params["train.learning_rate"],
+                "model.dense_units": t.params["model=dense_units"],
+            },
+            t.state,
+            t.value,
+            t.seconds,
+            t.run_id,
+            t.output,
+            t.model,
+            t.reason,
+        )
+        for t in trials
+    ]
     best = summarize(parent, Objective("val_acc", "maximize"), trials, tmp_path / "sweep", ["model=mlp"])
     assert best.number == 1
     run = mlflow_client(tmp_path).get_run(parent.run_id)
     assert run.data.metrics["best_val_acc"] == 0.9
-    assert (run.data.metrics["trials_complete"], run.data.metrics["trials_pruned"],
-            run.data.metrics["trials_fail"]) == (2, 1, 1)  # fmt: skip
+    assert (
+        run.data.metrics["trials_complete"],
+        run.data.metrics["trials_pruned"],
+        run.data.metrics["trials_fail"],
+    ) == (2, 1, 1)
     assert run.data.tags["kx.best.train.learning_rate"] == "0.1" and run.data.tags["kx.best_run_id"] == "abc"
     artifacts = {a.path for a in mlflow_client(tmp_path).list_artifacts(parent.run_id)}
-    assert {"best_trial.yaml", "optimization_history.png", "param_importances.png",
-            "parallel_coordinates.html"} <= artifacts  # fmt: skip
+    assert {
+        "best_trial.yaml",
+        "optimization_history.png",
+        "param_importances.png",
+        "parallel_coordinates.html",
+    } <= artifacts
     assert "[Compare the trial side by side]" in run.data.tags["mlflow.note.content"]  # trial 1 has a run
-    retrain = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "--config-dir", str(tmp_path / "sweep"),
-                              "--config-name", "best_trial", "--cfg", "job"], capture_output=True, text=True)  # fmt: skip
+    retrain = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_DIR / "train.py"),
+            "--config-dir",
+            str(tmp_path / "sweep"),
+            "--config-name",
+            "best_trial",
+            "--cfg",
+            "job",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert retrain.returncode == 0, retrain.stderr
     assert "learning_rate: 0.1\n" in retrain.stdout and "dense_units: 64\n" in retrain.stdout
     assert "name: mlp" in retrain.stdout

@@ -58,15 +58,28 @@ def test_the_best_third_of_a_rung_moves_up_once_and_the_others_stop_there():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["sweep.budget.minutes=0"], "Invalid config value sweep.budget.minutes=0.0: expected a number of minutes > 0"),
-        (["sweep.budget.minutes=-5"], "Invalid config value sweep.budget.minutes=-5.0: expected a number of minutes > 0"),
-        (["sweep.budget.minutes=inf"], "Invalid config value sweep.budget.minutes=inf: expected a number of minutes > 0"),
-        (["sweep.pruner=hyperband", "sweep.min_epochs=4", "train.epochs=3"],
-         "sweep.min_epochs=4: Hyperband's fewest epochs must be from 1 to train.epochs=3."),
-        (["sweep.pruner=hyperband", "train.epochs=choice(1,3)"],
-         "sweep.params.train.epochs with sweep.pruner=hyperband: Hyperband gives each trial its epochs"),
+        (
+            ["sweep.budget.minutes=0"],
+            "Invalid config value sweep.budget.minutes=0.0: expected a number of minutes > 0",
+        ),
+        (
+            ["sweep.budget.minutes=-5"],
+            "Invalid config value sweep.budget.minutes=-5.0: expected a number of minutes > 0",
+        ),
+        (
+            ["sweep.budget.minutes=inf"],
+            "Invalid config value sweep.budget.minutes=inf: expected a number of minutes > 0",
+        ),
+        (
+            ["sweep.pruner=hyperband", "sweep.min_epochs=4", "train.epochs=3"],
+            "sweep.min_epochs=4: Hyperband's fewest epochs must be from 1 to train.epochs=3.",
+        ),
+        (
+            ["sweep.pruner=hyperband", "train.epochs=choice(1,3)"],
+            "sweep.params.train.epochs with sweep.pruner=hyperband: Hyperband gives each trial its epochs",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_budgets_are_refused_before_any_trial(compose_cfg, overrides, message):
     cfg = compose_cfg("sweep=quick", *(o for o in overrides if "choice" not in o))
     with pytest.raises(KxError) as refused:
@@ -76,8 +89,12 @@ def test_bad_budgets_are_refused_before_any_trial(compose_cfg, overrides, messag
 
 @pytest.mark.slow
 def test_a_bad_time_budget_is_one_line_exit_2(tmp_path):
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "-m", "sweep=quick",
-                           "sweep.budget.minutes=soon"], cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "train.py"), "-m", "sweep=quick", "sweep.budget.minutes=soon"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("kx: error: ") and "sweep.budget.minutes=soon" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "mlflow.db").exists()
@@ -85,9 +102,11 @@ def test_a_bad_time_budget_is_one_line_exit_2(tmp_path):
 
 def _trial(start: float, end, state: str = "COMPLETE", recorded: bool = True) -> optuna.trial.FrozenTrial:
     t0 = datetime.datetime(2026, 1, 1)
-    trial = optuna.trial.create_trial(state=getattr(optuna.trial.TrialState, state),
-                                      value=0.5 if state == "COMPLETE" else None,
-                                      user_attrs={"kx.seconds": 1.0} if recorded else {})  # fmt: skip
+    trial = optuna.trial.create_trial(
+        state=getattr(optuna.trial.TrialState, state),
+        value=0.5 if state == "COMPLETE" else None,
+        user_attrs={"kx.seconds": 1.0} if recorded else {},
+    )
     trial.datetime_start = t0 + datetime.timedelta(seconds=start)
     trial.datetime_complete = None if end is None else t0 + datetime.timedelta(seconds=end)
     return trial
@@ -108,9 +127,18 @@ def test_the_time_spent_is_the_studys_trials_wall_time_whoever_ran_them():
 @pytest.mark.slow
 def test_hyperband_stops_weak_trials_at_a_rung_and_the_best_trains_on_with_its_own_schedule(tmp_path):
     """Three one-epoch trials (rungs 1 and 3), then the best of them again with three epochs."""
-    proc = train(tmp_path, "-m", "sweep=quick", *DIGITS, "train.epochs=3", "sweep.pruner=hyperband",
-                 "sweep.sampler=random", "sweep.seed=0", "sweep.budget.trials=4",
-                 "train.learning_rate=choice(0.00001,0.003,0.1)")  # fmt: skip
+    proc = train(
+        tmp_path,
+        "-m",
+        "sweep=quick",
+        *DIGITS,
+        "train.epochs=3",
+        "sweep.pruner=hyperband",
+        "sweep.sampler=random",
+        "sweep.seed=0",
+        "sweep.budget.trials=4",
+        "train.learning_rate=choice(0.00001,0.003,0.1)",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = study(tmp_path, "quick").trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 4
@@ -148,8 +176,14 @@ def test_a_spent_time_budget_stops_the_sweep_and_a_resume_starts_no_trial(tmp_pa
 def test_tuning_benchmark_quick_mode_compares_hyperband_and_random_search_within_a_time_budget(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
     env["PYTHONPATH"] = str(PROJECT_DIR)
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "benchmarks" / "tuning.py"), "--quick"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "benchmarks" / "tuning.py"), "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(
         r"^best val_acc after t minutes \(median of 1; digits, mlp; .+ x \d+ .*load average",

@@ -47,8 +47,9 @@ def _open_tracking(uri: str, start: float, queue) -> None:
 
 
 @pytest.mark.slow  # four processes racing: only real processes show it
-@pytest.mark.parametrize("opener,url", [(_open_storage, "sqlite:///{}/sweeps.db"),
-                                        (_open_tracking, "sqlite:///{}/mlflow.db")])  # fmt: skip
+@pytest.mark.parametrize(
+    "opener,url", [(_open_storage, "sqlite:///{}/sweeps.db"), (_open_tracking, "sqlite:///{}/mlflow.db")]
+)
 def test_processes_opening_a_new_store_at_once_all_join(tmp_path, opener, url):
     """Defect 2: the losers of the race to create a new study storage or MLflow store join it."""
     context = multiprocessing.get_context("fork")
@@ -195,8 +196,11 @@ def test_three_workers_share_one_postgresql_study(tmp_path):
         workers[2].send_signal(signal.SIGKILL)
         outs = [proc.communicate(timeout=600) for proc in workers]
         assert [w.returncode for w in workers] == [0, 0, -signal.SIGKILL], outs[:2]
-        trials = [t for t in optuna.load_study(study_name="quick", storage=url).get_trials()
-                  if not t.user_attrs.get("kx.surplus")]  # fmt: skip
+        trials = [
+            t
+            for t in optuna.load_study(study_name="quick", storage=url).get_trials()
+            if not t.user_attrs.get("kx.surplus")
+        ]
     failed = [t for t in trials if t.state.name == "FAIL"]
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(complete) == 6 and len(failed) == 1 and len(trials) == 7

@@ -28,8 +28,14 @@ def states_so_far(folder: Path, name: str):
 
 
 def test_tpe_sweep_two_trials_at_once(run_train, tmp_path):
-    proc = run_train("-m", "sweep=quick", *TINY, "sweep.budget.trials=3", "sweep.budget.parallel=2",
-                     "hydra.sweep.dir=sweep")  # fmt: skip
+    proc = run_train(
+        "-m",
+        "sweep=quick",
+        *TINY,
+        "sweep.budget.trials=3",
+        "sweep.budget.parallel=2",
+        "hydra.sweep.dir=sweep",
+    )
     parent, children = assert_sweep_structure(tmp_path, range(3))
     assert states(tmp_path, "quick") == ["COMPLETE"] * 3
     assert children[0].info.end_time > children[1].info.start_time  # trials 0 and 1 ran side by side
@@ -81,12 +87,20 @@ def test_grid_over_two_backends_passes_over_a_failing_trial(run_train, tmp_path)
 
 
 def test_pruned_trial_stops_at_once_and_is_no_failure(run_train, tmp_path):
-    seeded = optuna.create_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}",
-                                 direction="maximize")  # fmt: skip
+    seeded = optuna.create_study(
+        study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}", direction="maximize"
+    )
     for _ in range(2):  # two trials no real one can match: the median pruner stops the next one
         seeded.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={1: 1.0, 2: 1.0, 3: 1.0}))
-    run_train("-m", "sweep=quick", *TINY, "train.epochs=3", "sweep.pruner=median", "sweep.budget.trials=3",
-              "hydra.sweep.dir=sweep")  # fmt: skip
+    run_train(
+        "-m",
+        "sweep=quick",
+        *TINY,
+        "train.epochs=3",
+        "sweep.pruner=median",
+        "sweep.budget.trials=3",
+        "hydra.sweep.dir=sweep",
+    )
     trial = study(tmp_path, "quick").get_trials()[2]
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [1]
     parent, children = sweep_runs(tmp_path)  # the seeded trials have no runs
@@ -104,8 +118,15 @@ def test_pruned_trial_stops_at_once_and_is_no_failure(run_train, tmp_path):
 
 def test_too_many_failures_stop_the_sweep(run_train, tmp_path):
     # a config that composes and passes the up-front checks, then fails in every trial's engine
-    proc = run_train("-m", "sweep=quick", *TINY, "backend=mxnet", "backend.image_layout=channels_last",
-                     "sweep.budget.max_failure_rate=0.2", check=False)  # fmt: skip
+    proc = run_train(
+        "-m",
+        "sweep=quick",
+        *TINY,
+        "backend=mxnet",
+        "backend.image_layout=channels_last",
+        "sweep.budget.max_failure_rate=0.2",
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("kx: error: 2 of 2 trials failed")
     parent, children = sweep_runs(tmp_path)

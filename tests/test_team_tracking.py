@@ -16,8 +16,12 @@ def test_runs_sweeps_models_and_the_registry_on_a_team_server(run_train, aws):
     from tests.helpers.mlflow_server import mlflow_server
     from tests.helpers.postgres import postgres_server
 
-    s3 = {"MLFLOW_S3_ENDPOINT_URL": aws["endpoint"], "AWS_ACCESS_KEY_ID": "testing",
-          "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}  # fmt: skip
+    s3 = {
+        "MLFLOW_S3_ENDPOINT_URL": aws["endpoint"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
     with postgres_server() as database, mlflow_server(database, f"s3://{BUCKET}/mlflow", s3) as uri:
         run_train(*TINY, "hydra.run.dir=run", f"tracking.uri={uri}", "tracking.register_as=tiny")
         run_train(
@@ -35,8 +39,14 @@ def test_runs_sweeps_models_and_the_registry_on_a_team_server(run_train, aws):
         assert len(found) == 4 and len(parents) == 1 and parents[0].info.status == "FINISHED"
         children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
         assert sorted(c.data.tags["kx.trial.state"] for c in children) == ["COMPLETE", "COMPLETE"]
-        (single,) = [r for r in found if r.info.run_name and "mlflow.parentRunId" not in r.data.tags
-                     and r is not parents[0] and r.data.tags.get("kx.sweep") != "true"]  # fmt: skip
+        (single,) = [
+            r
+            for r in found
+            if r.info.run_name
+            and "mlflow.parentRunId" not in r.data.tags
+            and r is not parents[0]
+            and r.data.tags.get("kx.sweep") != "true"
+        ]
         assert single.info.status == "FINISHED" and "best_val_acc" in single.data.metrics
         assert "model-contract.json" in model_files(uri, single.info.run_id)
         (version,) = client.search_model_versions("name = 'tiny'")

@@ -139,8 +139,9 @@ def test_same_seed_gives_identical_metrics(trained, tmp_path):
 
 
 def test_multirun_is_one_parent_run_with_a_child_per_job(run_train, tmp_path):
-    run_train("-m", *QUICK, "model=mlp", "train.epochs=2", "train.learning_rate=0.001,0.05",
-              "hydra.sweep.dir=sweep")  # fmt: skip
+    run_train(
+        "-m", *QUICK, "model=mlp", "train.epochs=2", "train.learning_rate=0.001,0.05", "hydra.sweep.dir=sweep"
+    )
     _, found = runs(tmp_path)
     parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
@@ -176,8 +177,14 @@ def mlflow_server(tmp_path):
 def test_http_tracking_server(run_train, mlflow_server):
     from mlflow.tracking import MlflowClient
 
-    run_train(*QUICK, "train.epochs=2", "model=mlp", "hydra.run.dir=run", f"tracking.uri={mlflow_server}",
-              "tracking.experiment=remote")  # fmt: skip
+    run_train(
+        *QUICK,
+        "train.epochs=2",
+        "model=mlp",
+        "hydra.run.dir=run",
+        f"tracking.uri={mlflow_server}",
+        "tracking.experiment=remote",
+    )
     client = MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name("remote")
     (run,) = client.search_runs([exp.experiment_id])
@@ -191,8 +198,10 @@ def test_mxnet_through_train_py_is_tracked_like_tensorflow(run_train, tmp_path):
     proc = run_train(*QUICK, "backend=mxnet", "hydra.run.dir=run")
     out = tmp_path / "run"
     assert [line.split(" - ")[-1][:8] for line in proc.stdout.splitlines() if "] - epoch=" in line] == [
-        "epoch=1 ", "epoch=2 ", "epoch=3 "
-    ]  # fmt: skip
+        "epoch=1 ",
+        "epoch=2 ",
+        "epoch=3 ",
+    ]
     metric_lines = [line for line in proc.stdout.splitlines() if "val_acc=" in line]
     assert metric_lines[-1].split(" - ")[-1].startswith("best_val_acc=")
     assert {"model-symbol.json", "model-0000.params", "model-shapes.json"} <= {

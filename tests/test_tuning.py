@@ -28,17 +28,21 @@ def sweep_cfg(compose_cfg):
 
 
 def test_every_range_kind_becomes_its_sagemaker_range(sweep_cfg):
-    spec = translate(sweep_cfg({
-        "model.dense_units": "choice(32, 64, 128)",
-        "train.optimizer": "choice(sgd, adam)",
-        "train.nesterov": "choice(true, false)",
-        "train.epochs": "range(2, 6)",
-        "train.batch_size": "int(interval(16, 64))",
-        "model.dense_layers": "tag(log, int(interval(1, 8)))",
-        "model.dropout": "interval(0.1, 0.5)",
-        "train.learning_rate": "tag(log, interval(0.001, 0.1))",
-        "train.momentum": "0.8",
-    }))  # fmt: skip
+    spec = translate(
+        sweep_cfg(
+            {
+                "model.dense_units": "choice(32, 64, 128)",
+                "train.optimizer": "choice(sgd, adam)",
+                "train.nesterov": "choice(true, false)",
+                "train.epochs": "range(2, 6)",
+                "train.batch_size": "int(interval(16, 64))",
+                "model.dense_layers": "tag(log, int(interval(1, 8)))",
+                "model.dropout": "interval(0.1, 0.5)",
+                "train.learning_rate": "tag(log, interval(0.001, 0.1))",
+                "train.momentum": "0.8",
+            }
+        )
+    )
     assert spec.ranges == {
         "model.dense_units": {"kind": "Categorical", "values": ["32", "64", "128"]},
         "train.optimizer": {"kind": "Categorical", "values": ["sgd", "adam"]},
@@ -57,20 +61,35 @@ def test_every_range_kind_becomes_its_sagemaker_range(sweep_cfg):
 @pytest.mark.parametrize(
     "params, overrides, message",
     [
-        ({"train.epochs": "range(2, 10, 2)"}, [],
-         "sweep.params.train.epochs='range(2, 10, 2)': SageMaker integer ranges have no step"),
-        ({"model.dense_units": f"choice({','.join(str(n) for n in range(1, 32))})"}, [],
-         "a SageMaker categorical range takes at most 30 values, this one has 31"),
-        (None, ["sweep.sampler=grid"],
-         "sweep.params.train.learning_rate: sweep.sampler=grid takes choice(...) ranges only in SageMaker, "
-         "this one is continuous"),
-        (None, ["sweep.pruner=hyperband"],
-         "sweep.sampler=tpe with sweep.pruner=hyperband: SageMaker's Hyperband strategy picks trials at random"),
+        (
+            {"train.epochs": "range(2, 10, 2)"},
+            [],
+            "sweep.params.train.epochs='range(2, 10, 2)': SageMaker integer ranges have no step",
+        ),
+        (
+            {"model.dense_units": f"choice({','.join(str(n) for n in range(1, 32))})"},
+            [],
+            "a SageMaker categorical range takes at most 30 values, this one has 31",
+        ),
+        (
+            None,
+            ["sweep.sampler=grid"],
+            "sweep.params.train.learning_rate: sweep.sampler=grid takes choice(...) ranges only in SageMaker, "
+            "this one is continuous",
+        ),
+        (
+            None,
+            ["sweep.pruner=hyperband"],
+            "sweep.sampler=tpe with sweep.pruner=hyperband: SageMaker's Hyperband strategy picks trials at random",
+        ),
         ({"train.epochs": "3"}, [], "sweep=quick sweeps nothing"),
-        ({"train.learning_rat": "interval(0.1, 0.2)"}, [],
-         "Unknown hyperparameter --train.learning_rat; nearest valid keys: train.learning_rate"),
+        (
+            {"train.learning_rat": "interval(0.1, 0.2)"},
+            [],
+            "Unknown hyperparameter --train.learning_rat; nearest valid keys: train.learning_rate",
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_sagemaker_cannot_express_is_one_line_naming_the_parameter(
     sweep_cfg, params, overrides, message
 ):
@@ -132,8 +151,16 @@ def test_metric_names_mean_what_they_mean_for_local_runs_and_the_objective_is_th
 def test_a_jobs_config_is_composed_as_train_py_composes_it_in_the_job():
     from kx.sagemaker.job_runs import job_config
 
-    cfg = job_config({"backend": "tensorflow", "model": "mlp", "model.dropout": "0.25", "sagemaker_program": "train.py",
-                      "model_dir": "s3://b/m"}, sweep="quick")  # fmt: skip
+    cfg = job_config(
+        {
+            "backend": "tensorflow",
+            "model": "mlp",
+            "model.dropout": "0.25",
+            "sagemaker_program": "train.py",
+            "model_dir": "s3://b/m",
+        },
+        sweep="quick",
+    )
     assert (cfg.model.name, cfg.model.dropout, cfg.sweep.name) == ("mlp", 0.25, "quick")
     assert job_config({"train.learning_rat": "0.1"}) is None  # the job failed on it: raw params are logged
 

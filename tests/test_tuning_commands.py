@@ -24,27 +24,44 @@ def tuning(status: str, completed: int = 0, running: int = 0, best: float = None
     description = {
         "HyperParameterTuningJobName": NAME,
         "HyperParameterTuningJobArn": f"arn:aws:sagemaker:eu-west-1:111122223333:hyper-parameter-tuning-job/{NAME}",
-        "HyperParameterTuningJobConfig": {"Strategy": "Bayesian", "ResourceLimits": {"MaxParallelTrainingJobs": 2}},
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "ResourceLimits": {"MaxParallelTrainingJobs": 2},
+        },
         "HyperParameterTuningJobStatus": status,
         "CreationTime": NOW,
-        "TrainingJobStatusCounters": {"Completed": completed, "InProgress": running, "RetryableError": 0,
-                                      "NonRetryableError": 1, "Stopped": 0},
+        "TrainingJobStatusCounters": {
+            "Completed": completed,
+            "InProgress": running,
+            "RetryableError": 0,
+            "NonRetryableError": 1,
+            "Stopped": 0,
+        },
         "ObjectiveStatusCounters": {"Succeeded": completed, "Pending": running, "Failed": 0},
-    }  # fmt: skip
+    }
     if best is not None:
         description["BestTrainingJob"] = {
-            "TrainingJobName": f"{NAME}-001-abcd1234", "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:1:training-job/x",
-            "CreationTime": NOW, "TrainingJobStatus": "Completed", "TunedHyperParameters": {"model.dropout": "0.2"},
+            "TrainingJobName": f"{NAME}-001-abcd1234",
+            "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:1:training-job/x",
+            "CreationTime": NOW,
+            "TrainingJobStatus": "Completed",
+            "TunedHyperParameters": {"model.dropout": "0.2"},
             "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "best_val_acc", "Value": best},
-        }  # fmt: skip
+        }
     return description
 
 
-TRAINING = {"TrainingJobName": "kx-job", "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:1:training-job/kx-job",
-            "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"}, "TrainingJobStatus": "InProgress",
-            "SecondaryStatus": "Training", "AlgorithmSpecification": {"TrainingInputMode": "File"},
-            "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-            "StoppingCondition": {"MaxRuntimeInSeconds": 60}, "CreationTime": NOW}  # fmt: skip
+TRAINING = {
+    "TrainingJobName": "kx-job",
+    "TrainingJobArn": "arn:aws:sagemaker:eu-west-1:1:training-job/kx-job",
+    "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
+    "TrainingJobStatus": "InProgress",
+    "SecondaryStatus": "Training",
+    "AlgorithmSpecification": {"TrainingInputMode": "File"},
+    "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+    "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+    "CreationTime": NOW,
+}
 
 
 def not_found(stub: Stubber, operation: str, code: str, message: str) -> None:

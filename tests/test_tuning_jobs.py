@@ -27,8 +27,15 @@ TOOLKIT_CHATTER = (
 
 
 def test_dry_run_prints_the_validated_tuning_request_offline(launch_here):
-    proc = launch_here(*SAGEMAKER, *QUICK, "sweep.pruner=median", "sweep.seed=3", "target.spot=true",
-                  "target.warm_start=[kx-tensorflow-ab12-261101-1200]", "--dry-run")  # fmt: skip
+    proc = launch_here(
+        *SAGEMAKER,
+        *QUICK,
+        "sweep.pruner=median",
+        "sweep.seed=3",
+        "target.spot=true",
+        "target.warm_start=[kx-tensorflow-ab12-261101-1200]",
+        "--dry-run",
+    )
     assert proc.returncode == 0, proc.stderr
     request = json.loads(proc.stdout)
     assert regex.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}", request["HyperParameterTuningJobName"])
@@ -37,24 +44,33 @@ def test_dry_run_prints_the_validated_tuning_request_offline(launch_here):
     assert config["RandomSeed"] == 3 and config["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 6
     assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "best_val_acc"}
     ranges = config["ParameterRanges"]
-    assert {"Name": "train.learning_rate", "MinValue": "0.005", "MaxValue": "0.2",
-            "ScalingType": "Logarithmic"} in ranges["ContinuousParameterRanges"]  # fmt: skip
+    assert {
+        "Name": "train.learning_rate",
+        "MinValue": "0.005",
+        "MaxValue": "0.2",
+        "ScalingType": "Logarithmic",
+    } in ranges["ContinuousParameterRanges"]
     assert ranges["CategoricalParameterRanges"] == [
         {"Name": "model.dense_units", "Values": ["32", "64", "128"]}
     ]
     definition = request["TrainingJobDefinition"]
     static = definition["StaticHyperParameters"]
     assert {k: static[k] for k in ("backend", "model", "dataset", "train.epochs")} == {
-        "backend": "tensorflow", "model": "mlp", "dataset": "digits", "train.epochs": "2"
-    }  # fmt: skip
+        "backend": "tensorflow",
+        "model": "mlp",
+        "dataset": "digits",
+        "train.epochs": "2",
+    }
     assert not {"train.learning_rate", "model.dense_units", "model.dropout"} & set(static)
     assert not any(k.startswith("sweep") for k in static)
     objective = {m["Name"]: m["Regex"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]}
     assert objective["best_val_acc"] == r"\b(?:best_)?val_acc=([0-9.]+)"
     assert {"Key": "kx:sweep", "Value": "quick"} in request["Tags"]
     assert definition["EnableManagedSpotTraining"] is True and definition["CheckpointConfig"]["S3Uri"]
-    assert request["WarmStartConfig"] == {"WarmStartType": "IdenticalDataAndAlgorithm",
-        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "kx-tensorflow-ab12-261101-1200"}]}  # fmt: skip
+    assert request["WarmStartConfig"] == {
+        "WarmStartType": "IdenticalDataAndAlgorithm",
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "kx-tensorflow-ab12-261101-1200"}],
+    }
 
 
 def test_the_local_fashion_sweep_file_is_a_hyperband_tuning_job_with_its_hour(launch_here):
@@ -130,24 +146,34 @@ def start_trial(sm, tuning: dict, number: int, values: dict) -> str:
     definition = tuning["TrainingJobDefinition"]
     name = f"{tuning['HyperParameterTuningJobName']}-{number:03d}-0000abcd"
     sm.create_training_job(
-        TrainingJobName=name, HyperParameters={**definition["StaticHyperParameters"], **values},
+        TrainingJobName=name,
+        HyperParameters={**definition["StaticHyperParameters"], **values},
         AlgorithmSpecification={k: v for k, v in definition["AlgorithmSpecification"].items()},
-        RoleArn=definition["RoleArn"], OutputDataConfig=definition["OutputDataConfig"],
-        ResourceConfig=definition["ResourceConfig"], StoppingCondition=definition["StoppingCondition"],
-    )  # fmt: skip
+        RoleArn=definition["RoleArn"],
+        OutputDataConfig=definition["OutputDataConfig"],
+        ResourceConfig=definition["ResourceConfig"],
+        StoppingCondition=definition["StoppingCondition"],
+    )
     return name
 
 
 def summary(name: str, values: dict, value: float) -> dict:
-    return {"TrainingJobName": name, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:111122223333:training-job/{name}",
-            "CreationTime": datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc),
-            "TrainingJobStatus": "Completed", "TunedHyperParameters": values,
-            "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "best_val_acc", "Value": value}}  # fmt: skip
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:111122223333:training-job/{name}",
+        "CreationTime": datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc),
+        "TrainingJobStatus": "Completed",
+        "TunedHyperParameters": values,
+        "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "best_val_acc", "Value": value},
+    }
 
 
 def listed(sm, tuning_name: str, summaries: list) -> None:
-    sm.stubber.add_response("list_training_jobs_for_hyper_parameter_tuning_job",
-                            {"TrainingJobSummaries": summaries}, {"HyperParameterTuningJobName": tuning_name})  # fmt: skip
+    sm.stubber.add_response(
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        {"TrainingJobSummaries": summaries},
+        {"HyperParameterTuningJobName": tuning_name},
+    )
 
 
 @pytest.mark.slow
@@ -168,8 +194,10 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(
     )
     status = launch(tmp_path, "status", name, endpoint=aws["endpoint"])
     assert status.returncode == 0 and status.stdout.startswith(f"{name}: "), status.stderr
-    values = [{"train.learning_rate": "0.05", "model.dropout": "0.1", "model.dense_units": "64"},
-              {"train.learning_rate": "0.01", "model.dropout": "0.3", "model.dense_units": "32"}]  # fmt: skip
+    values = [
+        {"train.learning_rate": "0.05", "model.dropout": "0.1", "model.dense_units": "64"},
+        {"train.learning_rate": "0.01", "model.dropout": "0.3", "model.dense_units": "32"},
+    ]
     # the first trial's output holds the metrics.json train.py really writes for its settings
     local = train(tmp_path, "sweep=quick", *QUICK[1:], *(f"{k}={v}" for k, v in values[0].items()))
     assert local.returncode == 0, local.stderr
@@ -181,8 +209,11 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(
 
     monkeypatch.chdir(tmp_path)
     cfg = compose(["target=sagemaker", f"tracking.uri={mlflow_store}"])
-    sm = PartlyStubbed(aws["sm"], aws["session"].client("sagemaker", endpoint_url=aws["endpoint"]),
-                       "list_training_jobs_for_hyper_parameter_tuning_job")  # fmt: skip
+    sm = PartlyStubbed(
+        aws["sm"],
+        aws["session"].client("sagemaker", endpoint_url=aws["endpoint"]),
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+    )
     listed(sm, name, [summary(trials[0], values[0], 0.91)])
     assert results(cfg, sm, aws["s3"], name) == 0
     listed(sm, name, [summary(t, v, x) for t, v, x in zip(trials, values, (0.91, 0.87))])
@@ -191,8 +222,11 @@ def test_tuning_job_on_moto_and_its_trials_in_mlflow_like_local_runs(
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("kx").experiment_id])
-    (parent,) = [r for r in runs if r.data.tags.get("kx.sagemaker.tuning_job") == name and
-                 "mlflow.parentRunId" not in r.data.tags]  # fmt: skip
+    (parent,) = [
+        r
+        for r in runs
+        if r.data.tags.get("kx.sagemaker.tuning_job") == name and "mlflow.parentRunId" not in r.data.tags
+    ]
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.data.tags["kx.sagemaker.job_name"] for r in nested) == trials  # each once
     children = {r.data.tags["kx.sagemaker.job_name"]: r for r in nested}

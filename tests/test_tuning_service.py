@@ -23,13 +23,35 @@ from tests.helpers.sweeps import mlflow_client
 
 QUICK = ["sweep=quick", "dataset=digits", "model=mlp"]
 # Values a sweep file may fix or list, in the override grammar a local trial gets them in.
-SWEEP_VALUES = ["null", "true", "'true'", "1e-3", "'1e-3'", "0.001", "1.0e+2", "-7", "'64'", "adam", "'two words'",
-                "[a,b]", "[1,2.5]", "{a:1,b:'c d'}", "''", "inf"]  # fmt: skip
+SWEEP_VALUES = [
+    "null",
+    "true",
+    "'true'",
+    "1e-3",
+    "'1e-3'",
+    "0.001",
+    "1.0e+2",
+    "-7",
+    "'64'",
+    "adam",
+    "'two words'",
+    "[a,b]",
+    "[1,2.5]",
+    "{a:1,b:'c d'}",
+    "''",
+    "inf",
+]
 
 
 def test_reserved_hyperparameters_are_the_services_not_the_scripts():
-    hps = {"backend": "tensorflow", "model": "mlp", "model.dropout": "0.25", "_tuning_objective_metric": "best_val_acc",
-           "sagemaker_program": "train.py", "model_dir": "s3://b/m"}  # fmt: skip
+    hps = {
+        "backend": "tensorflow",
+        "model": "mlp",
+        "model.dropout": "0.25",
+        "_tuning_objective_metric": "best_val_acc",
+        "sagemaker_program": "train.py",
+        "model_dir": "s3://b/m",
+    }
     cfg = job_config(hps, sweep="quick")  # not None: the trial's config composes as train.py's in the job
     assert (cfg.model.name, cfg.model.dropout, cfg.sweep.name) == ("mlp", 0.25, "quick")
     tuning = {"TrainingJobDefinition": {"StaticHyperParameters": hps}}
@@ -76,18 +98,34 @@ def sweep_cfg(compose_cfg):
 @pytest.mark.parametrize(
     "params, overrides, message",
     [
-        ({"train.batch_size": "int(interval(32, 1024))"}, ["target.instance_count=2"],
-         "sweep.params.train.batch_size='int(interval(32, 1024))': with target.instance_count=2 each batch"),
-        ({"train.batch_size": "choice(64, 100, 129)"}, ["target.instance_count=2"],
-         "the batch must be a multiple of 2, and 129 is not"),
-        (None, ["target.instance_count=3"], "train.batch_size=null (automatic: one of 256, 128, 64, 32, 16): with "
-         "target.instance_count=3 the batch must be a multiple of 3, and 256, 128, 64, 32, 16 is not"),
-        (None, ["target.instance_count=3", "train.batch_size=256"], "train.batch_size=256: with target.instance_count=3"),
-        ({"train.epochs": "int(interval(2, 9))", "model.dropout": "interval(0.1, 0.5)"},
-         ["sweep.sampler=random", "sweep.pruner=hyperband"],
-         "Hyperband gives each trial its epochs itself, up to train.epochs"),
+        (
+            {"train.batch_size": "int(interval(32, 1024))"},
+            ["target.instance_count=2"],
+            "sweep.params.train.batch_size='int(interval(32, 1024))': with target.instance_count=2 each batch",
+        ),
+        (
+            {"train.batch_size": "choice(64, 100, 129)"},
+            ["target.instance_count=2"],
+            "the batch must be a multiple of 2, and 129 is not",
+        ),
+        (
+            None,
+            ["target.instance_count=3"],
+            "train.batch_size=null (automatic: one of 256, 128, 64, 32, 16): with "
+            "target.instance_count=3 the batch must be a multiple of 3, and 256, 128, 64, 32, 16 is not",
+        ),
+        (
+            None,
+            ["target.instance_count=3", "train.batch_size=256"],
+            "train.batch_size=256: with target.instance_count=3",
+        ),
+        (
+            {"train.epochs": "int(interval(2, 9))", "model.dropout": "interval(0.1, 0.5)"},
+            ["sweep.sampler=random", "sweep.pruner=hyperband"],
+            "Hyperband gives each trial its epochs itself, up to train.epochs",
+        ),
     ],
-)  # fmt: skip
+)
 def test_ranges_the_jobs_hosts_or_hyperband_cannot_run_are_refused(sweep_cfg, params, overrides, message):
     with pytest.raises(KxError) as err:
         translate(sweep_cfg(params, *overrides))
@@ -151,10 +189,19 @@ def test_a_checkpoint_of_another_runs_settings_is_refused_naming_them(tmp_path):
 
 def test_an_early_stopped_trial_keeps_its_value_and_is_pruned():
     when = datetime.datetime(2026, 12, 3, 10, 0, tzinfo=datetime.timezone.utc)
-    description = {"TrainingJobName": "kx-t-002-ab", "TrainingJobStatus": "Stopped", "TrainingStartTime": when,
-                   "TrainingEndTime": when + datetime.timedelta(seconds=95), "HyperParameters": {}}  # fmt: skip
-    summary = {"TrainingJobName": "kx-t-002-ab", "TrainingJobStatus": "Stopped", "ObjectiveStatus": "Succeeded",
-               "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "best_val_acc", "Value": 0.1866}}  # fmt: skip
+    description = {
+        "TrainingJobName": "kx-t-002-ab",
+        "TrainingJobStatus": "Stopped",
+        "TrainingStartTime": when,
+        "TrainingEndTime": when + datetime.timedelta(seconds=95),
+        "HyperParameters": {},
+    }
+    summary = {
+        "TrainingJobName": "kx-t-002-ab",
+        "TrainingJobStatus": "Stopped",
+        "ObjectiveStatus": "Succeeded",
+        "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "best_val_acc", "Value": 0.1866},
+    }
     trial = trial_of(summary, description)
     assert (trial.state, trial.objective) == ("PRUNED", 0.1866)
     stopped = trial_of({**summary, "ObjectiveStatus": "Pending"}, description)  # stopped before any value
@@ -187,9 +234,18 @@ def test_rehearsed_trials_train_their_own_and_compare_with_a_local_sweep_column_
     local = train(tmp_path, "-m", *QUICK, "train.epochs=2", "sweep.budget.trials=2")
     assert local.returncode == 0, local.stderr[-2000:]
     # spot trials: the tuning job's one CheckpointConfig, synced through S3 (moto) into every trial
-    proc = launch(tmp_path, "target=sagemaker_local", *QUICK, "train.epochs=2", "sweep.budget.trials=2",
-                  "target.spot=true", f"target.bucket={BUCKET}", f"target.s3_endpoint={aws['endpoint']}",
-                  endpoint=aws["endpoint"], timeout=600)  # fmt: skip
+    proc = launch(
+        tmp_path,
+        "target=sagemaker_local",
+        *QUICK,
+        "train.epochs=2",
+        "sweep.budget.trials=2",
+        "target.spot=true",
+        f"target.bucket={BUCKET}",
+        f"target.s3_endpoint={aws['endpoint']}",
+        endpoint=aws["endpoint"],
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # SageMaker's numbers, as in the jobs' names (-001, -002) and the report's table
     trials = [line.split(":")[0] for line in proc.stderr.splitlines() if line.startswith("trial ")]
@@ -201,8 +257,10 @@ def test_rehearsed_trials_train_their_own_and_compare_with_a_local_sweep_column_
         for r in runs
         if "mlflow.parentRunId" not in r.data.tags
     }
-    sagemaker, mine = ([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[k].info.run_id]
-                       for k in (True, False))  # fmt: skip
+    sagemaker, mine = (
+        [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[k].info.run_id]
+        for k in (True, False)
+    )
     tuning_job = parents[True].data.tags["kx.sagemaker.tuning_job"]
     root = tmp_path / "outputs" / "sagemaker_local" / tuning_job
     logs = trial_logs(root)
@@ -231,8 +289,20 @@ def test_rehearsed_trials_train_their_own_and_compare_with_a_local_sweep_column_
         # column for column with a local trial: the same params, the same metric names
         assert set(child.data.params) == set(mine[0].data.params)
         assert set(child.data.metrics) - {"billable_seconds"} == set(mine[0].data.metrics)
-    retrain = subprocess.run([sys.executable, str(PROJECT_DIR / "train.py"), "--config-dir", str(root),
-                              "--config-name", "best_trial", "--cfg", "job"], capture_output=True, text=True)  # fmt: skip
+    retrain = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_DIR / "train.py"),
+            "--config-dir",
+            str(root),
+            "--config-name",
+            "best_trial",
+            "--cfg",
+            "job",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert retrain.returncode == 0, retrain.stderr
     assert "_tuning_objective_metric" not in (root / "best_trial.yaml").read_text()
 
@@ -240,9 +310,18 @@ def test_rehearsed_trials_train_their_own_and_compare_with_a_local_sweep_column_
 @pytest.mark.slow
 def test_the_services_early_stopping_stops_a_trial_by_sigterm_and_its_value_is_kept(tmp_path):
     # lr 0.2 learns, 1e-06 does not; the random sampler with seed 10 tries 0.2 first
-    proc = launch(tmp_path, "target=sagemaker_local", *QUICK, "train.epochs=40", "train.early_stopping.enabled=false",
-                  'sweep.params={train.learning_rate:"choice(0.2,0.000001)",model.dense_units:"64",model.dropout:"0.0"}',
-                  "sweep.sampler=random", "sweep.seed=10", "sweep.pruner=median", "sweep.budget.trials=2")  # fmt: skip
+    proc = launch(
+        tmp_path,
+        "target=sagemaker_local",
+        *QUICK,
+        "train.epochs=40",
+        "train.early_stopping.enabled=false",
+        'sweep.params={train.learning_rate:"choice(0.2,0.000001)",model.dense_units:"64",model.dropout:"0.0"}',
+        "sweep.sampler=random",
+        "sweep.seed=10",
+        "sweep.pruner=median",
+        "sweep.budget.trials=2",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(
         r"^trial 2: \S+-002-\S+ Stopped \(early stopping\) best_val_acc=0\.\d+$", proc.stderr, re.M
@@ -255,8 +334,15 @@ def test_the_services_early_stopping_stops_a_trial_by_sigterm_and_its_value_is_k
     curve = [m.value for m in client.get_metric_history(stopped.info.run_id, "val_acc")]
     assert 1 <= len(curve) < 40  # stopped early, by SIGTERM
     assert stopped.data.metrics["best_val_acc"] == max(curve)  # the best epoch's, not the last epoch's
-    log = (tmp_path / "outputs" / "sagemaker_local" / parent.data.tags["kx.sagemaker.tuning_job"] /
-           stopped.data.tags["kx.sagemaker.job_name"] / "output" / "rehearsal.log").read_text()  # fmt: skip
+    log = (
+        tmp_path
+        / "outputs"
+        / "sagemaker_local"
+        / parent.data.tags["kx.sagemaker.tuning_job"]
+        / stopped.data.tags["kx.sagemaker.job_name"]
+        / "output"
+        / "rehearsal.log"
+    ).read_text()
     assert "SIGTERM received" in log
     assert float(re.findall(r"\b(?:best_)?val_acc=([0-9.]+)", log)[-1]) == pytest.approx(max(curve), abs=1e-4)
     assert parent.data.metrics["trials_pruned"] == 1 and parent.data.metrics["trials_complete"] == 1

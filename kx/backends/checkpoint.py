@@ -95,9 +95,11 @@ class Checkpoint:
         try:
             backend.load_state(self.last)  # type: ignore[attr-defined]
         except Exception as err:  # noqa: BLE001 - each engine's reader raises its own types for a damaged file
-            raise KxError(f"Cannot resume from the checkpoint in {self.last} ({type(err).__name__}: "
-                          f"{one_line(err)}): move that folder away to start over, or choose another "
-                          "train.checkpoint_dir.") from None  # fmt: skip
+            raise KxError(
+                f"Cannot resume from the checkpoint in {self.last} ({type(err).__name__}: "
+                f"{one_line(err)}): move that folder away to start over, or choose another "
+                "train.checkpoint_dir."
+            ) from None
         monitor.load(self.last / "monitor.json")
         log.info("resuming from the checkpoint in %s after epoch %d", self.last, monitor.epochs)
         return monitor.epochs
@@ -117,17 +119,23 @@ class Checkpoint:
             return
         recorded = newest / SETTINGS_FILE
         if not recorded.is_file():
-            raise CheckpointMismatch(f"The checkpoint in {newest} does not record the settings it was trained "
-                                     f"with, so it cannot be resumed safely; {self._advice()}.")  # fmt: skip
+            raise CheckpointMismatch(
+                f"The checkpoint in {newest} does not record the settings it was trained "
+                f"with, so it cannot be resumed safely; {self._advice()}."
+            )
         theirs = json.loads(recorded.read_text())
         keys = sorted(set(theirs) | set(self.settings))
         differ = [k for k in keys if theirs.get(k) != self.settings.get(k)]
         if differ:
-            shown = "; ".join(f"{k}={theirs.get(k, '(unset)')} there, {self.settings.get(k, '(unset)')} here"
-                              for k in differ[:5])  # fmt: skip
+            shown = "; ".join(
+                f"{k}={theirs.get(k, '(unset)')} there, {self.settings.get(k, '(unset)')} here"
+                for k in differ[:5]
+            )
             more = f" and {len(differ) - 5} more" if len(differ) > 5 else ""
-            raise CheckpointMismatch(f"The checkpoint in {newest} belongs to a run with other settings "
-                                     f"({shown}{more}); {self._advice()}.")  # fmt: skip
+            raise CheckpointMismatch(
+                f"The checkpoint in {newest} belongs to a run with other settings "
+                f"({shown}{more}); {self._advice()}."
+            )
 
     def _advice(self) -> str:
         return f"give this run its own train.checkpoint_dir, or remove {self.folder} to start afresh"

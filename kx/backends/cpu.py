@@ -15,8 +15,17 @@ from typing import FrozenSet, Optional
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 # oneDNN ISA caps that still include bfloat16 instructions (its ``dnnl_cpu_isa_t`` names)
-BF16_ISA_CAPS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX",
-                 "AVX10_1_512_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT")  # fmt: skip
+BF16_ISA_CAPS = (
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512_AMX_FP16",
+    "ALL",
+    "DEFAULT",
+)
 
 
 @dataclass(frozen=True)

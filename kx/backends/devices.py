@@ -85,8 +85,14 @@ def announce(devices: List[str], batch_size: int, samples: int, note: str = "") 
     split once (``note``, if any, appended: what the engine leaves out to keep batches even)."""
     if len(devices) > 1:
         data_parallel_steps(batch_size, samples, len(devices), "devices")
-        log.info("data-parallel over %d devices: %s; each global batch of %d is split into %d per device%s",
-                 len(devices), ", ".join(devices), batch_size, batch_size // len(devices), note)  # fmt: skip
+        log.info(
+            "data-parallel over %d devices: %s; each global batch of %d is split into %d per device%s",
+            len(devices),
+            ", ".join(devices),
+            batch_size,
+            batch_size // len(devices),
+            note,
+        )
 
 
 def even_length(samples: int, parts: int) -> int:

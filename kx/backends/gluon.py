@@ -112,8 +112,10 @@ class GluonBackend(Backend):
             )
         kv = self.mx.kv.create("dist_sync")
         if kv.num_workers != self.cluster.size:
-            raise BackendError(f"MXNet reports {kv.num_workers} workers (DMLC_NUM_WORKER) for "
-                               f"{self.cluster.size} hosts (SM_HOSTS); they must agree.")  # fmt: skip
+            raise BackendError(
+                f"MXNet reports {kv.num_workers} workers (DMLC_NUM_WORKER) for "
+                f"{self.cluster.size} hosts (SM_HOSTS); they must agree."
+            )
         return kv
 
     def build(self, model: DictConfig, input_shape: Tuple[int, ...], num_classes: int) -> None:
@@ -126,8 +128,10 @@ class GluonBackend(Backend):
             net.hybridize(static_alloc=True)
         out = net(self.mx.nd.zeros((1, *input_shape), ctx=self.ctx))  # resolves deferred shapes
         if out.shape != (1, num_classes):
-            raise builder.ModelError(f"model={model.name} gives outputs of shape {out.shape} for one image; "
-                                     f"expected (1, {num_classes}) logits.")  # fmt: skip
+            raise builder.ModelError(
+                f"model={model.name} gives outputs of shape {out.shape} for one image; "
+                f"expected (1, {num_classes}) logits."
+            )
         self.net = net
         self.input_shape = input_shape
         self.best: Dict[str, Any] = {}
@@ -209,8 +213,12 @@ class GluonBackend(Backend):
             losses = [loss_fn(out, target) for out, (_, target) in zip(outs, shares)]
         mx.autograd.backward(losses)
         loss_sum = mx.nd.add_n(*[loss.sum().as_in_context(self.ctx) for loss in losses])
-        correct = mx.nd.add_n(*[(out.argmax(axis=1) == target).sum().as_in_context(self.ctx)
-                                for out, (_, target) in zip(outs, shares)])  # fmt: skip
+        correct = mx.nd.add_n(
+            *[
+                (out.argmax(axis=1) == target).sum().as_in_context(self.ctx)
+                for out, (_, target) in zip(outs, shares)
+            ]
+        )
         return loss_sum, correct
 
     def _sum_gradients(self) -> None:
@@ -262,8 +270,9 @@ class GluonBackend(Backend):
                 break  # interrupted: a partial epoch is not recorded, the last checkpoint stands
             if plan.hosts > 1 or plan.parts > 1:
                 self._average_statistics()
-            metrics = self._epoch_metrics([*sums, len(y), *self._evaluate(x_val, y_val, plan.share), len(y_val)],
-                                          plan, monitor)  # fmt: skip
+            metrics = self._epoch_metrics(
+                [*sums, len(y), *self._evaluate(x_val, y_val, plan.share), len(y_val)], plan, monitor
+            )
             if monitor.end_epoch(epoch, metrics):
                 self.best = {name: p.data(self.ctx).copy() for name, p in self.net.collect_params().items()}
             checkpoint.save(self, monitor)
@@ -284,8 +293,12 @@ class GluonBackend(Backend):
         if self.resumed_from is not None:
             self.trainer.load_states(str(self.resumed_from / "trainer.states"))
         if hosts > 1:
-            log.info("data-parallel: %d steps per epoch, each a global batch of %d split over %d hosts",
-                     steps, train.batch_size, hosts)  # fmt: skip
+            log.info(
+                "data-parallel: %d steps per epoch, each a global batch of %d split over %d hosts",
+                steps,
+                train.batch_size,
+                hosts,
+            )
             self._join_hosts(metrics=7)  # the six sums of _epoch_metrics and the stop flag
         elif self.local_kv is not None:
             self._init_local_kv()
@@ -301,8 +314,9 @@ class GluonBackend(Backend):
             order = order[: devices.even_length(len(order), plan.parts)]
         return data.x_train[order], data.y_train[order]
 
-    def _train_epoch(self, x: np.ndarray, y: np.ndarray, plan: "_Plan", monitor: EpochMonitor,
-                     label: str) -> Optional[List[float]]:  # fmt: skip
+    def _train_epoch(
+        self, x: np.ndarray, y: np.ndarray, plan: "_Plan", monitor: EpochMonitor, label: str
+    ) -> Optional[List[float]]:
         """One pass over ``x``: the summed loss and correct predictions, or None when interrupted
         (on one host; across hosts a signal takes effect at the end of the epoch)."""
         loss_fn, show_progress = self.mx.gluon.loss.SoftmaxCrossEntropyLoss(), sys.stdout.isatty()

@@ -110,8 +110,12 @@ class KerasBackend(Backend):
 
             visible = torch.cuda.device_count() or self.cfg.cpu_devices
             if visible > 1:
-                log.warning("backend=torch trains on one device (%s): Keras 3 has no data-parallel training "
-                            "on PyTorch; %d devices are visible", self.devices()[0], visible)  # fmt: skip
+                log.warning(
+                    "backend=torch trains on one device (%s): Keras 3 has no data-parallel training "
+                    "on PyTorch; %d devices are visible",
+                    self.devices()[0],
+                    visible,
+                )
 
     def scope(self) -> Any:
         """Where variables must be created: the distribution strategy's scope, if any."""
@@ -196,8 +200,13 @@ class KerasBackend(Backend):
         note = f"; {train % parts} training and {val % parts} validation samples left out, so that every batch splits evenly"
         devices.announce(self.devices(), batch_size, train, note if train % parts or val % parts else "")
         train, val = devices.even_length(train, parts), devices.even_length(val, parts)
-        return dataclasses.replace(data, x_train=data.x_train[:train], y_train=data.y_train[:train],
-                                   x_val=data.x_val[:val], y_val=data.y_val[:val])  # fmt: skip
+        return dataclasses.replace(
+            data,
+            x_train=data.x_train[:train],
+            y_train=data.y_train[:train],
+            x_val=data.x_val[:val],
+            y_val=data.y_val[:val],
+        )
 
     def _fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         """Keras's ``fit`` from the epoch after ``monitor.epochs``; on a terminal its progress bar
@@ -219,11 +228,17 @@ class KerasBackend(Backend):
         if pipeline == "auto":
             pipeline = "tf_data" if self.name == "tensorflow" and self.strategy is None else "arrays"
         if pipeline == "arrays":
-            return {"x": data.x_train, "y": data.y_train, "batch_size": batch_size,
-                    "validation_data": (data.x_val, data.y_val)}  # fmt: skip
-        return {"x": self._tf_data(data.x_train, data.y_train, batch_size, shuffle=True),
-                "shuffle": False,  # the pipeline shuffles; Keras would warn that it cannot
-                "validation_data": self._tf_data(data.x_val, data.y_val, batch_size, shuffle=False)}  # fmt: skip
+            return {
+                "x": data.x_train,
+                "y": data.y_train,
+                "batch_size": batch_size,
+                "validation_data": (data.x_val, data.y_val),
+            }
+        return {
+            "x": self._tf_data(data.x_train, data.y_train, batch_size, shuffle=True),
+            "shuffle": False,  # the pipeline shuffles; Keras would warn that it cannot
+            "validation_data": self._tf_data(data.x_val, data.y_val, batch_size, shuffle=False),
+        }
 
     def _tf_data(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool) -> Any:
         """Batches of ``(x, y)``, reshuffled every epoch if ``shuffle``, one batch prefetched.
@@ -278,8 +293,11 @@ class KerasBackend(Backend):
         fused_batch_norm.portable(self.model).save(native)  # loads in plain Keras
         paths = [native]
         if self.name == "jax" and importlib.util.find_spec("tensorflow") is None:
-            log.warning("backend=jax: SavedModel export skipped, it needs TensorFlow to convert the JAX "
-                        'functions (pip install -e ".[tensorflow]"); %s is exported', native.name)  # fmt: skip
+            log.warning(
+                "backend=jax: SavedModel export skipped, it needs TensorFlow to convert the JAX "
+                'functions (pip install -e ".[tensorflow]"); %s is exported',
+                native.name,
+            )
         elif self.name in ("tensorflow", "jax"):
             serving = model_dir / name / str(version)
             self.model.export(str(serving), format="tf_saved_model", verbose=False)

@@ -34,8 +34,13 @@ def fit(
     keras, model, strategy, cluster = backend.keras, backend.model, backend.strategy, backend.cluster
     global_batch, replicas = train.batch_size, strategy.num_replicas_in_sync
     steps = data_parallel_steps(global_batch, len(data.y_train), replicas, "replicas")
-    log.info("data-parallel: %d steps per epoch, each a global batch of %d split over %d replicas on %d hosts",
-             steps, global_batch, replicas, cluster.size)  # fmt: skip
+    log.info(
+        "data-parallel: %d steps per epoch, each a global batch of %d split over %d replicas on %d hosts",
+        steps,
+        global_batch,
+        replicas,
+        cluster.size,
+    )
     if not model.optimizer.built:
         with backend.scope():
             model.optimizer.build(model.trainable_variables)

@@ -58,8 +58,12 @@ class EpochMonitor:
 
     def save(self, path: Path) -> None:
         """Write the monitor's state (history, best epoch, epoch times) for a later resume."""
-        state = {"history": self.history, "epoch_seconds": self.epoch_seconds,
-                 "best_epoch": self.best_epoch, "stop": self.stop}  # fmt: skip
+        state = {
+            "history": self.history,
+            "epoch_seconds": self.epoch_seconds,
+            "best_epoch": self.best_epoch,
+            "stop": self.stop,
+        }
         path.write_text(json.dumps(state))
 
     def load(self, path: Path) -> None:
@@ -115,8 +119,13 @@ class EpochMonitor:
         seconds = self.epoch_seconds[-1]
         left = (self.planned_epochs or epoch) - epoch
         if left > 0:
-            log.info("epoch %d took %.1f s here; the %d epochs left take about %.0f s more", epoch, seconds,
-                     left, left * seconds)  # fmt: skip
+            log.info(
+                "epoch %d took %.1f s here; the %d epochs left take about %.0f s more",
+                epoch,
+                seconds,
+                left,
+                left * seconds,
+            )
 
     def _lower_loss(self, metrics: Dict[str, float]) -> bool:
         """Whether ``metrics`` has a lower loss than the best epoch: the tie-break on the objective.

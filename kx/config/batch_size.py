@@ -42,8 +42,15 @@ def resolve(train: DictConfig, samples: int) -> DictConfig:
         return train
     size = auto_batch_size(samples)
     if size != LARGE:
-        log.info("train.batch_size %d: %d training images make %d steps per epoch (at %d: %d; "
-                 "train.batch_size=N sets it)", size, samples, samples // size, LARGE, samples // LARGE)  # fmt: skip
+        log.info(
+            "train.batch_size %d: %d training images make %d steps per epoch (at %d: %d; "
+            "train.batch_size=N sets it)",
+            size,
+            samples,
+            samples // size,
+            LARGE,
+            samples // LARGE,
+        )
     resolved = OmegaConf.merge(train, {"batch_size": size})
     assert isinstance(resolved, DictConfig)
     return resolved

@@ -50,8 +50,12 @@ def expected(node: object) -> Optional[str]:
     if isinstance(node, EnumNode):
         allowed = "one of " + ", ".join(m.name for m in node.enum_type)
     else:
-        words = {IntegerNode: "an integer", FloatNode: "a number", BooleanNode: "true or false",
-                 StringNode: "a string"}  # fmt: skip
+        words = {
+            IntegerNode: "an integer",
+            FloatNode: "a number",
+            BooleanNode: "true or false",
+            StringNode: "a string",
+        }
         allowed = next((w for kind, w in words.items() if isinstance(node, kind)), None)
     if allowed and node._is_optional():  # type: ignore[attr-defined]
         allowed += ", or null"
@@ -84,13 +88,17 @@ def describe(err: Exception, overrides: Sequence[str], compose: Composer) -> Con
         group, _, option = str(err.missing_cfg_file).rpartition("/")
         return unknown_option(group, option)
     if isinstance(err, OverrideParseException):
-        return ConfigError(f"Cannot parse the override {err.override}: {str(err).splitlines()[0]} "
-                           "(Hydra's override grammar: key=value, group=option).")  # fmt: skip
+        return ConfigError(
+            f"Cannot parse the override {err.override}: {str(err).splitlines()[0]} "
+            "(Hydra's override grammar: key=value, group=option)."
+        )
     if isinstance(cause, ValidationError):
         return _wrong_value(cause, overrides, compose)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.full_key:
-        key = next((_key(o) for o in overrides if _key(o).startswith(_dotted(cause.full_key))),
-                   _dotted(cause.full_key))  # fmt: skip
+        key = next(
+            (_key(o) for o in overrides if _key(o).startswith(_dotted(cause.full_key))),
+            _dotted(cause.full_key),
+        )
         return ConfigError(unknown_key_message(key, compose(group_overrides(overrides))))
     return ConfigError(one_line(err))
 
@@ -101,8 +109,10 @@ def unchosen_group(overrides: Sequence[str]) -> ConfigError:
     for override in overrides:
         group = _key(override).split(".", 1)[0]
         if "." in _key(override) and group in GROUPS and group not in chosen:
-            return ConfigError(f"{override}: choose a {group} first with {group}=<name> "
-                               f"(one of {', '.join(group_options(group))}).")  # fmt: skip
+            return ConfigError(
+                f"{override}: choose a {group} first with {group}=<name> "
+                f"(one of {', '.join(group_options(group))})."
+            )
     return ConfigError(f"Cannot compose the config from {' '.join(overrides)}.")
 
 

@@ -113,21 +113,30 @@ def _check_engine_support(backend: DictConfig) -> None:
 
     registered = discover()
     if backend.name not in registered:
-        raise ConfigError(f"backend.name={backend.name!r} is not a registered backend; choose backend=<name> "
-                          f"with one of {', '.join(registered)}.")  # fmt: skip
+        raise ConfigError(
+            f"backend.name={backend.name!r} is not a registered backend; choose backend=<name> "
+            f"with one of {', '.join(registered)}."
+        )
 
     if backend.get("precision") == "bfloat16" and backend.name not in ENGINES_WITH_BF16:
-        raise ConfigError(f"backend.precision=bfloat16 is not supported by backend={backend.name}: "
-                          "use float32, or auto.")  # fmt: skip
+        raise ConfigError(
+            f"backend.precision=bfloat16 is not supported by backend={backend.name}: use float32, or auto."
+        )
     if backend.get("input_pipeline") == "tf_data" and backend.name != "tensorflow":
-        raise ConfigError(f"backend.input_pipeline=tf_data is not supported by backend={backend.name}: "
-                          "tf.data feeds TensorFlow; use arrays, or auto.")  # fmt: skip
+        raise ConfigError(
+            f"backend.input_pipeline=tf_data is not supported by backend={backend.name}: "
+            "tf.data feeds TensorFlow; use arrays, or auto."
+        )
     if backend.get("steps_per_execution") not in (None, 1) and backend.name in ONE_STEP_PER_CALL:
-        raise ConfigError(f"backend.steps_per_execution={backend.steps_per_execution} is not supported by "
-                          f"backend={backend.name}: it runs one step per call; leave it null or 1.")  # fmt: skip
+        raise ConfigError(
+            f"backend.steps_per_execution={backend.steps_per_execution} is not supported by "
+            f"backend={backend.name}: it runs one step per call; leave it null or 1."
+        )
     if backend.get("threads") is not None and backend.name == "jax":
-        raise ConfigError(f"backend.threads={backend.threads} is not supported by backend=jax: XLA sizes "
-                          "its own thread pool; leave it null.")  # fmt: skip
+        raise ConfigError(
+            f"backend.threads={backend.threads} is not supported by backend=jax: XLA sizes "
+            "its own thread pool; leave it null."
+        )
 
 
 def _check_no_credentials(uri: Optional[str]) -> None:
@@ -142,8 +151,11 @@ def _check_no_credentials(uri: Optional[str]) -> None:
         return
     host = parts.netloc.rsplit("@", 1)[1]
     bare = parts._replace(netloc=host if web else f"{parts.username}@{host}").geturl()
-    where = ("MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)" if web
-             else "the database driver's own setting (PGPASSWORD for PostgreSQL, MYSQL_PWD for MySQL)")  # fmt: skip
+    where = (
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+        if web
+        else "the database driver's own setting (PGPASSWORD for PostgreSQL, MYSQL_PWD for MySQL)"
+    )
     raise ConfigError(
         f"{setting}={parts._replace(netloc=f'***@{host}').geturl()!r} carries credentials, which the console, the run folder and "
         f"MLflow would keep: set {setting}={bare} and give them in {where} instead."

@@ -24,8 +24,13 @@ def write(raw: RawData, dest: Path) -> Dict[str, Path]:
         folder.mkdir(parents=True, exist_ok=True)
         paths[channel] = folder / f"{channel}.npz"
         label_type = np.uint8 if len(raw.class_names) <= 256 else np.int32
-        np.savez(paths[channel], image=images, label=labels.astype(label_type),
-                 class_names=np.array(raw.class_names), scale=np.float64(raw.scale))  # fmt: skip
+        np.savez(
+            paths[channel],
+            image=images,
+            label=labels.astype(label_type),
+            class_names=np.array(raw.class_names),
+            scale=np.float64(raw.scale),
+        )
     return paths
 
 
@@ -46,8 +51,10 @@ def read_split(path: Path) -> Tuple[Split, Dict[str, np.ndarray]]:
         with np.load(path, allow_pickle=False) as npz:
             missing = {"image", "label"} - set(npz.files)
             if missing:
-                raise DataError(f"{path} lacks the array(s) {sorted(missing)}; a kx channel file holds "
-                                "'image' (N, H, W[, C]) and 'label' (N,).")  # fmt: skip
+                raise DataError(
+                    f"{path} lacks the array(s) {sorted(missing)}; a kx channel file holds "
+                    "'image' (N, H, W[, C]) and 'label' (N,)."
+                )
             arrays = {name: npz[name] for name in npz.files}
     except UNREADABLE as err:
         raise DataError(f"Cannot read {path}: {err}. The file is corrupt or truncated.") from None
@@ -63,8 +70,10 @@ def read(folder: str, name: str, class_names: Optional[list] = None, scale: floa
     """The dataset ``name`` from its channels in ``folder`` (as written by :func:`write`)."""
     found = paths(Path(folder))
     if found is None:
-        raise DataError(f"dataset.channel_dir={folder!r} holds no channels: expected training/training.npz and "
-                        "validation/validation.npz (or both files directly in it).")  # fmt: skip
+        raise DataError(
+            f"dataset.channel_dir={folder!r} holds no channels: expected training/training.npz and "
+            "validation/validation.npz (or both files directly in it)."
+        )
     (train, meta), (val, _) = read_split(found[0]), read_split(found[1])
     if "class_names" in meta:
         class_names = [str(c) for c in meta["class_names"]]

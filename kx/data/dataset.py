@@ -116,8 +116,17 @@ def from_raw(name: str, train: Split, val: Split, class_names: List[str], scale:
 
     x_train, x_val = prepare_images(train[0], scale), prepare_images(val[0], scale)
     raw_shape: Sequence[int] = np.shape(train[0])[1:]
-    return Dataset(name, x_train, labels(train[1]), x_val, labels(val[1]), class_names,
-                   raw_dtype=np.asarray(train[0]).dtype.name, raw_shape=tuple(raw_shape), scale=scale)  # fmt: skip
+    return Dataset(
+        name,
+        x_train,
+        labels(train[1]),
+        x_val,
+        labels(val[1]),
+        class_names,
+        raw_dtype=np.asarray(train[0]).dtype.name,
+        raw_shape=tuple(raw_shape),
+        scale=scale,
+    )
 
 
 def check_labels(raw: RawData, where: str) -> None:
@@ -128,8 +137,10 @@ def check_labels(raw: RawData, where: str) -> None:
             raise DataError(f"{where}: {split} has {len(images)} images but {len(labels)} labels.")
         bad = labels[(labels < 0) | (labels >= classes)] if len(labels) else labels
         if len(bad):
-            raise DataError(f"{where}: {split} label {int(bad[0])} is outside [0, {classes}) "
-                            f"for the {classes} classes {raw.class_names[:5]}...")  # fmt: skip
+            raise DataError(
+                f"{where}: {split} label {int(bad[0])} is outside [0, {classes}) "
+                f"for the {classes} classes {raw.class_names[:5]}..."
+            )
     empty = sorted(set(range(classes)) - set(np.unique(raw.train[1]).tolist()))
     if empty:
         raise DataError(f"{where}: class {raw.class_names[empty[0]]!r} has no training image.")

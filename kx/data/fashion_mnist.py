@@ -20,9 +20,17 @@ from kx.data.dataset import DataError, RawData
 from kx.data.registry import DatasetConfig, DatasetSpec, register
 
 CLASS_NAMES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",

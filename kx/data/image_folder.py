@@ -51,8 +51,10 @@ def load(cfg: DictConfig, seed: int) -> RawData:
 def _classes(folder: Path, where: str) -> List[str]:
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
-        raise DataError(f"{where}: {folder} has {len(classes)} class folder(s); expected one sub-folder per "
-                        "class, at least two.")  # fmt: skip
+        raise DataError(
+            f"{where}: {folder} has {len(classes)} class folder(s); expected one sub-folder per "
+            "class, at least two."
+        )
     return classes
 
 

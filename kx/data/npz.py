@@ -44,8 +44,10 @@ def load(cfg: DictConfig, seed: int) -> RawData:
     for split in (train, val):
         _check_arrays(split, where)
     if train[0].shape[1:] != val[0].shape[1:]:
-        raise DataError(f"{where}: training images have shape {train[0].shape[1:]} but validation images "
-                        f"{val[0].shape[1:]}; both sets need images of one shape.")  # fmt: skip
+        raise DataError(
+            f"{where}: training images have shape {train[0].shape[1:]} but validation images "
+            f"{val[0].shape[1:]}; both sets need images of one shape."
+        )
     names = list(cfg.class_names) if cfg.class_names else numbered_classes(train[1], val[1])
     scale = 1.0 if np.issubdtype(train[0].dtype, np.floating) else 255.0
     raw = RawData(
@@ -65,8 +67,10 @@ def _splits(path: Path, validation_fraction: float, seed: int, where: str) -> Tu
             return _from_arrays(arrays, validation_fraction, seed, where)
         files = sorted(path.glob("*.npz"))
         if len(files) != 1:
-            raise DataError(f"{where}: expected training.npz + validation.npz, exactly one .npz file, or "
-                            f"images.npy + labels.npy in the folder; found {len(files)} .npz files.")  # fmt: skip
+            raise DataError(
+                f"{where}: expected training.npz + validation.npz, exactly one .npz file, or "
+                f"images.npy + labels.npy in the folder; found {len(files)} .npz files."
+            )
         path = files[0]
     return _from_arrays(_load_npz(path), validation_fraction, seed, where)
 
@@ -95,8 +99,10 @@ def _from_arrays(
     for images, labels in SINGLE:
         if {images, labels} <= set(arrays):
             return _split((arrays[images], arrays[labels]), fraction_, seed, where)
-    raise DataError(f"{where}: found arrays {sorted(arrays)}; expected x_train/y_train/x_test/y_test, "
-                    "image/label, images/labels or x/y.")  # fmt: skip
+    raise DataError(
+        f"{where}: found arrays {sorted(arrays)}; expected x_train/y_train/x_test/y_test, "
+        "image/label, images/labels or x/y."
+    )
 
 
 def _split(data: Split, fraction_: float, seed: int, where: str) -> Tuple[Split, Split]:
@@ -109,18 +115,24 @@ def _check_arrays(split: Split, where: str) -> None:
     if len(images) != len(labels):
         raise DataError(f"{where}: {len(images)} images but {len(labels)} labels.")
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
-        raise DataError(f"{where}: images have shape {images.shape}; expected (N, H, W) or (N, H, W, C) "
-                        "with C in 1, 3, 4 (channels last).")  # fmt: skip
+        raise DataError(
+            f"{where}: images have shape {images.shape}; expected (N, H, W) or (N, H, W, C) "
+            "with C in 1, 3, 4 (channels last)."
+        )
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{where}: labels have shape {labels.shape} and dtype {labels.dtype}; "
-                        "expected integer class indices of shape (N,).")  # fmt: skip
+        raise DataError(
+            f"{where}: labels have shape {labels.shape} and dtype {labels.dtype}; "
+            "expected integer class indices of shape (N,)."
+        )
     if (
         np.issubdtype(images.dtype, np.floating)
         and len(images)
         and (np.isnan(images).any() or images.min() < 0 or images.max() > 1)
     ):
-        raise DataError(f"{where}: float images must lie in [0, 1] (found {float(np.nanmin(images)):.3g} "
-                        f"to {float(np.nanmax(images)):.3g}, or NaN); store pixels as uint8 0-255 instead.")  # fmt: skip
+        raise DataError(
+            f"{where}: float images must lie in [0, 1] (found {float(np.nanmin(images)):.3g} "
+            f"to {float(np.nanmax(images)):.3g}, or NaN); store pixels as uint8 0-255 instead."
+        )
 
 
 def check(cfg: DictConfig) -> None:

@@ -30,8 +30,15 @@ def _prototypes(rng: np.random.Generator, classes: int, size: List[int], channel
     return coarse[:, rows][:, :, cols]
 
 
-def generate(train_samples: int, validation_samples: int, image_size: List[int], channels: int,
-             num_classes: int, noise: float, seed: int) -> RawData:  # fmt: skip
+def generate(
+    train_samples: int,
+    validation_samples: int,
+    image_size: List[int],
+    channels: int,
+    num_classes: int,
+    noise: float,
+    seed: int,
+) -> RawData:
     """Float images in [0, 1] whose labels are recoverable from the images above ``noise``."""
     rng = np.random.default_rng(seed)
     prototypes = _prototypes(rng, num_classes, list(image_size), channels)
@@ -46,8 +53,15 @@ def generate(train_samples: int, validation_samples: int, image_size: List[int],
 
 
 def load(cfg: DictConfig, seed: int) -> RawData:
-    return generate(cfg.train_samples, cfg.validation_samples, list(cfg.image_size), cfg.channels,
-                    cfg.num_classes, cfg.noise, seed)  # fmt: skip
+    return generate(
+        cfg.train_samples,
+        cfg.validation_samples,
+        list(cfg.image_size),
+        cfg.channels,
+        cfg.num_classes,
+        cfg.noise,
+        seed,
+    )
 
 
 def check(cfg: DictConfig) -> None:

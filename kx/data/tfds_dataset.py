@@ -35,8 +35,10 @@ def load(cfg: DictConfig, seed: int) -> RawData:
     builder = _builder(cfg, where)
     format_ = str(builder.info.file_format).rsplit(".", 1)[-1].lower()
     if format_ != "array_record":
-        raise DataError(f"{where} is stored as {format_}; kx reads TFDS's array_record format (no TensorFlow "
-                        f"needed): rebuild it with `tfds build {builder.name} --file_format=array_record`.")  # fmt: skip
+        raise DataError(
+            f"{where} is stored as {format_}; kx reads TFDS's array_record format (no TensorFlow "
+            f"needed): rebuild it with `tfds build {builder.name} --file_format=array_record`."
+        )
     train = _split(builder, cfg.train_split, cfg, where)
     val = _split(builder, cfg.validation_split, cfg, where)
     raw = RawData("tfds", train, val, _class_names(builder, cfg.label_key, train, val))
@@ -59,8 +61,10 @@ def _builder(cfg: DictConfig, where: str) -> Any:
     except Exception as err:  # noqa: BLE001 - TFDS raises many kinds for an unknown name
         raise DataError(f"{where} is not a TFDS dataset or a prepared dataset's folder ({err}).") from None
     if not builder.is_prepared():
-        raise DataError(f"{where} is not prepared under {builder.data_dir}; kx does not download TFDS data: "
-                        f"run `tfds build {cfg.dataset} --file_format=array_record` first.")  # fmt: skip
+        raise DataError(
+            f"{where} is not prepared under {builder.data_dir}; kx does not download TFDS data: "
+            f"run `tfds build {cfg.dataset} --file_format=array_record` first."
+        )
     return builder
 
 
@@ -71,8 +75,10 @@ def _split(builder: Any, split: str, cfg: DictConfig, where: str) -> Split:
     examples = [source[i] for i in range(len(source))]
     missing = {cfg.image_key, cfg.label_key} - set(examples[0] if examples else {})
     if missing:
-        raise DataError(f"{where}: examples have no feature {sorted(missing)[0]!r} "
-                        "(set dataset.image_key / dataset.label_key).")  # fmt: skip
+        raise DataError(
+            f"{where}: examples have no feature {sorted(missing)[0]!r} "
+            "(set dataset.image_key / dataset.label_key)."
+        )
     images = np.stack([np.asarray(e[cfg.image_key]) for e in examples])
     if images.ndim == 4 and images.shape[-1] == 1:
         images = images[..., 0]

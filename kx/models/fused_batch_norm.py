@@ -35,9 +35,15 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         beta = self.beta if self.center else tf.zeros((channels,), "float32")
         if not (training and self.trainable):
             outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
-                inputs, gamma, beta, mean=self.moving_mean, variance=self.moving_variance,
-                epsilon=self.epsilon, data_format=data_format, is_training=False,
-            )  # fmt: skip
+                inputs,
+                gamma,
+                beta,
+                mean=self.moving_mean,
+                variance=self.moving_variance,
+                epsilon=self.epsilon,
+                data_format=data_format,
+                is_training=False,
+            )
             return tf.cast(outputs, self.compute_dtype)
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, gamma, beta, epsilon=self.epsilon, data_format=data_format, is_training=True

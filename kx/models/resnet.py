@@ -10,8 +10,14 @@ from typing import Any, List, Sequence, Tuple
 from kx._compat import import_mxnet
 
 
-def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64),
-              blocks: int = 1, dropout: float = 0.2, bn_momentum: float = 0.9) -> Any:  # fmt: skip
+def keras_net(
+    input_shape: Tuple[int, ...],
+    num_classes: int,
+    filters: Sequence[int] = (32, 64),
+    blocks: int = 1,
+    dropout: float = 0.2,
+    bn_momentum: float = 0.9,
+) -> Any:
     import keras
     from keras import layers
 
@@ -48,8 +54,14 @@ def _keras_conv_bn(x: Any, width: int, stride: int, axis: int, bn_momentum: floa
     return fused_batch_norm.layer(axis=axis, momentum=bn_momentum)(x)
 
 
-def gluon_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64),
-              blocks: int = 1, dropout: float = 0.2, bn_momentum: float = 0.9) -> Any:  # fmt: skip
+def gluon_net(
+    input_shape: Tuple[int, ...],
+    num_classes: int,
+    filters: Sequence[int] = (32, 64),
+    blocks: int = 1,
+    dropout: float = 0.2,
+    bn_momentum: float = 0.9,
+) -> Any:
     nn = import_mxnet().gluon.nn
     net = nn.HybridSequential()
     net.add(*_gluon_conv_bn(nn, filters[0], 1, bn_momentum), nn.Activation("relu"))
@@ -64,8 +76,10 @@ def gluon_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
 
 
 def _gluon_conv_bn(nn: Any, width: int, stride: int, bn_momentum: float) -> List[Any]:
-    return [nn.Conv2D(width, 3, strides=stride, padding=1, use_bias=False),
-            nn.BatchNorm(axis=1, momentum=bn_momentum, epsilon=1e-3)]  # fmt: skip
+    return [
+        nn.Conv2D(width, 3, strides=stride, padding=1, use_bias=False),
+        nn.BatchNorm(axis=1, momentum=bn_momentum, epsilon=1e-3),
+    ]
 
 
 def _gluon_block(nn: Any, width: int, stride: int, project: bool, bn_momentum: float) -> Any:
@@ -81,8 +95,10 @@ def _gluon_block(nn: Any, width: int, stride: int, project: bool, bn_momentum: f
             self.shortcut = None
             if project:
                 self.shortcut = nn.HybridSequential()
-                self.shortcut.add(nn.Conv2D(width, 1, strides=stride, use_bias=False),
-                                  nn.BatchNorm(axis=1, momentum=bn_momentum, epsilon=1e-3))  # fmt: skip
+                self.shortcut.add(
+                    nn.Conv2D(width, 1, strides=stride, use_bias=False),
+                    nn.BatchNorm(axis=1, momentum=bn_momentum, epsilon=1e-3),
+                )
 
         def hybrid_forward(self, F: Any, x: Any) -> Any:
             shortcut = self.shortcut(x) if self.shortcut is not None else x

@@ -10,8 +10,14 @@ from typing import Any, Sequence, Tuple
 from kx._compat import import_mxnet
 
 
-def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64, 128),
-              stem: int = 16, dropout: float = 0.2, bn_momentum: float = 0.9) -> Any:  # fmt: skip
+def keras_net(
+    input_shape: Tuple[int, ...],
+    num_classes: int,
+    filters: Sequence[int] = (32, 64, 128),
+    stem: int = 16,
+    dropout: float = 0.2,
+    bn_momentum: float = 0.9,
+) -> Any:
     import keras
     from keras import layers
 
@@ -35,8 +41,14 @@ def keras_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[
     return keras.Model(inputs, outputs, name="separable")
 
 
-def gluon_net(input_shape: Tuple[int, ...], num_classes: int, filters: Sequence[int] = (32, 64, 128),
-              stem: int = 16, dropout: float = 0.2, bn_momentum: float = 0.9) -> Any:  # fmt: skip
+def gluon_net(
+    input_shape: Tuple[int, ...],
+    num_classes: int,
+    filters: Sequence[int] = (32, 64, 128),
+    stem: int = 16,
+    dropout: float = 0.2,
+    bn_momentum: float = 0.9,
+) -> Any:
     nn = import_mxnet().gluon.nn
     net = nn.HybridSequential()
     net.add(nn.Conv2D(stem, 3, padding=1, use_bias=False), _bn(nn, bn_momentum), nn.Activation("relu"))

@@ -62,8 +62,10 @@ class Axis:
         """(position, label) pairs."""
         if not self.numeric():
             choices = self.choices()
-            return [(0.5 if len(choices) == 1 else i / (len(choices) - 1), c.strip("'"))
-                    for i, c in enumerate(choices)]  # fmt: skip
+            return [
+                (0.5 if len(choices) == 1 else i / (len(choices) - 1), c.strip("'"))
+                for i, c in enumerate(choices)
+            ]
         lo, hi = self.range()
         if lo == hi:
             return [(0.5, _fmt(lo))]
@@ -100,29 +102,40 @@ def render(trials: Sequence[Trial], metric: str, maximize: bool, title: str) -> 
     width = LEFT * 2 + SPACING * (len(lines) - 1)
     scored = [t.value for t in trials if t.value is not None]
     lo, hi = (min(scored), max(scored)) if scored else (0.0, 0.0)
-    svg = [f'<svg id="plot" width="{width}" height="{TOP + HEIGHT + GAP + 30}" '
-           f'xmlns="http://www.w3.org/2000/svg">']  # fmt: skip
+    svg = [
+        f'<svg id="plot" width="{width}" height="{TOP + HEIGHT + GAP + 30}" '
+        f'xmlns="http://www.w3.org/2000/svg">'
+    ]
     for row, t in enumerate(trials):
         ys = [_y(axis.position(axis.values[row])) for axis in lines]
         score = None if t.value is None else (0.5 if hi == lo else (t.value - lo) / (hi - lo))
         score = score if score is None or maximize else 1 - score
         points = " L".join(f"{LEFT + i * SPACING},{y}" for i, y in enumerate(ys))
         label = html.escape(t.name or f"trial {t.number}")
-        svg.append(f'<path class="trial {t.state.lower()}" data-trial="{t.number}" '
-                   f'data-y="{",".join(map(str, ys))}" d="M{points}" stroke="{_colour(score)}">'
-                   f"<title>{label}: {metric}={_fmt(t.value)} ({t.state})</title></path>")  # fmt: skip
+        svg.append(
+            f'<path class="trial {t.state.lower()}" data-trial="{t.number}" '
+            f'data-y="{",".join(map(str, ys))}" d="M{points}" stroke="{_colour(score)}">'
+            f"<title>{label}: {metric}={_fmt(t.value)} ({t.state})</title></path>"
+        )
     for i, axis in enumerate(lines):
         svg.append(_axis_svg(axis, LEFT + i * SPACING, i))
     svg.append("</svg>")
-    return PAGE.format(title=html.escape(title), svg="\n".join(svg), table=_table(trials, lines, metric),
-                       script=SCRIPT, count=len(trials))  # fmt: skip
+    return PAGE.format(
+        title=html.escape(title),
+        svg="\n".join(svg),
+        table=_table(trials, lines, metric),
+        script=SCRIPT,
+        count=len(trials),
+    )
 
 
 def _axis_svg(axis: Axis, x: int, index: int) -> str:
-    parts = [f'<g class="axis" data-axis="{index}" data-key="{html.escape(axis.key)}">',
-             f'<line x1="{x}" y1="{TOP}" x2="{x}" y2="{TOP + HEIGHT}"/>',
-             f'<text class="name" x="{x}" y="{TOP - 30}">{html.escape(axis.key)}'
-             f'{" (log)" if axis.log() else ""}</text>']  # fmt: skip
+    parts = [
+        f'<g class="axis" data-axis="{index}" data-key="{html.escape(axis.key)}">',
+        f'<line x1="{x}" y1="{TOP}" x2="{x}" y2="{TOP + HEIGHT}"/>',
+        f'<text class="name" x="{x}" y="{TOP - 30}">{html.escape(axis.key)}'
+        f"{' (log)' if axis.log() else ''}</text>",
+    ]
     for position, label in axis.ticks():
         parts.append(f'<text class="tick" x="{x - 6}" y="{_y(position) + 4}">{html.escape(label)}</text>')
     if any(v is None for v in axis.values):
@@ -136,8 +149,10 @@ def _table(trials: Sequence[Trial], lines: Sequence[Axis], metric: str) -> str:
     rows = [f"<tr><th>trial</th>{head}<th>{html.escape(metric)}</th><th>state</th></tr>"]
     for i, t in enumerate(trials):
         cells = "".join(f"<td>{html.escape(_fmt(a.values[i]))}</td>" for a in lines[:-1])
-        rows.append(f'<tr data-trial="{t.number}"><td>{html.escape(t.name or str(t.number))}</td>{cells}'
-                    f"<td>{'' if t.value is None else _fmt(t.value)}</td><td>{t.state}</td></tr>")  # fmt: skip
+        rows.append(
+            f'<tr data-trial="{t.number}"><td>{html.escape(t.name or str(t.number))}</td>{cells}'
+            f"<td>{'' if t.value is None else _fmt(t.value)}</td><td>{t.state}</td></tr>"
+        )
     return "\n".join(rows)
 
 

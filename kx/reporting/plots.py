@@ -70,8 +70,11 @@ def prediction_grid(
     for ax, image, true, pred in zip(axes[0], images, y_true, y_pred):
         image = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
-        ax.set_title(f"{class_names[true]}\n-> {class_names[pred]}", fontsize=8,
-                     color="black" if true == pred else "red")  # fmt: skip
+        ax.set_title(
+            f"{class_names[true]}\n-> {class_names[pred]}",
+            fontsize=8,
+            color="black" if true == pred else "red",
+        )
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

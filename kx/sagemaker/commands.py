@@ -24,15 +24,19 @@ def missing(err: Exception) -> bool:
 
 def find(sm: Any, name: str) -> Dict[str, Any]:
     """``{"kind": "tuning"|"training", "description": ...}`` for the job called ``name``."""
-    for kind, call, key in (("tuning", sm.describe_hyper_parameter_tuning_job, "HyperParameterTuningJobName"),
-                            ("training", sm.describe_training_job, "TrainingJobName")):  # fmt: skip
+    for kind, call, key in (
+        ("tuning", sm.describe_hyper_parameter_tuning_job, "HyperParameterTuningJobName"),
+        ("training", sm.describe_training_job, "TrainingJobName"),
+    ):
         try:
             return {"kind": kind, "description": call(**{key: name})}
         except sm.exceptions.ClientError as err:
             if not missing(err):
                 raise
-    raise NoSuchJob(f"No training or tuning job named {name!r} in this region; list them with "
-                    "`aws sagemaker list-training-jobs` or `aws sagemaker list-hyper-parameter-tuning-jobs`.")  # fmt: skip
+    raise NoSuchJob(
+        f"No training or tuning job named {name!r} in this region; list them with "
+        "`aws sagemaker list-training-jobs` or `aws sagemaker list-hyper-parameter-tuning-jobs`."
+    )
 
 
 def status(sm: Any, name: str) -> int:
@@ -62,8 +66,10 @@ def stop(sm: Any, name: str) -> int:
         sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     else:
         sm.stop_training_job(TrainingJobName=name)
-    print(f"stopping {job['kind']} job {name}; `python launch.py status {name}` shows when it has stopped.",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"stopping {job['kind']} job {name}; `python launch.py status {name}` shows when it has stopped.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -73,6 +79,8 @@ def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
 
     job = find(sm, name)
     if job["kind"] != "tuning":
-        raise KxError(f"{name} is a training job: `launch.py results` takes a tuning job; a training job "
-                      "is logged to MLflow when launch.py waits for it.")  # fmt: skip
+        raise KxError(
+            f"{name} is a training job: `launch.py results` takes a tuning job; a training job "
+            "is logged to MLflow when launch.py waits for it."
+        )
     return tuning_results(cfg, sm, s3, name)

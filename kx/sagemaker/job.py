@@ -93,9 +93,12 @@ def package_source(dest: Path, backend: str) -> Path:
     and the job's requirements.txt, byte-reproducible."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        files = [PROJECT_DIR / "train.py", *sorted((PROJECT_DIR / "conf").rglob("*.yaml")),
-                 *sorted((PROJECT_DIR / "kx").rglob("*.py")),
-                 *sorted((PROJECT_DIR / "hydra_plugins").rglob("*.py"))]  # fmt: skip
+        files = [
+            PROJECT_DIR / "train.py",
+            *sorted((PROJECT_DIR / "conf").rglob("*.yaml")),
+            *sorted((PROJECT_DIR / "kx").rglob("*.py")),
+            *sorted((PROJECT_DIR / "hydra_plugins").rglob("*.py")),
+        ]
         entries = [(str(f.relative_to(PROJECT_DIR)), f.read_bytes()) for f in files]
         entries.append(("requirements.txt", job_requirements(backend).encode()))
         for name, data in entries:
@@ -149,18 +152,27 @@ def image_uri(cfg: DictConfig) -> str:
     """The framework training image for the backend (``image_uris.retrieve``, offline)."""
     backend, target = cfg.backend.name, cfg.target
     if backend not in IMAGES:
-        raise LaunchError(f"backend={backend} has no SageMaker framework training image; "
-                          f"target=sagemaker supports backend={' or backend='.join(IMAGES)}.")  # fmt: skip
+        raise LaunchError(
+            f"backend={backend} has no SageMaker framework training image; "
+            f"target=sagemaker supports backend={' or backend='.join(IMAGES)}."
+        )
     from sagemaker.core import image_uris
 
     framework, version, py_version = IMAGES[backend]
     try:
-        return image_uris.retrieve(framework, target.region, version=target.framework_version or version,
-                                   py_version=target.py_version or py_version,
-                                   instance_type=target.instance_type, image_scope="training")  # fmt: skip
+        return image_uris.retrieve(
+            framework,
+            target.region,
+            version=target.framework_version or version,
+            py_version=target.py_version or py_version,
+            instance_type=target.instance_type,
+            image_scope="training",
+        )
     except ValueError as err:
-        raise LaunchError(f"No {framework} training image for target.framework_version="
-                          f"{target.framework_version or version}: {err}") from None  # fmt: skip
+        raise LaunchError(
+            f"No {framework} training image for target.framework_version="
+            f"{target.framework_version or version}: {err}"
+        ) from None
 
 
 def checkpoints_synced(cfg: DictConfig) -> bool:
@@ -177,9 +189,11 @@ def check_packaged(model: DictConfig) -> None:
         spec = model.get(key)
         module = str(spec).partition(":")[0] if spec else None
         if module and module.split(".")[0] not in PACKAGED_MODULES:
-            raise LaunchError(f"model.{key}={spec}: the job runs only the code launch.py ships "
-                              f"({', '.join(PACKAGED_MODULES)}), and {module} is outside it; move the module "
-                              "into kx/ (e.g. kx/models/) and name it from there.")  # fmt: skip
+            raise LaunchError(
+                f"model.{key}={spec}: the job runs only the code launch.py ships "
+                f"({', '.join(PACKAGED_MODULES)}), and {module} is outside it; move the module "
+                "into kx/ (e.g. kx/models/) and name it from there."
+            )
 
 
 def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> JobPlan:
@@ -187,8 +201,10 @@ def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> 
     target = cfg.target
     check_packaged(cfg.model)
     if not target.role:
-        raise LaunchError("target.role is not set: give the IAM role ARN the job runs as, with "
-                          "target.role=arn:aws:iam::<account>:role/<name> or $KX_SAGEMAKER_ROLE.")  # fmt: skip
+        raise LaunchError(
+            "target.role is not set: give the IAM role ARN the job runs as, with "
+            "target.role=arn:aws:iam::<account>:role/<name> or $KX_SAGEMAKER_ROLE."
+        )
     root = f"s3://{bucket}/{target.prefix}"
     base = f"{target.base_job_name}-{cfg.backend.name}-{secrets.token_hex(2)}"
     source = package_source(work_dir, cfg.backend.name)
@@ -197,12 +213,14 @@ def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> 
     if checkpoints_synced(cfg):
         hps["train.checkpoint_dir"] = CHECKPOINT_DIR  # in the job: <dir>/<job name>/<host>, script_mode
         checkpoint_uri = f"{root}/checkpoints/{base}/"  # the slash: no sibling prefix is synced too
-    hps.update({
-        "sagemaker_program": "train.py",
-        "sagemaker_submit_directory": f"{root}/code/{_sha(source.read_bytes())}/sourcedir.tar.gz",
-        "sagemaker_region": target.region,
-        "sagemaker_container_log_level": str(target.container_log_level),
-    })  # fmt: skip
+    hps.update(
+        {
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": f"{root}/code/{_sha(source.read_bytes())}/sourcedir.tar.gz",
+            "sagemaker_region": target.region,
+            "sagemaker_container_log_level": str(target.container_log_level),
+        }
+    )
     if cfg.backend.name == "mxnet" and target.instance_count > 1:
         hps[PARAMETER_SERVER_KEY] = "true"
     if cfg.backend.name == "tensorflow":  # what the TensorFlow framework adds to every job
@@ -247,8 +265,13 @@ def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
     from sagemaker.train.model_trainer import ModelTrainer
 
     target = cfg.target
-    tags = {"kx:backend": cfg.backend.name, "kx:model": cfg.model.name, "kx:dataset": cfg.dataset.name,
-            **({"kx:sweep": cfg.sweep.name} if cfg.get("sweep") else {}), **target.tags}  # fmt: skip
+    tags = {
+        "kx:backend": cfg.backend.name,
+        "kx:model": cfg.model.name,
+        "kx:dataset": cfg.dataset.name,
+        **({"kx:sweep": cfg.sweep.name} if cfg.get("sweep") else {}),
+        **target.tags,
+    }
     trainer = ModelTrainer(
         sagemaker_session=session,
         role=target.role,
@@ -259,7 +282,7 @@ def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
             instance_count=target.instance_count,
             volume_size_in_gb=target.volume_size_gb,
             enable_managed_spot_training=True if target.spot else None,
-        ),  # fmt: skip
+        ),
         stopping_condition=StoppingCondition(
             max_runtime_in_seconds=target.max_runtime_s,
             max_wait_time_in_seconds=(target.max_wait_s or 2 * target.max_runtime_s) if target.spot else None,

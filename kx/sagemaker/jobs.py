@@ -39,8 +39,10 @@ def epoch_ms(when: Any) -> Optional[int]:
 def status_line(description: Dict[str, Any], started: float) -> str:
     elapsed = int(time.monotonic() - started)
     secondary = description.get("SecondaryStatus", "")
-    return (f"{description['TrainingJobName']}: {description['TrainingJobStatus']} / {secondary} "
-            f"({elapsed // 60}m{elapsed % 60:02d}s)")  # fmt: skip
+    return (
+        f"{description['TrainingJobName']}: {description['TrainingJobStatus']} / {secondary} "
+        f"({elapsed // 60}m{elapsed % 60:02d}s)"
+    )
 
 
 class LogTail:
@@ -95,9 +97,12 @@ def wait(
 
 
 def left_running(kind: str, name: str, out: TextIO) -> None:
-    print(f"\n{kind} job {name} keeps running on SageMaker: follow it with `python launch.py status {name}`"
-          + (f", log its results so far with `python launch.py results {name}`" if kind == "tuning" else "")
-          + f", stop it with `python launch.py stop {name}`.", file=out)  # fmt: skip
+    print(
+        f"\n{kind} job {name} keeps running on SageMaker: follow it with `python launch.py status {name}`"
+        + (f", log its results so far with `python launch.py results {name}`" if kind == "tuning" else "")
+        + f", stop it with `python launch.py stop {name}`.",
+        file=out,
+    )
 
 
 def show(line: str, out: TextIO, done: bool) -> None:

@@ -54,8 +54,20 @@ TOOLKIT_TRAIN = "from sagemaker_training.cli.train import main; main()"  # the i
 HAS_TOOLKIT = "import importlib.util, sys; sys.exit(importlib.util.find_spec('sagemaker_training') is None)"
 # What a host keeps of this machine's environment, as an instance has its own: the basics a process
 # needs, and OpenBLAS's settings for this processor. Nothing else leaks into the job.
-MACHINE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "TERM",
-               "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # fmt: skip
+MACHINE_ENV = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TZ",
+    "TERM",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+)
 LOG = Path("output") / "rehearsal.log"  # a host's log: everything its toolkit and script printed
 KX_LINE = re.compile(r"(\[[^]]*\]\[kx(\.[\w.]+)?\]\[\w+\] - |kx: )")  # kx's console records and messages
 LineWatch = Callable[[str], bool]  # True: stop the job (SIGTERM to every host), as the tuner's early stopping
@@ -74,8 +86,10 @@ def scrape_metrics(log: str, definitions: List[Dict[str, str]]) -> Dict[str, flo
 def check_toolkit(python: str) -> None:
     """:class:`LaunchError` unless ``python`` has the training toolkit the framework images run."""
     if subprocess.run([python, "-c", HAS_TOOLKIT], capture_output=True).returncode:
-        raise LaunchError(f"{python} lacks the SageMaker training toolkit that runs jobs in the framework "
-                          f"images; install it there: {python} -m pip install sagemaker-training")  # fmt: skip
+        raise LaunchError(
+            f"{python} lacks the SageMaker training toolkit that runs jobs in the framework "
+            f"images; install it there: {python} -m pip install sagemaker-training"
+        )
 
 
 def layout(root: Path, request: Dict[str, Any], job: JobPlan, hosts: List[str], host: str) -> None:
@@ -88,11 +102,20 @@ def layout(root: Path, request: Dict[str, Any], job: JobPlan, hosts: List[str], 
         shutil.copy(upload.local, root / "input" / "data" / name / upload.local.name)
     with tarfile.open(job.source.local) as tar:
         tar.extractall(code)  # the toolkit finds the code there and skips its S3 download
-    resource = {"current_host": host, "hosts": hosts, "network_interface_name": "eth0",
-                "current_instance_type": request["ResourceConfig"]["InstanceType"]}  # fmt: skip
-    input_config = {c["ChannelName"]: {"TrainingInputMode": c.get("InputMode", "File"),
-                                       "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
-                    for c in request.get("InputDataConfig", [])}  # fmt: skip
+    resource = {
+        "current_host": host,
+        "hosts": hosts,
+        "network_interface_name": "eth0",
+        "current_instance_type": request["ResourceConfig"]["InstanceType"],
+    }
+    input_config = {
+        c["ChannelName"]: {
+            "TrainingInputMode": c.get("InputMode", "File"),
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        }
+        for c in request.get("InputDataConfig", [])
+    }
     (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters", {}), indent=2))
     (config / "inputdataconfig.json").write_text(json.dumps(input_config, indent=2))
     (config / "resourceconfig.json").write_text(json.dumps(resource, indent=2))
@@ -102,12 +125,17 @@ def container_env(root: Path, job_name: str) -> Dict[str, str]:
     """What the rehearsal tells the toolkit: the job's name (as the service sets it), where /opt/ml is,
     and that the job's host names are not in DNS (the toolkit's switch for SageMaker Studio's local
     mode skips its wait for them)."""
-    return {"TRAINING_JOB_NAME": job_name, "SAGEMAKER_BASE_DIR": str(root), "SM_STUDIO_LOCAL_MODE": "true",
-            "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    return {
+        "TRAINING_JOB_NAME": job_name,
+        "SAGEMAKER_BASE_DIR": str(root),
+        "SM_STUDIO_LOCAL_MODE": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
-def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path,
-        stop_when: Optional[LineWatch] = None) -> Dict[str, Any]:  # fmt: skip
+def run(
+    cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path, stop_when: Optional[LineWatch] = None
+) -> Dict[str, Any]:
     """Run the job as its containers would, with ``root`` as /opt/ml (``root/algo-i`` for each of several
     hosts); return a DescribeTrainingJob-shaped description (its model artifact is the first host's
     ``output/model.tar.gz``). ``stop_when`` sees the first host's log lines as they come and stops
@@ -134,11 +162,20 @@ def run(cfg: DictConfig, request: Dict[str, Any], job: JobPlan, root: Path,
             if store:
                 store.pull(request["CheckpointConfig"]["S3Uri"], roots[host] / "checkpoints")
             helpers += _start_parameter_servers(python, envs[host], roots[host], first=host == hosts[0])
-            print(f"rehearsing {request['TrainingJobName']} on {host} in {roots[host]} with {python} "
-                  f"(the SageMaker training toolkit's train command; its pip, environment and script output: "
-                  f"{roots[host] / LOG})", file=sys.stderr)  # fmt: skip
-            procs[host] = subprocess.Popen([python, "-c", TOOLKIT_TRAIN], cwd=roots[host], env=envs[host],
-                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+            print(
+                f"rehearsing {request['TrainingJobName']} on {host} in {roots[host]} with {python} "
+                f"(the SageMaker training toolkit's train command; its pip, environment and script output: "
+                f"{roots[host] / LOG})",
+                file=sys.stderr,
+            )
+            procs[host] = subprocess.Popen(
+                [python, "-c", TOOLKIT_TRAIN],
+                cwd=roots[host],
+                env=envs[host],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
 
         def watch(line: str) -> None:
             if stop_when is not None and stop_when(line) and not stopped:
@@ -176,13 +213,26 @@ def _start_parameter_servers(python: str, env: Dict[str, str], root: Path, first
     scheduler) as the MXNet container does before it runs the script."""
     if "DMLC_ROLE" not in env:
         return []
-    return [subprocess.Popen([python, "-c", PARAMETER_SERVER_START], cwd=root / "code",
-                             env={**env, "DMLC_ROLE": role}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for role in (["scheduler", "server"] if first else ["server"])]  # fmt: skip
+    return [
+        subprocess.Popen(
+            [python, "-c", PARAMETER_SERVER_START],
+            cwd=root / "code",
+            env={**env, "DMLC_ROLE": role},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for role in (["scheduler", "server"] if first else ["server"])
+    ]
 
 
-def _describe(request: Dict[str, Any], status: str, roots: Dict[str, Path], logs: Dict[str, List[str]],
-              failed: List[Tuple[str, int]], timing: Tuple[datetime, int]) -> Dict[str, Any]:  # fmt: skip
+def _describe(
+    request: Dict[str, Any],
+    status: str,
+    roots: Dict[str, Path],
+    logs: Dict[str, List[str]],
+    failed: List[Tuple[str, int]],
+    timing: Tuple[datetime, int],
+) -> Dict[str, Any]:
     """The finished job as DescribeTrainingJob reports it."""
     hosts = list(roots)
     definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
@@ -201,7 +251,7 @@ def _describe(request: Dict[str, Any], status: str, roots: Dict[str, Path], logs
         "FinalMetricDataList": [
             {"MetricName": k, "Value": v, "Timestamp": ended}
             for k, v in scrape_metrics("".join(logs[hosts[0]]), definitions).items()
-        ],  # fmt: skip
+        ],
         "BillableTimeInSeconds": seconds * len(hosts),
         "ModelArtifacts": {"S3ModelArtifacts": str(_tar_model(roots[hosts[0]]))},
     }
@@ -253,8 +303,12 @@ def console_line(line: str) -> bool:
     return bool(KX_LINE.match(line))
 
 
-def _wait_all(procs: Dict[str, Any], logs: Dict[str, List[str]], files: Dict[str, Path],
-              watch: Optional[Callable[[str], None]] = None) -> List[Tuple[str, int]]:  # fmt: skip
+def _wait_all(
+    procs: Dict[str, Any],
+    logs: Dict[str, List[str]],
+    files: Dict[str, Path],
+    watch: Optional[Callable[[str], None]] = None,
+) -> List[Tuple[str, int]]:
     """Write every host's output to its log file as it comes and show the script's own lines
     (:func:`console_line`; the first host's lines go through ``watch`` too); return the failed
     hosts and exit codes, first failure first.

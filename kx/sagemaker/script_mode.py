@@ -18,10 +18,21 @@ from kx.data import channels, registry
 from kx.errors import KxError
 
 HYDRA_FLAGS = {
-    "--multirun", "--help", "--hydra-help", "--cfg", "--resolve", "--package", "--run",
-    "--config-path", "--config-name", "--config-dir", "--info", "--shell-completion", "--version",
+    "--multirun",
+    "--help",
+    "--hydra-help",
+    "--cfg",
+    "--resolve",
+    "--package",
+    "--run",
+    "--config-path",
+    "--config-name",
+    "--config-dir",
+    "--info",
+    "--shell-completion",
+    "--version",
     "--experimental-rerun",
-}  # fmt: skip
+}
 _PYTHON_WORDS = {
     "True": True,
     "False": False,
@@ -61,8 +72,9 @@ def parse_hyperparameters(argv: Sequence[str]) -> Dict[str, str]:
     while args:
         arg = args.pop(0)
         if not arg.startswith("--") or len(arg) == 2:
-            raise HyperparameterError(f"Unexpected argument {arg!r}: SageMaker passes hyperparameters "
-                                      "as `--key value` pairs.")  # fmt: skip
+            raise HyperparameterError(
+                f"Unexpected argument {arg!r}: SageMaker passes hyperparameters as `--key value` pairs."
+            )
         key, sep, value = arg[2:].partition("=")
         if not sep:
             if not args or args[0].startswith("--"):
@@ -173,9 +185,11 @@ def channel_dirs(env: Mapping[str, str], dataset: str) -> List[str]:
     missing = [name for name in CHANNELS if f"SM_CHANNEL_{name.upper()}" not in env]
     if missing:
         given = ", ".join(json.loads(env.get("SM_CHANNELS", "[]"))) or "none"
-        raise ChannelError(f"dataset={dataset} reads the job's {' and '.join(CHANNELS)} channels, but "
-                           f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (the job has: {given}); give it the channels "
-                           "launch.py uploads, or choose dataset=digits or dataset=synthetic.")  # fmt: skip
+        raise ChannelError(
+            f"dataset={dataset} reads the job's {' and '.join(CHANNELS)} channels, but "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (the job has: {given}); give it the channels "
+            "launch.py uploads, or choose dataset=digits or dataset=synthetic."
+        )
     return [env[f"SM_CHANNEL_{name.upper()}"] for name in CHANNELS]
 
 

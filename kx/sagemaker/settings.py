@@ -15,8 +15,10 @@ CREDENTIALS_HELP = (
 
 
 REHEARSAL_REGION = "eu-west-1"  # a rehearsal's jobs name a region but never reach it
-REGION_HELP = ("target.region=NAME, AWS_DEFAULT_REGION, or the region of your AWS profile "
-               "(`aws configure set region NAME`)")  # fmt: skip
+REGION_HELP = (
+    "target.region=NAME, AWS_DEFAULT_REGION, or the region of your AWS profile "
+    "(`aws configure set region NAME`)"
+)
 
 
 class SettingsError(KxError):
@@ -41,11 +43,15 @@ def missing(cfg: DictConfig, dry_run: bool, boto_session: Any) -> List[str]:
     target = cfg.target
     gaps: List[str] = []
     if not target.role:
-        gaps.append("target.role (the IAM role ARN the job runs as: target.role=arn:aws:iam::<account>:"
-                    "role/<name> or $KX_SAGEMAKER_ROLE)")  # fmt: skip
+        gaps.append(
+            "target.role (the IAM role ARN the job runs as: target.role=arn:aws:iam::<account>:"
+            "role/<name> or $KX_SAGEMAKER_ROLE)"
+        )
     if dry_run and not target.bucket:
-        gaps.append("target.bucket (--dry-run cannot ask AWS for the default bucket, whose name includes "
-                    "the account id: target.bucket=NAME or $KX_SAGEMAKER_BUCKET)")  # fmt: skip
+        gaps.append(
+            "target.bucket (--dry-run cannot ask AWS for the default bucket, whose name includes "
+            "the account id: target.bucket=NAME or $KX_SAGEMAKER_BUCKET)"
+        )
     if not dry_run and target.name == "sagemaker" and boto_session.get_credentials() is None:
         gaps.append(f"AWS credentials ({CREDENTIALS_HELP})")
     return gaps

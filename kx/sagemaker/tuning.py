@@ -81,12 +81,16 @@ def parameter_range(param: Param) -> Dict[str, Any]:
     where = f"sweep.params.{param.key}={param.expression!r}"
     if param.kind == "categorical":
         if len(param.choices) > MAX_CHOICES:
-            raise TuningError(f"{where}: a SageMaker categorical range takes at most {MAX_CHOICES} "
-                              f"values, this one has {len(param.choices)}.")  # fmt: skip
+            raise TuningError(
+                f"{where}: a SageMaker categorical range takes at most {MAX_CHOICES} "
+                f"values, this one has {len(param.choices)}."
+            )
         return {"kind": "Categorical", "values": [encode_value(v) for v in param.choices]}
     if param.kind == "int" and (param.step or 1) != 1:
-        raise TuningError(f"{where}: SageMaker integer ranges have no step; use range(lo,hi) or "
-                          "choice(...) with the values wanted.")  # fmt: skip
+        raise TuningError(
+            f"{where}: SageMaker integer ranges have no step; use range(lo,hi) or "
+            "choice(...) with the values wanted."
+        )
     scaling = "Logarithmic" if param.log else "Linear"  # Auto would let the service pick a log scale
     if param.kind == "int":
         return {"kind": "Integer", "min": int(param.low), "max": int(param.high), "scaling": scaling}
@@ -98,16 +102,20 @@ def strategy(sweep: DictConfig, ranges: Dict[str, Dict[str, Any]]) -> Dict[str, 
     sampler, pruner = str(sweep.sampler), str(sweep.pruner)
     if pruner == "hyperband":
         if sampler != "random":
-            raise TuningError(f"sweep.sampler={sampler} with sweep.pruner=hyperband: SageMaker's Hyperband "
-                              "strategy picks trials at random; use sweep.sampler=random, or "
-                              "sweep.pruner=median for Bayesian search with early stopping.")  # fmt: skip
+            raise TuningError(
+                f"sweep.sampler={sampler} with sweep.pruner=hyperband: SageMaker's Hyperband "
+                "strategy picks trials at random; use sweep.sampler=random, or "
+                "sweep.pruner=median for Bayesian search with early stopping."
+            )
         return {"strategy": "Hyperband", "early_stopping": "Off"}  # Hyperband stops trials itself
     chosen = STRATEGIES[sampler]
     if chosen == "Grid":
         for name, spec in ranges.items():
             if spec["kind"] != "Categorical":
-                raise TuningError(f"sweep.params.{name}: sweep.sampler=grid takes choice(...) ranges only "
-                                  f"in SageMaker, this one is {spec['kind'].lower()}.")  # fmt: skip
+                raise TuningError(
+                    f"sweep.params.{name}: sweep.sampler=grid takes choice(...) ranges only "
+                    f"in SageMaker, this one is {spec['kind'].lower()}."
+                )
     return {"strategy": chosen, "early_stopping": "Auto" if pruner == "median" else "Off"}
 
 
@@ -118,14 +126,18 @@ def check_hosts(cfg: DictConfig, params: List[Param]) -> None:
         return
     batch = next((p for p in params if p.key == "train.batch_size"), None)
     if batch is not None and batch.kind == "int":
-        raise TuningError(f"sweep.params.train.batch_size={batch.expression!r}: with target.instance_count={hosts} "
-                          f"each batch splits over the hosts, and most sizes in this range do not; give "
-                          f"choice(...) of multiples of {hosts}.")  # fmt: skip
+        raise TuningError(
+            f"sweep.params.train.batch_size={batch.expression!r}: with target.instance_count={hosts} "
+            f"each batch splits over the hosts, and most sizes in this range do not; give "
+            f"choice(...) of multiples of {hosts}."
+        )
     where, sizes = _batch_sizes(cfg, batch)
     uneven = [size for size in sizes if int(size) % hosts]
     if uneven:
-        raise TuningError(f"{where}: with target.instance_count={hosts} the batch must be a multiple of "
-                          f"{hosts}, and {', '.join(map(str, uneven))} is not.")  # fmt: skip
+        raise TuningError(
+            f"{where}: with target.instance_count={hosts} the batch must be a multiple of "
+            f"{hosts}, and {', '.join(map(str, uneven))} is not."
+        )
 
 
 def _batch_sizes(cfg: DictConfig, batch: Optional[Param]) -> Tuple[str, Sequence[Any]]:
@@ -143,9 +155,11 @@ def check_hyperband(cfg: DictConfig, ranges: Dict[str, Dict[str, Any]], params: 
     ``train.epochs`` would fight it. Return the fewest and the most epochs a trial trains, the
     local sweep's lowest and highest rungs (:func:`kx.sweep.hyperband.ladder`)."""
     if "train.epochs" in ranges:
-        raise TuningError("sweep.params.train.epochs with sweep.pruner=hyperband: Hyperband gives each trial "
-                          "its epochs itself, up to train.epochs; remove train.epochs from sweep.params "
-                          "and set train.epochs to the most a trial may train.")  # fmt: skip
+        raise TuningError(
+            "sweep.params.train.epochs with sweep.pruner=hyperband: Hyperband gives each trial "
+            "its epochs itself, up to train.epochs; remove train.epochs from sweep.params "
+            "and set train.epochs to the most a trial may train."
+        )
     rungs = hyperband.ladder(params, int(cfg.train.epochs), int(cfg.sweep.min_epochs))
     return [rungs[0], rungs[-1]]
 
@@ -157,9 +171,11 @@ def max_runtime(sweep: DictConfig) -> Optional[int]:
         return None
     seconds = int(round(minutes * 60))
     if not MIN_RUNTIME_S <= seconds <= MAX_RUNTIME_S:
-        raise TuningError(f"sweep.budget.minutes={minutes:g}: a SageMaker tuning job's MaxRuntimeInSeconds "
-                          f"must be from {MIN_RUNTIME_S} to {MAX_RUNTIME_S}; give {MIN_RUNTIME_S // 60} "
-                          f"to {MAX_RUNTIME_S // 60} minutes, or null.")  # fmt: skip
+        raise TuningError(
+            f"sweep.budget.minutes={minutes:g}: a SageMaker tuning job's MaxRuntimeInSeconds "
+            f"must be from {MIN_RUNTIME_S} to {MAX_RUNTIME_S}; give {MIN_RUNTIME_S // 60} "
+            f"to {MAX_RUNTIME_S // 60} minutes, or null."
+        )
     return seconds
 
 
@@ -241,7 +257,7 @@ def tuner(spec: TuningSpec, trainer: Any, base_name: str) -> Any:
             ParentHyperParameterTuningJob(hyper_parameter_tuning_job_name=n) for n in spec.warm_start
         ],
         warm_start_type=spec.warm_start_type,
-    )  # fmt: skip
+    )
     hyperband = HyperParameterTuningJobStrategyConfig(
         hyperband_strategy_config=HyperbandStrategyConfig(
             min_resource=spec.min_resource, max_resource=spec.max_resource

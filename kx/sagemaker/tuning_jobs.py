@@ -48,9 +48,11 @@ def status_line(description: Dict[str, Any], started: Optional[float] = None) ->
     """``NAME: InProgress  trials 3 completed, 1 running, 0 failed, 0 stopped  best ...  (1m05s)``."""
     counts = description.get("TrainingJobStatusCounters", {})
     failed = counts.get("RetryableError", 0) + counts.get("NonRetryableError", 0)
-    line = (f"{description['HyperParameterTuningJobName']}: {description['HyperParameterTuningJobStatus']}  "
-            f"trials {counts.get('Completed', 0)} completed, {counts.get('InProgress', 0)} running, "
-            f"{failed} failed, {counts.get('Stopped', 0)} stopped")  # fmt: skip
+    line = (
+        f"{description['HyperParameterTuningJobName']}: {description['HyperParameterTuningJobStatus']}  "
+        f"trials {counts.get('Completed', 0)} completed, {counts.get('InProgress', 0)} running, "
+        f"{failed} failed, {counts.get('Stopped', 0)} stopped"
+    )
     best = description.get("BestTrainingJob", {}).get("FinalHyperParameterTuningJobObjectiveMetric")
     if best:
         line += f"  best {best['MetricName']}={best['Value']:.4f}"

@@ -28,8 +28,17 @@ from kx.sweep.optuna_space import quiet_optuna_logs
 
 TUNING_METRIC_KEY = RESERVED_KEYS[0]  # the service names the objective in every trial's hyperparameters
 
-DEFINITION_KEYS = ("AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
-                   "StoppingCondition", "CheckpointConfig", "EnableManagedSpotTraining", "Environment")  # fmt: skip
+DEFINITION_KEYS = (
+    "AlgorithmSpecification",
+    "RoleArn",
+    "InputDataConfig",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "StoppingCondition",
+    "CheckpointConfig",
+    "EnableManagedSpotTraining",
+    "Environment",
+)
 
 
 def distributions(ranges: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
@@ -38,11 +47,13 @@ def distributions(ranges: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
 
     found: Dict[str, Any] = {}
     for r in ranges.get("IntegerParameterRanges", []):
-        found[r["Name"]] = IntDistribution(int(r["MinValue"]), int(r["MaxValue"]),
-                                           log=r.get("ScalingType") == "Logarithmic")  # fmt: skip
+        found[r["Name"]] = IntDistribution(
+            int(r["MinValue"]), int(r["MaxValue"]), log=r.get("ScalingType") == "Logarithmic"
+        )
     for r in ranges.get("ContinuousParameterRanges", []):
-        found[r["Name"]] = FloatDistribution(float(r["MinValue"]), float(r["MaxValue"]),
-                                             log=r.get("ScalingType") == "Logarithmic")  # fmt: skip
+        found[r["Name"]] = FloatDistribution(
+            float(r["MinValue"]), float(r["MaxValue"]), log=r.get("ScalingType") == "Logarithmic"
+        )
     for r in ranges.get("CategoricalParameterRanges", []):
         found[r["Name"]] = CategoricalDistribution(r["Values"])
     return found
@@ -75,8 +86,9 @@ def budget(config: Dict[str, Any], space: Dict[str, Any]) -> int:
     return limit or math.prod(len(d.choices) for d in space.values())
 
 
-def training_request(definition: Dict[str, Any], name: str, values: Dict[str, str],
-                     objective: str) -> Dict[str, Any]:  # fmt: skip
+def training_request(
+    definition: Dict[str, Any], name: str, values: Dict[str, str], objective: str
+) -> Dict[str, Any]:
     """The CreateTrainingJob request SageMaker makes for one trial: the definition's static
     hyperparameters, the trial's values and the service's reserved objective key."""
     request = {k: definition[k] for k in DEFINITION_KEYS if k in definition}
@@ -93,8 +105,16 @@ def objective_value(description: Dict[str, Any], metric: str) -> Optional[float]
 def trial_summary(description: Dict[str, Any], values: Dict[str, str], metric: str) -> Dict[str, Any]:
     """The trial as ListTrainingJobsForHyperParameterTuningJob lists it."""
     value = objective_value(description, metric)
-    summary = {key: description[key] for key in ("TrainingJobName", "TrainingJobStatus", "CreationTime",
-                                                  "TrainingStartTime", "TrainingEndTime")}  # fmt: skip
+    summary = {
+        key: description[key]
+        for key in (
+            "TrainingJobName",
+            "TrainingJobStatus",
+            "CreationTime",
+            "TrainingStartTime",
+            "TrainingEndTime",
+        )
+    }
     summary.update(TunedHyperParameters=values, ObjectiveStatus="Failed" if value is None else "Succeeded")
     if value is not None:
         summary["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": metric, "Value": value}
@@ -129,20 +149,29 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tupl
 
     config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
     goal = config["HyperParameterTuningJobObjective"]
-    regex = next(d["Regex"] for d in definition["AlgorithmSpecification"]["MetricDefinitions"]
-                 if d["Name"] == goal["MetricName"])  # fmt: skip
+    regex = next(
+        d["Regex"]
+        for d in definition["AlgorithmSpecification"]["MetricDefinitions"]
+        if d["Name"] == goal["MetricName"]
+    )
     space = distributions(config["ParameterRanges"])
     quiet_optuna_logs()
-    study = optuna.create_study(direction=goal["Type"].lower(), sampler=sampler(config, space),
-                                pruner=pruner(config))  # fmt: skip
+    study = optuna.create_study(
+        direction=goal["Type"].lower(), sampler=sampler(config, space), pruner=pruner(config)
+    )
     trials: List[Trial] = []
     for number in range(budget(config, space)):
         trial = study.ask(space)
         name = f"{request['HyperParameterTuningJobName']}-{number + 1:03d}-{secrets.token_hex(4)}"
         values = {k: v if isinstance(v, str) else encode_value(v) for k, v in trial.params.items()}
         watch = EarlyStopping(trial, regex)
-        description = rehearsal.run(cfg, training_request(definition, name, values, goal["MetricName"]), job,
-                                    root / name, stop_when=watch)  # fmt: skip
+        description = rehearsal.run(
+            cfg,
+            training_request(definition, name, values, goal["MetricName"]),
+            job,
+            root / name,
+            stop_when=watch,
+        )
         description.pop("BillableTimeInSeconds", None)  # a rehearsal costs nothing
         pruned = description["TrainingJobStatus"] == "Stopped" and watch.stopped
         summary = trial_summary(description, values, goal["MetricName"])
@@ -150,8 +179,11 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tupl
         value = trials[-1].objective
         state = TrialState.PRUNED if pruned else TrialState.COMPLETE if value is not None else TrialState.FAIL
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-        print(f"trial {number + 1}: {name} {description['TrainingJobStatus']}{' (early stopping)' if pruned else ''} "
-              f"{goal['MetricName']}={value}", file=sys.stderr)  # fmt: skip
+        print(
+            f"trial {number + 1}: {name} {description['TrainingJobStatus']}{' (early stopping)' if pruned else ''} "
+            f"{goal['MetricName']}={value}",
+            file=sys.stderr,
+        )
         if description["TrainingJobStatus"] == "Stopped" and not pruned:
             return trials, True
     return trials, False

@@ -40,8 +40,12 @@ class Trial:
         return TRIAL_STATES.get(status, "RUNNING")
 
 
-def trial_of(summary: Dict[str, Any], description: Dict[str, Any], output: Optional[Path] = None,
-             model: Optional[Path] = None) -> Trial:  # fmt: skip
+def trial_of(
+    summary: Dict[str, Any],
+    description: Dict[str, Any],
+    output: Optional[Path] = None,
+    model: Optional[Path] = None,
+) -> Trial:
     """A trial from its ListTrainingJobsForHyperParameterTuningJob summary and DescribeTrainingJob
     response: its objective is the value the tuner read, when it read one (``ObjectiveStatus``)."""
     read = summary.get("ObjectiveStatus", "Succeeded") == "Succeeded"
@@ -82,8 +86,14 @@ def parent_run(cfg: DictConfig, tuning: Dict[str, Any], sweep: Optional[str]) ->
         run.run_id = found[0].info.run_id
         return run
     config = tuning["HyperParameterTuningJobConfig"]
-    tags = {TUNING_TAG: name, "kx.sweep": "true", "kx.sweeper": "sagemaker", "kx.target": cfg.target.name,
-            "kx.sagemaker.strategy": config["Strategy"], "mlflow.source.name": "launch.py"}  # fmt: skip
+    tags = {
+        TUNING_TAG: name,
+        "kx.sweep": "true",
+        "kx.sweeper": "sagemaker",
+        "kx.target": cfg.target.name,
+        "kx.sagemaker.strategy": config["Strategy"],
+        "mlflow.source.name": "launch.py",
+    }
     if sweep:
         tags["kx.sweep.name"] = sweep
     run.start(name, tags, parent_run_id=None)
@@ -97,8 +107,9 @@ def trial_number(job_name: str, place: int) -> int:
     return int(found.group(1)) if found else place + 1
 
 
-def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], trials: List[Trial],
-                  sweep: Optional[str]) -> List[Any]:  # fmt: skip
+def record_trials(
+    cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], trials: List[Trial], sweep: Optional[str]
+) -> List[Any]:
     """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
     from kx.sagemaker.job_runs import record_job
     from kx.sagemaker.jobs import summary
@@ -118,17 +129,25 @@ def record_trials(cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any]
         run_id = recorded.get(job["job_name"])
         if parent and run_id is None and state != "RUNNING":
             run_id = record_job(cfg, job, [], parent.run_id, trial.output, sweep, trial.model, state)
-        results.append(TrialResult(
-            number=number, params={k: job_value(job["hyperparameters"][k]) for k in keys},
-            state=state, value=trial.objective if state in ("COMPLETE", EARLY_STOPPED) else None,
-            seconds=trial.description.get("TrainingTimeInSeconds"), run_id=run_id, output=job["job_name"],
-            model=job["model_artifacts"], reason=job["failure_reason"],
-        ))  # fmt: skip
+        results.append(
+            TrialResult(
+                number=number,
+                params={k: job_value(job["hyperparameters"][k]) for k in keys},
+                state=state,
+                value=trial.objective if state in ("COMPLETE", EARLY_STOPPED) else None,
+                seconds=trial.description.get("TrainingTimeInSeconds"),
+                run_id=run_id,
+                output=job["job_name"],
+                model=job["model_artifacts"],
+                reason=job["failure_reason"],
+            )
+        )
     return results
 
 
-def record(cfg: DictConfig, tuning: Dict[str, Any], trials: List[Trial], out_dir: Path,
-           sweep: Optional[str] = None) -> Optional[str]:  # fmt: skip
+def record(
+    cfg: DictConfig, tuning: Dict[str, Any], trials: List[Trial], out_dir: Path, sweep: Optional[str] = None
+) -> Optional[str]:
     """Log the tuning job and its trials to MLflow, print and log the sweep report; return the
     parent run's id (None with tracking off, when only the report is printed)."""
     from kx.sweep.report import summarize

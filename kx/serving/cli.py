@@ -81,8 +81,15 @@ def deploy(argv: List[str]) -> int:
         )
     name = args.endpoint or endpoint_name()
     session = aws_session(target.region)
-    deployment = Deployment(target.role, session.region_name, target.bucket, target.prefix, args.instance_type,
-                            name, wait=not args.no_wait)  # fmt: skip
+    deployment = Deployment(
+        target.role,
+        session.region_name,
+        target.bucket,
+        target.prefix,
+        args.instance_type,
+        name,
+        wait=not args.no_wait,
+    )
     status = run_deploy(args.source, deployment, session, args.tracking_uri)
     print(f"{name}: {status}")
     return 0

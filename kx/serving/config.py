@@ -43,6 +43,8 @@ def parse(overrides: List[str]) -> ServeConfig:
     if cfg.read_timeout_s <= 0:
         raise KxError(f"read_timeout_s={cfg.read_timeout_s} is out of range: allowed > 0.")
     if cfg.max_wait_ms < 0 or cfg.format not in (None, "saved_model", "mxnet", "keras"):
-        raise KxError(f"max_wait_ms={cfg.max_wait_ms} must be >= 0 and format={cfg.format} one of "
-                      "saved_model, mxnet, keras.")  # fmt: skip
+        raise KxError(
+            f"max_wait_ms={cfg.max_wait_ms} must be >= 0 and format={cfg.format} one of "
+            "saved_model, mxnet, keras."
+        )
     return OmegaConf.to_object(cfg)

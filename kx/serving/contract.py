@@ -54,9 +54,15 @@ class Contract:
 
 
 def describe(
-    data: Dataset, backend: str, versions: Dict[str, str], exported: List[Path], model_dir: Path,
-    name: str, version: int, dataset_cfg: Optional[Dict[str, Any]] = None,
-) -> Contract:  # fmt: skip
+    data: Dataset,
+    backend: str,
+    versions: Dict[str, str],
+    exported: List[Path],
+    model_dir: Path,
+    name: str,
+    version: int,
+    dataset_cfg: Optional[Dict[str, Any]] = None,
+) -> Contract:
     """The contract of a model trained on ``data`` by ``backend`` and exported as ``exported``."""
     files: Dict[str, str] = {}
     for path in exported:
@@ -68,12 +74,19 @@ def describe(
         elif path.is_dir():
             files["saved_model"] = relative
     return Contract(
-        name=name, version=version, backend=backend, layout=data.layout,
-        input_shape=list(data.input_shape), raw_dtype=data.raw_dtype, raw_shape=list(data.raw_shape),
-        scale=float(data.scale), class_names=list(data.class_names), files=files,
+        name=name,
+        version=version,
+        backend=backend,
+        layout=data.layout,
+        input_shape=list(data.input_shape),
+        raw_dtype=data.raw_dtype,
+        raw_shape=list(data.raw_shape),
+        scale=float(data.scale),
+        class_names=list(data.class_names),
+        files=files,
         versions={"python": platform.python_version(), "numpy": np.__version__, **versions},
         dataset=dataset_cfg or {"name": data.name},
-    )  # fmt: skip
+    )
 
 
 def find(model_dir: Path) -> Path:
@@ -81,8 +94,10 @@ def find(model_dir: Path) -> Path:
     found = sorted(Path(model_dir).glob(f"*{SUFFIX}"))
     if len(found) != 1:
         what = "no" if not found else f"{len(found)}"
-        raise ContractError(f"{model_dir} holds {what} kx model contract (*{SUFFIX}); expected one, as "
-                            "train.py writes beside every export in the run's model/ folder.")  # fmt: skip
+        raise ContractError(
+            f"{model_dir} holds {what} kx model contract (*{SUFFIX}); expected one, as "
+            "train.py writes beside every export in the run's model/ folder."
+        )
     return found[0]
 
 
@@ -102,8 +117,18 @@ def write(cfg: Any, data: Dataset, backend: Any, model_dir: Path, exported: List
     """Write the contract of the model ``backend`` just exported (``exported``) for run config ``cfg``."""
     from omegaconf import OmegaConf
 
-    dataset_cfg = {"config": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True),
-                   "seed": int(cfg.train.seed)}  # fmt: skip
-    contract = describe(data, backend.name, backend.versions(), exported, model_dir,
-                        cfg.export.name, int(cfg.export.version), dataset_cfg)  # fmt: skip
+    dataset_cfg = {
+        "config": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True),
+        "seed": int(cfg.train.seed),
+    }
+    contract = describe(
+        data,
+        backend.name,
+        backend.versions(),
+        exported,
+        model_dir,
+        cfg.export.name,
+        int(cfg.export.version),
+        dataset_cfg,
+    )
     return contract.save(model_dir)

@@ -48,8 +48,11 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
         except StopAsyncIteration:
             return bytes(body)
         except asyncio.TimeoutError:
-            raise RequestError(408, f"the request body did not arrive within {timeout_s:g} s "
-                                    f"(read_timeout_s); {len(body)} bytes came.") from None  # fmt: skip
+            raise RequestError(
+                408,
+                f"the request body did not arrive within {timeout_s:g} s "
+                f"(read_timeout_s); {len(body)} bytes came.",
+            ) from None
         except ClientDisconnect:
             raise Disconnected() from None
         body += chunk
@@ -106,7 +109,10 @@ def load_npy(body: bytes) -> np.ndarray:
         raise RequestError(400, f"a .npy array of dtype {dtype} holds no numbers; send numeric images.")
     declared, sent = math.prod(shape) * dtype.itemsize, len(body) - stream.tell()
     if declared != sent:
-        raise RequestError(400, f"the .npy header declares shape {shape} of {dtype} ({declared} bytes) but "
-                                f"the body holds {sent} bytes of data.")  # fmt: skip
+        raise RequestError(
+            400,
+            f"the .npy header declares shape {shape} of {dtype} ({declared} bytes) but "
+            f"the body holds {sent} bytes of data.",
+        )
     flat = np.frombuffer(body, dtype=dtype, count=math.prod(shape), offset=stream.tell())
     return flat.reshape(shape, order="F" if fortran else "C")

@@ -27,11 +27,21 @@ from kx.serving.source import is_model_source
 
 KX_DIR = Path(__file__).resolve().parents[1]
 # The kx modules code/inference.py imports (numpy only), relative to the kx package.
-CODE_MODULES = ("__init__.py", "errors.py", "data/__init__.py", "data/dataset.py", "serving/__init__.py",
-                "serving/contract.py")  # fmt: skip
+CODE_MODULES = (
+    "__init__.py",
+    "errors.py",
+    "data/__init__.py",
+    "data/dataset.py",
+    "serving/__init__.py",
+    "serving/contract.py",
+)
 # Inference images per backend: (framework, version when the export names none, Python); jax's
 # SavedModel runs on TensorFlow Serving. The version is the exporting framework's (:func:`image_version`).
-IMAGES = {"tensorflow": ("tensorflow", "2.19", None), "jax": ("tensorflow", "2.19", None), "mxnet": ("mxnet", "1.9", "py38")}  # fmt: skip
+IMAGES = {
+    "tensorflow": ("tensorflow", "2.19", None),
+    "jax": ("tensorflow", "2.19", None),
+    "mxnet": ("mxnet", "1.9", "py38"),
+}
 MXNET_ENV = {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}
 
 
@@ -64,8 +74,10 @@ def best_training_job(sm: Any, name: str) -> str:
     try:
         tuning = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     except ClientError:
-        raise KxError(f"{name!r} is neither a training job nor a tuning job in this region, nor a model folder "
-                      "or MLflow run.") from None  # fmt: skip
+        raise KxError(
+            f"{name!r} is neither a training job nor a tuning job in this region, nor a model folder "
+            "or MLflow run."
+        ) from None
     best = tuning.get("BestTrainingJob", {}).get("TrainingJobName")
     if not best:
         raise KxError(
@@ -87,8 +99,10 @@ def mlflow_run(source: str, tracking_uri: Optional[str]) -> ModelSource:
 
         tags = MlflowClient(resolve_uri(tracking_uri)).get_run(run_id).data.tags
         if tags.get("kx.sagemaker.model_artifacts"):
-            return ModelSource(f"MLflow run {run_id} ({tags['kx.sagemaker.job_name']})",
-                               archive_uri=tags["kx.sagemaker.model_artifacts"])  # fmt: skip
+            return ModelSource(
+                f"MLflow run {run_id} ({tags['kx.sagemaker.job_name']})",
+                archive_uri=tags["kx.sagemaker.model_artifacts"],
+            )
     return ModelSource(source, folder=model_folder(source, tracking_uri))
 
 
@@ -140,13 +154,21 @@ def container(
     from sagemaker.core import image_uris
 
     if contract.backend not in IMAGES or (contract.backend == "jax" and "saved_model" not in contract.files):
-        raise KxError(f"backend={contract.backend} exports {', '.join(contract.files)}, which no SageMaker framework "
-                      "inference image serves; deploy a tensorflow, jax (with its SavedModel) or mxnet model, or "
-                      "serve this one with `launch.py serve`.")  # fmt: skip
+        raise KxError(
+            f"backend={contract.backend} exports {', '.join(contract.files)}, which no SageMaker framework "
+            "inference image serves; deploy a tensorflow, jax (with its SavedModel) or mxnet model, or "
+            "serve this one with `launch.py serve`."
+        )
     framework, default, python = IMAGES[contract.backend]
     version = image_version(framework, contract.versions.get(framework) or default)
-    image = image_uris.retrieve(framework, region, version=version, py_version=python,
-                                image_scope="inference", instance_type=instance_type)  # fmt: skip
+    image = image_uris.retrieve(
+        framework,
+        region,
+        version=version,
+        py_version=python,
+        image_scope="inference",
+        instance_type=instance_type,
+    )
     env = {**MXNET_ENV, "SAGEMAKER_REGION": region} if framework == "mxnet" else {}
     return {"Image": image, "ModelDataUrl": archive_uri, "Environment": env}
 
@@ -175,8 +197,12 @@ def create(deployment: Deployment, definition: Dict[str, Any], session: Any) -> 
     """
     sm, name = session.client("sagemaker"), deployment.endpoint
     sm.create_model(ModelName=name, PrimaryContainer=definition, ExecutionRoleArn=deployment.role)
-    variant = {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1,
-               "InstanceType": deployment.instance_type}  # fmt: skip
+    variant = {
+        "VariantName": "AllTraffic",
+        "ModelName": name,
+        "InitialInstanceCount": 1,
+        "InstanceType": deployment.instance_type,
+    }
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     if deployment.wait:
@@ -222,8 +248,12 @@ def undeploy(endpoint: str, session: Any) -> None:
 def invoke(session: Any, endpoint: str, images: Any) -> Dict[str, Any]:
     """The endpoint's answer to a batch of images, sent as kx's server takes them."""
     runtime = session.client("sagemaker-runtime")
-    answer = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/json", Accept="application/json",
-                                     Body=json.dumps({"instances": images.tolist()}))  # fmt: skip
+    answer = runtime.invoke_endpoint(
+        EndpointName=endpoint,
+        ContentType="application/json",
+        Accept="application/json",
+        Body=json.dumps({"instances": images.tolist()}),
+    )
     return json.loads(answer["Body"].read())
 
 

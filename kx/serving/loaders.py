@@ -58,8 +58,10 @@ def keras_file(path: Path, engine: str) -> Predict:
     _need(engine, f"the .keras file saved by backend={engine}", engine)
     running = keras_engine_in_use(engine)
     if running:
-        raise LoadError(f"{path} needs Keras on {engine}, and Keras already runs on "
-                        f"{running} in this process; serve it from a fresh process.")  # fmt: skip
+        raise LoadError(
+            f"{path} needs Keras on {engine}, and Keras already runs on "
+            f"{running} in this process; serve it from a fresh process."
+        )
     os.environ["KERAS_BACKEND"] = engine
     import keras
 
@@ -89,8 +91,10 @@ def load(model_dir: Path, files: dict, engine: str, fmt: str = "") -> Tuple[str,
                 -1
             ]  # not C++'s stack
             raise LoadError(f"Cannot load {path} ({name}): {type(err).__name__}: {reason}") from None
-    raise LoadError(f"{model_dir} holds no export this environment can load ({', '.join(files) or 'none'}); "
-                    "the SavedModel needs tensorflow, the MXNet files mxnet, the .keras file Keras.")  # fmt: skip
+    raise LoadError(
+        f"{model_dir} holds no export this environment can load ({', '.join(files) or 'none'}); "
+        "the SavedModel needs tensorflow, the MXNet files mxnet, the .keras file Keras."
+    )
 
 
 def _need(module: str, what: str, package: str) -> None:

@@ -83,10 +83,19 @@ def log_model(run: Any, model_dir: Path, example: np.ndarray, register_as: Optio
                 run.experiment_id, "model", run.run_id, tags={"kx.backend": contract.backend}
             )
             info = mlflow.models.Model.log(
-                artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run.run_id, model_id=model.model_id, python_model=KxPyfunc(),
-                artifacts={"kx_model": str(model_dir)}, code_paths=[str(KX_DIR)], signature=signature(contract),
-                input_example=example, pip_requirements=requirements(contract), registered_model_name=register_as,
-            )  # fmt: skip
+                artifact_path=None,
+                name="model",
+                flavor=mlflow.pyfunc,
+                run_id=run.run_id,
+                model_id=model.model_id,
+                python_model=KxPyfunc(),
+                artifacts={"kx_model": str(model_dir)},
+                code_paths=[str(KX_DIR)],
+                signature=signature(contract),
+                input_example=example,
+                pip_requirements=requirements(contract),
+                registered_model_name=register_as,
+            )
     except Exception as err:  # noqa: BLE001 - tracking never loses a run: the model is in model/ already
         log.warning(
             "MLflow could not log the model (%s: %s); it stays in %s.", type(err).__name__, err, model_dir

@@ -37,8 +37,10 @@ class ServedModel:
             raise InputError("images hold NaN or infinite values; expected finite pixel values.")
         whole = x.dtype.kind != "f" or bool((x == np.rint(x)).all())
         if c.raw_dtype == "uint8" and x.dtype != np.uint8 and not (whole and x.min() >= 0 and x.max() <= 255):
-            raise InputError(f"pixel values must be whole numbers in [0, 255] (uint8), as the dataset "
-                             f"has them; got {x.dtype} values in [{x.min()}, {x.max()}].")  # fmt: skip
+            raise InputError(
+                f"pixel values must be whole numbers in [0, 255] (uint8), as the dataset "
+                f"has them; got {x.dtype} values in [{x.min()}, {x.max()}]."
+            )
         return x.astype(c.raw_dtype, copy=False)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:

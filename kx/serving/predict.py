@@ -29,8 +29,9 @@ class Endpoint:
     timeout: float = 30.0
 
     def _call(self, path: str, body: Optional[bytes] = None) -> dict:
-        request = urllib.request.Request(f"{self.url.rstrip('/')}{path}", data=body,
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{self.url.rstrip('/')}{path}", data=body, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 return json.loads(answer.read())

@@ -213,8 +213,13 @@ class Handlers:
     async def tf_metadata(self, request: Request) -> Response:
         if missing := self.other_model(request):
             return missing
-        return JSONResponse({"model_spec": {"name": self.name, "version": str(self.model.contract.version)},
-                             "format": self.model.format, "contract": asdict(self.model.contract)})  # fmt: skip
+        return JSONResponse(
+            {
+                "model_spec": {"name": self.name, "version": str(self.model.contract.version)},
+                "format": self.model.format,
+                "contract": asdict(self.model.contract),
+            }
+        )
 
     async def http_error(self, request: Request, exc: Any) -> Response:
         return error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
@@ -265,7 +270,11 @@ def serve(model: ServedModel, cfg: ServeConfig) -> None:
         ) from None
     host, port = sock.getsockname()[:2]
     name = cfg.model_name or model.contract.name
-    print(f"kx: serving {name} ({model.contract.backend}, {model.format}) at http://{host}:{port} "
-          f"(POST /invocations, /v1/models/{name}:predict)", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"kx: serving {name} ({model.contract.backend}, {model.format}) at http://{host}:{port} "
+        f"(POST /invocations, /v1/models/{name}:predict)",
+        file=sys.stderr,
+        flush=True,
+    )
     config = uvicorn.Config(create_app(model, cfg), log_level=cfg.log_level, access_log=False, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])

@@ -26,9 +26,11 @@ def model_folder(source: str, tracking_uri: Optional[str] = None) -> Path:
     if RUN_ID.match(source):
         source = f"runs:/{source}/model"
     if not source.startswith(MLFLOW_SCHEMES):
-        raise KxError(f"{source!r} is neither a folder nor an MLflow model URI: give a run folder "
-                      "(outputs/<date>/<time>), its model/ folder, an MLflow run id, runs:/<run id>/model "
-                      "or models:/<name>/<version>.")  # fmt: skip
+        raise KxError(
+            f"{source!r} is neither a folder nor an MLflow model URI: give a run folder "
+            "(outputs/<date>/<time>), its model/ folder, an MLflow run id, runs:/<run id>/model "
+            "or models:/<name>/<version>."
+        )
     return _contract_folder(_download(source, tracking_uri), source)
 
 
@@ -39,9 +41,11 @@ def _contract_folder(path: Path, source: str) -> Path:
     found = sorted(path.rglob(f"*{SUFFIX}"))  # e.g. inside a downloaded MLflow Model's artifacts/
     if len(found) == 1:
         return found[0].parent
-    raise KxError(f"{source} holds {'no' if not found else len(found)} kx model contract (*{SUFFIX}); "
-                  "give a run folder, its model/ folder or one MLflow model. Runs trained before kx "
-                  "wrote contracts must be retrained.")  # fmt: skip
+    raise KxError(
+        f"{source} holds {'no' if not found else len(found)} kx model contract (*{SUFFIX}); "
+        "give a run folder, its model/ folder or one MLflow model. Runs trained before kx "
+        "wrote contracts must be retrained."
+    )
 
 
 def _download(uri: str, tracking_uri: Optional[str]) -> Path:

@@ -97,9 +97,11 @@ def max_epochs(space: Sequence[Param], train_epochs: int) -> int:
     config's. Hyperband gives each trial its epochs itself: a swept ``train.epochs`` is refused."""
     found = next((p for p in space if p.key == "train.epochs"), None)
     if found is not None and found.swept:
-        raise KxError("sweep.params.train.epochs with sweep.pruner=hyperband: Hyperband gives each trial "
-                      "its epochs itself, up to train.epochs; remove train.epochs from sweep.params "
-                      "and set train.epochs to the most a trial may train.")  # fmt: skip
+        raise KxError(
+            "sweep.params.train.epochs with sweep.pruner=hyperband: Hyperband gives each trial "
+            "its epochs itself, up to train.epochs; remove train.epochs from sweep.params "
+            "and set train.epochs to the most a trial may train."
+        )
     return int(found.choices[0]) if found is not None else int(train_epochs)
 
 
@@ -107,6 +109,7 @@ def ladder(space: Sequence[Param], train_epochs: int, min_epochs: int) -> List[i
     """The sweep's rungs (see :func:`rungs`); ``sweep.min_epochs`` outside 1..train.epochs is refused."""
     most = max_epochs(space, train_epochs)
     if not 1 <= min_epochs <= most:
-        raise KxError(f"sweep.min_epochs={min_epochs}: Hyperband's fewest epochs must be from 1 to "
-                      f"train.epochs={most}.")  # fmt: skip
+        raise KxError(
+            f"sweep.min_epochs={min_epochs}: Hyperband's fewest epochs must be from 1 to train.epochs={most}."
+        )
     return rungs(min_epochs, most)

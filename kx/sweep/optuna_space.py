@@ -32,8 +32,7 @@ def distribution(param: Param) -> Any:
     if param.kind == "categorical":
         bad = [v for v in param.choices if not isinstance(v, _PRIMITIVE)]
         if bad:
-            raise SpaceError(f"{where}: choice values must be numbers, strings or booleans, "
-                             f"not {bad[0]!r}.")  # fmt: skip
+            raise SpaceError(f"{where}: choice values must be numbers, strings or booleans, not {bad[0]!r}.")
         return CategoricalDistribution(list(param.choices))
     if param.kind == "int":
         if param.log and (param.step or 1) != 1:
@@ -71,8 +70,10 @@ def grid(params: Sequence[Param]) -> Dict[str, List[Any]]:
         elif p.kind == "int" and not p.log:
             values[p.key] = list(range(int(p.low), int(p.high) + 1, p.step or 1))
         elif p.swept:
-            raise SpaceError(f"sweep.params.{p.key}={p.expression!r}: sampler=grid needs choice(...) or "
-                             "range(lo,hi[,step]) for every parameter; use sampler=tpe or random.")  # fmt: skip
+            raise SpaceError(
+                f"sweep.params.{p.key}={p.expression!r}: sampler=grid needs choice(...) or "
+                "range(lo,hi[,step]) for every parameter; use sampler=tpe or random."
+            )
     return values
 
 
@@ -120,5 +121,7 @@ def pruner(kind: str) -> Any:
 def signature(params: Sequence[Param]) -> str:
     """The space as one canonical line: a resumed study must have the same one."""
     fields = ("kind", "choices", "low", "high", "step", "log")
-    return "; ".join(f"{p.key}:" + ",".join(repr(getattr(p, f)) for f in fields)
-                     for p in sorted(params, key=lambda p: p.key))  # fmt: skip
+    return "; ".join(
+        f"{p.key}:" + ",".join(repr(getattr(p, f)) for f in fields)
+        for p in sorted(params, key=lambda p: p.key)
+    )

@@ -20,8 +20,15 @@ from kx.sweep import hyperband, optuna_space
 from kx.sweep.space import Param, SpaceError, parse_param, parse_space
 
 # overrides that may differ between runs and workers of one study
-FREE = ("sweep.budget.", "sweep.storage=", "sweep.study=", "sweep.heartbeat_interval=", "sweep.grace_period=",
-        "hydra.", "tracking.")  # fmt: skip
+FREE = (
+    "sweep.budget.",
+    "sweep.storage=",
+    "sweep.study=",
+    "sweep.heartbeat_interval=",
+    "sweep.grace_period=",
+    "hydra.",
+    "tracking.",
+)
 
 
 @dataclass
@@ -65,8 +72,10 @@ def split_arguments(arguments: Sequence[str]) -> Tuple[List[Param], List[str]]:
             continue
         key = override.get_key_element()
         if key == "sweep" or not key[:1].isalpha():
-            raise SpaceError(f"{text!r}: under -m, sweep {key.lstrip('+~')!r} with a plain key "
-                             "(key=a,b); pick one sweep file with sweep=<name>.")  # fmt: skip
+            raise SpaceError(
+                f"{text!r}: under -m, sweep {key.lstrip('+~')!r} with a plain key "
+                "(key=a,b); pick one sweep file with sweep=<name>."
+            )
         swept.append(parse_param(key, text.split("=", 1)[1]))
     return swept, plain
 
@@ -88,9 +97,20 @@ def plan(cfg: DictConfig, arguments: Sequence[str], parallel: Optional[int] = No
         "grid-" + hashlib.sha1(("\n".join(base) + optuna_space.signature(space)).encode()).hexdigest()[:10]
     )
     name = " ".join(f"{p.key}={p.expression}" for p in space if p.swept) or "one trial"
-    return SweepPlan(name=name, study=study, storage=default_storage(), space=space, goal=objective(cfg),
-                     trials=optuna_space.grid_size(space), parallel=parallel or 1, max_failure_rate=1.0,
-                     sampler="grid", pruner="none", seed=None, base_overrides=base)  # fmt: skip
+    return SweepPlan(
+        name=name,
+        study=study,
+        storage=default_storage(),
+        space=space,
+        goal=objective(cfg),
+        trials=optuna_space.grid_size(space),
+        parallel=parallel or 1,
+        max_failure_rate=1.0,
+        sampler="grid",
+        pruner="none",
+        seed=None,
+        base_overrides=base,
+    )
 
 
 def _from_file(
@@ -107,13 +127,24 @@ def _from_file(
         hyperband.ladder(space, int(cfg.train.epochs), int(sweep.min_epochs)) if pruner == "hyperband" else []
     )
     optuna_space.distributions(space)  # every rejection before anything runs
-    return SweepPlan(name=str(sweep.name), study=str(sweep.study or sweep.name),
-                     storage=str(sweep.storage or default_storage()), space=space, goal=objective(cfg),
-                     trials=trials, parallel=parallel or int(sweep.budget.parallel),
-                     max_failure_rate=float(sweep.budget.max_failure_rate), sampler=sampler,
-                     pruner=pruner, seed=sampler_seed(cfg),
-                     base_overrides=base, heartbeat_interval=int(sweep.heartbeat_interval),
-                     grace_period=int(sweep.grace_period), minutes=minutes, rungs=rungs)  # fmt: skip
+    return SweepPlan(
+        name=str(sweep.name),
+        study=str(sweep.study or sweep.name),
+        storage=str(sweep.storage or default_storage()),
+        space=space,
+        goal=objective(cfg),
+        trials=trials,
+        parallel=parallel or int(sweep.budget.parallel),
+        max_failure_rate=float(sweep.budget.max_failure_rate),
+        sampler=sampler,
+        pruner=pruner,
+        seed=sampler_seed(cfg),
+        base_overrides=base,
+        heartbeat_interval=int(sweep.heartbeat_interval),
+        grace_period=int(sweep.grace_period),
+        minutes=minutes,
+        rungs=rungs,
+    )
 
 
 def time_budget(minutes: object) -> Optional[float]:

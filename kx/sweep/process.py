@@ -49,8 +49,14 @@ class TrialProcess:
         self.console = run_dir / "console.log"
         self.started = time.monotonic()
         with self.console.open("wb") as out:
-            self.popen = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # fmt: skip
+            self.popen = subprocess.Popen(
+                command,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
 
     @property
     def seconds(self) -> float:

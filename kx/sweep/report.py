@@ -68,9 +68,15 @@ def table(goal: Objective, trials: Sequence[TrialResult]) -> str:
     header = ["trial", *keys, goal.metric, "state", "seconds"]
     rows = [header]
     for t in sorted(trials, key=lambda t: t.number):
-        rows.append([str(t.number), *(_cell(t.params.get(k, "")) for k in keys),
-                     "" if t.value is None else f"{t.value:.4f}", t.state,
-                     "" if t.seconds is None else f"{t.seconds:.1f}"])  # fmt: skip
+        rows.append(
+            [
+                str(t.number),
+                *(_cell(t.params.get(k, "")) for k in keys),
+                "" if t.value is None else f"{t.value:.4f}",
+                t.state,
+                "" if t.seconds is None else f"{t.seconds:.1f}",
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
@@ -135,8 +141,13 @@ def _log_parent(
     parent.set_tags({NOTE_TAG: description(parent.experiment_id, parent.run_id, goal, best, trials)})
 
 
-def description(experiment_id: str, run_id: str, goal: Objective, best: Optional[TrialResult],
-                trials: Sequence[TrialResult]) -> str:  # fmt: skip
+def description(
+    experiment_id: str,
+    run_id: str,
+    goal: Objective,
+    best: Optional[TrialResult],
+    trials: Sequence[TrialResult],
+) -> str:
     """The parent run's description (Markdown): links to the trials' comparison and to the
     parallel-coordinates page first (MLflow shows a description's first lines only), then the outcome."""
     ids = [t.run_id for t in sorted(trials, key=lambda t: t.number) if t.run_id]
@@ -166,15 +177,24 @@ def study_of(goal: Objective, trials: Sequence[TrialResult]) -> Any:
 
     quiet_optuna_logs()
     study = optuna.create_study(direction=goal.direction)
-    states = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED,
-              "FAIL": optuna.trial.TrialState.FAIL}  # fmt: skip
+    states = {
+        "COMPLETE": optuna.trial.TrialState.COMPLETE,
+        "PRUNED": optuna.trial.TrialState.PRUNED,
+        "FAIL": optuna.trial.TrialState.FAIL,
+    }
     finished = [t for t in trials if t.state in states]
     distributions = _distributions(finished)
     for t in sorted(finished, key=lambda t: t.number):
         value = t.value if t.state == "COMPLETE" else None
         state = states[t.state] if t.state != "COMPLETE" or value is not None else states["FAIL"]
-        study.add_trial(optuna.trial.create_trial(state=state, value=value, params=t.params,
-                                                  distributions={k: distributions[k] for k in t.params}))  # fmt: skip
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                value=value,
+                params=t.params,
+                distributions={k: distributions[k] for k in t.params},
+            )
+        )
     return study
 
 

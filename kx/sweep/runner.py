@@ -63,8 +63,9 @@ class Sweep:
     """One worker of a sweep: it runs trials of the (possibly shared, possibly resumed) study until
     the study's budget is spent, waiting meanwhile for the trials other workers run."""
 
-    def __init__(self, plan: SweepPlan, study: Any, parent: Optional[MLflowRun], out_dir: Path,
-                 command: List[str]) -> None:  # fmt: skip
+    def __init__(
+        self, plan: SweepPlan, study: Any, parent: Optional[MLflowRun], out_dir: Path, command: List[str]
+    ) -> None:
         self.plan, self.study, self.parent, self.out_dir = plan, study, parent, out_dir
         self.command = command  # python train.py [--config-name ...]
         self.running: Dict[int, Tuple[Any, TrialProcess]] = {}
@@ -90,9 +91,11 @@ class Sweep:
             failures = sum(t.state.name == "FAIL" for t in places)
             if failures > self.plan.max_failures:
                 self.wait_all()
-                raise SweepFailed(f"{failures} of {len(places)} trials failed, more than "
-                                  f"sweep.budget.max_failure_rate={self.plan.max_failure_rate} of "
-                                  f"{self.plan.trials}; the sweep stopped (see each trial's reason above).")  # fmt: skip
+                raise SweepFailed(
+                    f"{failures} of {len(places)} trials failed, more than "
+                    f"sweep.budget.max_failure_rate={self.plan.max_failure_rate} of "
+                    f"{self.plan.trials}; the sweep stopped (see each trial's reason above)."
+                )
             if self.out_of_time():
                 self.stop_all(budget=True)
                 return  # other workers stop their own trials
@@ -136,8 +139,13 @@ class Sweep:
             reason = stale_reason(again.get(trial.number)) if trial.number in again else INTERRUPTED
             log.warning("trial %d failed: %s", trial.number, reason)
             if self.parent is not None:
-                result = TrialResult(trial.number, dict(trial.params), "FAIL", output=trial.user_attrs.get("kx.output"),
-                                     reason=reason)  # fmt: skip
+                result = TrialResult(
+                    trial.number,
+                    dict(trial.params),
+                    "FAIL",
+                    output=trial.user_attrs.get("kx.output"),
+                    reason=reason,
+                )
                 self._record_child(result, stopped=True)
 
     def launch(self) -> None:
@@ -169,9 +177,14 @@ class Sweep:
         for planned in hyperband.promotions(done, self.plan.rungs, self.plan.goal.maximize):
             if claim(self.plan, f"{self.plan.study}:promoted:{planned.promoted_from}"):
                 with quiet_optuna():
-                    self.study.enqueue_trial(planned.params, user_attrs={
-                        hyperband.EPOCHS_ATTR: planned.epochs, hyperband.BRACKET_ATTR: planned.bracket,
-                        hyperband.PROMOTED_FROM_ATTR: planned.promoted_from})  # fmt: skip
+                    self.study.enqueue_trial(
+                        planned.params,
+                        user_attrs={
+                            hyperband.EPOCHS_ATTR: planned.epochs,
+                            hyperband.BRACKET_ATTR: planned.bracket,
+                            hyperband.PROMOTED_FROM_ATTR: planned.promoted_from,
+                        },
+                    )
                 log.info("trial %d moves up to %d epochs", planned.promoted_from, planned.epochs)
                 return planned
         return hyperband.new_trial(done, self.plan.rungs)
@@ -201,8 +214,12 @@ class Sweep:
                 f"train.epochs={epochs}"
             ]
         command = [*self.command, *overrides, f"hydra.run.dir={value_text(str(run_dir))}"]
-        env = {**runs.clean_env(), **link.env(), **runs.parent_env(self.parent),
-               **thread_env(self.plan.parallel, os.environ)}  # fmt: skip
+        env = {
+            **runs.clean_env(),
+            **link.env(),
+            **runs.parent_env(self.parent),
+            **thread_env(self.plan.parallel, os.environ),
+        }
         trial.set_user_attr("kx.output", str(run_dir))
         trial.set_user_attr(WORKER_ATTR, process_tags())
         if self.parent is not None:
@@ -231,8 +248,15 @@ class Sweep:
         state, value, reason = self._outcome(trial, process, stopped)
         if stopped and budget and state == "FAIL":  # the time budget stopped it: no failure
             state, reason = "PRUNED", OUT_OF_TIME.format(f"{self.plan.minutes:g}")
-        result = TrialResult(trial.number, dict(trial.params), state, value, process.seconds,
-                             output=str(process.run_dir), reason=reason)  # fmt: skip
+        result = TrialResult(
+            trial.number,
+            dict(trial.params),
+            state,
+            value,
+            process.seconds,
+            output=str(process.run_dir),
+            reason=reason,
+        )
         try:
             trial.set_user_attr(SECONDS_ATTR, round(process.seconds, 3))
             if reason:
@@ -242,12 +266,16 @@ class Sweep:
             if self.parent is not None:
                 result.run_id = self._record_child(result, stopped and state != "COMPLETE")
                 trial.set_user_attr("kx.run_id", result.run_id)
-            self.study.tell(trial, value if state == "COMPLETE" else None,
-                            state=getattr(optuna.trial.TrialState, state))  # fmt: skip
+            self.study.tell(
+                trial, value if state == "COMPLETE" else None, state=getattr(optuna.trial.TrialState, state)
+            )
         except optuna.exceptions.UpdateFinishedTrialError:
-            log.warning("trial %d was failed by another worker meanwhile (no heartbeat within "
-                        "sweep.grace_period) and runs again; this run's results stay in %s",
-                        trial.number, process.run_dir)  # fmt: skip
+            log.warning(
+                "trial %d was failed by another worker meanwhile (no heartbeat within "
+                "sweep.grace_period) and runs again; this run's results stay in %s",
+                trial.number,
+                process.run_dir,
+            )
             return result
         shown = f" {self.plan.goal.metric}={value:.4f}" if value is not None else f": {reason}"
         log.info("trial %d %s in %.1f s%s", trial.number, state, process.seconds, shown)
@@ -304,8 +332,10 @@ class Sweep:
 def deferred_interrupts(reraise: bool = True) -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM until the block ends, then raise KeyboardInterrupt (or drop them)."""
     caught: List[int] = []
-    handlers = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}  # fmt: skip
+    handlers = {
+        sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
@@ -319,9 +349,14 @@ def hyperband_run(trial: Any) -> hyperband.Run:
     """A trial as successive halving sees it (its value only when complete)."""
     attrs = trial.user_attrs
     value = trial.value if trial.state.name == "COMPLETE" else None
-    return hyperband.Run(trial.number, dict(trial.params), int(attrs[hyperband.EPOCHS_ATTR]),
-                         int(attrs.get(hyperband.BRACKET_ATTR, 0)), value,
-                         attrs.get(hyperband.PROMOTED_FROM_ATTR))  # fmt: skip
+    return hyperband.Run(
+        trial.number,
+        dict(trial.params),
+        int(attrs[hyperband.EPOCHS_ATTR]),
+        int(attrs.get(hyperband.BRACKET_ATTR, 0)),
+        value,
+        attrs.get(hyperband.PROMOTED_FROM_ATTR),
+    )
 
 
 def _user_attr(study: Any, number: int, key: str) -> Any:
@@ -347,17 +382,25 @@ def _objective_value(run_dir: Path, metric: str) -> Optional[float]:
         return None
 
 
-def run_sweep(cfg: DictConfig, arguments: Sequence[str], command: List[str],
-              parallel: Optional[int] = None) -> Optional[TrialResult]:  # fmt: skip
+def run_sweep(
+    cfg: DictConfig, arguments: Sequence[str], command: List[str], parallel: Optional[int] = None
+) -> Optional[TrialResult]:
     """Run (or resume, or join) the sweep ``train.py -m ARGUMENTS`` asks for; return the best trial."""
     the_plan = plan(cfg, arguments, parallel)
     out_dir = Path(str(cfg.hydra.sweep.dir)).absolute()
     study = open_study(the_plan)
     parent = runs.open_parent(cfg, the_plan, study, out_dir)
     sweep = Sweep(the_plan, study, parent, out_dir, command)
-    log.info("sweep %s: %d trials (%d done), %d at once, sampler %s, pruner %s; study in %s",
-             the_plan.study, the_plan.trials, len(sweep.finished()), the_plan.parallel,
-             the_plan.sampler, the_plan.pruner, redact(the_plan.storage))  # fmt: skip
+    log.info(
+        "sweep %s: %d trials (%d done), %d at once, sampler %s, pruner %s; study in %s",
+        the_plan.study,
+        the_plan.trials,
+        len(sweep.finished()),
+        the_plan.parallel,
+        the_plan.sampler,
+        the_plan.pruner,
+        redact(the_plan.storage),
+    )
     status = "FAILED"
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it like Ctrl-C
     try:
@@ -381,8 +424,9 @@ def _finish(sweep: Sweep, status: str) -> Optional[TrialResult]:
     """Summarise the study and end the parent run with ``status`` (even when summarising fails),
     unless other workers still run trials: then it stays RUNNING, owned by one of them."""
     try:
-        best = summarize(sweep.parent, sweep.plan.goal, results(sweep.study), sweep.out_dir,
-                         sweep.plan.base_overrides)  # fmt: skip
+        best = summarize(
+            sweep.parent, sweep.plan.goal, results(sweep.study), sweep.out_dir, sweep.plan.base_overrides
+        )
     finally:
         if sweep.parent is not None:
             others = [

@@ -41,13 +41,22 @@ def open_parent(cfg: DictConfig, plan: SweepPlan, study: Any, out_dir: Path) -> 
         if claim(plan, f"{plan.study}:mlflow-parent-after:{previous or 'none'}"):
             break
         if time.monotonic() > deadline:
-            raise KxError(f"Another worker of study {plan.study!r} claimed its MLflow parent run but did "
-                          "not create it; rerun the command.")  # fmt: skip
+            raise KxError(
+                f"Another worker of study {plan.study!r} claimed its MLflow parent run but did "
+                "not create it; rerun the command."
+            )
         time.sleep(0.5)
-    tags = {"kx.sweep": "true", "kx.sweeper": "kx", "kx.sweep.study": plan.study,
-            "kx.sweep.storage": plan.storage, "kx.sweep.sampler": plan.sampler,
-            "kx.sweep.pruner": plan.pruner, "kx.overrides": " ".join(plan.base_overrides),
-            "kx.output_dir": str(out_dir.resolve()), "mlflow.source.name": "train.py"}  # fmt: skip
+    tags = {
+        "kx.sweep": "true",
+        "kx.sweeper": "kx",
+        "kx.sweep.study": plan.study,
+        "kx.sweep.storage": plan.storage,
+        "kx.sweep.sampler": plan.sampler,
+        "kx.sweep.pruner": plan.pruner,
+        "kx.overrides": " ".join(plan.base_overrides),
+        "kx.output_dir": str(out_dir.resolve()),
+        "mlflow.source.name": "train.py",
+    }
     tags.update({f"kx.sweep.space.{p.key}": p.expression for p in plan.space})
     run.start(cfg.tracking.run_name or f"sweep {plan.name}"[:250], tags, parent_run_id=None)
     study.set_user_attr(PARENT_RUN_ATTR, run.run_id)
@@ -114,8 +123,12 @@ def record_child(
 
 def trial_run_name(number: int, params: Dict[str, Any]) -> str:
     """``trial 3: learning_rate=0.0123 dense_units=64`` (the last part of each key)."""
-    parts = [f"{key.rsplit('.', 1)[-1]}={value:.4g}" if isinstance(value, float)
-             else f"{key.rsplit('.', 1)[-1]}={value}" for key, value in params.items()]  # fmt: skip
+    parts = [
+        f"{key.rsplit('.', 1)[-1]}={value:.4g}"
+        if isinstance(value, float)
+        else f"{key.rsplit('.', 1)[-1]}={value}"
+        for key, value in params.items()
+    ]
     return f"trial {number}: " + " ".join(parts) if parts else f"trial {number}"
 
 

@@ -53,9 +53,11 @@ def parse_param(key: str, expression: Any) -> Param:
     try:
         value = OverridesParser.create().parse_override(f"{key}={text}").value()
     except HydraException as err:
-        raise SpaceError(f"sweep.params.{key}={text!r} is not in Hydra's sweep grammar "
-                         f"({_first_line(err)}); use choice(...), range(lo,hi[,step]), interval(lo,hi), "
-                         "int(interval(lo,hi)) or tag(log, interval(lo,hi)).") from None  # fmt: skip
+        raise SpaceError(
+            f"sweep.params.{key}={text!r} is not in Hydra's sweep grammar "
+            f"({_first_line(err)}); use choice(...), range(lo,hi[,step]), interval(lo,hi), "
+            "int(interval(lo,hi)) or tag(log, interval(lo,hi))."
+        ) from None
     log = "log" in getattr(value, "tags", set())
     if isinstance(value, ChoiceSweep):
         param = _categorical(key, text, [_unquoted(v) for v in value.list])
@@ -102,8 +104,9 @@ def _categorical(key: str, text: str, values: List[Any]) -> Param:
 
 def _range(key: str, text: str, start: Any, stop: Any, step: Any) -> Param:
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, stop, step)):
-        raise SpaceError(f"sweep.params.{key}={text!r}: range() takes integers; "
-                         "use interval(lo,hi) for real numbers.")  # fmt: skip
+        raise SpaceError(
+            f"sweep.params.{key}={text!r}: range() takes integers; use interval(lo,hi) for real numbers."
+        )
     if step <= 0 or start >= stop:
         raise SpaceError(f"sweep.params.{key}={text!r}: range(lo,hi[,step]) needs lo < hi and step > 0.")
     high = start + step * ((stop - 1 - start) // step)  # the last value range() yields

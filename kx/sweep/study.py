@@ -44,18 +44,23 @@ def storage(url: str, heartbeat_interval: Optional[int] = None, grace_period: Op
     if heartbeat_interval:
         with quiet_optuna():
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-        heartbeat = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
-                     "heartbeat_stale_trial_callback": retry}  # fmt: skip
+        heartbeat = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period,
+            "heartbeat_stale_trial_callback": retry,
+        }
     for attempt in range(OPEN_TRIES):
         try:
             with quiet_optuna(), sqlite_turn(url):
                 return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
         except Exception as err:  # noqa: BLE001 - a race, a bad URL or an unreachable database
             if attempt == OPEN_TRIES - 1 or not _creation_race(err):
-                raise KxError(f"Cannot open the sweep storage sweep.storage={redact(url)!r} "
-                              f"({type(err).__name__}: {redact(str(err).splitlines()[0])}); give a "
-                              "database URL kx can reach and write, e.g. sqlite:///sweeps.db or "
-                              "postgresql+psycopg://USER:PASSWORD@HOST/DB.") from None  # fmt: skip
+                raise KxError(
+                    f"Cannot open the sweep storage sweep.storage={redact(url)!r} "
+                    f"({type(err).__name__}: {redact(str(err).splitlines()[0])}); give a "
+                    "database URL kx can reach and write, e.g. sqlite:///sweeps.db or "
+                    "postgresql+psycopg://USER:PASSWORD@HOST/DB."
+                ) from None
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
 
@@ -89,11 +94,16 @@ def open_study(plan: SweepPlan) -> Any:
 
     optuna_space.quiet_optuna_logs()
     rdb = storage(plan.storage, plan.heartbeat_interval, plan.grace_period)
-    study = optuna.create_study(storage=rdb, study_name=plan.study, direction=plan.goal.direction,
-                                load_if_exists=True)  # fmt: skip
+    study = optuna.create_study(
+        storage=rdb, study_name=plan.study, direction=plan.goal.direction, load_if_exists=True
+    )
     _check_identity(study, plan)
-    return optuna.load_study(study_name=plan.study, storage=rdb, pruner=optuna_space.pruner(plan.pruner),
-                             sampler=optuna_space.sampler(plan.sampler, plan.space, plan.seed, plan.trials))  # fmt: skip
+    return optuna.load_study(
+        study_name=plan.study,
+        storage=rdb,
+        pruner=optuna_space.pruner(plan.pruner),
+        sampler=optuna_space.sampler(plan.sampler, plan.space, plan.seed, plan.trials),
+    )
 
 
 def fail_stale(study: Any) -> List[Any]:
@@ -140,9 +150,11 @@ def _check_identity(study: Any, plan: SweepPlan) -> None:
     if stored is None:
         study.set_user_attr(IDENTITY_ATTR, wanted)
     elif identity_lines(stored) != identity_lines(wanted):
-        raise KxError(f"Study {plan.study!r} in {redact(plan.storage)} was run with another search space, "
-                      f"objective or overrides ({_difference(stored, wanted)}); resume it with the same "
-                      "command, or start a new study with sweep.study=<new name>.")  # fmt: skip
+        raise KxError(
+            f"Study {plan.study!r} in {redact(plan.storage)} was run with another search space, "
+            f"objective or overrides ({_difference(stored, wanted)}); resume it with the same "
+            "command, or start a new study with sweep.study=<new name>."
+        )
 
 
 def _difference(stored: str, wanted: str) -> str:
@@ -220,9 +232,17 @@ def result(trial: Any, retried_as: Optional[int] = None) -> TrialResult:
     params = dict(trial.params)
     if EPOCHS_ATTR in attrs:  # Hyperband's budget for this trial: its retrain command needs it
         params["train.epochs"] = attrs[EPOCHS_ATTR]
-    return TrialResult(number=trial.number, params=params, state=trial.state.name,
-                       value=trial.value, seconds=seconds, run_id=attrs.get("kx.run_id"),
-                       output=attrs.get("kx.output"), model=attrs.get("kx.model"), reason=reason)  # fmt: skip
+    return TrialResult(
+        number=trial.number,
+        params=params,
+        state=trial.state.name,
+        value=trial.value,
+        seconds=seconds,
+        run_id=attrs.get("kx.run_id"),
+        output=attrs.get("kx.output"),
+        model=attrs.get("kx.model"),
+        reason=reason,
+    )
 
 
 def stale_reason(retried_as: Optional[int]) -> str:

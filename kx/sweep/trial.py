@@ -49,14 +49,24 @@ class TrialLink:
         """The link when this process is a sweep's trial, else None."""
         if TRIAL_ID_ENV not in environ:
             return None
-        return cls(environ[STORAGE_ENV], environ[STUDY_ENV], int(environ[TRIAL_ID_ENV]),
-                   int(environ[TRIAL_NUMBER_ENV]), environ.get(PRUNE_ENV, "none"),
-                   environ.get(RUN_NAME_ENV))  # fmt: skip
+        return cls(
+            environ[STORAGE_ENV],
+            environ[STUDY_ENV],
+            int(environ[TRIAL_ID_ENV]),
+            int(environ[TRIAL_NUMBER_ENV]),
+            environ.get(PRUNE_ENV, "none"),
+            environ.get(RUN_NAME_ENV),
+        )
 
     def env(self) -> Dict[str, str]:
         """The variables that make a ``train.py`` process this trial."""
-        env = {STORAGE_ENV: self.storage, STUDY_ENV: self.study, TRIAL_ID_ENV: str(self.trial_id),
-               TRIAL_NUMBER_ENV: str(self.number), PRUNE_ENV: self.pruner}  # fmt: skip
+        env = {
+            STORAGE_ENV: self.storage,
+            STUDY_ENV: self.study,
+            TRIAL_ID_ENV: str(self.trial_id),
+            TRIAL_NUMBER_ENV: str(self.number),
+            PRUNE_ENV: self.pruner,
+        }
         if self.run_name:
             env[RUN_NAME_ENV] = self.run_name
         return env
@@ -83,8 +93,10 @@ class TrialLink:
             trial.report(value, step=epoch)
             if trial.should_prune():
                 trial.set_user_attr(PRUNED_ATTR, epoch)
-                raise TrialPruned(f"trial {self.number} pruned after epoch {epoch} "
-                                  f"({goal.metric}={value:.4f}): the sweep's pruner stopped it.")  # fmt: skip
+                raise TrialPruned(
+                    f"trial {self.number} pruned after epoch {epoch} "
+                    f"({goal.metric}={value:.4f}): the sweep's pruner stopped it."
+                )
 
         return report
 

@@ -114,9 +114,11 @@ def root_cause(err: BaseException) -> BaseException:
 
 def unwritable(uri: str, err: BaseException) -> TrackingError:
     reason = (str(err).strip().splitlines() or [""])[0]
-    return TrackingError(f"Cannot write to MLflow tracking store tracking.uri={redact(uri)!r} "
-                         f"({type(err).__name__}: {redact(reason)}); make it writable or set "
-                         "tracking.enabled=false.")  # fmt: skip
+    return TrackingError(
+        f"Cannot write to MLflow tracking store tracking.uri={redact(uri)!r} "
+        f"({type(err).__name__}: {redact(reason)}); make it writable or set "
+        "tracking.enabled=false."
+    )
 
 
 def check_sqlite_writable(uri: str) -> None:

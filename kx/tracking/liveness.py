@@ -54,8 +54,11 @@ def close_orphaned_runs(run: Any) -> List[str]:
     try:
         return _close_orphaned_runs(run.client)
     except Exception as err:  # noqa: BLE001 - housekeeping must not stop a run
-        log.warning("MLflow: could not look for runs left RUNNING by ended processes (%s: %s)",
-                    type(err).__name__, err)  # fmt: skip
+        log.warning(
+            "MLflow: could not look for runs left RUNNING by ended processes (%s: %s)",
+            type(err).__name__,
+            err,
+        )
         return []
 
 

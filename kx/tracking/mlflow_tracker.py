@@ -71,8 +71,13 @@ class MLflowRun:
         self.run_id: Optional[str] = None
         self.failed = False
 
-    def start(self, run_name: Optional[str], tags: Dict[str, str], parent_run_id: Optional[str],
-              start_time: Optional[int] = None) -> str:  # fmt: skip
+    def start(
+        self,
+        run_name: Optional[str],
+        tags: Dict[str, str],
+        parent_run_id: Optional[str],
+        start_time: Optional[int] = None,
+    ) -> str:
         """Create the run (``start_time`` in epoch milliseconds: when it really began, else now)."""
         if parent_run_id:
             tags = {**tags, "mlflow.parentRunId": parent_run_id}

@@ -41,9 +41,11 @@ def resumable(folder: Optional[str], run: MLflowRun) -> Optional[str]:
     except Exception:  # noqa: BLE001 - no note, or a run of another store: start a new run
         return None
     if found.info.status == "RUNNING" and owner_alive(found.data.tags):
-        raise KxError(f"train.checkpoint_dir={folder} belongs to MLflow run {found.info.run_id}, still "
-                      f"training in process {found.data.tags.get(PID_TAG)}; wait for it, stop it, or choose "
-                      "another train.checkpoint_dir.")  # fmt: skip
+        raise KxError(
+            f"train.checkpoint_dir={folder} belongs to MLflow run {found.info.run_id}, still "
+            f"training in process {found.data.tags.get(PID_TAG)}; wait for it, stop it, or choose "
+            "another train.checkpoint_dir."
+        )
     if found.info.experiment_id != run.experiment_id or not Checkpoint(folder).exists():
         return None
     return found.info.run_id

@@ -34,8 +34,12 @@ def free_port() -> int:
 
 def latest_sweep(run: Any) -> Optional[Any]:
     """The sweep parent run (local or SageMaker) started last in the experiment, or None."""
-    found = run.client.search_runs([run.experiment_id], filter_string="tags.`kx.sweep` = 'true'",
-                                   order_by=["attributes.start_time DESC"], max_results=1)  # fmt: skip
+    found = run.client.search_runs(
+        [run.experiment_id],
+        filter_string="tags.`kx.sweep` = 'true'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return found[0] if found else None
 
 
@@ -49,8 +53,10 @@ def links(run: Any, base: str) -> List[str]:
         [run.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{sweep.info.run_id}'"
     )
     ids = [c.info.run_id for c in sorted(children, key=lambda c: c.info.start_time)]
-    lines.append(f"latest sweep ({sweep.info.run_name}, {len(ids)} trials): "
-                 f"{run_link(base, run.experiment_id, sweep.info.run_id)}")  # fmt: skip
+    lines.append(
+        f"latest sweep ({sweep.info.run_name}, {len(ids)} trials): "
+        f"{run_link(base, run.experiment_id, sweep.info.run_id)}"
+    )
     if ids:
         lines.append(f"its trials side by side: {base}/{compare_link(run.experiment_id, ids)}")
     return lines
@@ -71,8 +77,20 @@ def wait_healthy(url: str, server: subprocess.Popen, timeout: float = START_TIME
 
 def start_server(uri: str, port: int) -> subprocess.Popen:
     """``mlflow server`` on ``uri``, one worker, without its job runner (which adds processes)."""
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-               "--host", HOST, "--port", str(port), "--workers", "1"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     return subprocess.Popen(command, env=env)
 

@@ -34,8 +34,11 @@ def write_channel(folder: Path, name: str, images: int = 40) -> Path:
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.npz"
-    np.savez(path, image=rng.integers(0, 255, (images, 28, 28), dtype=np.uint8),
-             label=rng.integers(0, 10, images, dtype=np.uint8))  # fmt: skip
+    np.savez(
+        path,
+        image=rng.integers(0, 255, (images, 28, 28), dtype=np.uint8),
+        label=rng.integers(0, 10, images, dtype=np.uint8),
+    )
     return path
 
 
@@ -51,17 +54,29 @@ def toolkit_job(
     uploads = {
         name: job.Upload(path, f"s3://kx-test/data/{name}/{path.name}") for name, path in channels.items()
     }
-    hps = {"backend": backend, **hyperparameters, "sagemaker_program": "train.py",
-           "sagemaker_submit_directory": source.uri}  # fmt: skip
+    hps = {
+        "backend": backend,
+        **hyperparameters,
+        "sagemaker_program": "train.py",
+        "sagemaker_submit_directory": source.uri,
+    }
     plan = job.JobPlan("kx-test", "", hps, source, uploads)
-    request = {"TrainingJobName": "kx-test", "HyperParameters": hps,
-               "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
-               "InputDataConfig": [{"ChannelName": name} for name in channels]}  # fmt: skip
+    request = {
+        "TrainingJobName": "kx-test",
+        "HyperParameters": hps,
+        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
+        "InputDataConfig": [{"ChannelName": name} for name in channels],
+    }
     rehearsal.layout(root, request, plan, ["algo-1"], "algo-1")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "KX_", "MLFLOW_"))}
-    proc = subprocess.run([str(image_python(backend)), "-c", rehearsal.TOOLKIT_TRAIN], cwd=root,
-                          env={**env, **rehearsal.container_env(root, "kx-test")}, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [str(image_python(backend)), "-c", rehearsal.TOOLKIT_TRAIN],
+        cwd=root,
+        env={**env, **rehearsal.container_env(root, "kx-test")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return proc, root
 
 
@@ -73,8 +88,13 @@ def toolkit_argv(folder: Path, hyperparameters: Dict[str, str]) -> List[str]:
     (config / "inputdataconfig.json").write_text("{}")
     (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
     code = "import json; from sagemaker_training import environment; print(json.dumps(environment.Environment().to_cmd_args()))"
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "SAGEMAKER_BASE_DIR": str(folder)},
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.splitlines()[-1])
 
 

@@ -20,11 +20,28 @@ def mlflow_server(backend_store: str, artifacts: str, env: Optional[Dict[str, st
     """``mlflow server`` on ``backend_store`` with artifacts under ``artifacts`` (``env`` points
     its S3 client at the store); yield its URL once ``/health`` answers."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store,
-                             "--artifacts-destination", artifacts, "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"],
-                            env={**os.environ, **(env or {}), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend_store,
+            "--artifacts-destination",
+            artifacts,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env={**os.environ, **(env or {}), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

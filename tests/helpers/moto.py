@@ -23,8 +23,11 @@ SAGEMAKER = ["target=sagemaker", f"target.role={ROLE}", f"target.bucket={BUCKET}
 def moto_server() -> Iterator[str]:
     """``python -m moto.server`` on a free loopback port until the block ends (stopped by PID)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -42,8 +45,15 @@ def moto_server() -> Iterator[str]:
 def aws_env(endpoint: str) -> Dict[str, str]:
     """This process's environment with every AWS client pointed at ``endpoint`` with test credentials."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KX_", "MLFLOW_TRACKING"))}
-    return {**env, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true", "SAGEMAKER_VALIDATE_ROLE": "false"}  # fmt: skip
+    return {
+        **env,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "SAGEMAKER_VALIDATE_ROLE": "false",
+    }
 
 
 def clients(endpoint: str, bucket: str = BUCKET) -> Dict[str, Any]:
@@ -70,8 +80,14 @@ def guarded(args: Sequence[str]) -> List[str]:
     return [*args, f"+target.environment.PYTHONPATH={NETGUARD}"]
 
 
-def launch_here(monkeypatch: Any, capsys: Any, cwd: Path, *args: str, endpoint: str = CLOSED,
-                env: Optional[Dict[str, Optional[str]]] = None) -> subprocess.CompletedProcess:  # fmt: skip
+def launch_here(
+    monkeypatch: Any,
+    capsys: Any,
+    cwd: Path,
+    *args: str,
+    endpoint: str = CLOSED,
+    env: Optional[Dict[str, Optional[str]]] = None,
+) -> subprocess.CompletedProcess:
     """:func:`launch` in this process (``launch.run``): the same environment, folder, exit code and
     output, without a Python start and the SDK's import per call."""
     import launch as entry
@@ -93,12 +109,22 @@ def launch_here(monkeypatch: Any, capsys: Any, cwd: Path, *args: str, endpoint: 
     return subprocess.CompletedProcess(list(args), code, out, err)
 
 
-def launch(cwd: Path, *args: str, endpoint: str = CLOSED, env: Optional[Dict[str, Optional[str]]] = None,
-           timeout: int = 300) -> subprocess.CompletedProcess:  # fmt: skip
+def launch(
+    cwd: Path,
+    *args: str,
+    endpoint: str = CLOSED,
+    env: Optional[Dict[str, Optional[str]]] = None,
+    timeout: int = 300,
+) -> subprocess.CompletedProcess:
     """``python launch.py ARGS`` against ``endpoint``; ``env`` adds variables (None removes one)."""
     environ = {**aws_env(endpoint), **(env or {})}
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "launch.py"), *guarded(args)], cwd=cwd,
-                          env={k: v for k, v in environ.items() if v is not None},
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "launch.py"), *guarded(args)],
+        cwd=cwd,
+        env={k: v for k, v in environ.items() if v is not None},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert "net_guard: blocked" not in proc.stderr, proc.stderr
     return proc

@@ -39,9 +39,24 @@ def postgres_server() -> Iterator[str]:
     data, port = folder / "data", free_port()
     run = lambda *cmd: subprocess.run([str(c) for c in cmd], check=True, capture_output=True, **_owner())  # noqa: E731
     run(programs / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-    server = subprocess.Popen([str(programs / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder),
-                               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **_owner())  # fmt: skip
+    server = subprocess.Popen(
+        [
+            str(programs / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(folder),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **_owner(),
+    )
     try:
         for _ in range(300):
             ready = subprocess.run(

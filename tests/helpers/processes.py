@@ -17,8 +17,15 @@ def start_train(cwd: Path, *args: str) -> subprocess.Popen:
     env = {**{k: v for k, v in env.items() if not k.startswith("KX_")}, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, str(PROJECT_DIR / "train.py"), *args]
     # SIGINT as a terminal's Ctrl-C delivers it, even when this test runs in a background job
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    return subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def stop_after_epoch(proc: subprocess.Popen, epoch: int, sig: int) -> Tuple[str, str, float]:

@@ -46,9 +46,14 @@ def server(source: str, *settings: str, cwd: Path, timeout: float = 180) -> Iter
 
 
 def request(
-    port_or_url: Any, method: str, path: str, body: Optional[bytes] = None, content_type: Optional[str] = None,
-    timeout: float = 60, chunked: bool = False,
-) -> Tuple[int, Any]:  # fmt: skip
+    port_or_url: Any,
+    method: str,
+    path: str,
+    body: Optional[bytes] = None,
+    content_type: Optional[str] = None,
+    timeout: float = 60,
+    chunked: bool = False,
+) -> Tuple[int, Any]:
     """One HTTP request; returns (status, decoded JSON body or the raw text); (0, error) when unreachable."""
     port = port_or_url if isinstance(port_or_url, int) else int(str(port_or_url).rsplit(":", 1)[1])
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)

@@ -11,9 +11,17 @@ from typing import Any, Callable, List, Sequence, Tuple
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 # A trial in a few seconds: a small MLP on small synthetic images, PyTorch (no SavedModel export).
-TINY = ["backend=torch", "model=mlp", "model.dense_units=16", "dataset=synthetic",
-        "dataset.train_samples=200", "dataset.validation_samples=100", "dataset.image_size=[8,8]",
-        "train.epochs=1", "train.batch_size=50"]  # fmt: skip
+TINY = [
+    "backend=torch",
+    "model=mlp",
+    "model.dense_units=16",
+    "dataset=synthetic",
+    "dataset.train_samples=200",
+    "dataset.validation_samples=100",
+    "dataset.image_size=[8,8]",
+    "train.epochs=1",
+    "train.batch_size=50",
+]
 
 
 def mlflow_client(folder: Path) -> Any:
@@ -43,9 +51,15 @@ def start_train(cwd: Path, *args: str) -> subprocess.Popen:
     """Start ``python train.py ARGS`` in ``cwd`` (as tests.conftest.train runs it) without waiting."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
     env = {k: v for k, v in env.items() if not k.startswith("KX_")}
-    return subprocess.Popen([sys.executable, str(PROJECT_DIR / "train.py"), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_ctrl_c_enabled)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT_DIR / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_ctrl_c_enabled,
+    )
 
 
 def _ctrl_c_enabled() -> None:  # runs in the child between fork and exec

@@ -13,8 +13,10 @@ def prepare(data_dir: Path, file_format: str = "array_record") -> Path:
         VERSION = tfds.core.Version("1.0.0")
 
         def _info(self):
-            features = {"image": tfds.features.Image(shape=(8, 8, 1)),
-                        "label": tfds.features.ClassLabel(names=["dark", "light"])}  # fmt: skip
+            features = {
+                "image": tfds.features.Image(shape=(8, 8, 1)),
+                "label": tfds.features.ClassLabel(names=["dark", "light"]),
+            }
             return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
 
         def _split_generators(self, dl_manager):
