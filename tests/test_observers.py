@@ -80,3 +80,21 @@ def test_outside_a_sweep_the_trial_observer_does_nothing(tmp_path):
     observer.epoch(1, {"val_acc": 0.5})
     observer.exported(tmp_path, stopped=False)
     assert observer.sinks == []
+
+
+def test_an_automatic_batch_size_is_logged_as_the_size_the_run_trains_with(
+    tmp_path, compose_cfg, mlflow_store
+):
+    from mlflow.tracking import MlflowClient
+
+    from kx.data import load_dataset
+
+    cfg = compose_cfg("dataset=digits", f"tracking.uri={mlflow_store}")
+    assert cfg.train.batch_size is None
+    observer = TrackingObserver([], (None, {}), lambda *args: None)
+    observer.started(cfg, tmp_path, is_chief=True)
+    data = load_dataset(cfg.dataset, "channels_last", 0)
+    observer.prepared(data, SimpleNamespace(devices=lambda: ["cpu:0"]))
+    observer.failed(stopped=False)
+    (run,) = MlflowClient(mlflow_store).search_runs([observer.run.experiment_id])
+    assert run.data.params["train.batch_size"] == "32" and run.data.params["train.epochs"] == "5"

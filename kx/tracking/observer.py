@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
+from kx.config.batch_size import auto_batch_size
 from kx.observer import RunEnd, RunObserver
 from kx.tracking import MLflowRun, start_training_run
 from kx.tracking.dataset_input import log_dataset
@@ -26,15 +27,19 @@ class TrackingObserver(RunObserver):
         self.log_model = log_model
         self.run: Optional[MLflowRun] = None
         self.register_as: Optional[str] = None
+        self.automatic_batch = False
 
     def started(self, cfg: DictConfig, out_dir: Path, is_chief: bool) -> None:
         self.register_as = cfg.tracking.register_as
+        self.automatic_batch = cfg.train.batch_size is None
         if is_chief:
             self.run = start_training_run(cfg, self.overrides, out_dir, self.identity)
 
     def prepared(self, data: Any, backend: Any) -> None:
         if self.run:
             log_dataset(self.run, data)
+            if self.automatic_batch:  # the size this run trains with, so runs compare column for column
+                self.run.log_params({"train.batch_size": str(auto_batch_size(len(data.y_train)))})
             self.run.set_tags({"kx.devices": ", ".join(backend.devices())})
 
     def epoch(self, epoch: int, metrics: Dict[str, float]) -> None:
