@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from kx.backends import cpu, keras_steps, optim, precision
 from kx.backends.gluon import GluonSchedule
+from kx.errors import KxError
 from tests.conftest import PROJECT_DIR
 
 TRAIN = {
@@ -113,10 +114,22 @@ def test_cpu_probe_reads_the_flags_and_the_onednn_cap(tmp_path):
 
 
 def test_auto_steps_per_call_are_several_on_tensorflow_on_one_device_only():
-    assert keras_steps.per_call(None, "tensorflow", distributed=False) == keras_steps.AUTO_STEPS > 1
-    assert keras_steps.per_call(None, "tensorflow", distributed=True) == 1
-    assert keras_steps.per_call(None, "torch", False) == keras_steps.per_call(None, "jax", False) == 1
-    assert keras_steps.per_call(3, "jax", distributed=False) == 3
+    per_call = keras_steps.per_call
+    assert per_call(None, "tensorflow", distributed=False, keras_version="3.15.1") == keras_steps.AUTO_STEPS
+    assert keras_steps.AUTO_STEPS > 1
+    assert per_call(None, "tensorflow", distributed=True, keras_version="3.15.1") == 1
+    assert per_call(None, "torch", False, "3.15.1") == per_call(None, "jax", False, "3.15.1") == 1
+    assert per_call(3, "jax", distributed=False, keras_version="3.15.1") == 3
+
+
+def test_keras_releases_that_lose_a_partial_calls_results_run_one_step_per_call():
+    # Keras 3.6 (TensorFlow 2.19's image): a validation pass shorter than a call reported no val_acc
+    assert keras_steps.per_call(None, "tensorflow", False, "3.6.0") == 1
+    assert keras_steps.per_call(1, "tensorflow", False, "3.6.0") == 1
+    assert keras_steps.per_call(None, "tensorflow", False, "3.7.0") == keras_steps.AUTO_STEPS
+    with pytest.raises(KxError) as refused:
+        keras_steps.per_call(8, "tensorflow", False, "3.6.0")
+    assert str(refused.value).startswith("backend.steps_per_execution=8 needs Keras 3.7 or later")
 
 
 def test_auto_precision_follows_the_machine_and_the_engine():

@@ -176,7 +176,10 @@ class KerasBackend(Backend):
                 metrics=[self.keras.metrics.SparseCategoricalAccuracy(name="acc")],
                 jit_compile=jit,
                 steps_per_execution=keras_steps.per_call(
-                    self.cfg.get("steps_per_execution"), self.name, self.strategy is not None
+                    self.cfg.get("steps_per_execution"),
+                    self.name,
+                    self.strategy is not None,
+                    self.keras.__version__,
                 ),
             )
 
