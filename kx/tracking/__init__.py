@@ -94,8 +94,6 @@ def start_training_run(
     if cfg.get("sweep"):
         tags["kx.sweep.name"] = cfg.sweep.name
     params, config_tags = config_params(cfg)
-    if cfg.train.batch_size is None:  # automatic: the size is logged once the data is loaded
-        params.pop("train.batch_size", None)
     tags.update(config_tags)
     try:
         _start_or_resume(run, cfg, params, tags, overrides, identity)

@@ -38,8 +38,8 @@ class TrackingObserver(RunObserver):
     def prepared(self, data: Any, backend: Any) -> None:
         if self.run:
             log_dataset(self.run, data)
-            if self.automatic_batch:  # the size this run trains with, so runs compare column for column
-                self.run.log_params({"train.batch_size": str(auto_batch_size(len(data.y_train)))})
+            if self.automatic_batch:  # the param stays null, as a SageMaker twin's does; the size used:
+                self.run.set_tags({"kx.batch_size": str(auto_batch_size(len(data.y_train)))})
             self.run.set_tags({"kx.devices": ", ".join(backend.devices())})
 
     def epoch(self, epoch: int, metrics: Dict[str, float]) -> None:
