@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
+from kx.backends.cpu import probe
+
 PROJECT = Path(__file__).resolve().parents[1]
 BASE = ["-m", "sweep=quick", "dataset=digits", "model=mlp", "hydra.sweep.dir=sweep"]
 
@@ -82,7 +84,7 @@ def compare_within_time(seeds: int, checkpoints: List[float], quick: bool) -> No
             )
     print(
         f"\nbest val_acc after t minutes (median of {seeds}; {'digits, mlp' if quick else 'Fashion-MNIST, cnn'}; "
-        f"{cpu()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})"
+        f"{probe().describe()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})"
     )
     print("t (min)    " + " ".join(f"{m:>7g}" for m in checkpoints))
     for side, runs in found.items():
@@ -95,21 +97,6 @@ def _median(reached: List[Optional[float]]) -> Optional[float]:
     ranked = sorted((float("-inf") if v is None else v) for v in reached)
     middle = statistics.median_low(ranked)
     return None if middle == float("-inf") else middle
-
-
-def cpu() -> str:
-    """The CPU's model, cores and the vector features that matter for float32 and bfloat16."""
-    from kx.backends.precision import native_bf16
-
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    name = next(
-        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "CPU"
-    )
-    flags = set(
-        next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    )
-    features = [f for f in ("avx2", "avx512f") if f in flags] + (["bf16"] if native_bf16() else [])
-    return f"{name} x {os.cpu_count()} ({', '.join(features) or 'no avx2'})"
 
 
 def best_so_far(values: List[Optional[float]]) -> List[float]:
