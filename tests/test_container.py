@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from kx.sagemaker import job, script_mode
 from tests.helpers.container import image_python, toolkit_argv, toolkit_job, write_channel
 from tests.helpers.moto import launch
+from tests.helpers.sweeps import TINY
 
 # Every type a value can have, as launch.py accepts them on the command line.
 VALUES = {
@@ -151,17 +152,7 @@ def test_the_tensorflow_image_environment_has_the_images_versions_and_the_lowest
 def test_a_failing_plot_is_a_warning_and_the_model_is_kept(tmp_path, run_train):
     run = tmp_path / "run"
     (run / "training_curves.png").mkdir(parents=True)  # the plot cannot be saved there
-    proc = run_train(
-        "backend=mxnet",
-        "model=mlp",
-        "model.dense_units=16",
-        "dataset=synthetic",
-        "dataset.train_samples=200",
-        "dataset.validation_samples=100",
-        "dataset.image_size=[8,8]",
-        "train.epochs=1",
-        "tracking.enabled=false",
-        f"hydra.run.dir={run}",
-    )
+    tiny = [o for o in TINY if not o.startswith("backend=")]
+    proc = run_train("backend=mxnet", *tiny, "tracking.enabled=false", f"hydra.run.dir={run}")
     assert "kx: warning: the plots were not drawn (IsADirectoryError" in proc.stdout + proc.stderr
     assert (run / "model" / "model-symbol.json").is_file() and (run / "metrics.json").is_file()
