@@ -156,7 +156,9 @@ def test_hyperband_stops_weak_trials_at_a_rung_and_the_best_trains_on_with_its_o
 
 @pytest.mark.slow
 def test_a_spent_time_budget_stops_the_sweep_and_a_resume_starts_no_trial(tmp_path):
-    args = ["-m", "sweep=quick", *DIGITS, "train.epochs=200", "sweep.budget.minutes=0.2"]
+    # more epochs than the budget holds on any CPU, and nothing else that ends the trial before it
+    never_done = ["train.epochs=5000", "train.early_stopping.enabled=false"]
+    args = ["-m", "sweep=quick", *DIGITS, *never_done, "sweep.budget.minutes=0.2"]
     start = time.monotonic()
     proc = train(tmp_path, *args, timeout=300)
     assert time.monotonic() - start < 120, proc.stderr[-3000:]
