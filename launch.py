@@ -30,9 +30,9 @@ from typing import Any, List, NoReturn, Optional
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from kx.config import compose, validate
 from kx.errors import KxError, missing_extra, one_line
 from kx.quiet import quiet_console
+from kx.run_config import compose, validate
 
 TARGETS = ("sagemaker", "sagemaker_local")
 SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/cli.py

@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 
 from kx import cli
 from kx.backends.cluster import on_several_hosts
-from kx.config import compose, register
 from kx.errors import KxError, one_line
+from kx.run_config import compose, register
 from kx.sagemaker import script_mode
 
 register()

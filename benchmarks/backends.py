@@ -88,8 +88,9 @@ def worker(overrides: List[str], quick: bool) -> None:
     """Train once in this process and print one JSON line of measurements."""
     from kx.backends import batch_norm, create_backend
     from kx.backends.checkpoint import Checkpoint
-    from kx.config import batch_size, compose
+    from kx.config import batch_size
     from kx.data import load_dataset
+    from kx.run_config import compose
 
     dataset = ["dataset=synthetic", "dataset.train_samples=12000", "dataset.validation_samples=2000"]
     cfg = compose(["train.early_stopping.enabled=false", *(dataset if quick else []), *overrides])

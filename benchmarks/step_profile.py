@@ -44,8 +44,8 @@ def main() -> None:
     from kx.backends import EpochMonitor, batch_norm, create_backend
     from kx.backends.checkpoint import Checkpoint
     from kx.backends.cpu import probe
-    from kx.config import compose
     from kx.data import load_dataset
+    from kx.run_config import compose
 
     cfg = compose(
         ["train.early_stopping.enabled=false", "train.epochs=1", "dataset.limit=2560", *sys.argv[1:]]

@@ -12,9 +12,9 @@ from typing import List, Optional, Sequence
 
 from omegaconf import DictConfig
 
-from kx.config import compose, validate
 from kx.config.errors import check_options
 from kx.config.validate import ConfigError
+from kx.run_config import compose, validate
 
 _NO_RUN = (
     "help",

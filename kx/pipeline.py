@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from kx import __version__
 from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
 from kx.backends.checkpoint import Checkpoint
-from kx.config import batch_size, objective, validate
+from kx.config import batch_size, objective
 from kx.config.keys import flatten
 from kx.data import Dataset, load_dataset
 from kx.errors import KxError
@@ -21,6 +21,7 @@ from kx.observer import RunEnd, RunObserver
 from kx.quiet import native_stderr_to_log, quiet_console
 from kx.reporting import plots
 from kx.reporting.chance import chance_warning
+from kx.run_config import validate
 from kx.stopping import RunStopped, interrupted, stop_on_signals
 
 log = logging.getLogger("kx")

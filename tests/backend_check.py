@@ -14,8 +14,9 @@ import numpy as np
 from kx._compat import NUMPY_ALIASES
 from kx.backends import EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
-from kx.config import compose, objective, validate
+from kx.config import objective
 from kx.data import load_dataset
+from kx.run_config import compose, validate
 from kx.serving import loaders
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Dict, List, Tuple
 import pytest
 from omegaconf import DictConfig
 
-from kx.config import compose, register
+from kx.run_config import compose, register
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 NETGUARD = Path(__file__).resolve().parent / "netguard"

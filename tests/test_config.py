@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from kx.config import ConfigError, validate
+from kx.config import ConfigError
+from kx.run_config import validate
 from tests.conftest import PROJECT_DIR
 
 HEAVY = ("tensorflow", "keras", "mxnet", "mlflow", "sagemaker", "torch", "jax")

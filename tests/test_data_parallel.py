@@ -134,7 +134,7 @@ def test_batch_that_does_not_split_over_the_devices_is_one_line_exit_2(tmp_path)
 
 SECOND_RUN = """
 from kx.backends import BackendError, create_backend
-from kx.config import compose
+from kx.run_config import compose
 
 for count in (1, 2):
     backend = create_backend(compose(["backend=tensorflow", f"backend.cpu_devices={count}"]).backend)

@@ -22,9 +22,10 @@ from kx import cli
 from kx.backends import registry
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
-from kx.config import ConfigError, Objective, validate
+from kx.config import ConfigError, Objective
 from kx.data import load_dataset
 from kx.data.dataset import DataError
+from kx.run_config import validate
 from kx.tracking import TrackingError, start_training_run
 from tests.conftest import PROJECT_DIR
 from tests.helpers.mlflow_server import local_mlflow_server

@@ -11,7 +11,7 @@ import boto3
 import pytest
 import regex
 
-from kx.config import compose
+from kx.run_config import compose
 from kx.sagemaker.tuning_results import trial_number
 from tests.conftest import train
 from tests.helpers.moto import BUCKET, REGION, ROLE, SAGEMAKER, launch

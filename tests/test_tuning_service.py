@@ -153,7 +153,7 @@ def test_trials_checkpoint_under_their_job_and_host_and_only_spot_tuning_syncs_t
     argv = ["--train.checkpoint_dir", "/opt/ml/checkpoints", "--dataset", "digits"]
     overrides = script_mode.hydra_argv(argv, env, lambda o: compose_cfg(*o))
     assert "train.checkpoint_dir=/opt/ml/checkpoints/kx-tune-003-ab12cd34/algo-2" in overrides
-    from kx.config import compose
+    from kx.run_config import compose
 
     def plan(*overrides):
         base = ["target=sagemaker", "target.region=eu-west-1", "target.role=arn:aws:iam::1:role/r", *QUICK]

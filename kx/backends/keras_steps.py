@@ -11,7 +11,7 @@ from typing import Optional, Tuple
 
 from kx.errors import KxError
 
-ONE_STEP_PER_CALL = ("torch", "mxnet")  # engines that refuse more than one (kx.config.validate)
+ONE_STEP_PER_CALL = ("torch", "mxnet")  # engines that refuse more than one (kx.backends.support)
 AUTO_STEPS = 8  # on tensorflow, one device
 # Keras's TensorFlow loop ends a call early when the data runs out from this release on; before it,
 # a call that runs out (an epoch or a validation pass not a multiple of the steps) loses its results

@@ -20,7 +20,7 @@ AUTO_BF16_ENGINES = ("tensorflow", "torch")
 
 def resolve(setting: str, engine: str, on_gpu: bool) -> str:
     """``float32`` or ``bfloat16`` for ``backend.precision=setting`` on ``engine`` (an engine without
-    bfloat16 support is refused up front, by :mod:`kx.config.validate`)."""
+    bfloat16 support is refused up front, by :mod:`kx.backends.support`)."""
     if setting == "auto":
         chosen = (
             "bfloat16" if engine in AUTO_BF16_ENGINES and not on_gpu and probe().native_bf16 else "float32"

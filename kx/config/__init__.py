@@ -13,7 +13,8 @@ __all__ = ["CONFIG_DIR", "ConfigError", "Objective", "compose", "objective", "re
 
 
 def compose(overrides: List[str], with_hydra: bool = False) -> DictConfig:
-    """The config train.py composes for ``overrides`` (with Hydra's own node when ``with_hydra``).
+    """The config train.py composes for ``overrides`` (with Hydra's own node when ``with_hydra``),
+    once the dataset modules have stored their schemas (:func:`kx.run_config.compose` sees to it).
 
     A typo'd or undeclared key, a wrong type or an unknown group option raises one
     :class:`ConfigError` line naming the nearest valid keys or the allowed values."""

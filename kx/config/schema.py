@@ -19,7 +19,6 @@ from kx.config.keys import groups_help
 from kx.config.objective import ObjectiveConfig
 from kx.config.sweep import SweepConfig
 from kx.config.sweep import register as register_sweep
-from kx.data.registry import discover as discover_datasets
 
 
 class ImageLayout(Choice):
@@ -235,7 +234,8 @@ def _open(schema: type, key: str) -> DictConfig:
 
 
 def register() -> None:
-    """Register the schemas; group files extend them through their defaults lists."""
+    """Register the schemas; group files extend them through their defaults lists. Each dataset's
+    schema is its module's to store (kx/data/registry.py)."""
     cs = ConfigStore.instance()
     cs.store(name="kx_schema", node=KxConfig)
     cs.store(group="schema/backend", name="backend", node=BackendConfig)
@@ -244,8 +244,6 @@ def register() -> None:
     cs.store(group="schema/target", name="target", node=TargetConfig)
     cs.store(group="schema/target", name="sagemaker", node=SageMakerTargetConfig)
     cs.store(group="schema/target", name="sagemaker_local", node=SageMakerLocalTargetConfig)
-    for dataset in discover_datasets():
-        cs.store(group="schema/dataset", name=dataset.name, node=dataset.schema)
     register_sweep()
     if not OmegaConf.has_resolver("kx_groups"):  # the groups --help lists (not the schema/* groups)
         OmegaConf.register_new_resolver("kx_groups", groups_help)

@@ -87,7 +87,8 @@ def check_ranges(cfg: DictConfig, prefix: str = "") -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for the first value outside its allowed range."""
+    """Raise :class:`ConfigError` for the first value outside its allowed range (the dataset's and
+    the engine's own checks join these in :func:`kx.run_config.validate`)."""
     check_ranges(cfg)
     for i, layer in enumerate(cfg.model.get("conv_layers", [])):
         for name in ("filters", "kernel_size"):
@@ -96,47 +97,7 @@ def validate(cfg: DictConfig) -> None:
                     f"Invalid config value model.conv_layers.{i}.{name}={layer[name]!r}: "
                     "expected an integer >= 1."
                 )
-    _check_engine_support(cfg.backend)
     _check_no_credentials(_select(cfg, "tracking.uri"))
-    from kx.data.registry import spec
-
-    check = spec(cfg.dataset.name).check
-    if check is not None:
-        check(cfg.dataset)
-
-
-def _check_engine_support(backend: DictConfig) -> None:
-    """Speed settings the chosen engine cannot honour (kx/backends/precision.py, keras3.py)."""
-    from kx.backends.keras_steps import ONE_STEP_PER_CALL
-    from kx.backends.precision import ENGINES_WITH_BF16
-    from kx.backends.registry import discover
-
-    registered = discover()
-    if backend.name not in registered:
-        raise ConfigError(
-            f"backend.name={backend.name!r} is not a registered backend; choose backend=<name> "
-            f"with one of {', '.join(registered)}."
-        )
-
-    if backend.get("precision") == "bfloat16" and backend.name not in ENGINES_WITH_BF16:
-        raise ConfigError(
-            f"backend.precision=bfloat16 is not supported by backend={backend.name}: use float32, or auto."
-        )
-    if backend.get("input_pipeline") == "tf_data" and backend.name != "tensorflow":
-        raise ConfigError(
-            f"backend.input_pipeline=tf_data is not supported by backend={backend.name}: "
-            "tf.data feeds TensorFlow; use arrays, or auto."
-        )
-    if backend.get("steps_per_execution") not in (None, 1) and backend.name in ONE_STEP_PER_CALL:
-        raise ConfigError(
-            f"backend.steps_per_execution={backend.steps_per_execution} is not supported by "
-            f"backend={backend.name}: it runs one step per call; leave it null or 1."
-        )
-    if backend.get("threads") is not None and backend.name == "jax":
-        raise ConfigError(
-            f"backend.threads={backend.threads} is not supported by backend=jax: XLA sizes "
-            "its own thread pool; leave it null."
-        )
 
 
 def _check_no_credentials(uri: Optional[str]) -> None:

@@ -2,8 +2,8 @@
 
 Adding a dataset is one module in ``kx/data/`` that calls :func:`register` at import, plus one file
 in ``conf/dataset/`` that extends its schema (``/schema/dataset@_here_: <name>``). Nothing else
-branches on dataset names: the config schema, range checks, loading and SageMaker channels all
-look the name up here.
+branches on dataset names: the config schema (stored in Hydra's ConfigStore here), range checks,
+loading and SageMaker channels all look the name up here.
 
 Runs inside SageMaker jobs (Python 3.8): ``typing`` forms only.
 """
@@ -13,6 +13,7 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from kx.data.dataset import DataError, RawData
@@ -51,8 +52,10 @@ _SPECS: Dict[str, DatasetSpec] = {}
 
 
 def register(spec: DatasetSpec) -> DatasetSpec:
-    """Make ``spec`` known under its name (called by each dataset module at import)."""
+    """Make ``spec`` known under its name (called by each dataset module at import), and its schema
+    the ``schema/dataset`` option that its file in ``conf/dataset/`` extends."""
     _SPECS[spec.name] = spec
+    ConfigStore.instance().store(group="schema/dataset", name=spec.name, node=spec.schema)
     return spec
 
 
@@ -64,6 +67,14 @@ def discover() -> List[DatasetSpec]:
         if module.name not in _INFRASTRUCTURE:
             importlib.import_module(f"kx.data.{module.name}")
     return list(_SPECS.values())
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise :class:`kx.config.ConfigError` for a value of the dataset ``cfg`` its types allow but
+    the dataset does not."""
+    checker = spec(cfg.name).check
+    if checker is not None:
+        checker(cfg)
 
 
 def spec(name: str) -> DatasetSpec:

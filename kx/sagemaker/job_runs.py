@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Optional
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from kx.config import compose
 from kx.errors import KxError
+from kx.run_config import compose
 from kx.sagemaker import script_mode
 from kx.sagemaker.job import EPOCH_METRICS
 from kx.tracking import git_commit, open_run

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from kx.config import compose
 from kx.errors import KxError
+from kx.run_config import compose
 from kx.sagemaker.job import split_s3
 from kx.serving import contract as contracts
 from kx.serving.source import is_model_source
