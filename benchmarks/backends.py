@@ -89,7 +89,7 @@ def worker(overrides: List[str], quick: bool) -> None:
     from kx.backends import batch_norm, create_backend
     from kx.backends.checkpoint import Checkpoint
     from kx.config import batch_size
-    from kx.data import load_dataset
+    from kx.data.loading import load_dataset
     from kx.run_config import compose
 
     dataset = ["dataset=synthetic", "dataset.train_samples=12000", "dataset.validation_samples=2000"]

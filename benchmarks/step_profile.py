@@ -44,7 +44,7 @@ def main() -> None:
     from kx.backends import EpochMonitor, batch_norm, create_backend
     from kx.backends.checkpoint import Checkpoint
     from kx.backends.cpu import probe
-    from kx.data import load_dataset
+    from kx.data.loading import load_dataset
     from kx.run_config import compose
 
     cfg = compose(

@@ -15,7 +15,8 @@ from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import batch_size, objective
 from kx.config.keys import flatten
-from kx.data import Dataset, load_dataset
+from kx.data import Dataset
+from kx.data.loading import load_dataset
 from kx.errors import KxError
 from kx.observer import RunEnd, RunObserver
 from kx.quiet import native_stderr_to_log, quiet_console

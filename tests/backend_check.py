@@ -15,7 +15,7 @@ from kx._compat import NUMPY_ALIASES
 from kx.backends import EpochMonitor, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import objective
-from kx.data import load_dataset
+from kx.data.loading import load_dataset
 from kx.run_config import compose, validate
 from kx.serving import loaders
 

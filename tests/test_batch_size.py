@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from kx.config.batch_size import auto_batch_size, resolve
-from kx.data import load_dataset
+from kx.data.loading import load_dataset
 
 
 @pytest.mark.parametrize(

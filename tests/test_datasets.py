@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from kx.data import DataError, channels, load_dataset, load_raw, registry
+from kx.data import DataError, channels, registry
 from kx.data.dataset import RawData
+from kx.data.loading import load_dataset, load_raw
 from tests.conftest import PROJECT_DIR, train
 
 

@@ -23,8 +23,8 @@ from kx.backends import registry
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.config import ConfigError, Objective
-from kx.data import load_dataset
 from kx.data.dataset import DataError
+from kx.data.loading import load_dataset
 from kx.run_config import validate
 from kx.tracking import TrackingError, start_training_run
 from tests.conftest import PROJECT_DIR

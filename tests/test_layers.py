@@ -32,54 +32,6 @@ HEAVY = {
 }
 
 
-# Imports of light kx modules inside functions that predate this check (issue 23): each should move to
-# its module's top. The list only shrinks: an import added inside a function must name a heavy module.
-KNOWN_NEEDLESS = {
-    ("kx/backends/__init__.py", "kx.backends.registry"),
-    ("kx/backends/keras3.py", "kx.backends.keras_multi_worker"),
-    ("kx/backends/registry.py", "kx.backends"),
-    ("kx/config/__init__.py", "kx.config.errors"),
-    ("kx/config/validate.py", "kx.backends.keras_steps"),
-    ("kx/config/validate.py", "kx.backends.precision"),
-    ("kx/config/validate.py", "kx.backends.registry"),
-    ("kx/config/validate.py", "kx.data.registry"),
-    ("kx/data/__init__.py", "kx.data.channels"),
-    ("kx/data/__init__.py", "kx.data.registry"),
-    ("kx/data/registry.py", "kx.data"),
-    ("kx/sagemaker/commands.py", "kx.sagemaker.jobs"),
-    ("kx/sagemaker/commands.py", "kx.sagemaker.tuning_jobs"),
-    ("kx/sagemaker/job.py", "kx.data.channels"),
-    ("kx/sagemaker/job.py", "kx.data.registry"),
-    ("kx/sagemaker/job.py", "kx.sagemaker.script_mode"),
-    ("kx/sagemaker/jobs.py", "kx.sagemaker.job"),
-    ("kx/sagemaker/tuning.py", "kx.sagemaker.job"),
-    ("kx/sagemaker/tuning.py", "kx.sagemaker.validate"),
-    ("kx/sagemaker/tuning_jobs.py", "kx.sagemaker.job"),
-    ("kx/sagemaker/tuning_jobs.py", "kx.sagemaker.tuning"),
-    ("kx/sagemaker/tuning_jobs.py", "kx.sagemaker.tuning_rehearsal"),
-    ("kx/sagemaker/tuning_jobs.py", "kx.sagemaker.tuning_results"),
-    ("kx/sagemaker/tuning_rehearsal.py", "kx.sagemaker.rehearsal"),
-    ("kx/sagemaker/tuning_results.py", "kx.sagemaker.job_runs"),
-    ("kx/sagemaker/tuning_results.py", "kx.sagemaker.jobs"),
-    ("kx/sagemaker/tuning_results.py", "kx.sagemaker.script_mode"),
-    ("kx/sagemaker/tuning_results.py", "kx.sweep.report"),
-    ("kx/sagemaker/tuning_results.py", "kx.tracking"),
-    ("kx/sagemaker/tuning_results.py", "kx.tracking.mlflow_tracker"),
-    ("kx/serving/cli.py", "kx.sagemaker.settings"),
-    ("kx/serving/cli.py", "kx.serving.config"),
-    ("kx/serving/cli.py", "kx.serving.deploy"),
-    ("kx/serving/cli.py", "kx.serving.model"),
-    ("kx/serving/cli.py", "kx.serving.predict"),
-    ("kx/serving/cli.py", "kx.serving.source"),
-    ("kx/serving/deploy.py", "kx.serving.source"),
-    ("kx/serving/deploy.py", "kx.tracking.mlflow_tracker"),
-    ("kx/serving/mlflow_model.py", "kx.serving.model"),
-    ("kx/serving/source.py", "kx.tracking.mlflow_tracker"),
-    ("kx/sweep/runs.py", "kx.tracking.mlflow_tracker"),
-    ("kx/sweep/trial.py", "kx.sweep.optuna_space"),
-}
-
-
 def test_the_layer_contract_holds():
     """`lint-imports` reads pyproject.toml; it counts imports inside functions too."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -147,8 +99,5 @@ def test_kx_imports_itself_at_module_top_unless_for_speed():
         for target, in_function, line in _imports(path, name):
             if in_function and target in modules and not _heavy_at_import(target):
                 where = str(path.relative_to(ROOT))
-                if (where, target) not in KNOWN_NEEDLESS:
-                    needless.append(
-                        f"{where}:{line} imports {target} inside a function: import it at the top"
-                    )
+                needless.append(f"{where}:{line} imports {target} inside a function: import it at the top")
     assert not needless, "\n".join(sorted(set(needless)))

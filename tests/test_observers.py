@@ -87,7 +87,7 @@ def test_an_automatic_batch_size_is_tagged_with_the_size_the_run_trains_with(
 ):
     from mlflow.tracking import MlflowClient
 
-    from kx.data import load_dataset
+    from kx.data.loading import load_dataset
 
     cfg = compose_cfg("dataset=digits", f"tracking.uri={mlflow_store}")
     assert cfg.train.batch_size is None

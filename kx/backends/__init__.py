@@ -11,12 +11,11 @@ from omegaconf import DictConfig
 from kx.backends.base import Backend, BackendError
 from kx.backends.cluster import Cluster
 from kx.backends.monitor import EpochMonitor
+from kx.backends.registry import engine
 
 __all__ = ["Backend", "BackendError", "Cluster", "EpochMonitor", "create_backend"]
 
 
 def create_backend(cfg: DictConfig, cluster: Optional[Cluster] = None) -> Backend:
     """The engine registered as ``cfg.name``, for ``cluster``'s host."""
-    from kx.backends.registry import engine
-
     return engine(cfg.name)(cfg, cluster)

@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from kx._compat import keras_engine_in_use
-from kx.backends import batch_norm, devices, keras_optim, keras_steps, optim, precision
+from kx.backends import batch_norm, devices, keras_multi_worker, keras_optim, keras_steps, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -187,8 +187,6 @@ class KerasBackend(Backend):
         if not self.model.compiled:  # a resumed model comes compiled, with its optimizer state
             self._compile(data, train)
         if self.cluster.size > 1:
-            from kx.backends import keras_multi_worker
-
             keras_multi_worker.fit(self, data, train, monitor, checkpoint)
         elif monitor.epochs < train.epochs and not monitor.stop:
             with contextlib.suppress(_Stopped):  # a signal: the partial epoch is dropped, unvalidated
@@ -281,8 +279,6 @@ class KerasBackend(Backend):
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if self.cluster.size > 1:
-            from kx.backends import keras_multi_worker
-
             return keras_multi_worker.predict(self, x, batch_size)
         return devices.padded_predict(self._predict, x, batch_size, self.even_parts)
 

@@ -7,6 +7,7 @@ file in ``conf/backend/``. Runs inside SageMaker jobs (Python 3.8): ``typing`` f
 
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Dict, List
 
 from kx.backends.base import BackendError
@@ -23,9 +24,7 @@ def register(name: str, engine: type) -> type:
 def discover() -> List[str]:
     """Import every module of :mod:`kx.backends` (the engine modules register themselves); return
     the registered names."""
-    import kx.backends
-
-    for module in pkgutil.iter_modules(kx.backends.__path__):
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         importlib.import_module(f"kx.backends.{module.name}")
     return sorted(_ENGINES)
 

@@ -4,6 +4,7 @@ from typing import List
 
 from omegaconf import DictConfig
 
+from kx.config.errors import check_closed, describe, unchosen_group
 from kx.config.keys import CONFIG_DIR
 from kx.config.objective import Objective, objective
 from kx.config.schema import register
@@ -21,8 +22,6 @@ def compose(overrides: List[str], with_hydra: bool = False) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
-
-    from kx.config.errors import check_closed, describe, unchosen_group
 
     register()
     try:

@@ -11,6 +11,7 @@ Runs inside SageMaker jobs (Python 3.8): ``typing`` forms only.
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -61,9 +62,7 @@ def register(spec: DatasetSpec) -> DatasetSpec:
 
 def discover() -> List[DatasetSpec]:
     """Import every dataset module of :mod:`kx.data` (each registers itself); return them all."""
-    import kx.data
-
-    for module in pkgutil.iter_modules(kx.data.__path__):
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if module.name not in _INFRASTRUCTURE:
             importlib.import_module(f"kx.data.{module.name}")
     return list(_SPECS.values())

@@ -6,6 +6,9 @@ from typing import Any, Dict
 from omegaconf import DictConfig
 
 from kx.errors import KxError
+from kx.sagemaker.jobs import status_line
+from kx.sagemaker.tuning_jobs import results as tuning_results
+from kx.sagemaker.tuning_jobs import status_line as tuning_status_line
 
 
 class NoSuchJob(KxError):
@@ -41,8 +44,6 @@ def find(sm: Any, name: str) -> Dict[str, Any]:
 
 def status(sm: Any, name: str) -> int:
     """Print the job's state (a tuning job's trial counts and best objective; a training job's metrics)."""
-    from kx.sagemaker.jobs import status_line
-    from kx.sagemaker.tuning_jobs import status_line as tuning_status_line
 
     job = find(sm, name)
     description = job["description"]
@@ -75,7 +76,6 @@ def stop(sm: Any, name: str) -> int:
 
 def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
     """Log a tuning job's trials to MLflow (any number of times: each run adds only what is new)."""
-    from kx.sagemaker.tuning_jobs import results as tuning_results
 
     job = find(sm, name)
     if job["kind"] != "tuning":

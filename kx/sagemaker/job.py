@@ -19,7 +19,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
+from kx.data import channels, registry
+from kx.data.loading import load_raw
 from kx.errors import KxError
+from kx.sagemaker.script_mode import encode_value
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 GROUPS = ("backend", "model", "dataset")
@@ -115,8 +118,6 @@ def write_channels(cfg: DictConfig, dest: Path) -> Dict[str, Path]:
 
     Datasets made inside the job (``digits``, ``synthetic``: not ``shipped``) need none.
     """
-    from kx.data import channels, load_raw, registry
-
     if not registry.spec(cfg.dataset.name).shipped:
         return {}
     dataset = cfg.dataset
@@ -133,8 +134,6 @@ def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
     composed one, encoded to survive the toolkit's JSON decoding
     (:func:`~kx.sagemaker.script_mode.encode_value`).
     """
-    from kx.sagemaker.script_mode import encode_value
-
     choices = cfg.hydra.runtime.choices
     hps = {group: choices[group] for group in GROUPS}
     for override in overrides:

@@ -8,7 +8,10 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from omegaconf import DictConfig
 
+from kx.sagemaker import tuning, tuning_rehearsal
+from kx.sagemaker.job import upload
 from kx.sagemaker.jobs import fetch_output, left_running, show
+from kx.sagemaker.tuning_results import record, trial_of
 
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
 
@@ -18,8 +21,6 @@ def launch(
 ) -> int:
     """Translate the sweep, then print the request (``--dry-run``), rehearse it here
     (``target=sagemaker_local``) or submit it (and, with ``wait``, follow it and log its results)."""
-    from kx.sagemaker import tuning
-    from kx.sagemaker.job import upload
 
     spec = tuning.translate(cfg)  # rejections first: nothing is built or uploaded for a bad sweep
     request = tuning.request(spec, trainer, session, job.base_job_name)
@@ -27,8 +28,6 @@ def launch(
         print(json.dumps(request, indent=2, default=str))
         return 0
     if cfg.target.name == "sagemaker_local":
-        from kx.sagemaker import tuning_rehearsal
-
         return tuning_rehearsal.run(cfg, request, job)
     sm, s3 = clients
     for item in job.uploads:
@@ -103,7 +102,6 @@ def sweep_name(sm: Any, description: Dict[str, Any]) -> Optional[str]:
 
 def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
     """Log the tuning job's trials so far to MLflow (again: only what is new); 0 once it completed."""
-    from kx.sagemaker.tuning_results import record, trial_of
 
     description = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     out_dir = Path("outputs") / "tuning" / name  # the report, and each trial's output data

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
+from kx.sagemaker import rehearsal
 from kx.sagemaker.script_mode import RESERVED_KEYS, encode_value
 from kx.sagemaker.tuning_results import Trial, record, trial_of
 from kx.sweep.optuna_space import quiet_optuna_logs
@@ -144,8 +145,6 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tupl
     to this process, as StopHyperParameterTuningJob: it ends the tuning, an early-stopped trial does not)."""
     import optuna
     from optuna.trial import TrialState
-
-    from kx.sagemaker import rehearsal
 
     config, definition = request["HyperParameterTuningJobConfig"], request["TrainingJobDefinition"]
     goal = config["HyperParameterTuningJobObjective"]

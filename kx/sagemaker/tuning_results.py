@@ -14,7 +14,13 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig
 
 from kx.config import Objective
+from kx.sagemaker.job_runs import record_job
+from kx.sagemaker.jobs import summary
+from kx.sagemaker.script_mode import decode_value, job_value, split_toolkit_keys
+from kx.sweep.report import TrialResult, summarize
+from kx.tracking import open_run
 from kx.tracking.links import announce
+from kx.tracking.mlflow_tracker import child_runs
 
 TRIAL_STATES = {"Completed": "COMPLETE", "Failed": "FAIL", "Stopped": "KILLED"}  # others: RUNNING
 # A trial the tuner's early stopping ended is ``Stopped`` with its objective read (``ObjectiveStatus``
@@ -66,7 +72,6 @@ def swept_keys(tuning: Dict[str, Any]) -> List[str]:
 
 def base_overrides(tuning: Dict[str, Any]) -> List[str]:
     """The trials' shared settings as train.py overrides (static hyperparameters, toolkit keys out)."""
-    from kx.sagemaker.script_mode import decode_value, split_toolkit_keys
 
     static = tuning.get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
     script = split_toolkit_keys(static)[0]
@@ -76,7 +81,6 @@ def base_overrides(tuning: Dict[str, Any]) -> List[str]:
 
 def parent_run(cfg: DictConfig, tuning: Dict[str, Any], sweep: Optional[str]) -> Any:
     """The tuning job's parent run: found by its tag, or started."""
-    from kx.tracking import open_run
 
     run = open_run(cfg.tracking)
     name = tuning["HyperParameterTuningJobName"]
@@ -111,11 +115,6 @@ def record_trials(
     cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], trials: List[Trial], sweep: Optional[str]
 ) -> List[Any]:
     """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
-    from kx.sagemaker.job_runs import record_job
-    from kx.sagemaker.jobs import summary
-    from kx.sagemaker.script_mode import job_value
-    from kx.sweep.report import TrialResult
-    from kx.tracking.mlflow_tracker import child_runs
 
     keys = swept_keys(tuning)
     children = child_runs(parent, parent.run_id) if parent else []
@@ -150,7 +149,6 @@ def record(
 ) -> Optional[str]:
     """Log the tuning job and its trials to MLflow, print and log the sweep report; return the
     parent run's id (None with tracking off, when only the report is printed)."""
-    from kx.sweep.report import summarize
 
     parent = parent_run(cfg, tuning, sweep) if cfg.tracking.enabled else None
     results = record_trials(cfg, parent, tuning, trials, sweep)

@@ -5,6 +5,14 @@ from pathlib import Path
 from typing import List
 
 from kx.errors import KxError
+from kx.sagemaker.settings import aws_session
+from kx.serving.config import parse
+from kx.serving.deploy import Deployment, endpoint_name, sagemaker_target
+from kx.serving.deploy import deploy as run_deploy
+from kx.serving.deploy import undeploy as run_undeploy
+from kx.serving.model import load
+from kx.serving.predict import run
+from kx.serving.source import model_folder
 
 
 def serve(argv: List[str]) -> int:
@@ -22,10 +30,7 @@ def serve(argv: List[str]) -> int:
     )
     parser.add_argument("--tracking-uri", help="the MLflow store for run ids and URIs (default: kx's)")
     args = parser.parse_args(argv)
-    from kx.serving.config import parse
-    from kx.serving.model import load
     from kx.serving.server import serve as run_server
-    from kx.serving.source import model_folder
 
     cfg = parse(args.settings)
     model = load(model_folder(args.model, args.tracking_uri), cfg.format or "")
@@ -49,7 +54,6 @@ def predict(argv: List[str]) -> int:
     args = parser.parse_args(argv)
     if args.samples < 1:
         raise KxError(f"--samples={args.samples} is not allowed: give at least 1.")
-    from kx.serving.predict import run
 
     return run(args.target, args.samples, args.seed, args.out, args.tracking_uri)
 
@@ -70,9 +74,6 @@ def deploy(argv: List[str]) -> int:
     parser.add_argument("--no-wait", action="store_true", help="return once the endpoint is Creating")
     parser.add_argument("--tracking-uri", help="the MLflow store for run ids and URIs (default: kx's)")
     args = parser.parse_args(argv)
-    from kx.sagemaker.settings import aws_session
-    from kx.serving.deploy import Deployment, endpoint_name, sagemaker_target
-    from kx.serving.deploy import deploy as run_deploy
 
     target = sagemaker_target(args.overrides)
     if not target.role or not target.bucket:
@@ -102,9 +103,6 @@ def undeploy(argv: List[str]) -> int:
     parser.add_argument("endpoint")
     parser.add_argument("overrides", nargs="*", help="target.region=")
     args = parser.parse_args(argv)
-    from kx.sagemaker.settings import aws_session
-    from kx.serving.deploy import sagemaker_target
-    from kx.serving.deploy import undeploy as run_undeploy
 
     run_undeploy(args.endpoint, aws_session(sagemaker_target(args.overrides).region))
     print(f"{args.endpoint}: deleted (endpoint, endpoint config, model)")

@@ -23,7 +23,8 @@ from kx.errors import KxError
 from kx.run_config import compose
 from kx.sagemaker.job import split_s3
 from kx.serving import contract as contracts
-from kx.serving.source import is_model_source
+from kx.serving.source import RUN_ID, is_model_source, model_folder
+from kx.tracking.mlflow_tracker import resolve_uri
 
 KX_DIR = Path(__file__).resolve().parents[1]
 # The kx modules code/inference.py imports (numpy only), relative to the kx package.
@@ -88,8 +89,6 @@ def best_training_job(sm: Any, name: str) -> str:
 
 def mlflow_run(source: str, tracking_uri: Optional[str]) -> ModelSource:
     """The model of an MLflow run: its SageMaker job's archive, or its logged model fetched here."""
-    from kx.serving.source import RUN_ID, model_folder
-    from kx.tracking.mlflow_tracker import resolve_uri
 
     run_id = (
         source if RUN_ID.match(source) else (source.split("/")[1] if source.startswith("runs:/") else None)

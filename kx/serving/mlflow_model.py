@@ -16,6 +16,7 @@ import mlflow.pyfunc
 import numpy as np
 
 from kx.serving import contract as contracts
+from kx.serving.model import load
 
 log = logging.getLogger("kx")
 KX_DIR = Path(__file__).resolve().parents[1]
@@ -30,7 +31,6 @@ with warnings.catch_warnings(record=True):
         """Loads the kx export in the artifact ``kx_model``; predicts probabilities for raw images."""
 
         def load_context(self, context: Any) -> None:
-            from kx.serving.model import load
 
             self.model = load(Path(context.artifacts["kx_model"]))
 

@@ -9,7 +9,7 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from kx.data import load_dataset
+from kx.data.loading import load_dataset
 from kx.errors import KxError
 from kx.reporting.plots import prediction_grid
 from kx.sagemaker.settings import aws_session

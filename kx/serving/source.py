@@ -6,6 +6,7 @@ from typing import Optional
 
 from kx.errors import KxError
 from kx.serving.contract import SUFFIX
+from kx.tracking.mlflow_tracker import resolve_uri
 
 MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/", "file:/", "s3://")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -50,8 +51,6 @@ def _contract_folder(path: Path, source: str) -> Path:
 
 def _download(uri: str, tracking_uri: Optional[str]) -> Path:
     import mlflow.artifacts
-
-    from kx.tracking.mlflow_tracker import resolve_uri
 
     # MLflow 3 resolves runs:/<id>/<name> to a logged model through the global URI, whatever
     # download_artifacts(tracking_uri=...) says; this process fetches from one store only.

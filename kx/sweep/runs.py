@@ -19,6 +19,7 @@ from kx.sweep.report import TrialResult
 from kx.sweep.study import PARENT_RUN_ATTR, claim
 from kx.tracking import MLflowRun, open_run
 from kx.tracking.liveness import KILLED_TAG, process_tags
+from kx.tracking.mlflow_tracker import PARENT_RUN_ENV
 
 CLAIM_WAIT_S = 120.0  # how long a worker waits for the parent run another worker claimed
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED", "KILLED": "KILLED"}
@@ -134,7 +135,6 @@ def trial_run_name(number: int, params: Dict[str, Any]) -> str:
 
 def parent_env(parent: Optional[MLflowRun]) -> Dict[str, str]:
     """What nests a trial's run under the sweep's parent run."""
-    from kx.tracking.mlflow_tracker import PARENT_RUN_ENV
 
     return {PARENT_RUN_ENV: parent.run_id} if parent and parent.run_id else {}
 

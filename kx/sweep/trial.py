@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from kx.config.objective import Objective, objective
 from kx.observer import RunObserver
 from kx.stopping import RunStopped
+from kx.sweep.optuna_space import pruner, quiet_optuna_logs
 
 STORAGE_ENV = "KX_SWEEP_STORAGE"  # Optuna storage URL
 STUDY_ENV = "KX_SWEEP_STUDY"
@@ -77,8 +78,6 @@ class TrialLink:
         ``Trial(study, trial_id)`` is how Optuna itself hands a stored trial to an objective; it is
         the one way to report to a trial that another process asked for (pinned in tests)."""
         import optuna
-
-        from kx.sweep.optuna_space import pruner, quiet_optuna_logs
 
         quiet_optuna_logs()
         study = optuna.load_study(study_name=self.study, storage=self.storage, pruner=pruner(self.pruner))

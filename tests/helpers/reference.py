@@ -33,7 +33,7 @@ def main(run: Path, tracking_uri: str, out: Path) -> None:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from kx.data import load_dataset
+    from kx.data.loading import load_dataset
 
     cfg = OmegaConf.load(run / "config.yaml")
     data = load_dataset(cfg.dataset, str(cfg.backend.image_layout), cfg.train.seed)
