@@ -6,7 +6,9 @@ import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterator, List, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+import grimp
 
 ROOT = Path(__file__).resolve().parents[1]
 # Third-party packages slow to import: a kx module that imports one at its top may be imported
@@ -101,3 +103,50 @@ def test_kx_imports_itself_at_module_top_unless_for_speed():
                 where = str(path.relative_to(ROOT))
                 needless.append(f"{where}:{line} imports {target} inside a function: import it at the top")
     assert not needless, "\n".join(sorted(set(needless)))
+
+
+def _part(module: str) -> str:
+    """The part of kx that ``module`` belongs to: a subpackage or a top-level module."""
+    return ".".join(module.split(".")[:2])
+
+
+def _cycle(edges: Dict[str, Set[str]]) -> Optional[List[str]]:
+    """One cycle of the directed graph ``edges`` (its first node repeated at the end), or None."""
+    done: Set[str] = set()
+
+    def walk(node: str, path: List[str]) -> Optional[List[str]]:
+        if node in path:
+            return path[path.index(node) :] + [node]
+        if node in done:
+            return None
+        for nxt in sorted(edges.get(node, ())):
+            found = walk(nxt, path + [node])
+            if found:
+                return found
+        done.add(node)
+        return None
+
+    return next(filter(None, (walk(node, []) for node in sorted(edges))), None)
+
+
+def test_a_cycle_is_found_and_named():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"b"}}) == ["b", "c", "b"]
+
+
+def test_no_circle_between_kx_packages():
+    """kx's subpackages and top-level modules import one another one way only, counting the imports
+    inside functions (grimp, import-linter's engine, reads every import statement)."""
+    graph = grimp.build_graph("kx", cache_dir=None)
+    edges: Dict[str, Set[str]] = {}
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            if _part(module) != _part(imported):
+                edges.setdefault(_part(module), set()).add(_part(imported))
+    cycle = _cycle(edges)
+    if cycle:
+        steps = []
+        for importer, imported in zip(cycle, cycle[1:]):
+            chain = graph.find_shortest_chain(importer=importer, imported=imported, as_packages=True)
+            steps.append(f"{importer} -> {imported} (through {' -> '.join(chain or ())})")
+        raise AssertionError("kx's packages import one another in a circle:\n" + "\n".join(steps))
