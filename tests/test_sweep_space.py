@@ -202,3 +202,42 @@ def test_sagemaker_source_carries_the_sweeper_config_yaml_names(tmp_path):
 
     with tarfile.open(package_source(tmp_path, "tensorflow")) as tar:
         assert "hydra_plugins/kx_sweeper/kx_sweeper.py" in tar.getnames()
+
+
+@pytest.mark.parametrize(
+    "sampler, built",
+    [
+        ("tpe", optuna.samplers.TPESampler),
+        ("random", optuna.samplers.RandomSampler),
+        ("grid", optuna.samplers.GridSampler),
+    ],
+)
+def test_each_sampler_name_builds_its_optuna_sampler_from_its_target(sampler, built):
+    """sweep.sampler's names stand for configs with a ``_target_`` (Hydra's Optuna sweeper's pattern)."""
+    space = [parse_param("model.dense_units", "choice(32, 64)"), parse_param("train.epochs", "range(1, 3)")]
+    made = optuna_space.sampler(sampler, space, 7, 30)
+    assert isinstance(made, built)
+    if sampler == "tpe":  # a third of the budget at random
+        assert made._n_startup_trials == 10
+    if sampler == "grid":
+        assert made._search_space == {"model.dense_units": [32, 64], "train.epochs": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "pruner, built",
+    [
+        ("none", optuna.pruners.NopPruner),
+        ("median", optuna.pruners.MedianPruner),
+        ("hyperband", optuna.pruners.NopPruner),
+    ],
+)
+def test_each_pruner_name_builds_its_optuna_pruner_from_its_target(pruner, built):
+    assert isinstance(optuna_space.pruner(pruner), built)
+
+
+def test_an_unknown_sampler_is_one_line_naming_the_known_ones(compose_cfg):
+    from kx.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"sweep.sampler=cmaes: expected one of tpe, random, grid") as err:
+        compose_cfg("sweep=quick", "sweep.sampler=cmaes")
+    assert "\n" not in str(err.value)

@@ -1,10 +1,13 @@
-"""The sweep file's schema, registered in Hydra's ConfigStore (``conf/sweep/*.yaml`` extend it).
+"""The sweep file's schema, registered in Hydra's ConfigStore (``conf/sweep/*.yaml`` extend it), and
+the Optuna sampler and pruner each ``sweep.sampler``/``sweep.pruner`` name stands for: a config with
+its ``_target_``, as Hydra's own Optuna sweeper describes them, built by ``hydra.utils.instantiate``
+only where the study is made (:mod:`kx.sweep.optuna_space`).
 
 Runs wherever train.py runs (Python 3.8 in the MXNet image): ``typing`` forms only.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -13,20 +16,54 @@ from kx.config.choices import Choice
 from kx.config.objective import ObjectiveConfig
 
 
-class Sampler(Choice):
-    """How trials pick their parameters (SageMaker: Bayesian, Random, Grid)."""
+@dataclass
+class TPESamplerConfig:
+    _target_: str = "optuna.samplers.TPESampler"
+    seed: Optional[int] = None
+    n_startup_trials: int = 10  # trials sampled at random before TPE models the results
 
-    tpe = "tpe"
-    random = "random"
-    grid = "grid"
+
+@dataclass
+class RandomSamplerConfig:
+    _target_: str = "optuna.samplers.RandomSampler"
+    seed: Optional[int] = None
 
 
-class Pruner(Choice):
-    """How bad trials are stopped early from their per-epoch objective (SageMaker: Auto or Off)."""
+@dataclass
+class GridSamplerConfig:
+    _target_: str = "kx.sweep.optuna_space.grid_sampler"
+    search_space: Dict[str, List[Any]] = field(default_factory=dict)
+    seed: Optional[int] = None
 
-    none = "none"
-    median = "median"
-    hyperband = "hyperband"
+
+@dataclass
+class MedianPrunerConfig:
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int = 2  # trials finished before any is pruned
+    n_warmup_steps: int = 1  # epochs a trial trains before it can be pruned
+
+
+@dataclass
+class NopPrunerConfig:
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+# How trials pick their parameters (SageMaker: Bayesian, Random, Grid).
+SAMPLERS: Dict[str, type] = {
+    "tpe": TPESamplerConfig,
+    "random": RandomSamplerConfig,
+    "grid": GridSamplerConfig,
+}
+# How bad trials are stopped early from their per-epoch objective (SageMaker: Auto or Off); Hyperband
+# moves whole trials up a ladder of epochs instead (kx.sweep.hyperband), which Optuna does not prune.
+PRUNERS: Dict[str, type] = {
+    "none": NopPrunerConfig,
+    "median": MedianPrunerConfig,
+    "hyperband": NopPrunerConfig,
+}
+
+Sampler = Choice("Sampler", [(name, name) for name in SAMPLERS])  # type: ignore[misc]
+Pruner = Choice("Pruner", [(name, name) for name in PRUNERS])  # type: ignore[misc]
 
 
 @dataclass

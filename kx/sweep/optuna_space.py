@@ -1,4 +1,4 @@
-"""A parsed search space (:class:`kx.sweep.space.Param`) as Optuna distributions and samplers.
+"""A parsed search space (:class:`kx.sweep.space.Param`) as Optuna distributions, samplers and pruners.
 
 =================================  ===================================================
 ``choice(a, b)`` / ``a,b``         ``CategoricalDistribution`` (numbers, strings, booleans)
@@ -11,6 +11,9 @@
 
 from typing import Any, Dict, List, Optional, Sequence
 
+from hydra.utils import instantiate
+
+from kx.config.sweep import PRUNERS, SAMPLERS
 from kx.sweep.space import Param, SpaceError
 
 _PRIMITIVE = (type(None), bool, int, float, str)
@@ -84,7 +87,8 @@ def grid_size(params: Sequence[Param]) -> int:
     return size
 
 
-def _grid_sampler(values: Dict[str, List[Any]], seed: Optional[int]) -> Any:
+def grid_sampler(search_space: Dict[str, List[Any]], seed: Optional[int]) -> Any:
+    """Optuna's grid sampler over ``search_space`` (``sweep.sampler=grid``'s ``_target_``)."""
     import optuna
 
     class AskTellGridSampler(optuna.samplers.GridSampler):
@@ -94,28 +98,24 @@ def _grid_sampler(values: Dict[str, List[Any]], seed: Optional[int]) -> Any:
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
             return None
 
-    return AskTellGridSampler(values, seed=seed)
+    return AskTellGridSampler(search_space, seed=seed)
 
 
 def sampler(kind: str, params: Sequence[Param], seed: Optional[int], trials: int) -> Any:
-    """Optuna's sampler for ``sweep.sampler`` (tpe, random or grid). TPE samples at random for its
-    first third of the budget (2 to 10 trials; Optuna's default, 10, is all of a small budget)."""
-    import optuna
-
+    """Optuna's sampler for ``sweep.sampler`` (:data:`kx.config.sweep.SAMPLERS`), seeded with ``seed``.
+    TPE samples at random for its first third of the budget (2 to 10 trials; Optuna's default, 10,
+    is all of a small budget); the grid is the space's values."""
+    settings: Dict[str, Any] = {"seed": seed}
+    if kind == "tpe":
+        settings["n_startup_trials"] = max(2, min(10, trials // 3))
     if kind == "grid":
-        return _grid_sampler(grid(params), seed)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
+        settings["search_space"] = grid(params)
+    return instantiate(SAMPLERS[kind](**settings), _convert_="all")
 
 
 def pruner(kind: str) -> Any:
-    """Optuna's pruner for ``sweep.pruner``: median, else none (Hyperband moves whole trials up: kx.sweep.hyperband)."""
-    import optuna
-
-    if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    return optuna.pruners.NopPruner()
+    """Optuna's pruner for ``sweep.pruner`` (:data:`kx.config.sweep.PRUNERS`)."""
+    return instantiate(PRUNERS[kind]())
 
 
 def signature(params: Sequence[Param]) -> str:
