@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from kx import cli
-from kx.backends import registry
+from kx.backends import create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.config import ConfigError, Objective
@@ -393,7 +393,7 @@ def test_a_second_process_never_takes_over_a_live_run(tmp_path):
     assert run.info.status == "KILLED" and run.data.tags["kx.pid"] == str(first.pid)
 
 
-# 14. backends are a registry --------------------------------------------------------------------------
+# 14. a backend's _target_ names a kx engine class only --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -401,7 +401,12 @@ def test_a_second_process_never_takes_over_a_live_run(tmp_path):
     [
         ("backend.impl=os:system", "Unknown config key backend.impl"),
         ("+backend.impl=os:system", "backend.impl"),
-        ("backend.name=caffe", "backend.name='caffe' is not a registered backend"),
+        ("backend.name=caffe", "backend.name='caffe' is not a backend KerasBackend trains"),
+        ("backend._target_=os.system", "backend._target_='os.system' is not a kx engine class"),
+        (
+            "backend._target_=kx.backends.nope.Engine",
+            "is not a kx engine class; choose backend=<name> with one of",
+        ),
     ],
 )
 def test_config_never_names_code_to_import(compose_cfg, override, words):
@@ -410,10 +415,13 @@ def test_config_never_names_code_to_import(compose_cfg, override, words):
     assert "\n" not in str(refused.value)
 
 
-def test_every_backend_option_is_a_registered_engine():
-    options = sorted(p.stem for p in (PROJECT_DIR / "conf" / "backend").glob("*.yaml"))
-    assert registry.discover() == options
-    assert (
-        registry.engine("tensorflow").__name__ == "KerasBackend"
-        and registry.engine("mxnet").__name__ == "GluonBackend"
+@pytest.mark.parametrize("name", sorted(p.stem for p in (PROJECT_DIR / "conf" / "backend").glob("*.yaml")))
+def test_every_backend_option_builds_its_engine_from_its_target(compose_cfg, name):
+    """conf/backend/<name>.yaml's ``_target_`` is the class create_backend instantiates (no framework
+    imported: an engine imports its framework in ``prepare``)."""
+    cfg = compose_cfg(f"backend={name}")
+    validate(cfg)
+    engine = create_backend(cfg.backend)
+    assert engine.name == name and type(engine).__name__ == (
+        "GluonBackend" if name == "mxnet" else "KerasBackend"
     )

@@ -1,21 +1,21 @@
 """Training engines behind one interface (:class:`kx.backends.base.Backend`).
 
-Each engine module registers the backends it implements (:mod:`kx.backends.registry`); adding a
-backend is one module here and one file in ``conf/backend/``.
+Adding a backend is one module here and one file in ``conf/backend/`` whose ``_target_`` names its
+class (:mod:`kx.backends.support` refuses a target outside this package).
 """
 
 from typing import Optional
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from kx.backends.base import Backend, BackendError
 from kx.backends.cluster import Cluster
 from kx.backends.monitor import EpochMonitor
-from kx.backends.registry import engine
 
 __all__ = ["Backend", "BackendError", "Cluster", "EpochMonitor", "create_backend"]
 
 
 def create_backend(cfg: DictConfig, cluster: Optional[Cluster] = None) -> Backend:
-    """The engine registered as ``cfg.name``, for ``cluster``'s host."""
-    return engine(cfg.name)(cfg, cluster)
+    """The engine class ``cfg._target_`` names (``conf/backend/<name>.yaml``), for ``cluster``'s host."""
+    return instantiate({"_target_": cfg._target_}, cfg, cluster)

@@ -38,6 +38,7 @@ class Backend(abc.ABC):
     host on its share of every batch, and leaves the same weights on every host.
     """
 
+    engines: Tuple[str, ...] = ()  # the backend names (``backend.name``) this class trains with
     multi_worker_engines: Tuple[str, ...] = ()  # engines this class can train across hosts
 
     def __init__(self, cfg: DictConfig, cluster: Optional[Cluster] = None) -> None:

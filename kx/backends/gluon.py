@@ -25,7 +25,6 @@ from kx.backends import batch_norm, devices, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
-from kx.backends.registry import register
 from kx.data import Dataset
 from kx.models import builder
 
@@ -72,6 +71,7 @@ class GluonBackend(Backend):
     same way; BatchNorm's running statistics are averaged over the devices after every epoch.
     """
 
+    engines = ("mxnet",)
     multi_worker_engines = ("mxnet",)
     kv: Any = None
     local_kv: Any = None  # sums the gradients of this host's devices when there are several
@@ -392,6 +392,3 @@ class GluonBackend(Backend):
 
     def versions(self) -> Dict[str, str]:
         return {"mxnet": self.mx.__version__}
-
-
-register("mxnet", GluonBackend)

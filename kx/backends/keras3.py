@@ -23,7 +23,6 @@ from kx.backends import batch_norm, devices, keras_multi_worker, keras_optim, ke
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
-from kx.backends.registry import register
 from kx.data import Dataset
 from kx.models import builder
 
@@ -41,6 +40,7 @@ class KerasBackend(Backend):
     ``MirroredStrategy``, JAX under Keras's ``DataParallel`` distribution; PyTorch on one device.
     """
 
+    engines = tuple(_PACKAGES)
     multi_worker_engines = ("tensorflow",)
     best_weights: Optional[List[np.ndarray]] = None
     strategy: Any = None
@@ -351,7 +351,3 @@ def _monitor_callback(
                 self.model.stop_training = True
 
     return MonitorCallback()
-
-
-for _name in _PACKAGES:
-    register(_name, KerasBackend)

@@ -1,21 +1,48 @@
 """The settings each engine can honour, checked on the composed config before any engine loads."""
 
+import importlib
+from typing import Optional
+
 from omegaconf import DictConfig
 
+from kx.backends.base import Backend
 from kx.backends.keras_steps import ONE_STEP_PER_CALL
 from kx.backends.precision import ENGINES_WITH_BF16
-from kx.backends.registry import discover
+from kx.config.keys import group_options
 from kx.config.validate import ConfigError
 
 
-def check_support(backend: DictConfig) -> None:
-    """Raise :class:`ConfigError` for an unregistered engine or a speed setting it cannot honour."""
-    registered = discover()
-    if backend.name not in registered:
+def engine_class(backend: DictConfig) -> type:
+    """The :class:`Backend` class ``backend._target_`` names, which trains ``backend.name``. Only a
+    class of kx.backends is imported: no config value makes kx import other code."""
+    target, options = str(backend.get("_target_")), ", ".join(group_options("backend"))
+    engine = _kx_class(target)
+    if not (isinstance(engine, type) and issubclass(engine, Backend)):
         raise ConfigError(
-            f"backend.name={backend.name!r} is not a registered backend; choose backend=<name> "
-            f"with one of {', '.join(registered)}."
+            f"backend._target_={target!r} is not a kx engine class; choose backend=<name> with one of {options}."
         )
+    if backend.name not in engine.engines:
+        raise ConfigError(
+            f"backend.name={backend.name!r} is not a backend {engine.__name__} trains; choose "
+            f"backend=<name> with one of {options}."
+        )
+    return engine
+
+
+def _kx_class(target: str) -> Optional[type]:
+    """What ``target`` (``module.Class``) names, when its module is kx.backends'."""
+    module, _, name = target.rpartition(".")
+    if not module.startswith(f"{__package__}."):
+        return None
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
+def check_support(backend: DictConfig) -> None:
+    """Raise :class:`ConfigError` for an unknown engine or a speed setting it cannot honour."""
+    engine_class(backend)
     if backend.get("precision") == "bfloat16" and backend.name not in ENGINES_WITH_BF16:
         raise ConfigError(
             f"backend.precision=bfloat16 is not supported by backend={backend.name}: use float32, or auto."

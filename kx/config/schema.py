@@ -62,9 +62,10 @@ class Switch(Choice):
 
 @dataclass
 class BackendConfig:
-    """The engine that trains the model (registered under ``name``: kx/backends/registry.py) and the
-    image layout it is fed."""
+    """The engine that trains the model (the ``_target_`` class of kx/backends/, built where the run
+    trains: kx.backends.create_backend) and the image layout it is fed."""
 
+    _target_: str = MISSING
     name: str = MISSING
     image_layout: ImageLayout = ImageLayout.channels_last
     num_gpus: Optional[int] = None  # None: every visible GPU; 0: CPU only (SageMaker: SM_NUM_GPUS)

@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 HYPER_GROUPS = ("backend", "model", "dataset", "train")
 LOCATION_NAMES = ("path", "root", "uri", "python", "bucket", "prefix", "role", "region")
 LOCATION_SUFFIXES = ("_dir", "_path", "_uri", "_file")
+CODE_NAMES = ("_target_",)  # the class a config names: how a run is built, not what it trains
 LOCATION_VALUES = ("/", "./", "../", "~", "s3://", "file:", "http://", "https://", "sqlite:")
 CONFIG_TAG = "kx.config."
 NAME_LENGTH = 80  # MLflow's runs table shows about this much of a name
@@ -23,7 +24,7 @@ def is_hyperparameter(key: str, value: str) -> bool:
     last = key.rsplit(".", 1)[-1]
     if group not in HYPER_GROUPS or not rest:
         return False
-    if last in LOCATION_NAMES or last.endswith(LOCATION_SUFFIXES):
+    if last in LOCATION_NAMES + CODE_NAMES or last.endswith(LOCATION_SUFFIXES):
         return False
     return not value.startswith(LOCATION_VALUES)
 
