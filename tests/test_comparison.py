@@ -24,6 +24,9 @@ def test_params_are_hyperparameters_and_locations_are_tags(compose_cfg):
     )
     assert {key.split(".")[0] for key in params} == {"backend", "model", "dataset", "train"}
     assert "kx.config.dataset.channel_dir" not in tags  # unset: no tag
+    # the class a config names is how the run is built, not a hyperparameter to compare runs by
+    assert "backend._target_" not in params
+    assert tags["kx.config.backend._target_"] == "kx.backends.keras3.KerasBackend"
 
 
 def test_a_sagemaker_job_and_its_local_twin_have_the_same_params(compose_cfg):
