@@ -35,7 +35,7 @@ from kx.errors import KxError, missing_extra, one_line
 from kx.quiet import quiet_console
 
 TARGETS = ("sagemaker", "sagemaker_local")
-SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/cli.py
+SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/launch_cli.py
 
 
 def fail(message: str) -> NoReturn:
@@ -213,7 +213,7 @@ def main(argv: List[str]) -> int:
     if argv and argv[0] == "ui":
         return ui(argv[1:])
     if argv and argv[0] in SERVING_COMMANDS:
-        from kx.serving.cli import main as serving
+        from kx.serving.launch_cli import main as serving
 
         return serving(argv)
     console()
