@@ -167,19 +167,19 @@ def report(
 
 
 def reattach(command: str, name: str, overrides: List[str]) -> int:
-    """``status|stop|results NAME`` (kx.sagemaker.commands); ``logs NAME`` prints a training job's
+    """``status|stop|results NAME`` (kx.sagemaker.launch_cli); ``logs NAME`` prints a training job's
     logs, following it while it runs."""
-    from kx.sagemaker import commands
+    from kx.sagemaker import launch_cli
     from kx.sagemaker.jobs import TERMINAL, LogTail
 
     cfg = compose_config(["target=sagemaker", *overrides])
     boto_session, sm, s3 = clients(cfg.target)
     if command == "status":
-        return commands.status(sm, name)
+        return launch_cli.status(sm, name)
     if command == "stop":
-        return commands.stop(sm, name)
+        return launch_cli.stop(sm, name)
     if command == "results":
-        return commands.results(cfg, sm, s3, name)
+        return launch_cli.results(cfg, sm, s3, name)
     tail = LogTail(boto_session.client("logs"), name)
     while True:
         status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
