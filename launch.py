@@ -77,8 +77,7 @@ def sdk_config(telemetry: bool) -> dict:
 
 
 def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, stream_logs: bool) -> int:
-    from kx.sagemaker import job as jobs_plan
-    from kx.sagemaker import settings
+    from kx.sagemaker import job_request, settings
     from kx.sagemaker.validate import validate as validate_request
 
     target = cfg.target
@@ -90,17 +89,17 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
     settings.check(cfg, dry_run, boto_session)  # every missing setting in one line
     # the SDK warns at every request built on a PipelineSession that it starts no job: kx sends them itself
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-    session = jobs_plan.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
+    session = job_request.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
     bucket = target.bucket or session.default_bucket()
     with tempfile.TemporaryDirectory() as tmp:
-        job = jobs_plan.plan(cfg, overrides, Path(tmp), bucket)
-        trainer = jobs_plan.model_trainer(cfg, job, session)
+        job = job_request.plan(cfg, overrides, Path(tmp), bucket)
+        trainer = job_request.model_trainer(cfg, job, session)
         if cfg.get("sweep"):
             from kx.sagemaker import tuning_jobs
 
             return tuning_jobs.launch(cfg, trainer, job, session, (sm, s3), dry_run, wait)
-        name = jobs_plan.job_name(job.base_job_name)
-        request = jobs_plan.request(session, trainer.train(wait=False, logs=False), "TrainingJobName", name)
+        name = job_request.job_name(job.base_job_name)
+        request = job_request.request(session, trainer.train(wait=False, logs=False), "TrainingJobName", name)
         validate_request(request, "CreateTrainingJob")
         if dry_run:
             print(json.dumps(request, indent=2, default=str))
@@ -108,7 +107,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         if local:
             return rehearse(cfg, overrides, request, job)
         for item in job.uploads:
-            uploaded = jobs_plan.upload(s3, item)
+            uploaded = job_request.upload(s3, item)
             print(f"{'uploaded' if uploaded else 'already in S3, skipped'}: {item.uri}", file=sys.stderr)
         sm.create_training_job(**request)
     print(name)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from kx.config import compose
 from kx.errors import KxError
 from kx.sagemaker import script_mode
-from kx.sagemaker.job import EPOCH_METRICS
+from kx.sagemaker.job_request import EPOCH_METRICS
 from kx.tracking import git_commit, open_run
 from kx.tracking.links import announce
 from kx.tracking.mlflow_tracker import PARENT_RUN_ENV, config_params

@@ -116,7 +116,7 @@ def show(line: str, out: TextIO, done: bool) -> None:
 def fetch_output(s3: Any, description: Dict[str, Any], dest: Path) -> Optional[Path]:
     """The job's output data (train.py's ``config.yaml``, ``metrics.json`` and plots, which it writes
     to /opt/ml/output/data) unpacked from its ``output.tar.gz`` into ``dest``; None without one."""
-    from kx.sagemaker.job import split_s3
+    from kx.sagemaker.job_request import split_s3
 
     if description["TrainingJobStatus"] not in TERMINAL:
         return None

@@ -36,7 +36,7 @@ from omegaconf import DictConfig
 
 from kx.config import Objective, batch_size, objective
 from kx.errors import KxError
-from kx.sagemaker.job import METRIC_DEFINITIONS
+from kx.sagemaker.job_request import METRIC_DEFINITIONS
 from kx.sagemaker.script_mode import check_keys, encode_value
 from kx.sweep import hyperband
 from kx.sweep.plan import sampler_seed, time_budget
@@ -283,8 +283,8 @@ def tuner(spec: TuningSpec, trainer: Any, base_name: str) -> Any:
 
 def request(spec: TuningSpec, trainer: Any, session: Any, base_name: str) -> Dict[str, Any]:
     """The validated CreateHyperParameterTuningJob request, built offline by the SDK."""
-    from kx.sagemaker.job import job_name
-    from kx.sagemaker.job import request as step_request
+    from kx.sagemaker.job_request import job_name
+    from kx.sagemaker.job_request import request as step_request
     from kx.sagemaker.validate import validate
 
     built = tuner(spec, trainer, base_name)

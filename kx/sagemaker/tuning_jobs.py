@@ -19,7 +19,7 @@ def launch(
     """Translate the sweep, then print the request (``--dry-run``), rehearse it here
     (``target=sagemaker_local``) or submit it (and, with ``wait``, follow it and log its results)."""
     from kx.sagemaker import tuning
-    from kx.sagemaker.job import upload
+    from kx.sagemaker.job_request import upload
 
     spec = tuning.translate(cfg)  # rejections first: nothing is built or uploaded for a bad sweep
     request = tuning.request(spec, trainer, session, job.base_job_name)

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from kx.config import compose
 from kx.errors import KxError
-from kx.sagemaker.job import split_s3
+from kx.sagemaker.job_request import split_s3
 from kx.serving import contract as contracts
 from kx.serving.source import is_model_source
 

@@ -1,4 +1,4 @@
-"""The SageMaker training job for a composed kx config: code, data, hyperparameters, request.
+"""A training job's request for a composed kx config: its code, data, hyperparameters and the request.
 
 The job runs the backend's framework training image in script mode (the framework toolkit's
 contract: ``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters, the rest passed
