@@ -119,7 +119,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
 def follow(
     cfg: DictConfig, overrides: List[str], sm: Any, name: str, stream_logs: bool, boto_session: Any
 ) -> int:
-    from kx.sagemaker.jobs import LogTail, fetch_output, summary, wait
+    from kx.sagemaker.job_watch import LogTail, fetch_output, summary, wait
 
     tail = LogTail(boto_session.client("logs"), name) if stream_logs else None
     description = wait(sm, name, cfg.target.poll_s, tail)
@@ -132,7 +132,7 @@ def follow(
 
 def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> int:
     from kx.sagemaker import rehearsal
-    from kx.sagemaker.jobs import summary
+    from kx.sagemaker.job_watch import summary
 
     root = Path(cfg.target.root).resolve() / request["TrainingJobName"]
     description = rehearsal.run(cfg, request, job, root)
@@ -169,7 +169,7 @@ def reattach(command: str, name: str, overrides: List[str]) -> int:
     """``status|stop|results NAME`` (kx.sagemaker.launch_cli); ``logs NAME`` prints a training job's
     logs, following it while it runs."""
     from kx.sagemaker import launch_cli
-    from kx.sagemaker.jobs import TERMINAL, LogTail
+    from kx.sagemaker.job_watch import TERMINAL, LogTail
 
     cfg = compose_config(["target=sagemaker", *overrides])
     boto_session, sm, s3 = clients(cfg.target)

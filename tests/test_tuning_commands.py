@@ -125,16 +125,16 @@ def test_an_unknown_job_is_one_clear_error():
 
 
 def test_ctrl_c_while_waiting_for_a_training_job_leaves_it_running(monkeypatch):
-    from kx.sagemaker import jobs
+    from kx.sagemaker import job_watch
 
     def interrupt(seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(jobs.time, "sleep", interrupt)
+    monkeypatch.setattr(job_watch.time, "sleep", interrupt)
     sm, out = client(), io.StringIO()
     with Stubber(sm) as stub:
         stub.add_response("describe_training_job", TRAINING, {"TrainingJobName": "kx-job"})
-        assert jobs.wait(sm, "kx-job", poll_s=1, out=out) is None
+        assert job_watch.wait(sm, "kx-job", poll_s=1, out=out) is None
     assert (
         "training job kx-job keeps running on SageMaker: follow it with `python launch.py status kx-job`"
         in (out.getvalue())

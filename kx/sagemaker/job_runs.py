@@ -98,7 +98,7 @@ def record_job(
     model: Optional[Path] = None,
     trial_state: Optional[str] = None,
 ) -> Optional[str]:
-    """Log a finished job (:func:`kx.sagemaker.jobs.summary`'s dict) as one MLflow run; return its id.
+    """Log a finished job (:func:`kx.sagemaker.job_watch.summary`'s dict) as one MLflow run; return its id.
 
     ``output`` holds the job's output data (``metrics.json``...) when it has some, ``model`` its
     model folder when it is here (a rehearsal); ``parent_run_id`` nests the run under a tuning job's,

@@ -41,7 +41,7 @@ def find(sm: Any, name: str) -> Dict[str, Any]:
 
 def status(sm: Any, name: str) -> int:
     """Print the job's state (a tuning job's trial counts and best objective; a training job's metrics)."""
-    from kx.sagemaker.jobs import status_line
+    from kx.sagemaker.job_watch import status_line
     from kx.sagemaker.tuning_jobs import status_line as tuning_status_line
 
     job = find(sm, name)

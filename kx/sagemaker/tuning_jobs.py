@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from omegaconf import DictConfig
 
-from kx.sagemaker.jobs import fetch_output, left_running, show
+from kx.sagemaker.job_watch import fetch_output, left_running, show
 
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
 

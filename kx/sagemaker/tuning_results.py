@@ -112,7 +112,7 @@ def record_trials(
 ) -> List[Any]:
     """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
     from kx.sagemaker.job_runs import record_job
-    from kx.sagemaker.jobs import summary
+    from kx.sagemaker.job_watch import summary
     from kx.sagemaker.script_mode import job_value
     from kx.sweep.report import TrialResult
     from kx.tracking.mlflow_tracker import child_runs
