@@ -150,7 +150,7 @@ def report(
 ) -> int:
     """Print the job's outcome, log it to MLflow (with its output data and model when they are here),
     and return the exit code."""
-    from kx.sagemaker.job_runs import record_job
+    from kx.sagemaker.job_tracking import record_job
 
     metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(job["final_metrics"].items()))
     print(f"{job['job_name']}: {job['status']} {metrics}".rstrip(), file=sys.stderr)

@@ -59,7 +59,7 @@ KNOWN_NEEDLESS = {
     ("kx/sagemaker/tuning_jobs.py", "kx.sagemaker.tuning_rehearsal"),
     ("kx/sagemaker/tuning_jobs.py", "kx.sagemaker.tuning_results"),
     ("kx/sagemaker/tuning_rehearsal.py", "kx.sagemaker.rehearsal"),
-    ("kx/sagemaker/tuning_results.py", "kx.sagemaker.job_runs"),
+    ("kx/sagemaker/tuning_results.py", "kx.sagemaker.job_tracking"),
     ("kx/sagemaker/tuning_results.py", "kx.sagemaker.job_watch"),
     ("kx/sagemaker/tuning_results.py", "kx.sagemaker.script_mode"),
     ("kx/sagemaker/tuning_results.py", "kx.sweep.report"),

@@ -13,7 +13,7 @@ import pytest
 from kx.backends.checkpoint import Checkpoint, CheckpointMismatch
 from kx.errors import KxError
 from kx.sagemaker import job_request, rehearsal, script_mode
-from kx.sagemaker.job_runs import job_config
+from kx.sagemaker.job_tracking import job_config
 from kx.sagemaker.tuning import translate
 from kx.sagemaker.tuning_results import Trial, base_overrides, trial_of
 from tests.conftest import PROJECT_DIR, train

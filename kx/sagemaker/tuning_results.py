@@ -111,7 +111,7 @@ def record_trials(
     cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], trials: List[Trial], sweep: Optional[str]
 ) -> List[Any]:
     """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
-    from kx.sagemaker.job_runs import record_job
+    from kx.sagemaker.job_tracking import record_job
     from kx.sagemaker.job_watch import summary
     from kx.sagemaker.script_mode import job_value
     from kx.sweep.report import TrialResult
