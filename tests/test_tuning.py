@@ -10,7 +10,7 @@ from kx.backends.monitor import EpochMonitor
 from kx.config import Objective
 from kx.errors import KxError
 from kx.sagemaker.rehearsal import scrape_metrics
-from kx.sagemaker.tuning import metric_definitions, translate
+from kx.sagemaker.tuning_request import metric_definitions, translate
 
 
 @pytest.fixture

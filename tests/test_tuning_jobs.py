@@ -94,7 +94,7 @@ def test_a_sweep_sagemaker_cannot_run_fails_before_any_upload(launch_here, aws):
 def test_requests_are_those_the_sdks_own_pipeline_steps_build(tmp_path, monkeypatch):
     """Pins the public route kx relies on: the request left in a PipelineSession's context by
     ``ModelTrainer.train()``/``HyperparameterTuner.tune()`` is ``TrainingStep``/``TuningStep.arguments``."""
-    from kx.sagemaker import job_request, tuning
+    from kx.sagemaker import job_request, tuning_request
 
     monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)  # sagemaker.mlops needs a region at import
@@ -121,10 +121,12 @@ def test_requests_are_those_the_sdks_own_pipeline_steps_build(tmp_path, monkeypa
     request = job_request.request(session, ours.train(wait=False, logs=False), "TrainingJobName", "kx-job-1")
     step = TrainingStep(name="train", step_args=trainer()[1].train(wait=False, logs=False))
     assert request == {"TrainingJobName": "kx-job-1", **step.arguments}
-    spec = tuning.translate(cfg)
+    spec = tuning_request.translate(cfg)
     session, ours = trainer()
-    request = tuning.request(spec, ours, session, "kx-tuning")
-    step = TuningStep(name="tune", step_args=tuning.tuner(spec, trainer()[1], "kx-tuning").tune(wait=False))
+    request = tuning_request.request(spec, ours, session, "kx-tuning")
+    step = TuningStep(
+        name="tune", step_args=tuning_request.tuner(spec, trainer()[1], "kx-tuning").tune(wait=False)
+    )
     assert request == {
         "HyperParameterTuningJobName": request["HyperParameterTuningJobName"],
         **step.arguments,

@@ -14,7 +14,7 @@ from kx.backends.checkpoint import Checkpoint, CheckpointMismatch
 from kx.errors import KxError
 from kx.sagemaker import job_request, rehearsal, script_mode
 from kx.sagemaker.job_tracking import job_config
-from kx.sagemaker.tuning import translate
+from kx.sagemaker.tuning_request import translate
 from kx.sagemaker.tuning_results import Trial, base_overrides, trial_of
 from tests.conftest import PROJECT_DIR, train
 from tests.helpers.container import toolkit_argv

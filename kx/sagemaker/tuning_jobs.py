@@ -18,11 +18,11 @@ def launch(
 ) -> int:
     """Translate the sweep, then print the request (``--dry-run``), rehearse it here
     (``target=sagemaker_local``) or submit it (and, with ``wait``, follow it and log its results)."""
-    from kx.sagemaker import tuning
+    from kx.sagemaker import tuning_request
     from kx.sagemaker.job_request import upload
 
-    spec = tuning.translate(cfg)  # rejections first: nothing is built or uploaded for a bad sweep
-    request = tuning.request(spec, trainer, session, job.base_job_name)
+    spec = tuning_request.translate(cfg)  # rejections first: nothing is built or uploaded for a bad sweep
+    request = tuning_request.request(spec, trainer, session, job.base_job_name)
     if dry_run:
         print(json.dumps(request, indent=2, default=str))
         return 0
