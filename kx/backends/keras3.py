@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from kx._compat import keras_engine_in_use
-from kx.backends import batch_norm, devices, keras_optim, keras_steps, optim, precision
+from kx.backends import bn_momentum, devices, keras_optim, keras_steps, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -138,7 +138,7 @@ class KerasBackend(Backend):
         for conv in model.conv_layers:
             stack.append(layers.Conv2D(conv.filters, conv.kernel_size, padding=str(conv.padding)))
             if model.batch_norm:
-                stack.append(fused_batch_norm.layer(axis=channel_axis, momentum=batch_norm.momentum(model)))
+                stack.append(fused_batch_norm.layer(axis=channel_axis, momentum=bn_momentum.momentum(model)))
             stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):

@@ -107,7 +107,7 @@ class ModelConfig:
     dense_layers: int = 1
     dropout: float = 0.3
     bn_momentum: Optional[float] = (
-        None  # None: 0.99, lower for runs under 1000 steps (kx/backends/batch_norm.py)
+        None  # None: 0.99, lower for runs under 1000 steps (kx/backends/bn_momentum.py)
     )
 
 
