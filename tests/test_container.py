@@ -134,7 +134,7 @@ def test_each_failure_before_training_is_the_jobs_one_line_reason(tmp_path, back
 def test_the_tensorflow_image_environment_has_the_images_versions_and_the_lowest_keras_allowed():
     """The TensorFlow rehearsal runs the default image's Python and TensorFlow with the lowest Keras
     the job's requirements allow: a Keras API newer than that fails a test here, not a job there."""
-    _, version, py_version = job_request.IMAGES["tensorflow"]
+    _, version, py_version = job_request.TRAINING_IMAGES["tensorflow"]
     code = (
         "import sys; from importlib.metadata import version as v; "
         "print('%d%d' % sys.version_info[:2], v('tensorflow-cpu'), v('keras'))"

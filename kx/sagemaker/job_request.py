@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from kx.errors import KxError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-GROUPS = ("backend", "model", "dataset")
+# The config groups a job's hyperparameters choose; target and sweep are launch.py's, not the job's.
+HYPERPARAMETER_GROUPS = ("backend", "model", "dataset")
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # Tells the MXNet container to start MXNet's parameter servers on every host of a multi-host job.
 PARAMETER_SERVER_KEY = "sagemaker_parameter_server_enabled"
@@ -45,7 +46,7 @@ METRIC_DEFINITIONS = [
 ]
 # Framework images per backend: (framework, default version, default Python).
 # TensorFlow 2.19 is the newest the SDK's image catalogue serves; .ci/run rehearses in its versions.
-IMAGES = {"tensorflow": ("tensorflow", "2.19", "py312"), "mxnet": ("mxnet", "1.9", "py38")}
+TRAINING_IMAGES = {"tensorflow": ("tensorflow", "2.19", "py312"), "mxnet": ("mxnet", "1.9", "py38")}
 
 
 class LaunchError(KxError):
@@ -136,10 +137,10 @@ def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
     from kx.sagemaker.script_mode import encode_value
 
     choices = cfg.hydra.runtime.choices
-    hps = {group: choices[group] for group in GROUPS}
+    hps = {group: choices[group] for group in HYPERPARAMETER_GROUPS}
     for override in overrides:
         key = override.lstrip("+~").partition("=")[0]
-        if key.split(".")[0] in ("target", "hydra", "tracking", "sweep") or key in GROUPS:
+        if key.split(".")[0] in ("target", "hydra", "tracking", "sweep") or key in HYPERPARAMETER_GROUPS:
             continue
         value = OmegaConf.select(cfg, key)
         hps[key] = encode_value(
@@ -151,14 +152,14 @@ def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
 def image_uri(cfg: DictConfig) -> str:
     """The framework training image for the backend (``image_uris.retrieve``, offline)."""
     backend, target = cfg.backend.name, cfg.target
-    if backend not in IMAGES:
+    if backend not in TRAINING_IMAGES:
         raise LaunchError(
             f"backend={backend} has no SageMaker framework training image; "
-            f"target=sagemaker supports backend={' or backend='.join(IMAGES)}."
+            f"target=sagemaker supports backend={' or backend='.join(TRAINING_IMAGES)}."
         )
     from sagemaker.core import image_uris
 
-    framework, version, py_version = IMAGES[backend]
+    framework, version, py_version = TRAINING_IMAGES[backend]
     try:
         return image_uris.retrieve(
             framework,
