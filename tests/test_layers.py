@@ -51,7 +51,6 @@ KNOWN_NEEDLESS = {
     ("kx/sagemaker/job_request.py", "kx.data.channels"),
     ("kx/sagemaker/job_request.py", "kx.data.registry"),
     ("kx/sagemaker/job_request.py", "kx.sagemaker.script_mode"),
-    ("kx/sagemaker/job_watch.py", "kx.sagemaker.job_request"),
     ("kx/sagemaker/tuning_request.py", "kx.sagemaker.job_request"),
     ("kx/sagemaker/tuning_request.py", "kx.sagemaker.validate"),
     ("kx/sagemaker/tuning_jobs.py", "kx.sagemaker.job_request"),

@@ -15,10 +15,11 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from kx.data.files import split_s3
 from kx.errors import KxError
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -239,11 +240,6 @@ def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> 
         output_path=f"{root}/output",
         checkpoint_uri=checkpoint_uri,
     )
-
-
-def split_s3(uri: str) -> Tuple[str, str]:
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return bucket, key
 
 
 def upload(s3: Any, item: Upload) -> bool:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from kx.config import compose
+from kx.data.files import split_s3
 from kx.errors import KxError
-from kx.sagemaker.job_request import split_s3
 from kx.serving import contract as contracts
 from kx.serving.source import is_model_source
 
