@@ -130,7 +130,7 @@ class KerasBackend(Backend):
         if "builder" in model:
             self.model = builder.build(model, "builder", input_shape, num_classes, self._wrong_model)
             return
-        from kx.models import fused_batch_norm
+        from kx.models import fused_batch_norm, keras_head
 
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
@@ -143,7 +143,7 @@ class KerasBackend(Backend):
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):
             stack += [layers.Dense(model.dense_units, activation="relu"), layers.Dropout(model.dropout)]
-        stack += [layers.Dense(num_classes), layers.Activation("softmax", dtype="float32")]
+        stack += keras_head.classifier(num_classes)
         self.model = self.keras.Sequential(stack, name=model.name)
 
     def _wrong_model(self, net: Any) -> Optional[str]:
