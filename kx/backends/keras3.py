@@ -248,8 +248,8 @@ class KerasBackend(Backend):
 
         The indices are shuffled and each batch gathered, so the data is held once, not again in a
         shuffle buffer. Without tf.data's autotuner: the thread it starts per iterator sleeps
-        between rounds, and an epoch's end waits for it when its iterator is torn down, up to ~40 s
-        on a 2-core machine (Keras's own batching of the arrays has the same stall); without the
+        between rounds, and an epoch's end waits for it when its iterator is torn down, longest on
+        machines with few cores (Keras's own batching of the arrays has the same stall); without the
         static optimizations, which would serialize the captured arrays."""
         import tensorflow as tf
 

@@ -256,7 +256,7 @@ def upload(s3: Any, item: Upload) -> bool:
 
 
 def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
-    """The SDK's ``ModelTrainer`` for ``job`` (import cost ~2 s: only SageMaker commands get here)."""
+    """The SDK's ``ModelTrainer`` for ``job`` (the SDK is slow to import: only SageMaker commands get here)."""
     from sagemaker.core.shapes import MetricDefinition, Tag
     from sagemaker.train.configs import CheckpointConfig, Compute, OutputDataConfig, StoppingCondition
     from sagemaker.train.model_trainer import ModelTrainer
@@ -320,7 +320,8 @@ def request(session: Any, step_args: Any, name_key: str, name: str) -> Dict[str,
     ``step_args`` is what ``ModelTrainer.train()`` or ``HyperparameterTuner.tune()`` return on the
     ``PipelineSession`` ``session``: running them offline leaves the request in ``session.context``,
     which is how the SDK's own pipeline steps (``TrainingStep``/``TuningStep`` ``.arguments``) get
-    it, without importing ``sagemaker.mlops`` (0.7 s, and it needs a region at import). Pipelines
+    it, without importing ``sagemaker.mlops`` (slow to import, and it needs a region at import;
+    ``benchmarks/dry_run.py`` times a dry run). Pipelines
     name jobs at run time, so the SDK leaves the name out; kx sets it and sends this very request.
     """
     from sagemaker.core.workflow.utilities import execute_job_functions
