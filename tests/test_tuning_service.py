@@ -15,7 +15,7 @@ from kx.errors import KxError
 from kx.sagemaker import job_request, rehearsal, script_mode
 from kx.sagemaker.job_tracking import job_config
 from kx.sagemaker.tuning_request import translate
-from kx.sagemaker.tuning_results import Trial, base_overrides, trial_of
+from kx.sagemaker.tuning_results import TunedJob, base_overrides, tuned_job
 from tests.conftest import PROJECT_DIR, train
 from tests.helpers.container import toolkit_argv
 from tests.helpers.moto import BUCKET, launch
@@ -202,11 +202,11 @@ def test_an_early_stopped_trial_keeps_its_value_and_is_pruned():
         "ObjectiveStatus": "Succeeded",
         "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "best_val_acc", "Value": 0.1866},
     }
-    trial = trial_of(summary, description)
+    trial = tuned_job(summary, description)
     assert (trial.state, trial.objective) == ("PRUNED", 0.1866)
-    stopped = trial_of({**summary, "ObjectiveStatus": "Pending"}, description)  # stopped before any value
+    stopped = tuned_job({**summary, "ObjectiveStatus": "Pending"}, description)  # stopped before any value
     assert (stopped.state, stopped.objective) == ("KILLED", None)
-    assert Trial({**description, "TrainingJobStatus": "Completed"}, 0.9).state == "COMPLETE"
+    assert TunedJob({**description, "TrainingJobStatus": "Completed"}, 0.9).state == "COMPLETE"
 
 
 def test_a_builder_the_job_does_not_ship_is_refused_before_anything_is_built(compose_cfg):

@@ -79,7 +79,7 @@ def follow(sm: Any, name: str, poll_s: float, out: Optional[TextIO] = None) -> O
         return None
 
 
-def trial_summaries(sm: Any, name: str) -> List[Dict[str, Any]]:
+def training_job_summaries(sm: Any, name: str) -> List[Dict[str, Any]]:
     """The tuning job's training jobs (every page), each with the objective value SageMaker read."""
     summaries, token = [], None
     while True:
@@ -103,13 +103,13 @@ def sweep_name(sm: Any, description: Dict[str, Any]) -> Optional[str]:
 
 def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
     """Log the tuning job's trials so far to MLflow (again: only what is new); 0 once it completed."""
-    from kx.sagemaker.tuning_results import record, trial_of
+    from kx.sagemaker.tuning_results import record, tuned_job
 
     description = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    out_dir = Path("outputs") / "tuning" / name  # the report, and each trial's output data
-    trials = []
-    for item in trial_summaries(sm, name):
-        trial = sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
-        trials.append(trial_of(item, trial, fetch_output(s3, trial, out_dir / trial["TrainingJobName"])))
-    record(cfg, description, trials, out_dir, sweep_name(sm, description))  # ends with the run's link
+    out_dir = Path("outputs") / "tuning" / name  # the report, and each training job's output data
+    jobs = []
+    for item in training_job_summaries(sm, name):
+        job = sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
+        jobs.append(tuned_job(item, job, fetch_output(s3, job, out_dir / job["TrainingJobName"])))
+    record(cfg, description, jobs, out_dir, sweep_name(sm, description))  # ends with the run's link
     return 0 if description["HyperParameterTuningJobStatus"] in ("Completed", "InProgress") else 1
