@@ -35,7 +35,7 @@ from kx.quiet import quiet_console
 from kx.run_config import compose, validate
 
 TARGETS = ("sagemaker", "sagemaker_local")
-SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/cli.py
+SERVING_COMMANDS = ("serve", "predict", "deploy", "undeploy")  # kx/serving/launch_cli.py
 
 
 def fail(message: str) -> NoReturn:
@@ -77,8 +77,7 @@ def sdk_config(telemetry: bool) -> dict:
 
 
 def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, stream_logs: bool) -> int:
-    from kx.sagemaker import job as jobs_plan
-    from kx.sagemaker import settings
+    from kx.sagemaker import job_request, settings
     from kx.sagemaker.validate import validate as validate_request
 
     target = cfg.target
@@ -90,17 +89,17 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
     settings.check(cfg, dry_run, boto_session)  # every missing setting in one line
     # the SDK warns at every request built on a PipelineSession that it starts no job: kx sends them itself
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
-    session = jobs_plan.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
+    session = job_request.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
     bucket = target.bucket or session.default_bucket()
     with tempfile.TemporaryDirectory() as tmp:
-        job = jobs_plan.plan(cfg, overrides, Path(tmp), bucket)
-        trainer = jobs_plan.model_trainer(cfg, job, session)
+        job = job_request.plan(cfg, overrides, Path(tmp), bucket)
+        trainer = job_request.model_trainer(cfg, job, session)
         if cfg.get("sweep"):
             from kx.sagemaker import tuning_jobs
 
             return tuning_jobs.launch(cfg, trainer, job, session, (sm, s3), dry_run, wait)
-        name = jobs_plan.job_name(job.base_job_name)
-        request = jobs_plan.request(session, trainer.train(wait=False, logs=False), "TrainingJobName", name)
+        name = job_request.job_name(job.base_job_name)
+        request = job_request.request(session, trainer.train(wait=False, logs=False), "TrainingJobName", name)
         validate_request(request, "CreateTrainingJob")
         if dry_run:
             print(json.dumps(request, indent=2, default=str))
@@ -108,7 +107,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
         if local:
             return rehearse(cfg, overrides, request, job)
         for item in job.uploads:
-            uploaded = jobs_plan.upload(s3, item)
+            uploaded = job_request.upload(s3, item)
             print(f"{'uploaded' if uploaded else 'already in S3, skipped'}: {item.uri}", file=sys.stderr)
         sm.create_training_job(**request)
     print(name)
@@ -120,7 +119,7 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
 def follow(
     cfg: DictConfig, overrides: List[str], sm: Any, name: str, stream_logs: bool, boto_session: Any
 ) -> int:
-    from kx.sagemaker.jobs import LogTail, fetch_output, summary, wait
+    from kx.sagemaker.job_watch import LogTail, fetch_output, summary, wait
 
     tail = LogTail(boto_session.client("logs"), name) if stream_logs else None
     description = wait(sm, name, cfg.target.poll_s, tail)
@@ -133,7 +132,7 @@ def follow(
 
 def rehearse(cfg: DictConfig, overrides: List[str], request: dict, job: Any) -> int:
     from kx.sagemaker import rehearsal
-    from kx.sagemaker.jobs import summary
+    from kx.sagemaker.job_watch import summary
 
     root = Path(cfg.target.root).resolve() / request["TrainingJobName"]
     description = rehearsal.run(cfg, request, job, root)
@@ -151,7 +150,7 @@ def report(
 ) -> int:
     """Print the job's outcome, log it to MLflow (with its output data and model when they are here),
     and return the exit code."""
-    from kx.sagemaker.job_runs import record_job
+    from kx.sagemaker.job_tracking import record_job
 
     metrics = " ".join(f"{k}={v:.4f}" for k, v in sorted(job["final_metrics"].items()))
     print(f"{job['job_name']}: {job['status']} {metrics}".rstrip(), file=sys.stderr)
@@ -167,19 +166,19 @@ def report(
 
 
 def reattach(command: str, name: str, overrides: List[str]) -> int:
-    """``status|stop|results NAME`` (kx.sagemaker.commands); ``logs NAME`` prints a training job's
+    """``status|stop|results NAME`` (kx.sagemaker.launch_cli); ``logs NAME`` prints a training job's
     logs, following it while it runs."""
-    from kx.sagemaker import commands
-    from kx.sagemaker.jobs import TERMINAL, LogTail
+    from kx.sagemaker import launch_cli
+    from kx.sagemaker.job_watch import TERMINAL, LogTail
 
     cfg = compose_config(["target=sagemaker", *overrides])
     boto_session, sm, s3 = clients(cfg.target)
     if command == "status":
-        return commands.status(sm, name)
+        return launch_cli.status(sm, name)
     if command == "stop":
-        return commands.stop(sm, name)
+        return launch_cli.stop(sm, name)
     if command == "results":
-        return commands.results(cfg, sm, s3, name)
+        return launch_cli.results(cfg, sm, s3, name)
     tail = LogTail(boto_session.client("logs"), name)
     while True:
         status = sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
@@ -213,7 +212,7 @@ def main(argv: List[str]) -> int:
     if argv and argv[0] == "ui":
         return ui(argv[1:])
     if argv and argv[0] in SERVING_COMMANDS:
-        from kx.serving.cli import main as serving
+        from kx.serving.launch_cli import main as serving
 
         return serving(argv)
     console()

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from kx import cli
+from kx import train_cli
 from kx.backends.cluster import on_several_hosts
 from kx.errors import KxError, one_line
 from kx.run_config import compose, register
@@ -91,7 +91,7 @@ def checked_argv(argv: List[str]) -> List[str]:
     overrides, values or output folder end here in one line, exit 2, and no run folder."""
     try:
         argv = script_mode.hydra_argv(argv, os.environ, compose)
-        cli.check_argv(argv)
+        train_cli.check_argv(argv)
     except (KxError, HydraException) as err:
         fail(one_line(err))
     return argv

@@ -86,7 +86,7 @@ class _CpuTimed(EpochMonitor):
 
 def worker(overrides: List[str], quick: bool) -> None:
     """Train once in this process and print one JSON line of measurements."""
-    from kx.backends import batch_norm, create_backend
+    from kx.backends import bn_momentum, create_backend
     from kx.backends.checkpoint import Checkpoint
     from kx.config import batch_size
     from kx.data.loading import load_dataset
@@ -98,7 +98,7 @@ def worker(overrides: List[str], quick: bool) -> None:
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
     train = batch_size.resolve(cfg.train, len(data.y_train))  # as train.py
-    model = batch_norm.resolve(cfg.model, len(data.y_train), train.batch_size, train.epochs)
+    model = bn_momentum.resolve(cfg.model, len(data.y_train), train.batch_size, train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
     monitor = _CpuTimed(patience=None)
     backend.fit(data, train, monitor, Checkpoint(None))

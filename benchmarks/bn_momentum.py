@@ -19,7 +19,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from kx.backends.batch_norm import auto_momentum  # noqa: E402
+from kx.backends.bn_momentum import auto_momentum  # noqa: E402
 
 
 def run(backend: str, momentum: str, epochs: int, limit: int) -> dict:

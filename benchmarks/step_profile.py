@@ -41,7 +41,7 @@ def timed(call: Callable[[], Any]) -> float:
 
 def main() -> None:
     sys.path.insert(0, str(PROJECT))
-    from kx.backends import EpochMonitor, batch_norm, create_backend
+    from kx.backends import EpochMonitor, bn_momentum, create_backend
     from kx.backends.checkpoint import Checkpoint
     from kx.backends.cpu import probe
     from kx.data.loading import load_dataset
@@ -53,7 +53,7 @@ def main() -> None:
     backend = create_backend(cfg.backend)
     backend.prepare(cfg.train.seed, cfg.train.deterministic)
     data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
-    model_cfg = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
+    model_cfg = bn_momentum.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
     backend.build(model_cfg, data.input_shape, data.num_classes)
     backend.fit(
         data, cfg.train, EpochMonitor(patience=None), Checkpoint(None)

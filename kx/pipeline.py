@@ -11,7 +11,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kx import __version__
-from kx.backends import Cluster, EpochMonitor, batch_norm, create_backend
+from kx.backends import Cluster, EpochMonitor, bn_momentum, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import batch_size, objective
 from kx.config.keys import flatten
@@ -109,7 +109,7 @@ def _train(
     for observer in observers:
         observer.prepared(data, backend)
     cfg = _merged(cfg, {"train": batch_size.resolve(cfg.train, len(data.y_train))})  # from here on
-    model = batch_norm.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
+    model = bn_momentum.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
 
     stopping = cfg.train.early_stopping

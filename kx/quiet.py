@@ -28,7 +28,7 @@ def quiet_console() -> None:
         "MLFLOW_CONFIGURE_LOGGING", "false"
     )  # MLflow's records go through the root's handlers
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per MLflow schema migration, ~70
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per MLflow schema migration
     for handler in logging.getLogger().handlers:
         if type(handler) is logging.StreamHandler and not any(isinstance(f, KxOnly) for f in handler.filters):
             handler.addFilter(KxOnly())

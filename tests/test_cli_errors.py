@@ -2,8 +2,8 @@
 
 import pytest
 
-from kx.cli import hydra_args
 from kx.tracking.mlflow_tracker import MLflowRun
+from kx.train_cli import hydra_args
 from tests.conftest import free_port, train
 from tests.helpers.moto import ROLE
 
@@ -78,7 +78,7 @@ def test_declared_additions_stay_open(tmp_path):
 
 
 def test_hydra_argument_parser_is_pinned():
-    """kx.cli reads argv with Hydra's private parser; this pins the fields kx relies on."""
+    """kx.train_cli reads argv with Hydra's private parser; this pins the fields kx relies on."""
     args = hydra_args(["-m", "a=1,2", "--cfg", "job"])
     assert (args.multirun, args.cfg, args.overrides, args.help) == (True, "job", ["a=1,2"], False)
     assert hydra_args(["--info"]).info == "all" and hydra_args(["-cn", "x"]).config_name == "x"

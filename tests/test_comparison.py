@@ -1,6 +1,6 @@
 """Runs line up in MLflow's comparison: hyperparameters as params, locations as tags, telling names."""
 
-from kx.sagemaker.job_runs import job_config
+from kx.sagemaker.job_tracking import job_config
 from kx.tracking.mlflow_tracker import config_params
 from kx.tracking.params import head, run_name
 

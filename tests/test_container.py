@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kx.sagemaker import job, script_mode
+from kx.sagemaker import job_request, script_mode
 from tests.helpers.container import image_python, toolkit_argv, toolkit_job, write_channel
 from tests.helpers.moto import launch
 from tests.helpers.sweeps import TINY
@@ -134,7 +134,7 @@ def test_each_failure_before_training_is_the_jobs_one_line_reason(tmp_path, back
 def test_the_tensorflow_image_environment_has_the_images_versions_and_the_lowest_keras_allowed():
     """The TensorFlow rehearsal runs the default image's Python and TensorFlow with the lowest Keras
     the job's requirements allow: a Keras API newer than that fails a test here, not a job there."""
-    _, version, py_version = job.IMAGES["tensorflow"]
+    _, version, py_version = job_request.TRAINING_IMAGES["tensorflow"]
     code = (
         "import sys; from importlib.metadata import version as v; "
         "print('%d%d' % sys.version_info[:2], v('tensorflow-cpu'), v('keras'))"
@@ -143,9 +143,11 @@ def test_the_tensorflow_image_environment_has_the_images_versions_and_the_lowest
         [str(image_python("tensorflow")), "-c", code], capture_output=True, text=True, check=True
     )
     python, tensorflow, keras = proc.stdout.split()
-    (floor,) = re.findall(r"keras>=([\d.]+)", job.job_requirements("tensorflow"))
+    (floor,) = re.findall(r"keras>=([\d.]+)", job_request.job_requirements("tensorflow"))
     assert f"py{python}" == py_version and tensorflow.startswith(f"{version}.")
-    assert keras.split(".")[:2] == floor.split(".")[:2] and "keras" not in job.job_requirements("mxnet")
+    assert keras.split(".")[:2] == floor.split(".")[:2] and "keras" not in job_request.job_requirements(
+        "mxnet"
+    )
 
 
 @pytest.mark.slow

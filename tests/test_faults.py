@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
-from kx import cli
+from kx import train_cli
 from kx.backends import create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -251,14 +251,14 @@ def test_a_truncated_checkpoint_is_one_line_and_the_run_ends_failed(tmp_path):
 def test_unusable_folders_are_refused_before_hydra_writes_anything(override, words, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=re.escape(words)):
-        cli.check_argv([*TINY, override])
+        train_cli.check_argv([*TINY, override])
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_empty_sweep_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="hydra.sweep.dir is empty"):
-        cli.check_argv(["-m", *TINY, "hydra.sweep.dir="])
+        train_cli.check_argv(["-m", *TINY, "hydra.sweep.dir="])
 
 
 # 8. a store that cannot be written ------------------------------------------------------------------------

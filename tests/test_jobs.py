@@ -7,7 +7,7 @@ import io
 import boto3
 from botocore.stub import Stubber
 
-from kx.sagemaker.jobs import summary, wait
+from kx.sagemaker.job_watch import summary, wait
 
 
 def describe(status: str, secondary: str, **extra) -> dict:

@@ -3,7 +3,7 @@
 import re
 from typing import List, Set
 
-from kx.config.keys import GROUPS, config_keys, group_options
+from kx.config.keys import CONFIG_GROUPS, config_keys, group_options
 from tests.conftest import PROJECT_DIR, composed
 from tests.test_readme import readme_commands
 
@@ -40,7 +40,7 @@ def readme_keys() -> Set[str]:
 def schema_keys() -> Set[str]:
     """The keys of the config composed with each option of each group."""
     keys: Set[str] = set()
-    for group in GROUPS:
+    for group in CONFIG_GROUPS:
         for option in group_options(group):
             keys.update(config_keys(composed((f"{group}={option}",))))
     return keys

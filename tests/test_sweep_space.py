@@ -198,7 +198,7 @@ def test_sagemaker_source_carries_the_sweeper_config_yaml_names(tmp_path):
     """conf/config.yaml selects hydra/sweeper=kx, so every job's train.py needs the plugin to compose."""
     import tarfile
 
-    from kx.sagemaker.job import package_source
+    from kx.sagemaker.job_request import package_source
 
     with tarfile.open(package_source(tmp_path, "tensorflow")) as tar:
         assert "hydra_plugins/kx_sweeper/kx_sweeper.py" in tar.getnames()

@@ -10,7 +10,7 @@ from kx.backends.monitor import EpochMonitor
 from kx.config import Objective
 from kx.errors import KxError
 from kx.sagemaker.rehearsal import scrape_metrics
-from kx.sagemaker.tuning import metric_definitions, translate
+from kx.sagemaker.tuning_request import metric_definitions, translate
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_metric_names_mean_what_they_mean_for_local_runs_and_the_objective_is_th
 
 
 def test_a_jobs_config_is_composed_as_train_py_composes_it_in_the_job():
-    from kx.sagemaker.job_runs import job_config
+    from kx.sagemaker.job_tracking import job_config
 
     cfg = job_config(
         {

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from kx.sagemaker import commands, tuning_jobs
+from kx.sagemaker import launch_cli, tuning_jobs
 
 NAME = "kx-tensorflow-ab12-261128-090000"
 NOW = datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc)
@@ -103,9 +103,9 @@ def test_status_and_stop_find_tuning_and_training_jobs_by_name(capsys):
         stub.add_response("describe_training_job", TRAINING, {"TrainingJobName": "kx-job"})
         stub.add_response("stop_training_job", {}, {"TrainingJobName": "kx-job"})
         stub.add_response("describe_hyper_parameter_tuning_job", tuning("Completed", 4, best=0.85))
-        assert commands.stop(sm, NAME) == 0
-        assert commands.stop(sm, "kx-job") == 0
-        assert commands.status(sm, NAME) == 0
+        assert launch_cli.stop(sm, NAME) == 0
+        assert launch_cli.stop(sm, "kx-job") == 0
+        assert launch_cli.status(sm, NAME) == 0
         stub.assert_no_pending_responses()
     out, err = capsys.readouterr()
     assert f"stopping tuning job {NAME}" in err and "stopping training job kx-job" in err
@@ -120,21 +120,21 @@ def test_an_unknown_job_is_one_clear_error():
     with Stubber(sm) as stub:
         not_found(stub, "describe_hyper_parameter_tuning_job", "ResourceNotFound", "not found")
         not_found(stub, "describe_training_job", "ValidationException", "Requested resource not found.")
-        with pytest.raises(commands.NoSuchJob, match="No training or tuning job named 'kx-nothing'"):
-            commands.status(sm, "kx-nothing")
+        with pytest.raises(launch_cli.NoSuchJob, match="No training or tuning job named 'kx-nothing'"):
+            launch_cli.status(sm, "kx-nothing")
 
 
 def test_ctrl_c_while_waiting_for_a_training_job_leaves_it_running(monkeypatch):
-    from kx.sagemaker import jobs
+    from kx.sagemaker import job_watch
 
     def interrupt(seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(jobs.time, "sleep", interrupt)
+    monkeypatch.setattr(job_watch.time, "sleep", interrupt)
     sm, out = client(), io.StringIO()
     with Stubber(sm) as stub:
         stub.add_response("describe_training_job", TRAINING, {"TrainingJobName": "kx-job"})
-        assert jobs.wait(sm, "kx-job", poll_s=1, out=out) is None
+        assert job_watch.wait(sm, "kx-job", poll_s=1, out=out) is None
     assert (
         "training job kx-job keeps running on SageMaker: follow it with `python launch.py status kx-job`"
         in (out.getvalue())

@@ -94,7 +94,7 @@ def test_a_sweep_sagemaker_cannot_run_fails_before_any_upload(launch_here, aws):
 def test_requests_are_those_the_sdks_own_pipeline_steps_build(tmp_path, monkeypatch):
     """Pins the public route kx relies on: the request left in a PipelineSession's context by
     ``ModelTrainer.train()``/``HyperparameterTuner.tune()`` is ``TrainingStep``/``TuningStep.arguments``."""
-    from kx.sagemaker import job, tuning
+    from kx.sagemaker import job_request, tuning_request
 
     monkeypatch.setenv("SAGEMAKER_VALIDATE_ROLE", "false")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)  # sagemaker.mlops needs a region at import
@@ -110,21 +110,23 @@ def test_requests_are_those_the_sdks_own_pipeline_steps_build(tmp_path, monkeypa
         ],
         with_hydra=True,
     )
-    plan = job.plan(cfg, QUICK[1:], tmp_path, BUCKET)
+    plan = job_request.plan(cfg, QUICK[1:], tmp_path, BUCKET)
     boto_session = boto3.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
 
     def trainer():
-        session = job.pipeline_session(boto_session, {"SchemaVersion": "1.0"}, BUCKET)
-        return session, job.model_trainer(cfg, plan, session)
+        session = job_request.pipeline_session(boto_session, {"SchemaVersion": "1.0"}, BUCKET)
+        return session, job_request.model_trainer(cfg, plan, session)
 
     session, ours = trainer()
-    request = job.request(session, ours.train(wait=False, logs=False), "TrainingJobName", "kx-job-1")
+    request = job_request.request(session, ours.train(wait=False, logs=False), "TrainingJobName", "kx-job-1")
     step = TrainingStep(name="train", step_args=trainer()[1].train(wait=False, logs=False))
     assert request == {"TrainingJobName": "kx-job-1", **step.arguments}
-    spec = tuning.translate(cfg)
+    spec = tuning_request.translate(cfg)
     session, ours = trainer()
-    request = tuning.request(spec, ours, session, "kx-tuning")
-    step = TuningStep(name="tune", step_args=tuning.tuner(spec, trainer()[1], "kx-tuning").tune(wait=False))
+    request = tuning_request.request(spec, ours, session, "kx-tuning")
+    step = TuningStep(
+        name="tune", step_args=tuning_request.tuner(spec, trainer()[1], "kx-tuning").tune(wait=False)
+    )
     assert request == {
         "HyperParameterTuningJobName": request["HyperParameterTuningJobName"],
         **step.arguments,

@@ -12,10 +12,10 @@ import pytest
 
 from kx.backends.checkpoint import Checkpoint, CheckpointMismatch
 from kx.errors import KxError
-from kx.sagemaker import job, rehearsal, script_mode
-from kx.sagemaker.job_runs import job_config
-from kx.sagemaker.tuning import translate
-from kx.sagemaker.tuning_results import Trial, base_overrides, trial_of
+from kx.sagemaker import job_request, rehearsal, script_mode
+from kx.sagemaker.job_tracking import job_config
+from kx.sagemaker.tuning_request import translate
+from kx.sagemaker.tuning_results import TunedJob, base_overrides, tuned_job
 from tests.conftest import PROJECT_DIR, train
 from tests.helpers.container import toolkit_argv
 from tests.helpers.moto import BUCKET, launch
@@ -157,7 +157,7 @@ def test_trials_checkpoint_under_their_job_and_host_and_only_spot_tuning_syncs_t
 
     def plan(*overrides):
         base = ["target=sagemaker", "target.region=eu-west-1", "target.role=arn:aws:iam::1:role/r", *QUICK]
-        return job.plan(compose([*base, *overrides], with_hydra=True), [], tmp_path, BUCKET)
+        return job_request.plan(compose([*base, *overrides], with_hydra=True), [], tmp_path, BUCKET)
 
     plain = plan()  # checkpointing is on by default: a single job syncs, a tuning job's trials do not
     assert plain.checkpoint_uri is None and "train.checkpoint_dir" not in plain.hyperparameters
@@ -202,18 +202,18 @@ def test_an_early_stopped_trial_keeps_its_value_and_is_pruned():
         "ObjectiveStatus": "Succeeded",
         "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "best_val_acc", "Value": 0.1866},
     }
-    trial = trial_of(summary, description)
+    trial = tuned_job(summary, description)
     assert (trial.state, trial.objective) == ("PRUNED", 0.1866)
-    stopped = trial_of({**summary, "ObjectiveStatus": "Pending"}, description)  # stopped before any value
+    stopped = tuned_job({**summary, "ObjectiveStatus": "Pending"}, description)  # stopped before any value
     assert (stopped.state, stopped.objective) == ("KILLED", None)
-    assert Trial({**description, "TrainingJobStatus": "Completed"}, 0.9).state == "COMPLETE"
+    assert TunedJob({**description, "TrainingJobStatus": "Completed"}, 0.9).state == "COMPLETE"
 
 
 def test_a_builder_the_job_does_not_ship_is_refused_before_anything_is_built(compose_cfg):
     cfg = compose_cfg("model=custom", "model.builder=examples.mynets:build")
     with pytest.raises(KxError, match=r"model.builder=examples.mynets:build: the job runs only the code"):
-        job.check_packaged(cfg.model)
-    job.check_packaged(compose_cfg("model=resnet").model)  # kx's own builders travel with the job
+        job_request.check_packaged(cfg.model)
+    job_request.check_packaged(compose_cfg("model=resnet").model)  # kx's own builders travel with the job
 
 
 def test_a_rehearsed_job_gets_only_its_own_environment(tmp_path, monkeypatch):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import FrozenSet, Optional
 
+from kx.machine import usable_cpus
+
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 # oneDNN ISA caps that still include bfloat16 instructions (its ``dnnl_cpu_isa_t`` names)
@@ -47,7 +49,7 @@ class Cpu:
         have = [f for f in REPORTED_FLAGS if f in self.flags]
         cap = f"; ONEDNN_MAX_CPU_ISA={self.isa_cap}" if self.isa_cap else ""
         native = "native bfloat16" if self.native_bf16 else "no native bfloat16"
-        return f"{self.model} x {os.cpu_count()} ({' '.join(have) or 'none of ' + ' '.join(REPORTED_FLAGS)}{cap}; {native})"
+        return f"{self.model} x {usable_cpus()} ({' '.join(have) or 'none of ' + ' '.join(REPORTED_FLAGS)}{cap}; {native})"
 
 
 @functools.lru_cache(maxsize=None)

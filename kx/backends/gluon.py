@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from kx._compat import import_mxnet
-from kx.backends import batch_norm, devices, optim, precision
+from kx.backends import bn_momentum, devices, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -151,7 +151,7 @@ class GluonBackend(Backend):
             net.add(nn.Conv2D(conv.filters, conv.kernel_size, padding=padding))
             if model.batch_norm:
                 net.add(
-                    nn.BatchNorm(axis=1, momentum=batch_norm.momentum(model), epsilon=1e-3)
+                    nn.BatchNorm(axis=1, momentum=bn_momentum.momentum(model), epsilon=1e-3)
                 )  # Keras's epsilon
             net.add(nn.Activation("relu"), nn.MaxPool2D(model.pool_size))
         net.add(nn.Flatten())

@@ -19,7 +19,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from kx._compat import keras_engine_in_use
-from kx.backends import batch_norm, devices, keras_multi_worker, keras_optim, keras_steps, optim, precision
+from kx.backends import bn_momentum, devices, keras_multi_worker, keras_optim, keras_steps, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -130,7 +130,7 @@ class KerasBackend(Backend):
         if "builder" in model:
             self.model = builder.build(model, "builder", input_shape, num_classes, self._wrong_model)
             return
-        from kx.models import fused_batch_norm
+        from kx.models import fused_batch_norm, keras_head
 
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
@@ -138,12 +138,12 @@ class KerasBackend(Backend):
         for conv in model.conv_layers:
             stack.append(layers.Conv2D(conv.filters, conv.kernel_size, padding=str(conv.padding)))
             if model.batch_norm:
-                stack.append(fused_batch_norm.layer(axis=channel_axis, momentum=batch_norm.momentum(model)))
+                stack.append(fused_batch_norm.layer(axis=channel_axis, momentum=bn_momentum.momentum(model)))
             stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):
             stack += [layers.Dense(model.dense_units, activation="relu"), layers.Dropout(model.dropout)]
-        stack += [layers.Dense(num_classes), layers.Activation("softmax", dtype="float32")]
+        stack += keras_head.classifier(num_classes)
         self.model = self.keras.Sequential(stack, name=model.name)
 
     def _wrong_model(self, net: Any) -> Optional[str]:
@@ -246,8 +246,8 @@ class KerasBackend(Backend):
 
         The indices are shuffled and each batch gathered, so the data is held once, not again in a
         shuffle buffer. Without tf.data's autotuner: the thread it starts per iterator sleeps
-        between rounds, and an epoch's end waits for it when its iterator is torn down, up to ~40 s
-        on a 2-core machine (Keras's own batching of the arrays has the same stall); without the
+        between rounds, and an epoch's end waits for it when its iterator is torn down, longest on
+        machines with few cores (Keras's own batching of the arrays has the same stall); without the
         static optimizations, which would serialize the captured arrays."""
         import tensorflow as tf
 

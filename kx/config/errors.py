@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 from omegaconf.nodes import BooleanNode, EnumNode, FloatNode, IntegerNode, StringNode
 
-from kx.config.keys import GROUPS, group_options, undeclared_key, unknown_key_message
+from kx.config.keys import CONFIG_GROUPS, group_options, undeclared_key, unknown_key_message
 from kx.config.validate import ConfigError
 from kx.errors import one_line
 
@@ -30,7 +30,7 @@ def _key(override: str) -> str:
 
 def group_overrides(overrides: Sequence[str]) -> List[str]:
     """The overrides that choose a group option (``backend=mxnet``), which the defaults list applies."""
-    return [o for o in overrides if _key(o) in GROUPS and "=" in o]
+    return [o for o in overrides if _key(o) in CONFIG_GROUPS and "=" in o]
 
 
 def unknown_option(group: str, option: str) -> ConfigError:
@@ -41,7 +41,7 @@ def unknown_option(group: str, option: str) -> ConfigError:
 def check_options(group: str, options: Sequence[str]) -> None:
     """Raise :func:`unknown_option` for the first of ``options`` that ``group`` lacks (a group sweep)."""
     for option in options:
-        if group in GROUPS and option not in group_options(group) + ["null"]:
+        if group in CONFIG_GROUPS and option not in group_options(group) + ["null"]:
             raise unknown_option(group, option)
 
 
@@ -108,7 +108,7 @@ def unchosen_group(overrides: Sequence[str]) -> ConfigError:
     chosen = {_key(o) for o in group_overrides(overrides)}
     for override in overrides:
         group = _key(override).split(".", 1)[0]
-        if "." in _key(override) and group in GROUPS and group not in chosen:
+        if "." in _key(override) and group in CONFIG_GROUPS and group not in chosen:
             return ConfigError(
                 f"{override}: choose a {group} first with {group}=<name> "
                 f"(one of {', '.join(group_options(group))})."
@@ -120,7 +120,7 @@ def check_closed(cfg: DictConfig, overrides: Sequence[str], compose: Composer) -
     """Refuse ``+key=value`` for a key no schema declares: the schemas are closed to additions."""
     for override in overrides:
         key = _key(override)
-        if not override.startswith("+") or key.startswith("hydra.") or key in GROUPS:
+        if not override.startswith("+") or key.startswith("hydra.") or key in CONFIG_GROUPS:
             continue
         if undeclared_key(key, cfg):
             raise ConfigError(unknown_key_message(key, compose(group_overrides(overrides))))

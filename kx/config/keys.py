@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Optional
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
-GROUPS = ("backend", "model", "dataset", "target", "sweep")
+CONFIG_GROUPS = ("backend", "model", "dataset", "target", "sweep")
 PLAIN = re.compile(r"^[A-Za-z_/][\w.:/+@-]*$")  # a string Hydra reads unquoted...
 _TYPED = re.compile(r"^(null|true|false|inf|nan)$", re.IGNORECASE)  # ...unless it reads as another type
 
@@ -45,7 +45,7 @@ def group_options(group: str) -> List[str]:
 
 def groups_help() -> str:
     """``backend: jax, mxnet, tensorflow, torch`` per line: the groups a user chooses from."""
-    return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in GROUPS)
+    return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in CONFIG_GROUPS)
 
 
 def flatten(tree: Any, prefix: str = "") -> Dict[str, str]:
@@ -77,7 +77,7 @@ def config_keys(cfg: DictConfig, prefix: str = "") -> List[str]:
 
 def user_keys(cfg: DictConfig) -> List[str]:
     """The keys a user may set: groups and config paths, Hydra's own settings left out."""
-    return list(GROUPS) + [k for k in config_keys(cfg) if not k.startswith("hydra")]
+    return list(CONFIG_GROUPS) + [k for k in config_keys(cfg) if not k.startswith("hydra")]
 
 
 def nearest_keys(key: str, cfg: DictConfig, n: int = 3) -> List[str]:

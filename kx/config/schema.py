@@ -80,7 +80,8 @@ class BackendConfig:
     # several on tensorflow on one device, else 1 (Keras on torch and MXNet run one step per call)
     steps_per_execution: Optional[int] = None
     # tf_data (tensorflow): kx's pipeline, without tf.data's autotuner; arrays: Keras's own
-    # batching, which on TensorFlow can stall 20-40 s at an epoch start (the autotuner's thread);
+    # batching, which on TensorFlow can stall at an epoch start (the autotuner's thread;
+    # benchmarks/backends.py measures it);
     # auto: tf_data on tensorflow on one device, else arrays
     input_pipeline: InputPipeline = InputPipeline.auto
     # devices (data parallel)
@@ -107,7 +108,7 @@ class ModelConfig:
     dense_layers: int = 1
     dropout: float = 0.3
     bn_momentum: Optional[float] = (
-        None  # None: 0.99, lower for runs under 1000 steps (kx/backends/batch_norm.py)
+        None  # None: 0.99, lower for runs under 1000 steps (kx/backends/bn_momentum.py)
     )
 
 
@@ -177,8 +178,9 @@ class EarlyStoppingConfig:
 
 @dataclass
 class TrainConfig:
-    """How the model is trained. The defaults reach 0.91 on Fashion-MNIST in 4 epochs of the reference
-    CNN (benchmarks/time_to_accuracy.py; the reference recipe is batch 128 at a constant rate 0.01)."""
+    """How the model is trained. The defaults are the recipe that reached the reference CNN's target
+    accuracy on Fashion-MNIST soonest (benchmarks/time_to_accuracy.py; the reference recipe is batch
+    128 at a constant rate 0.01)."""
 
     epochs: int = 5
     batch_size: Optional[int] = None  # None: 256, smaller on small data (kx/config/batch_size.py)
@@ -191,7 +193,7 @@ class TrainConfig:
     seed: int = 42
     # Every run is seeded: on CPUs a seed repeats its metrics exactly without more. true adds the
     # engines' deterministic kernels (TensorFlow's op determinism; MXNet's), which GPUs need for that
-    # (on this project's CPUs they cost about 1%: benchmarks/backends.py)
+    # (benchmarks/backends.py measures what they cost)
     deterministic: bool = False
     checkpoint_dir: Optional[str] = None  # per-epoch checkpoints; a rerun resumes (SageMaker spot)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # a sweep's objective wins

@@ -88,7 +88,10 @@ class RawData:
 
 def split_shuffled(data: Split, validation_fraction: float, seed: int, where: str) -> Tuple[Split, Split]:
     """``data`` shuffled with ``seed``; its last ``validation_fraction`` (at least one sample) validates.
-    A set too small to keep a training sample raises one :class:`DataError` line naming ``where``."""
+    A set too small to keep a training sample raises one :class:`DataError` line naming ``where``.
+
+    Not scikit-learn's ``train_test_split``: npz and image_folder jobs split inside SageMaker's MXNet
+    image, whose environment (``.venv38``, from kx's job requirements) has no scikit-learn."""
     images, labels = data
     order = np.random.default_rng(seed).permutation(len(labels))
     cut = len(order) - max(1, int(round(len(order) * validation_fraction)))

@@ -4,6 +4,7 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Tuple
 
 from kx.data.dataset import DataError
 
@@ -15,6 +16,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("KX_CACHE", Path.home() / ".cache" / "kx"))
 
 
+def split_s3(uri: str) -> Tuple[str, str]:
+    """``s3://bucket/key`` as ``(bucket, key)``."""
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
 def local_path(path: str, key: str = "dataset.path") -> Path:
     """``path`` itself, or the local copy of the S3 object or prefix it names (boto3, lazily)."""
     if not path.startswith("s3://"):
@@ -22,7 +29,7 @@ def local_path(path: str, key: str = "dataset.path") -> Path:
         if not found.exists():
             raise DataError(f"{key}={path!r} does not exist.")
         return found
-    bucket, _, key_prefix = path[len("s3://") :].partition("/")
+    bucket, key_prefix = split_s3(path)
     dest = cache_dir() / "s3" / bucket / key_prefix
     if not dest.exists():
         _download(bucket, key_prefix, dest, f"{key}={path!r}")

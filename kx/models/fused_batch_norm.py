@@ -1,7 +1,8 @@
 """Batch normalization on TensorFlow's fused kernel, for kx's Keras models on backend=tensorflow.
 
 Keras 3 normalizes with separate moment, subtract and scale ops (around casts to float32 under
-bfloat16); on TensorFlow's CPU kernels that is half of the reference CNN's training step.
+bfloat16); on TensorFlow's CPU kernels those ops take a large share of the reference CNN's
+training step.
 :class:`FusedBatchNormalization` is Keras's layer, with the same weights, config and arithmetic,
 computed by TensorFlow's fused kernel, the one tf.keras used by default (``benchmarks/batch_norm.py``
 measures the two side by side). Where the kernel does not apply (another backend, a mask, renorm,

@@ -21,9 +21,9 @@ def keras_net(
     import keras
     from keras import layers
 
-    from kx.models import fused_batch_norm
+    from kx.models import fused_batch_norm, keras_head
 
-    axis = 1 if keras.config.image_data_format() == "channels_first" else -1
+    axis = keras_head.channel_axis()
     inputs = keras.Input(shape=input_shape)
     x = _keras_conv_bn(inputs, filters[0], 1, axis, bn_momentum)
     x = layers.Activation("relu")(x)
@@ -38,11 +38,7 @@ def keras_net(
                     layers.Conv2D(width, 1, strides=stride, use_bias=False)(shortcut)
                 )
             x = layers.Activation("relu")(layers.Add()([y, shortcut]))
-    x = layers.Dropout(dropout)(layers.GlobalAveragePooling2D()(x))
-    outputs = layers.Activation("softmax", dtype="float32")(
-        layers.Dense(num_classes)(x)
-    )  # float32 under bf16
-    return keras.Model(inputs, outputs, name="resnet")
+    return keras.Model(inputs, keras_head.pooled_classifier(x, num_classes, dropout), name="resnet")
 
 
 def _keras_conv_bn(x: Any, width: int, stride: int, axis: int, bn_momentum: float) -> Any:

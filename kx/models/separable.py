@@ -21,9 +21,9 @@ def keras_net(
     import keras
     from keras import layers
 
-    from kx.models import fused_batch_norm
+    from kx.models import fused_batch_norm, keras_head
 
-    axis = 1 if keras.config.image_data_format() == "channels_first" else -1
+    axis = keras_head.channel_axis()
     inputs = keras.Input(shape=input_shape)
     x = layers.Conv2D(stem, 3, padding="same", use_bias=False)(inputs)
     x = layers.Activation("relu")(fused_batch_norm.layer(axis=axis, momentum=bn_momentum)(x))
@@ -34,11 +34,7 @@ def keras_net(
         x = layers.Activation("relu")(fused_batch_norm.layer(axis=axis, momentum=bn_momentum)(x))
         if min(x.shape[1:3] if axis == -1 else x.shape[2:4]) >= 2:
             x = layers.MaxPooling2D(2)(x)
-    x = layers.Dropout(dropout)(layers.GlobalAveragePooling2D()(x))
-    outputs = layers.Activation("softmax", dtype="float32")(
-        layers.Dense(num_classes)(x)
-    )  # float32 under bf16
-    return keras.Model(inputs, outputs, name="separable")
+    return keras.Model(inputs, keras_head.pooled_classifier(x, num_classes, dropout), name="separable")
 
 
 def gluon_net(

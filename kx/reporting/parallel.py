@@ -17,7 +17,7 @@ NO_VALUE = "no value"  # where a failed or pruned trial meets the objective axis
 
 
 @dataclass
-class Trial:
+class PlottedTrial:
     """One trial as the page draws it."""
 
     number: int
@@ -89,13 +89,13 @@ def _colour(t: Optional[float]) -> str:
     return "#9e9e9e" if t is None else f"hsl({round(120 * t)}, 70%, 40%)"
 
 
-def axes(trials: Sequence[Trial], metric: str) -> List[Axis]:
+def axes(trials: Sequence[PlottedTrial], metric: str) -> List[Axis]:
     keys = sorted({key for t in trials for key in t.params})
     found = [Axis(key, [t.params.get(key) for t in trials]) for key in keys]
     return [*found, Axis(metric, [t.value for t in trials])]
 
 
-def render(trials: Sequence[Trial], metric: str, maximize: bool, title: str) -> str:
+def render(trials: Sequence[PlottedTrial], metric: str, maximize: bool, title: str) -> str:
     """The page for ``trials`` (in order of their numbers)."""
     trials = sorted(trials, key=lambda t: t.number)
     lines = axes(trials, metric)
@@ -144,7 +144,7 @@ def _axis_svg(axis: Axis, x: int, index: int) -> str:
     return "".join(parts)
 
 
-def _table(trials: Sequence[Trial], lines: Sequence[Axis], metric: str) -> str:
+def _table(trials: Sequence[PlottedTrial], lines: Sequence[Axis], metric: str) -> str:
     head = "".join(f"<th>{html.escape(a.key)}</th>" for a in lines[:-1])
     rows = [f"<tr><th>trial</th>{head}<th>{html.escape(metric)}</th><th>state</th></tr>"]
     for i, t in enumerate(trials):
@@ -156,7 +156,7 @@ def _table(trials: Sequence[Trial], lines: Sequence[Axis], metric: str) -> str:
     return "\n".join(rows)
 
 
-def write(trials: Sequence[Trial], metric: str, maximize: bool, title: str, path: Path) -> Path:
+def write(trials: Sequence[PlottedTrial], metric: str, maximize: bool, title: str, path: Path) -> Path:
     path.write_text(render(trials, metric, maximize, title), encoding="utf-8")
     return path
 

@@ -45,7 +45,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from omegaconf import DictConfig
 
 from kx.backends.cluster import ADDRESSES_ENV
-from kx.sagemaker.job import PARAMETER_SERVER_KEY, JobPlan, LaunchError
+from kx.sagemaker.job_request import PARAMETER_SERVER_KEY, JobPlan, LaunchError
 from kx.sagemaker.rehearsal_s3 import checkpoint_store
 
 STOP_GRACE_S = 10  # between SIGTERM and SIGKILL for the other hosts of a failed job

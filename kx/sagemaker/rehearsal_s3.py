@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from kx.sagemaker.job import split_s3
+from kx.data.files import split_s3
 
 
 class FolderStore:

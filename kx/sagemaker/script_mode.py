@@ -13,7 +13,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig
 
-from kx.config.keys import GROUPS, PLAIN, hydra_value, nearest_keys, user_keys
+from kx.config.keys import CONFIG_GROUPS, PLAIN, hydra_value, nearest_keys, user_keys
 from kx.data import channels, registry
 from kx.errors import KxError
 
@@ -202,13 +202,13 @@ def hydra_argv(argv: Sequence[str], env: Mapping[str, str], compose_cfg) -> List
     if not is_script_mode(argv):
         return list(argv)
     hps, model_dir = split_toolkit_keys(parse_hyperparameters(argv))
-    groups = [f"{k}={decode_value(v)}" for k, v in hps.items() if k in GROUPS]
+    groups = [f"{k}={decode_value(v)}" for k, v in hps.items() if k in CONFIG_GROUPS]
     cfg = compose_cfg(groups)
     check_keys(hps, cfg)
     if hps.get(CHECKPOINT_KEY) and in_sagemaker(env):
         hps[CHECKPOINT_KEY] = checkpoint_folder(hps[CHECKPOINT_KEY], env)
     overrides = groups + [
-        f"{k}={decode_value(container_path(v, env))}" for k, v in hps.items() if k not in GROUPS
+        f"{k}={decode_value(container_path(v, env))}" for k, v in hps.items() if k not in CONFIG_GROUPS
     ]
     if model_dir and not model_dir.startswith("s3://") and "SM_MODEL_DIR" not in env:
         overrides.append(f"export.model_dir={hydra_value(model_dir)}")

@@ -8,10 +8,10 @@ from typing import Any, Dict, List, Optional, TextIO
 
 from omegaconf import DictConfig
 
-from kx.sagemaker import tuning, tuning_rehearsal
-from kx.sagemaker.job import upload
-from kx.sagemaker.jobs import fetch_output, left_running, show
-from kx.sagemaker.tuning_results import record, trial_of
+from kx.sagemaker import tuning_rehearsal, tuning_request
+from kx.sagemaker.job_request import upload
+from kx.sagemaker.job_watch import fetch_output, left_running, show
+from kx.sagemaker.tuning_results import record, tuned_job
 
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped", "DeleteFailed")
 
@@ -22,8 +22,8 @@ def launch(
     """Translate the sweep, then print the request (``--dry-run``), rehearse it here
     (``target=sagemaker_local``) or submit it (and, with ``wait``, follow it and log its results)."""
 
-    spec = tuning.translate(cfg)  # rejections first: nothing is built or uploaded for a bad sweep
-    request = tuning.request(spec, trainer, session, job.base_job_name)
+    spec = tuning_request.translate(cfg)  # rejections first: nothing is built or uploaded for a bad sweep
+    request = tuning_request.request(spec, trainer, session, job.base_job_name)
     if dry_run:
         print(json.dumps(request, indent=2, default=str))
         return 0
@@ -78,7 +78,7 @@ def follow(sm: Any, name: str, poll_s: float, out: Optional[TextIO] = None) -> O
         return None
 
 
-def trial_summaries(sm: Any, name: str) -> List[Dict[str, Any]]:
+def training_job_summaries(sm: Any, name: str) -> List[Dict[str, Any]]:
     """The tuning job's training jobs (every page), each with the objective value SageMaker read."""
     summaries, token = [], None
     while True:
@@ -104,10 +104,10 @@ def results(cfg: DictConfig, sm: Any, s3: Any, name: str) -> int:
     """Log the tuning job's trials so far to MLflow (again: only what is new); 0 once it completed."""
 
     description = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    out_dir = Path("outputs") / "tuning" / name  # the report, and each trial's output data
-    trials = []
-    for item in trial_summaries(sm, name):
-        trial = sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
-        trials.append(trial_of(item, trial, fetch_output(s3, trial, out_dir / trial["TrainingJobName"])))
-    record(cfg, description, trials, out_dir, sweep_name(sm, description))  # ends with the run's link
+    out_dir = Path("outputs") / "tuning" / name  # the report, and each training job's output data
+    jobs = []
+    for item in training_job_summaries(sm, name):
+        job = sm.describe_training_job(TrainingJobName=item["TrainingJobName"])
+        jobs.append(tuned_job(item, job, fetch_output(s3, job, out_dir / job["TrainingJobName"])))
+    record(cfg, description, jobs, out_dir, sweep_name(sm, description))  # ends with the run's link
     return 0 if description["HyperParameterTuningJobStatus"] in ("Completed", "InProgress") else 1

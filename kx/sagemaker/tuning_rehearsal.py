@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from kx.sagemaker import rehearsal
 from kx.sagemaker.script_mode import RESERVED_KEYS, encode_value
-from kx.sagemaker.tuning_results import Trial, record, trial_of
+from kx.sagemaker.tuning_results import TunedJob, record, tuned_job
 from kx.sweep.optuna_space import quiet_optuna_logs
 
 TUNING_METRIC_KEY = RESERVED_KEYS[0]  # the service names the objective in every trial's hyperparameters
@@ -103,8 +103,8 @@ def objective_value(description: Dict[str, Any], metric: str) -> Optional[float]
     return found.get(metric) if description["TrainingJobStatus"] != "Failed" else None
 
 
-def trial_summary(description: Dict[str, Any], values: Dict[str, str], metric: str) -> Dict[str, Any]:
-    """The trial as ListTrainingJobsForHyperParameterTuningJob lists it."""
+def listed_job(description: Dict[str, Any], values: Dict[str, str], metric: str) -> Dict[str, Any]:
+    """The training job as ListTrainingJobsForHyperParameterTuningJob lists it."""
     value = objective_value(description, metric)
     summary = {
         key: description[key]
@@ -140,8 +140,8 @@ class EarlyStopping:
         return self.stopped
 
 
-def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tuple[List[Trial], bool]:
-    """Run the trials one after the other; return them, and whether the tuning job was stopped (SIGTERM
+def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tuple[List[TunedJob], bool]:
+    """Run the training jobs one after the other, each for an Optuna trial; return them, and whether the tuning job was stopped (SIGTERM
     to this process, as StopHyperParameterTuningJob: it ends the tuning, an early-stopped trial does not)."""
     import optuna
     from optuna.trial import TrialState
@@ -158,12 +158,12 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tupl
     study = optuna.create_study(
         direction=goal["Type"].lower(), sampler=sampler(config, space), pruner=pruner(config)
     )
-    trials: List[Trial] = []
+    jobs: List[TunedJob] = []
     for number in range(budget(config, space)):
-        trial = study.ask(space)
+        optuna_trial = study.ask(space)
         name = f"{request['HyperParameterTuningJobName']}-{number + 1:03d}-{secrets.token_hex(4)}"
-        values = {k: v if isinstance(v, str) else encode_value(v) for k, v in trial.params.items()}
-        watch = EarlyStopping(trial, regex)
+        values = {k: v if isinstance(v, str) else encode_value(v) for k, v in optuna_trial.params.items()}
+        watch = EarlyStopping(optuna_trial, regex)
         description = rehearsal.run(
             cfg,
             training_request(definition, name, values, goal["MetricName"]),
@@ -173,31 +173,31 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tupl
         )
         description.pop("BillableTimeInSeconds", None)  # a rehearsal costs nothing
         pruned = description["TrainingJobStatus"] == "Stopped" and watch.stopped
-        summary = trial_summary(description, values, goal["MetricName"])
-        trials.append(trial_of(summary, description, root / name / "output" / "data", root / name / "model"))
-        value = trials[-1].objective
+        summary = listed_job(description, values, goal["MetricName"])
+        jobs.append(tuned_job(summary, description, root / name / "output" / "data", root / name / "model"))
+        value = jobs[-1].objective
         state = TrialState.PRUNED if pruned else TrialState.COMPLETE if value is not None else TrialState.FAIL
-        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        study.tell(optuna_trial, value if state == TrialState.COMPLETE else None, state=state)
         print(
             f"trial {number + 1}: {name} {description['TrainingJobStatus']}{' (early stopping)' if pruned else ''} "
             f"{goal['MetricName']}={value}",
             file=sys.stderr,
         )
         if description["TrainingJobStatus"] == "Stopped" and not pruned:
-            return trials, True
-    return trials, False
+            return jobs, True
+    return jobs, False
 
 
 def run(cfg: DictConfig, request: Dict[str, Any], job: Any) -> int:
     """Rehearse the tuning job; log it as a tuning job; 0 when at least one trial completed."""
     name = request["HyperParameterTuningJobName"]
     root = Path(cfg.target.root).resolve() / name
-    trials, stopped = play(cfg, request, job, root)
+    jobs, stopped = play(cfg, request, job, root)
     description = {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobStatus": "Stopped" if stopped else "Completed",
         "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
         "TrainingJobDefinition": request["TrainingJobDefinition"],
     }
-    record(cfg, description, trials, root, cfg.sweep.name)
-    return 0 if any(t.state in ("COMPLETE", "PRUNED") for t in trials) else 1
+    record(cfg, description, jobs, root, cfg.sweep.name)
+    return 0 if any(t.state in ("COMPLETE", "PRUNED") for t in jobs) else 1

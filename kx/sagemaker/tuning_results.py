@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig
 
 from kx.config import Objective
-from kx.sagemaker.job_runs import record_job
-from kx.sagemaker.jobs import summary
+from kx.sagemaker.job_tracking import record_job
+from kx.sagemaker.job_watch import summary
 from kx.sagemaker.script_mode import decode_value, job_value, split_toolkit_keys
 from kx.sweep.report import TrialResult, summarize
 from kx.tracking import open_run
@@ -31,7 +31,9 @@ TUNING_TAG = "kx.sagemaker.tuning_job"
 
 
 @dataclass
-class Trial:
+class TunedJob:
+    """One training job of a tuning job (the service's "trial"): kx records it as a sweep trial."""
+
     description: Dict[str, Any]  # DescribeTrainingJob
     objective: Optional[float] = None  # the tuning job's objective value for it, as SageMaker read it
     output: Optional[Path] = None  # its output data here (metrics.json...), when it has some
@@ -39,24 +41,24 @@ class Trial:
 
     @property
     def state(self) -> str:
-        """The trial's state in a sweep's terms (COMPLETE, PRUNED, FAIL, KILLED, RUNNING)."""
+        """The job's state as a sweep trial's (COMPLETE, PRUNED, FAIL, KILLED, RUNNING)."""
         status = self.description["TrainingJobStatus"]
         if status == "Stopped" and self.objective is not None:
             return EARLY_STOPPED
         return TRIAL_STATES.get(status, "RUNNING")
 
 
-def trial_of(
+def tuned_job(
     summary: Dict[str, Any],
     description: Dict[str, Any],
     output: Optional[Path] = None,
     model: Optional[Path] = None,
-) -> Trial:
-    """A trial from its ListTrainingJobsForHyperParameterTuningJob summary and DescribeTrainingJob
+) -> TunedJob:
+    """A tuned job from its ListTrainingJobsForHyperParameterTuningJob summary and DescribeTrainingJob
     response: its objective is the value the tuner read, when it read one (``ObjectiveStatus``)."""
     read = summary.get("ObjectiveStatus", "Succeeded") == "Succeeded"
     value = summary.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value") if read else None
-    return Trial(description, value, output, model)
+    return TunedJob(description, value, output, model)
 
 
 def goal_of(tuning: Dict[str, Any]) -> Objective:
@@ -112,29 +114,29 @@ def trial_number(job_name: str, place: int) -> int:
 
 
 def record_trials(
-    cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], trials: List[Trial], sweep: Optional[str]
+    cfg: DictConfig, parent: Optional[Any], tuning: Dict[str, Any], jobs: List[TunedJob], sweep: Optional[str]
 ) -> List[Any]:
-    """A child run per finished trial not recorded yet; every trial as a report ``TrialResult``."""
+    """An MLflow child run per finished job not recorded yet; every job as a sweep report's ``TrialResult``."""
 
     keys = swept_keys(tuning)
     children = child_runs(parent, parent.run_id) if parent else []
     recorded = {r.data.tags.get("kx.sagemaker.job_name"): r.info.run_id for r in children}
     results = []
-    ordered = sorted(trials, key=lambda t: t.description["TrainingJobName"])
-    for place, trial in enumerate(ordered):
-        job = summary(trial.description)
+    ordered = sorted(jobs, key=lambda t: t.description["TrainingJobName"])
+    for place, tuned in enumerate(ordered):
+        job = summary(tuned.description)
         number = trial_number(job["job_name"], place)
-        state = trial.state
+        state = tuned.state
         run_id = recorded.get(job["job_name"])
         if parent and run_id is None and state != "RUNNING":
-            run_id = record_job(cfg, job, [], parent.run_id, trial.output, sweep, trial.model, state)
+            run_id = record_job(cfg, job, [], parent.run_id, tuned.output, sweep, tuned.model, state)
         results.append(
             TrialResult(
                 number=number,
                 params={k: job_value(job["hyperparameters"][k]) for k in keys},
                 state=state,
-                value=trial.objective if state in ("COMPLETE", EARLY_STOPPED) else None,
-                seconds=trial.description.get("TrainingTimeInSeconds"),
+                value=tuned.objective if state in ("COMPLETE", EARLY_STOPPED) else None,
+                seconds=tuned.description.get("TrainingTimeInSeconds"),
                 run_id=run_id,
                 output=job["job_name"],
                 model=job["model_artifacts"],
@@ -145,13 +147,13 @@ def record_trials(
 
 
 def record(
-    cfg: DictConfig, tuning: Dict[str, Any], trials: List[Trial], out_dir: Path, sweep: Optional[str] = None
+    cfg: DictConfig, tuning: Dict[str, Any], jobs: List[TunedJob], out_dir: Path, sweep: Optional[str] = None
 ) -> Optional[str]:
-    """Log the tuning job and its trials to MLflow, print and log the sweep report; return the
+    """Log the tuning job and its training jobs (a sweep's trials) to MLflow, print and log the sweep report; return the
     parent run's id (None with tracking off, when only the report is printed)."""
 
     parent = parent_run(cfg, tuning, sweep) if cfg.tracking.enabled else None
-    results = record_trials(cfg, parent, tuning, trials, sweep)
+    results = record_trials(cfg, parent, tuning, jobs, sweep)
     best = summarize(parent, goal_of(tuning), results, out_dir, base_overrides(tuning))
     if parent is None:
         return None

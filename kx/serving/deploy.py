@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from kx.data.files import split_s3
 from kx.errors import KxError
 from kx.run_config import compose
-from kx.sagemaker.job import split_s3
 from kx.serving import contract as contracts
 from kx.serving.source import RUN_ID, is_model_source, model_folder
 from kx.tracking.mlflow_tracker import resolve_uri
@@ -38,7 +38,7 @@ CODE_MODULES = (
 )
 # Inference images per backend: (framework, version when the export names none, Python); jax's
 # SavedModel runs on TensorFlow Serving. The version is the exporting framework's (:func:`image_version`).
-IMAGES = {
+INFERENCE_IMAGES = {
     "tensorflow": ("tensorflow", "2.19", None),
     "jax": ("tensorflow", "2.19", None),
     "mxnet": ("mxnet", "1.9", "py38"),
@@ -152,13 +152,15 @@ def container(
     """The inference image and environment for ``contract``'s backend (CreateModel's PrimaryContainer)."""
     from sagemaker.core import image_uris
 
-    if contract.backend not in IMAGES or (contract.backend == "jax" and "saved_model" not in contract.files):
+    if contract.backend not in INFERENCE_IMAGES or (
+        contract.backend == "jax" and "saved_model" not in contract.files
+    ):
         raise KxError(
             f"backend={contract.backend} exports {', '.join(contract.files)}, which no SageMaker framework "
             "inference image serves; deploy a tensorflow, jax (with its SavedModel) or mxnet model, or "
             "serve this one with `launch.py serve`."
         )
-    framework, default, python = IMAGES[contract.backend]
+    framework, default, python = INFERENCE_IMAGES[contract.backend]
     version = image_version(framework, contract.versions.get(framework) or default)
     image = image_uris.retrieve(
         framework,

@@ -10,11 +10,10 @@ from omegaconf import OmegaConf
 
 from kx.config.keys import hydra_value
 
-value_text = hydra_value  # a value in Hydra's override grammar (one rule, in kx.config.keys)
-
 
 def render(key: str, value: Any) -> str:
-    return f"{key}={value_text(value)}"
+    """``key=value`` with the value in Hydra's override grammar (:func:`kx.config.keys.hydra_value`)."""
+    return f"{key}={hydra_value(value)}"
 
 
 def as_config(overrides: Sequence[str], primary: str = "config") -> str:

@@ -167,7 +167,7 @@ def parallel_coordinates(goal: Objective, trials: Sequence[TrialResult], out_dir
     """``parallel_coordinates.html``: every trial over every tuned parameter and the objective."""
     keys = sorted({key for t in trials for key in t.params})
     title = f"{len(trials)} trials: {goal.metric} ({goal.direction}) over {', '.join(keys) or 'no parameter'}"
-    drawn = [parallel.Trial(t.number, t.params, t.state, t.value, f"trial {t.number}") for t in trials]
+    drawn = [parallel.PlottedTrial(t.number, t.params, t.state, t.value, f"trial {t.number}") for t in trials]
     return parallel.write(drawn, goal.metric, goal.maximize, title, out_dir / PARALLEL_FILE)
 
 

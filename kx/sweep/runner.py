@@ -19,10 +19,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig
 
+from kx.config.keys import hydra_value
 from kx.errors import KxError
 from kx.sweep import hyperband, optuna_space, runs
 from kx.sweep.heartbeat import Heartbeat
-from kx.sweep.overrides import render, value_text
+from kx.sweep.overrides import render
 from kx.sweep.plan import SweepPlan, plan
 from kx.sweep.process import TrialProcess, thread_env
 from kx.sweep.report import TrialResult, summarize
@@ -213,7 +214,7 @@ class Sweep:
             overrides = [o for o in overrides if not o.startswith("train.epochs=")] + [
                 f"train.epochs={epochs}"
             ]
-        command = [*self.command, *overrides, f"hydra.run.dir={value_text(str(run_dir))}"]
+        command = [*self.command, *overrides, f"hydra.run.dir={hydra_value(str(run_dir))}"]
         env = {
             **runs.clean_env(),
             **link.env(),

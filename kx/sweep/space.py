@@ -18,8 +18,6 @@ from typing import Any, List, Mapping, Optional, Tuple
 
 from kx.errors import KxError
 
-KINDS = ("categorical", "int", "float", "fixed")
-
 
 class SpaceError(KxError):
     """A search-space entry kx cannot use; the message names the parameter and the reason."""
@@ -30,7 +28,7 @@ class Param:
     """One swept (or fixed) config key."""
 
     key: str
-    kind: str  # one of KINDS
+    kind: str  # "categorical", "int", "float" or "fixed"
     choices: Tuple[Any, ...] = ()  # categorical; fixed: the one value
     low: Optional[float] = None  # int and float: inclusive bounds
     high: Optional[float] = None

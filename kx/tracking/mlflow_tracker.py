@@ -106,8 +106,8 @@ class MLflowRun:
         from mlflow.entities import Param
 
         entries = [Param(k[:250], redact(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(entries), 100):
-            self._guard("logging params", self.client.log_batch, self.run_id, [], entries[i : i + 100])
+        # MlflowClient.log_batch splits them into batches the store accepts
+        self._guard("logging params", self.client.log_batch, self.run_id, [], entries)
 
     def set_tags(self, tags: Dict[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -47,12 +47,15 @@ def toolkit_job(
 ) -> Tuple[subprocess.CompletedProcess, Path]:
     """A one-host job of kx's packaged source with these hyperparameters (as a console user, boto3 or
     a tuning job may send them) and channel files; return the toolkit's finished process and /opt/ml."""
-    from kx.sagemaker import job, rehearsal
+    from kx.sagemaker import job_request, rehearsal
 
     root = folder / "opt_ml"
-    source = job.Upload(job.package_source(folder, backend), "s3://kx-test/code/sourcedir.tar.gz")
+    source = job_request.Upload(
+        job_request.package_source(folder, backend), "s3://kx-test/code/sourcedir.tar.gz"
+    )
     uploads = {
-        name: job.Upload(path, f"s3://kx-test/data/{name}/{path.name}") for name, path in channels.items()
+        name: job_request.Upload(path, f"s3://kx-test/data/{name}/{path.name}")
+        for name, path in channels.items()
     }
     hps = {
         "backend": backend,
@@ -60,7 +63,7 @@ def toolkit_job(
         "sagemaker_program": "train.py",
         "sagemaker_submit_directory": source.uri,
     }
-    plan = job.JobPlan("kx-test", "", hps, source, uploads)
+    plan = job_request.JobPlan("kx-test", "", hps, source, uploads)
     request = {
         "TrainingJobName": "kx-test",
         "HyperParameters": hps,

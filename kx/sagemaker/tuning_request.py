@@ -36,8 +36,8 @@ from omegaconf import DictConfig
 
 from kx.config import Objective, batch_size, objective
 from kx.errors import KxError
-from kx.sagemaker.job import METRIC_DEFINITIONS, job_name
-from kx.sagemaker.job import request as step_request
+from kx.sagemaker.job_request import METRIC_DEFINITIONS, job_name
+from kx.sagemaker.job_request import request as step_request
 from kx.sagemaker.script_mode import check_keys, encode_value
 from kx.sagemaker.validate import validate
 from kx.sweep import hyperband

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kx.backends.batch_norm import auto_momentum, momentum, resolve
+from kx.backends.bn_momentum import auto_momentum, momentum, resolve
 from kx.config import ConfigError, validate
 
 

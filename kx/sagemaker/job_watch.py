@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, TextIO
 
-from kx.sagemaker.job import split_s3
+from kx.data.files import split_s3
 from kx.sagemaker.script_mode import is_toolkit_key
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -117,7 +117,6 @@ def show(line: str, out: TextIO, done: bool) -> None:
 def fetch_output(s3: Any, description: Dict[str, Any], dest: Path) -> Optional[Path]:
     """The job's output data (train.py's ``config.yaml``, ``metrics.json`` and plots, which it writes
     to /opt/ml/output/data) unpacked from its ``output.tar.gz`` into ``dest``; None without one."""
-
     if description["TrainingJobStatus"] not in TERMINAL:
         return None
     prefix = description.get("OutputDataConfig", {}).get("S3OutputPath", "").rstrip("/")

@@ -1,4 +1,4 @@
-"""The SageMaker training job for a composed kx config: code, data, hyperparameters, request.
+"""A training job's request for a composed kx config: its code, data, hyperparameters and the request.
 
 The job runs the backend's framework training image in script mode (the framework toolkit's
 contract: ``sagemaker_program`` and ``sagemaker_submit_directory`` hyperparameters, the rest passed
@@ -15,17 +15,19 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
 from kx.data import channels, registry
+from kx.data.files import split_s3
 from kx.data.loading import load_raw
 from kx.errors import KxError
 from kx.sagemaker.script_mode import encode_value
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-GROUPS = ("backend", "model", "dataset")
+# The config groups a job's hyperparameters choose; target and sweep are launch.py's, not the job's.
+HYPERPARAMETER_GROUPS = ("backend", "model", "dataset")
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
 # Tells the MXNet container to start MXNet's parameter servers on every host of a multi-host job.
 PARAMETER_SERVER_KEY = "sagemaker_parameter_server_enabled"
@@ -48,7 +50,7 @@ METRIC_DEFINITIONS = [
 ]
 # Framework images per backend: (framework, default version, default Python).
 # TensorFlow 2.19 is the newest the SDK's image catalogue serves; .ci/run rehearses in its versions.
-IMAGES = {"tensorflow": ("tensorflow", "2.19", "py312"), "mxnet": ("mxnet", "1.9", "py38")}
+TRAINING_IMAGES = {"tensorflow": ("tensorflow", "2.19", "py312"), "mxnet": ("mxnet", "1.9", "py38")}
 
 
 class LaunchError(KxError):
@@ -135,10 +137,10 @@ def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
     (:func:`~kx.sagemaker.script_mode.encode_value`).
     """
     choices = cfg.hydra.runtime.choices
-    hps = {group: choices[group] for group in GROUPS}
+    hps = {group: choices[group] for group in HYPERPARAMETER_GROUPS}
     for override in overrides:
         key = override.lstrip("+~").partition("=")[0]
-        if key.split(".")[0] in ("target", "hydra", "tracking", "sweep") or key in GROUPS:
+        if key.split(".")[0] in ("target", "hydra", "tracking", "sweep") or key in HYPERPARAMETER_GROUPS:
             continue
         value = OmegaConf.select(cfg, key)
         hps[key] = encode_value(
@@ -150,14 +152,14 @@ def hyperparameters(cfg: DictConfig, overrides: List[str]) -> Dict[str, str]:
 def image_uri(cfg: DictConfig) -> str:
     """The framework training image for the backend (``image_uris.retrieve``, offline)."""
     backend, target = cfg.backend.name, cfg.target
-    if backend not in IMAGES:
+    if backend not in TRAINING_IMAGES:
         raise LaunchError(
             f"backend={backend} has no SageMaker framework training image; "
-            f"target=sagemaker supports backend={' or backend='.join(IMAGES)}."
+            f"target=sagemaker supports backend={' or backend='.join(TRAINING_IMAGES)}."
         )
     from sagemaker.core import image_uris
 
-    framework, version, py_version = IMAGES[backend]
+    framework, version, py_version = TRAINING_IMAGES[backend]
     try:
         return image_uris.retrieve(
             framework,
@@ -239,11 +241,6 @@ def plan(cfg: DictConfig, overrides: List[str], work_dir: Path, bucket: str) -> 
     )
 
 
-def split_s3(uri: str) -> Tuple[str, str]:
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return bucket, key
-
-
 def upload(s3: Any, item: Upload) -> bool:
     """Upload ``item`` unless its content-addressed key is already there; True when uploaded."""
     bucket, key = split_s3(item.uri)
@@ -258,7 +255,7 @@ def upload(s3: Any, item: Upload) -> bool:
 
 
 def model_trainer(cfg: DictConfig, job: JobPlan, session: Any) -> Any:
-    """The SDK's ``ModelTrainer`` for ``job`` (import cost ~2 s: only SageMaker commands get here)."""
+    """The SDK's ``ModelTrainer`` for ``job`` (the SDK is slow to import: only SageMaker commands get here)."""
     from sagemaker.core.shapes import MetricDefinition, Tag
     from sagemaker.train.configs import CheckpointConfig, Compute, OutputDataConfig, StoppingCondition
     from sagemaker.train.model_trainer import ModelTrainer
@@ -322,7 +319,8 @@ def request(session: Any, step_args: Any, name_key: str, name: str) -> Dict[str,
     ``step_args`` is what ``ModelTrainer.train()`` or ``HyperparameterTuner.tune()`` return on the
     ``PipelineSession`` ``session``: running them offline leaves the request in ``session.context``,
     which is how the SDK's own pipeline steps (``TrainingStep``/``TuningStep`` ``.arguments``) get
-    it, without importing ``sagemaker.mlops`` (0.7 s, and it needs a region at import). Pipelines
+    it, without importing ``sagemaker.mlops`` (slow to import, and it needs a region at import;
+    ``benchmarks/dry_run.py`` times a dry run). Pipelines
     name jobs at run time, so the SDK leaves the name out; kx sets it and sends this very request.
     """
     from sagemaker.core.workflow.utilities import execute_job_functions

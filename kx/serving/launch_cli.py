@@ -1,4 +1,4 @@
-"""The serving subcommands of launch.py: ``serve``, ``predict``."""
+"""launch.py's serving commands: ``serve``, ``predict``, ``deploy``, ``undeploy``."""
 
 import argparse
 from pathlib import Path

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from kx.errors import KxError
 from kx.run_config import compose
 from kx.sagemaker import script_mode
-from kx.sagemaker.job import EPOCH_METRICS
+from kx.sagemaker.job_request import EPOCH_METRICS
 from kx.tracking import git_commit, open_run
 from kx.tracking.links import announce
 from kx.tracking.mlflow_tracker import PARENT_RUN_ENV, config_params
@@ -98,7 +98,7 @@ def record_job(
     model: Optional[Path] = None,
     trial_state: Optional[str] = None,
 ) -> Optional[str]:
-    """Log a finished job (:func:`kx.sagemaker.jobs.summary`'s dict) as one MLflow run; return its id.
+    """Log a finished job (:func:`kx.sagemaker.job_watch.summary`'s dict) as one MLflow run; return its id.
 
     ``output`` holds the job's output data (``metrics.json``...) when it has some, ``model`` its
     model folder when it is here (a rehearsal); ``parent_run_id`` nests the run under a tuning job's,

@@ -3,8 +3,9 @@
 With Keras's default momentum 0.99 the moving mean and variance average over ~100 steps and start
 from (0, 1): a run of a few hundred steps validates with statistics that have not caught up and
 reports a broken model while its training accuracy is fine. ``model.bn_momentum: null`` (auto)
-keeps 0.99 for runs of :data:`LONG_RUN_STEPS` steps or more (the full-length result is unchanged)
-and lowers it for shorter runs, so the statistics average over about a tenth of the run.
+keeps 0.99 for runs of 1,000 steps or more, where ``1 - 10 / steps`` reaches it (the full-length
+result is unchanged), and lowers it for shorter runs, so the statistics average over about a tenth
+of the run.
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
@@ -17,7 +18,6 @@ log = logging.getLogger("kx")
 
 FULL_MOMENTUM = 0.99  # Keras's default, and what long runs use
 FLOOR = 0.9
-LONG_RUN_STEPS = 1000  # 1 - 10 / steps reaches 0.99 here
 
 
 def auto_momentum(steps: int) -> float:

@@ -6,7 +6,7 @@ from typing import Any, Dict
 from omegaconf import DictConfig
 
 from kx.errors import KxError
-from kx.sagemaker.jobs import status_line
+from kx.sagemaker.job_watch import status_line
 from kx.sagemaker.tuning_jobs import results as tuning_results
 from kx.sagemaker.tuning_jobs import status_line as tuning_status_line
 
