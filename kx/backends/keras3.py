@@ -279,6 +279,9 @@ class KerasBackend(Backend):
             with np.load(best) as saved:
                 self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
+    def keep_best(self) -> None:
+        self.best_weights = self.model.get_weights()
+
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if self.cluster.size > 1:
             from kx.backends import keras_multi_worker
@@ -348,9 +351,7 @@ def _monitor_callback(
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             if monitor.interrupted:  # a partial epoch: not recorded, the last checkpoint stands
                 return
-            if monitor.end_epoch(epoch + 1, logs or {}):
-                backend.best_weights = self.model.get_weights()
-            checkpoint.save(backend, monitor)
+            backend.end_epoch(epoch + 1, logs or {}, monitor, checkpoint)
             if monitor.stop:
                 self.model.stop_training = True
 
