@@ -10,14 +10,13 @@ Runs inside SageMaker's MXNet image (Python 3.8).
 """
 
 import builtins
-import os
 import sys
 from typing import Any, Optional
 
 import numpy as np
 
+from kx import process
 from kx.errors import KxError
-from kx.machine import usable_cpus
 
 NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
 
@@ -25,11 +24,10 @@ NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
 def import_mxnet() -> Any:
     """Import MXNet after restoring the numpy aliases it needs (see the module docstring).
 
-    MXNet sizes its OpenMP pool once, at import, to the physical cores, fewer than the CPUs a
-    process may use on a machine with hyperthreads (benchmarks/backends.py measures the cost). Unless
-    OMP_NUM_THREADS says otherwise, kx gives it every CPU the process may use.
+    MXNet sizes its OpenMP pool once, at import (:func:`kx.process.mxnet_threads`;
+    benchmarks/backends.py measures the cost of its own default).
     """
-    os.environ.setdefault("OMP_NUM_THREADS", str(usable_cpus()))
+    process.mxnet_threads()
     for alias in NUMPY_ALIASES:
         if alias not in np.__dict__:
             setattr(np, alias, getattr(builtins, alias))

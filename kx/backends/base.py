@@ -1,13 +1,13 @@
 """The interface every backend implements: build, fit, predict, export."""
 
 import abc
-import os
 from pathlib import Path
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
 
+from kx import process
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.cluster import Cluster
 from kx.backends.monitor import EpochMonitor
@@ -81,8 +81,8 @@ class Backend(abc.ABC):
                 f"backend={self.name} cannot train across {self.cluster.size} hosts; multi-worker "
                 f"training (target.instance_count > 1) is supported by backend=tensorflow and backend=mxnet."
             )
-        if cfg.get("num_gpus") is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(cfg.num_gpus))
+        if cfg.get("num_gpus") is not None:
+            process.visible_gpus(cfg.num_gpus)
 
     @abc.abstractmethod
     def prepare(self, seed: int, deterministic: bool) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
+from kx import process
 from kx._compat import import_mxnet
 from kx.backends import batch_norm, devices, optim, precision
 from kx.backends.base import Backend, BackendError, EpochSums, data_parallel_steps, epochs_left
@@ -82,10 +83,9 @@ class GluonBackend(Backend):
                 f"backend.image_layout={self.image_layout} is not supported by backend=mxnet: "
                 "MXNet's convolutions take channels_first (N, C, H, W) images."
             )
-        if self.cfg.get("threads"):
-            os.environ["OMP_NUM_THREADS"] = str(self.cfg.threads)
-        if deterministic:  # MXNet's deterministic kernels (its CPU kernels already are)
-            os.environ["MXNET_ENFORCE_DETERMINISM"] = "1"
+        process.mxnet_threads(self.cfg.get("threads"))
+        if deterministic:
+            process.mxnet_deterministic()
         self.mx = import_mxnet()
         self.ctxs = devices.mxnet_contexts(self.mx, self.cfg.cpu_devices)
         self.ctx = self.ctxs[0]  # where kx evaluates, predicts and exports

@@ -7,10 +7,8 @@ module level.
 import contextlib
 import dataclasses
 import importlib.util
-import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -18,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
+from kx import process
 from kx._compat import keras_engine_in_use
 from kx.backends import batch_norm, devices, keras_optim, keras_steps, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
@@ -52,10 +51,9 @@ class KerasBackend(Backend):
             raise BackendError(
                 f"Keras is already running on {running!r} in this process; backend={self.name} needs a fresh process."
             )
-        os.environ["KERAS_BACKEND"] = self.name
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO/WARNING chatter; errors still show
+        process.keras_engine(self.name)
         if self.name == "jax":
-            devices.split_cpu_for_jax(self.cfg.cpu_devices)
+            process.xla_cpu_devices(self.cfg.cpu_devices)
         try:
             import keras
         except ImportError as err:
@@ -68,7 +66,7 @@ class KerasBackend(Backend):
         if self.cluster.size > 1:  # before any other TensorFlow op, as the strategy requires
             import tensorflow as tf
 
-            os.environ.setdefault("TF_CONFIG", json.dumps(self.cluster.tf_config()))
+            process.tensorflow_cluster(self.cluster.tf_config())
             logging.getLogger("tensorflow").setLevel(logging.WARNING)  # one INFO line per all-reduce trace
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
         keras.config.set_image_data_format(self.image_layout)
