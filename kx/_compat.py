@@ -10,8 +10,9 @@ Runs inside SageMaker's MXNet image (Python 3.8).
 """
 
 import builtins
+import contextlib
 import sys
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -39,6 +40,18 @@ def import_mxnet() -> Any:
             'with `pip install -e ".[mxnet]"`.'
         ) from None
     return mxnet
+
+
+@contextlib.contextmanager
+def mlflow_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI is ``uri`` meanwhile, then what it was: for the MLflow calls that
+    take no URI of their own (``mlflow.models.Model.log``, and the registry's lookup of a new
+    version's logged model), which read only the global one. MLflow's private ``_use_tracking_uri``
+    does exactly this."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(uri):
+        yield
 
 
 def keras_engine_in_use(engine: str) -> Optional[str]:
