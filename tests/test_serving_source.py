@@ -15,7 +15,8 @@ from kx.serving.source import model_folder
 def registered(mlflow_store: str, tmp_path: Path, monkeypatch) -> str:
     """A store holding the logged model ``model`` of one run (a contract file and its export),
     registered as ``kxm`` version 1 with the alias ``best``."""
-    monkeypatch.chdir(tmp_path)  # MLflow's default store, if anything opened it, lands here
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # MLflow's default store (./mlflow.db) is not this one
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     before = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(mlflow_store)  # MLflow's registry checks a new version's model there
@@ -38,7 +39,7 @@ def test_a_registered_model_comes_from_the_store_given_not_the_global_one(regist
     before = mlflow.get_tracking_uri()
     folder = model_folder(uri, tracking_uri=registered)
     assert (folder / f"digits{SUFFIX}").is_file()
-    assert mlflow.get_tracking_uri() == before
+    assert mlflow.get_tracking_uri() == before != registered
 
 
 def test_a_models_uri_kx_cannot_resolve_is_one_clear_error(registered):
