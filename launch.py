@@ -23,13 +23,13 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any, List, NoReturn, Optional
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from kx import process
 from kx.errors import KxError, missing_extra, one_line
 from kx.quiet import quiet_console
 from kx.run_config import compose, validate
@@ -82,13 +82,10 @@ def submit(cfg: DictConfig, overrides: List[str], dry_run: bool, wait: bool, str
 
     target = cfg.target
     local = target.name == "sagemaker_local"
-    if dry_run or local:  # both need no AWS: no role check with IAM, no credential lookup on EC2
-        os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
-        os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    if dry_run or local:
+        process.sagemaker_without_aws()
     boto_session, sm, s3 = clients(target)  # no request is sent until a call below
     settings.check(cfg, dry_run, boto_session)  # every missing setting in one line
-    # the SDK warns at every request built on a PipelineSession that it starts no job: kx sends them itself
-    warnings.filterwarnings("ignore", message="Running within a PipelineSession")
     session = job_request.pipeline_session(boto_session, sdk_config(target.sdk_telemetry), target.bucket)
     bucket = target.bucket or session.default_bucket()
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,6 +202,7 @@ def console() -> None:
     """kx's lines (the MLflow links among them) as plain messages on stderr; the SDK's, boto's and
     MLflow's only from ERROR (:mod:`kx.quiet`)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    process.quiet_libraries()
     quiet_console()
 
 

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-from kx import train_cli
+from kx import process, train_cli
 from kx.backends.cluster import on_several_hosts
 from kx.errors import KxError, one_line
 from kx.run_config import compose, register
@@ -98,5 +98,6 @@ def checked_argv(argv: List[str]) -> List[str]:
 
 
 if __name__ == "__main__":
+    process.quiet_libraries()
     sys.argv[1:] = checked_argv(sys.argv[1:])
     leave_at_once_on_failure()

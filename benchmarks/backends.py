@@ -86,22 +86,15 @@ class _CpuTimed(EpochMonitor):
 
 def worker(overrides: List[str], quick: bool) -> None:
     """Train once in this process and print one JSON line of measurements."""
-    from kx.backends import bn_momentum, create_backend
+    from kx import pipeline
     from kx.backends.checkpoint import Checkpoint
-    from kx.config import batch_size
-    from kx.data.loading import load_dataset
     from kx.run_config import compose
 
     dataset = ["dataset=synthetic", "dataset.train_samples=12000", "dataset.validation_samples=2000"]
     cfg = compose(["train.early_stopping.enabled=false", *(dataset if quick else []), *overrides])
-    backend = create_backend(cfg.backend)
-    backend.prepare(cfg.train.seed, cfg.train.deterministic)
-    data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
-    train = batch_size.resolve(cfg.train, len(data.y_train))  # as train.py
-    model = bn_momentum.resolve(cfg.model, len(data.y_train), train.batch_size, train.epochs)
-    backend.build(model, data.input_shape, data.num_classes)
+    cfg, backend, data = pipeline.prepare(cfg)  # as train.py
     monitor = _CpuTimed(patience=None)
-    backend.fit(data, train, monitor, Checkpoint(None))
+    backend.fit(data, cfg.train, monitor, Checkpoint(None))
     backend.predict(data.x_val[:256])  # warm-up
     start = time.perf_counter()
     backend.predict(data.x_val)

@@ -10,14 +10,14 @@ Runs inside SageMaker's MXNet image (Python 3.8).
 """
 
 import builtins
-import os
+import contextlib
 import sys
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
+from kx import process
 from kx.errors import KxError
-from kx.machine import usable_cpus
 
 NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
 
@@ -25,11 +25,10 @@ NUMPY_ALIASES = ("bool", "int", "float", "object", "str", "complex")
 def import_mxnet() -> Any:
     """Import MXNet after restoring the numpy aliases it needs (see the module docstring).
 
-    MXNet sizes its OpenMP pool once, at import, to the physical cores, fewer than the CPUs a
-    process may use on a machine with hyperthreads (benchmarks/backends.py measures the cost). Unless
-    OMP_NUM_THREADS says otherwise, kx gives it every CPU the process may use.
+    MXNet sizes its OpenMP pool once, at import (:func:`kx.process.mxnet_threads`;
+    benchmarks/backends.py measures the cost of its own default).
     """
-    os.environ.setdefault("OMP_NUM_THREADS", str(usable_cpus()))
+    process.mxnet_threads()
     for alias in NUMPY_ALIASES:
         if alias not in np.__dict__:
             setattr(np, alias, getattr(builtins, alias))
@@ -41,6 +40,18 @@ def import_mxnet() -> Any:
             'with `pip install -e ".[mxnet]"`.'
         ) from None
     return mxnet
+
+
+@contextlib.contextmanager
+def mlflow_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's global tracking URI is ``uri`` meanwhile, then what it was: for the MLflow calls that
+    take no URI of their own (``mlflow.models.Model.log``, and the registry's lookup of a new
+    version's logged model), which read only the global one. MLflow's private ``_use_tracking_uri``
+    does exactly this."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(uri):
+        yield
 
 
 def keras_engine_in_use(engine: str) -> Optional[str]:

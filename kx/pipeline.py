@@ -5,13 +5,13 @@ import logging
 import os
 import platform
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from kx import __version__
-from kx.backends import Cluster, EpochMonitor, bn_momentum, create_backend
+from kx.backends import Backend, Cluster, EpochMonitor, bn_momentum, create_backend
 from kx.backends.checkpoint import Checkpoint
 from kx.config import batch_size, objective
 from kx.config.keys import flatten
@@ -84,14 +84,19 @@ def run(cfg: DictConfig, out_dir: Path, observers: Sequence[RunObserver] = ()) -
         raise
 
 
-def _train(
-    cfg: DictConfig,
-    out_dir: Path,
-    files: List[Path],
-    observers: List[RunObserver],
-    cluster: Cluster,
-    checkpoint: Checkpoint,
-) -> float:
+class Prepared(NamedTuple):
+    """A run ready to train: the config with its batch size resolved, the built backend, the data."""
+
+    cfg: DictConfig
+    backend: Backend
+    data: Dataset
+
+
+def prepare(
+    cfg: DictConfig, cluster: Optional[Cluster] = None, observers: Sequence[RunObserver] = ()
+) -> Prepared:
+    """The start of every training run (train.py's and the backend benchmark's): prepare the backend,
+    load the data, resolve the batch size, build the model."""
     backend = create_backend(cfg.backend, cluster)
     with native_stderr_to_log():  # the engine's C++ start-up lines, on import
         backend.prepare(cfg.train.seed, cfg.train.deterministic)
@@ -111,7 +116,18 @@ def _train(
     cfg = _merged(cfg, {"train": batch_size.resolve(cfg.train, len(data.y_train))})  # from here on
     model = bn_momentum.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
     backend.build(model, data.input_shape, data.num_classes)
+    return Prepared(cfg, backend, data)
 
+
+def _train(
+    cfg: DictConfig,
+    out_dir: Path,
+    files: List[Path],
+    observers: List[RunObserver],
+    cluster: Cluster,
+    checkpoint: Checkpoint,
+) -> float:
+    cfg, backend, data = prepare(cfg, cluster, observers)
     stopping = cfg.train.early_stopping
     monitor = EpochMonitor(
         objective=objective(cfg),

@@ -22,12 +22,8 @@ class KxOnly(logging.Filter):
 
 
 def quiet_console() -> None:
-    """Filter the root logger's console handlers and send MLflow's records through them (MLflow
-    otherwise prints to stderr itself). Call before MLflow is imported."""
-    os.environ.setdefault(
-        "MLFLOW_CONFIGURE_LOGGING", "false"
-    )  # MLflow's records go through the root's handlers
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Filter the root logger's console handlers; MLflow's records go through them once
+    :func:`kx.process.quiet_libraries` has told MLflow not to print to stderr itself."""
     logging.getLogger("alembic").setLevel(logging.WARNING)  # a line per MLflow schema migration
     for handler in logging.getLogger().handlers:
         if type(handler) is logging.StreamHandler and not any(isinstance(f, KxOnly) for f in handler.filters):

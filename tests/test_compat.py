@@ -2,6 +2,7 @@
 works around."""
 
 import importlib.util
+import inspect
 import re
 import sys
 import types
@@ -36,3 +37,18 @@ def test_keras_engine_in_use_names_another_engine_only(monkeypatch):
     assert _compat.keras_engine_in_use("jax") is None
     monkeypatch.delitem(sys.modules, "keras")
     assert _compat.keras_engine_in_use("torch") is None
+
+
+def test_mlflow_tracking_uri_holds_meanwhile_and_is_restored(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    before, store = mlflow.get_tracking_uri(), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with _compat.mlflow_tracking_uri(store):
+        assert mlflow.get_tracking_uri() == store
+    assert mlflow.get_tracking_uri() == before
+
+
+def test_mlflow_model_log_still_takes_no_tracking_uri():
+    """When MLflow's ``Model.log`` takes one, kx can pass it and drop ``mlflow_tracking_uri``."""
+    models = pytest.importorskip("mlflow.models")
+    assert "tracking_uri" not in inspect.signature(models.Model.log).parameters

@@ -16,6 +16,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from kx import process
+
 
 @dataclass
 class KxSweeperConf:
@@ -42,6 +44,7 @@ class KxSweeper(Sweeper):
         from kx.quiet import quiet_console
         from kx.sweep.runner import run_sweep
 
+        process.quiet_libraries()
         quiet_console()  # the sweep's own console: kx's lines; MLflow's and Optuna's in its log file
 
         assert self.config is not None

@@ -1,13 +1,13 @@
 """The interface every backend implements: build, fit, predict, export."""
 
 import abc
-import os
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 from omegaconf import DictConfig
 
+from kx import process
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.cluster import Cluster
 from kx.backends.monitor import EpochMonitor
@@ -31,6 +31,37 @@ def data_parallel_steps(batch_size: int, samples: int, parts: int, what: str) ->
     return steps
 
 
+class EpochSums(NamedTuple):
+    """One epoch's totals, from which its metrics are averaged: a tuple, so that hosts can add
+    theirs up as one array in this order."""
+
+    loss: float  # the per-sample losses of the training samples, summed
+    correct: float  # training samples predicted right
+    seen: float  # training samples
+    val_loss: float
+    val_correct: float
+    val_seen: float
+
+    def metrics(self) -> Dict[str, float]:
+        """The epoch's mean loss and accuracy on the training and on the validation samples."""
+        return {
+            "loss": self.loss / self.seen,
+            "acc": self.correct / self.seen,
+            "val_loss": self.val_loss / self.val_seen,
+            "val_acc": self.val_correct / self.val_seen,
+        }
+
+
+def epochs_left(monitor: EpochMonitor, last: int) -> Iterator[int]:
+    """The epochs a custom training loop runs: from after the last recorded one (a resumed run) to
+    ``last``, each begun on ``monitor``; none once early stopping has stopped the run."""
+    for epoch in range(monitor.epochs + 1, last + 1):
+        if monitor.stop:
+            return
+        monitor.begin_epoch()
+        yield epoch
+
+
 class Backend(abc.ABC):
     """One training engine. kx calls, in order: ``prepare``, ``build``, ``fit``, ``predict``/``export``.
 
@@ -51,8 +82,8 @@ class Backend(abc.ABC):
                 f"backend={self.name} cannot train across {self.cluster.size} hosts; multi-worker "
                 f"training (target.instance_count > 1) is supported by backend=tensorflow and backend=mxnet."
             )
-        if cfg.get("num_gpus") is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(cfg.num_gpus))
+        if cfg.get("num_gpus") is not None:
+            process.visible_gpus(cfg.num_gpus)
 
     @abc.abstractmethod
     def prepare(self, seed: int, deterministic: bool) -> None:
@@ -70,6 +101,19 @@ class Backend(abc.ABC):
         ``checkpoint.save`` the state; stop early when ``monitor.stop`` or ``monitor.interrupted``.
         At the end, restore the best epoch's weights (the exported model is the best epoch's).
         """
+
+    def end_epoch(
+        self, epoch: int, metrics: Dict[str, float], monitor: EpochMonitor, checkpoint: Checkpoint
+    ) -> None:
+        """After a whole epoch: report it to ``monitor``, keep the weights when it is the best so far,
+        checkpoint the state."""
+        if monitor.end_epoch(epoch, metrics):
+            self.keep_best()
+        checkpoint.save(self, monitor)
+
+    @abc.abstractmethod
+    def keep_best(self) -> None:
+        """Keep a copy of the current weights as the best epoch's, which ``fit`` restores at the end."""
 
     @abc.abstractmethod
     def save_state(self, folder: Path) -> None:

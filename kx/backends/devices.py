@@ -11,7 +11,6 @@ Runs inside SageMaker jobs: Python 3.8 syntax.
 
 import contextlib
 import logging
-import os
 from typing import Any, List, Optional
 
 import numpy as np
@@ -19,13 +18,6 @@ import numpy as np
 from kx.backends.base import BackendError, data_parallel_steps
 
 log = logging.getLogger("kx")
-XLA_CPU_COUNT = "--xla_force_host_platform_device_count"
-
-
-def split_cpu_for_jax(count: int) -> None:
-    """Ask XLA for ``count`` CPU devices; it reads the flag once, when JAX is first imported."""
-    if count > 1 and XLA_CPU_COUNT not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_CPU_COUNT}={count}".strip()
 
 
 def jax_distribution(keras: Any, cpu_count: int) -> None:

@@ -20,9 +20,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
+from kx import process
 from kx._compat import import_mxnet
 from kx.backends import bn_momentum, devices, optim, precision
-from kx.backends.base import Backend, BackendError, data_parallel_steps
+from kx.backends.base import Backend, BackendError, EpochSums, data_parallel_steps, epochs_left
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
@@ -82,10 +83,9 @@ class GluonBackend(Backend):
                 f"backend.image_layout={self.image_layout} is not supported by backend=mxnet: "
                 "MXNet's convolutions take channels_first (N, C, H, W) images."
             )
-        if self.cfg.get("threads"):
-            os.environ["OMP_NUM_THREADS"] = str(self.cfg.threads)
-        if deterministic:  # MXNet's deterministic kernels (its CPU kernels already are)
-            os.environ["MXNET_ENFORCE_DETERMINISM"] = "1"
+        process.mxnet_threads(self.cfg.get("threads"))
+        if deterministic:
+            process.mxnet_deterministic()
         self.mx = import_mxnet()
         self.ctxs = devices.mxnet_contexts(self.mx, self.cfg.cpu_devices)
         self.ctx = self.ctxs[0]  # where kx evaluates, predicts and exports
@@ -260,26 +260,22 @@ class GluonBackend(Backend):
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         plan = self._plan(data, train)
         x_val, y_val = data.x_val[plan.rank :: plan.hosts], data.y_val[plan.rank :: plan.hosts]
-        for epoch in range(monitor.epochs + 1, train.epochs + 1):
-            if monitor.stop:
-                break
-            monitor.begin_epoch()
+        for epoch in epochs_left(monitor, train.epochs):
             x, y = self._epoch_data(data, plan)
-            sums = self._train_epoch(x, y, plan, monitor, f"epoch {epoch}/{train.epochs}")
-            if sums is None:
+            trained = self._train_epoch(x, y, plan, monitor, f"epoch {epoch}/{train.epochs}")
+            if trained is None:
                 break  # interrupted: a partial epoch is not recorded, the last checkpoint stands
             if plan.hosts > 1 or plan.parts > 1:
                 self._average_statistics()
-            metrics = self._epoch_metrics(
-                [*sums, len(y), *self._evaluate(x_val, y_val, plan.share), len(y_val)], plan, monitor
-            )
-            if monitor.end_epoch(epoch, metrics):
-                self.best = {name: p.data(self.ctx).copy() for name, p in self.net.collect_params().items()}
-            checkpoint.save(self, monitor)
+            sums = EpochSums(*trained, len(y), *self._evaluate(x_val, y_val, plan.share), len(y_val))
+            self.end_epoch(epoch, self._sum_epoch(sums, plan, monitor).metrics(), monitor, checkpoint)
             if monitor.interrupted:
                 break
         for name, value in self.best.items():
             self.net.collect_params()[name].set_data(value)
+
+    def keep_best(self) -> None:
+        self.best = {name: p.data(self.ctx).copy() for name, p in self.net.collect_params().items()}
 
     def _plan(self, data: Dataset, train: DictConfig) -> "_Plan":
         """How every epoch runs (hosts, devices, batch share, steps); make the trainer, join the hosts."""
@@ -299,7 +295,7 @@ class GluonBackend(Backend):
                 train.batch_size,
                 hosts,
             )
-            self._join_hosts(metrics=7)  # the six sums of _epoch_metrics and the stop flag
+            self._join_hosts(metrics=len(EpochSums._fields) + 1)  # and the stop flag
         elif self.local_kv is not None:
             self._init_local_kv()
         return _Plan(hosts, rank, train.batch_size // hosts, steps, parts, train.batch_size)
@@ -316,7 +312,7 @@ class GluonBackend(Backend):
 
     def _train_epoch(
         self, x: np.ndarray, y: np.ndarray, plan: "_Plan", monitor: EpochMonitor, label: str
-    ) -> Optional[List[float]]:
+    ) -> Optional[Tuple[float, float]]:
         """One pass over ``x``: the summed loss and correct predictions, or None when interrupted
         (on one host; across hosts a signal takes effect at the end of the epoch)."""
         loss_fn, show_progress = self.mx.gluon.loss.SoftmaxCrossEntropyLoss(), sys.stdout.isatty()
@@ -336,24 +332,18 @@ class GluonBackend(Backend):
             print("\r", end="")
         if monitor.interrupted and plan.hosts == 1:
             return None
-        return [loss_sum.asscalar(), correct.asscalar()]
+        return loss_sum.asscalar(), correct.asscalar()
 
-    def _epoch_metrics(self, sums: List[float], plan: "_Plan", monitor: EpochMonitor) -> Dict[str, float]:
-        """The epoch's metrics from this host's sums (loss, correct, seen, and the same on validation),
-        added up across hosts together with their stop flags."""
-        if plan.hosts > 1:
-            totals = self._sum_across_hosts(
-                METRICS_KEY, self.mx.nd.array([*sums, monitor.interrupted], dtype="float64")
-            )
-            *sums, interrupted = totals.asnumpy().tolist()
-            monitor.interrupted = interrupted > 0
-        loss_total, correct_total, seen, val_loss_total, val_correct, val_seen = sums
-        return {
-            "loss": loss_total / seen,
-            "acc": correct_total / seen,
-            "val_loss": val_loss_total / val_seen,
-            "val_acc": val_correct / val_seen,
-        }
+    def _sum_epoch(self, sums: EpochSums, plan: "_Plan", monitor: EpochMonitor) -> EpochSums:
+        """This host's sums added up across hosts, together with their stop flags."""
+        if plan.hosts == 1:
+            return sums
+        totals = self._sum_across_hosts(
+            METRICS_KEY, self.mx.nd.array([*sums, monitor.interrupted], dtype="float64")
+        )
+        *summed, interrupted = totals.asnumpy().tolist()
+        monitor.interrupted = interrupted > 0
+        return EpochSums(*summed)
 
     def save_state(self, folder: Path) -> None:
         self.net.save_parameters(str(folder / "last.params"))

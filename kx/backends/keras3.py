@@ -7,10 +7,8 @@ module level.
 import contextlib
 import dataclasses
 import importlib.util
-import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -18,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 from omegaconf import DictConfig
 
+from kx import process
 from kx._compat import keras_engine_in_use
 from kx.backends import bn_momentum, devices, keras_multi_worker, keras_optim, keras_steps, optim, precision
 from kx.backends.base import Backend, BackendError, data_parallel_steps
@@ -52,10 +51,9 @@ class KerasBackend(Backend):
             raise BackendError(
                 f"Keras is already running on {running!r} in this process; backend={self.name} needs a fresh process."
             )
-        os.environ["KERAS_BACKEND"] = self.name
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO/WARNING chatter; errors still show
+        process.keras_engine(self.name)
         if self.name == "jax":
-            devices.split_cpu_for_jax(self.cfg.cpu_devices)
+            process.xla_cpu_devices(self.cfg.cpu_devices)
         try:
             import keras
         except ImportError as err:
@@ -68,7 +66,7 @@ class KerasBackend(Backend):
         if self.cluster.size > 1:  # before any other TensorFlow op, as the strategy requires
             import tensorflow as tf
 
-            os.environ.setdefault("TF_CONFIG", json.dumps(self.cluster.tf_config()))
+            process.tensorflow_cluster(self.cluster.tf_config())
             logging.getLogger("tensorflow").setLevel(logging.WARNING)  # one INFO line per all-reduce trace
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
         keras.config.set_image_data_format(self.image_layout)
@@ -277,6 +275,9 @@ class KerasBackend(Backend):
             with np.load(best) as saved:
                 self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
+    def keep_best(self) -> None:
+        self.best_weights = self.model.get_weights()
+
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if self.cluster.size > 1:
             return keras_multi_worker.predict(self, x, batch_size)
@@ -344,9 +345,7 @@ def _monitor_callback(
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             if monitor.interrupted:  # a partial epoch: not recorded, the last checkpoint stands
                 return
-            if monitor.end_epoch(epoch + 1, logs or {}):
-                backend.best_weights = self.model.get_weights()
-            checkpoint.save(backend, monitor)
+            backend.end_epoch(epoch + 1, logs or {}, monitor, checkpoint)
             if monitor.stop:
                 self.model.stop_training = True
 

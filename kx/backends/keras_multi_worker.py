@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from kx.backends.base import data_parallel_steps
+from kx.backends.base import EpochSums, data_parallel_steps, epochs_left
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
@@ -76,10 +76,7 @@ def fit(
 
         return strategy.run(average)
 
-    for epoch in range(monitor.epochs + 1, train.epochs + 1):
-        if monitor.stop:
-            break
-        monitor.begin_epoch()
+    for epoch in epochs_left(monitor, train.epochs):
         order = np.random.default_rng([backend.seed, epoch]).permutation(len(data.y_train))[
             : steps * global_batch
         ]
@@ -103,17 +100,9 @@ def fit(
                 statistics, strategy.experimental_local_results(averaged_statistics())[0]
             ):
                 variable.assign(value)
-        val_loss, val_acc = _evaluate(backend, data, train.batch_size, sum_across_hosts)
-        seen = steps * global_batch
-        metrics = {
-            "loss": totals[0] / seen,
-            "acc": totals[1] / seen,
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-        }
-        if monitor.end_epoch(epoch, metrics):
-            backend.best_weights = model.get_weights()
-        checkpoint.save(backend, monitor)
+        val_sums = _evaluate(backend, data, train.batch_size, sum_across_hosts)
+        sums = EpochSums(totals[0], totals[1], steps * global_batch, *val_sums)
+        backend.end_epoch(epoch, sums.metrics(), monitor, checkpoint)
 
 
 def predict(backend: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -127,7 +116,8 @@ def predict(backend: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def _evaluate(backend: Any, data: Dataset, batch_size: int, sum_across_hosts: Any) -> Any:
-    """Validation loss and accuracy; each host scores its share and the sums are reduced."""
+    """The validation set's summed loss, correct predictions and samples; each host scores its share
+    and the sums are reduced."""
     import tensorflow as tf
 
     cluster = backend.cluster
@@ -135,5 +125,4 @@ def _evaluate(backend: Any, data: Dataset, batch_size: int, sum_across_hosts: An
     probs = predict(backend, x, batch_size) if len(y) else np.zeros((0, 1))
     picked = probs[np.arange(len(y)), y] if len(y) else np.zeros(0)
     local = [-np.log(np.clip(picked, 1e-7, 1.0)).sum(), (probs.argmax(axis=1) == y).sum(), len(y)]
-    loss_sum, correct, count = sum_across_hosts(tf.constant(local, tf.float64)).numpy()
-    return float(loss_sum / count), float(correct / count)
+    return tuple(sum_across_hosts(tf.constant(local, tf.float64)).numpy())

@@ -22,10 +22,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
+from kx import process
 from kx.sagemaker import rehearsal
 from kx.sagemaker.script_mode import RESERVED_KEYS, encode_value
 from kx.sagemaker.tuning_results import TunedJob, record, tuned_job
-from kx.sweep.optuna_space import quiet_optuna_logs
 
 TUNING_METRIC_KEY = RESERVED_KEYS[0]  # the service names the objective in every trial's hyperparameters
 
@@ -154,7 +154,7 @@ def play(cfg: DictConfig, request: Dict[str, Any], job: Any, root: Path) -> Tupl
         if d["Name"] == goal["MetricName"]
     )
     space = distributions(config["ParameterRanges"])
-    quiet_optuna_logs()
+    process.quiet_optuna_logs()
     study = optuna.create_study(
         direction=goal["Type"].lower(), sampler=sampler(config, space), pruner=pruner(config)
     )

@@ -8,13 +8,13 @@ that trained it, because Keras 3 reloads a model on the engine it was saved with
 
 import importlib.util
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Callable, Tuple
 
 import numpy as np
 
+from kx import process
 from kx._compat import import_mxnet, keras_engine_in_use
 from kx.errors import KxError
 
@@ -29,7 +29,7 @@ class LoadError(KxError):
 def saved_model(path: Path) -> Predict:
     """A TF Serving SavedModel folder (``<name>/<version>/``) through its ``serve`` signature."""
     _need("tensorflow", "the SavedModel", "tensorflow-cpu")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    process.tensorflow_log_level(3)
     import tensorflow as tf
 
     served = tf.saved_model.load(str(path))  # the function below keeps it, and its variables, alive
@@ -41,7 +41,7 @@ def mxnet_symbol(prefix: Path) -> Predict:
     _need("mxnet", "the MXNet export", "mxnet==1.9.1")
     # One OpenMP thread unless told otherwise: a server predicts small batches, which one thread serves
     # best, and MXNet's spinning OpenMP pool slows them down on a busy machine.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    process.mxnet_threads(default=1)
     mx = import_mxnet()
     shapes = json.loads(Path(f"{prefix}-shapes.json").read_text())
     with warnings.catch_warnings():  # "Cannot decide type for ... data": float32, as exported
@@ -62,7 +62,7 @@ def keras_file(path: Path, engine: str) -> Predict:
             f"{path} needs Keras on {engine}, and Keras already runs on "
             f"{running} in this process; serve it from a fresh process."
         )
-    os.environ["KERAS_BACKEND"] = engine
+    process.keras_engine(engine)
     import keras
 
     model = keras.saving.load_model(path, compile=False)

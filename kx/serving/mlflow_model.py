@@ -15,6 +15,7 @@ from typing import Any, Iterator, List, Optional
 import mlflow.pyfunc
 import numpy as np
 
+from kx._compat import mlflow_tracking_uri
 from kx.serving import contract as contracts
 from kx.serving.model import load
 
@@ -74,10 +75,9 @@ def log_model(run: Any, model_dir: Path, example: np.ndarray, register_as: Optio
     """Log ``model_dir`` as the MLflow Model ``model`` of ``run`` (a :class:`kx.tracking.MLflowRun`),
     registered as ``register_as`` when given; return its URI, or None (with a warning) when MLflow fails."""
     contract = contracts.load(model_dir)
-    mlflow.set_tracking_uri(run.uri)  # Model.log reads the global URI; this process tracks to run.uri only
     # The logged model is created here so that it belongs to the run's experiment, where runs:/<id>/model looks.
     try:
-        with warnings.catch_warnings(), _quiet("mlflow.pyfunc"):
+        with warnings.catch_warnings(), _quiet("mlflow.pyfunc"), mlflow_tracking_uri(run.uri):
             warnings.simplefilter("ignore", UserWarning)  # MLflow's advice on type hints and cloudpickle
             model = run.client.create_logged_model(
                 run.experiment_id, "model", run.run_id, tags={"kx.backend": contract.backend}

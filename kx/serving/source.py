@@ -2,7 +2,7 @@
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from kx.errors import KxError
 from kx.serving.contract import SUFFIX
@@ -10,6 +10,7 @@ from kx.tracking.mlflow_tracker import resolve_uri
 
 MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/", "file:/", "s3://")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[^/]+))?/?$")
 
 
 def is_model_source(source: str) -> bool:
@@ -50,12 +51,34 @@ def _contract_folder(path: Path, source: str) -> Path:
 
 
 def _download(uri: str, tracking_uri: Optional[str]) -> Path:
+    """Fetch ``uri`` from the store at ``tracking_uri`` (MLflow's global URI is left alone)."""
     import mlflow.artifacts
+    from mlflow import MlflowClient
 
-    # MLflow 3 resolves runs:/<id>/<name> to a logged model through the global URI, whatever
-    # download_artifacts(tracking_uri=...) says; this process fetches from one store only.
-    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
+    store = resolve_uri(tracking_uri)
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        location = _artifact_location(MlflowClient(tracking_uri=store, registry_uri=store), uri)
+        return Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=location, tracking_uri=store, registry_uri=store)
+        )
     except Exception as err:  # noqa: BLE001 - MLflow's errors (unknown run, store unreachable) as one line
-        raise KxError(f"Cannot fetch {uri} from MLflow store {resolve_uri(tracking_uri)}: {err}") from None
+        raise KxError(f"Cannot fetch {uri} from MLflow store {store}: {err}") from None
+
+
+def _artifact_location(client: Any, uri: str) -> str:
+    """Where the model that a ``models:/`` URI names is stored, asked of ``client``'s store; other URIs
+    as they are. (MLflow's own ``models:/`` resolution asks the global registry URI, whatever the
+    download's ``registry_uri`` says.)"""
+    if not uri.startswith("models:/"):
+        return uri
+    match = MODELS_URI.match(uri)
+    if match is None:
+        raise KxError(
+            f"{uri!r}: kx fetches models:/<name>/<version>, models:/<name>@<alias> or models:/<model id>."
+        )
+    name, version, alias = match.group("name", "version", "alias")
+    if name.startswith("m-") and not (version or alias):  # models:/<model id>, a logged model
+        return client.get_logged_model(name).artifact_location
+    if alias:
+        version = client.get_model_version_by_alias(name, alias).version
+    return _artifact_location(client, client.get_model_version_download_uri(name, version))

@@ -19,14 +19,6 @@ from kx.sweep.space import Param, SpaceError
 _PRIMITIVE = (type(None), bool, int, float, str)
 
 
-def quiet_optuna_logs() -> None:
-    """Optuna's INFO lines (a study created, a trial finished) off for this process: kx reports its
-    trials itself. The one place kx sets Optuna's verbosity; call it where Optuna is first used."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
 def distribution(param: Param) -> Any:
     """The Optuna distribution of one swept parameter."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from kx import process
 from kx.config.objective import Objective
 from kx.reporting import parallel
-from kx.sweep.optuna_space import quiet_optuna_logs
 from kx.sweep.overrides import as_config, render
 from kx.tracking.links import TRAINING_VIEW, compare_link
 
@@ -175,7 +175,7 @@ def study_of(goal: Objective, trials: Sequence[TrialResult]) -> Any:
     """An in-memory Optuna study holding the finished trials (parameters' ranges as observed)."""
     import optuna
 
-    quiet_optuna_logs()
+    process.quiet_optuna_logs()
     study = optuna.create_study(direction=goal.direction)
     states = {
         "COMPLETE": optuna.trial.TrialState.COMPLETE,

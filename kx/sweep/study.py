@@ -14,6 +14,7 @@ import time
 import warnings
 from typing import Any, Iterator, List, Optional
 
+from kx import process
 from kx.errors import KxError
 from kx.sweep import optuna_space
 from kx.sweep.hyperband import EPOCHS_ATTR
@@ -92,7 +93,7 @@ def open_study(plan: SweepPlan) -> Any:
     trial's :meth:`~optuna.study.Study.ask`; each trial's draw is seeded by the sweep runner."""
     import optuna
 
-    optuna_space.quiet_optuna_logs()
+    process.quiet_optuna_logs()
     rdb = storage(plan.storage, plan.heartbeat_interval, plan.grace_period)
     study = optuna.create_study(
         storage=rdb, study_name=plan.study, direction=plan.goal.direction, load_if_exists=True

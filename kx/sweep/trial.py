@@ -13,10 +13,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from omegaconf import DictConfig
 
+from kx import process
 from kx.config.objective import Objective, objective
 from kx.observer import RunObserver
 from kx.stopping import RunStopped
-from kx.sweep.optuna_space import pruner, quiet_optuna_logs
+from kx.sweep.optuna_space import pruner
 
 STORAGE_ENV = "KX_SWEEP_STORAGE"  # Optuna storage URL
 STUDY_ENV = "KX_SWEEP_STUDY"
@@ -79,7 +80,7 @@ class TrialLink:
         the one way to report to a trial that another process asked for (pinned in tests)."""
         import optuna
 
-        quiet_optuna_logs()
+        process.quiet_optuna_logs()
         study = optuna.load_study(study_name=self.study, storage=self.storage, pruner=pruner(self.pruner))
         return optuna.trial.Trial(study, self.trial_id)
 

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig
 
+from kx import process
 from kx.errors import KxError
 from kx.tracking import resume
 from kx.tracking.liveness import close_orphaned_runs
@@ -41,10 +42,7 @@ def git_commit(folder: Path = PROJECT_DIR) -> Optional[str]:
 def open_run(tracking: DictConfig) -> MLflowRun:
     """Connect to the configured store; any failure becomes one :class:`TrackingError` line."""
     uri = resolve_uri(tracking.uri)
-    if not tracking.mlflow_telemetry:  # MLflow's usage telemetry; an explicit env var still wins
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # kx's log has one line per epoch; MLflow's artifact progress bars would interleave with it
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    process.mlflow_telemetry(tracking.mlflow_telemetry)  # before MLflow's first request
     check_sqlite_writable(uri)
     try:
         run = _connect(uri, tracking.experiment)
