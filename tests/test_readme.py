@@ -49,12 +49,31 @@ def test_the_readme_names_its_set_up_and_its_commands():
     assert "bash .ci/run" in COMMANDS  # the test command is CI's own script
 
 
-@pytest.mark.parametrize("command", TRAIN)
+def tiny(command: str) -> List[str]:
+    """The settings appended to a training command (its output folder and store come after them)."""
+    return [*TINY, "sweep.budget.trials=2"] if "sweep=" in command else TINY  # two trials of its budget
+
+
+def same_run(command: str) -> Tuple[str, ...]:
+    """What a training command runs once its tiny settings are appended (Hydra's last value wins)."""
+    words = shlex.split(command)[2:]
+    settings = dict(w.split("=", 1) for w in [*words, *tiny(command)] if "=" in w)
+    settings.pop("hydra.run.dir", None)  # the test's own folder replaces it
+    return (*sorted(w for w in words if "=" not in w), *sorted(f"{k}={v}" for k, v in settings.items()))
+
+
+RUNS = {same_run(c): c for c in reversed(TRAIN)}  # the first of commands that run the same
+ALIKE = [c for c in TRAIN if RUNS[same_run(c)] != c]
+
+
+@pytest.mark.parametrize("command", [c for c in TRAIN if c not in ALIKE])
 def test_train_commands_run_as_written(command, tmp_path):
     folder = "hydra.sweep.dir" if " -m " in command else "hydra.run.dir"
-    extra = [*TINY, f"{folder}={tmp_path / 'out'}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
-    if "sweep=" in command:
-        extra.append("sweep.budget.trials=2")  # tiny settings for a sweep: two trials of its file's budget
+    extra = [
+        *tiny(command),
+        f"{folder}={tmp_path / 'out'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
     for example in EXAMPLES if "dataset.path=" in command else []:
         assert in_venv(example.replace("examples/", f"{PROJECT_DIR}/examples/", 1), tmp_path).returncode == 0
     proc = in_venv(
@@ -65,6 +84,13 @@ def test_train_commands_run_as_written(command, tmp_path):
         assert "backend: jax, mxnet, tensorflow, torch" in proc.stdout and "schema/" not in proc.stdout
     elif "--cfg" not in command:
         assert list((tmp_path / "out").rglob("metrics.json")), proc.stdout[-2000:]
+
+
+@pytest.mark.parametrize("command", ALIKE)
+def test_train_commands_that_run_like_another_start_as_written(command, check_train):
+    """A command whose tiny run is another's (they differ in epochs or data size only) is checked as
+    train.py checks a command line before it trains; the other one trains."""
+    assert check_train(*shlex.split(command)[2:]).returncode == 0
 
 
 def accuracy_claims() -> List[Tuple[str, float]]:

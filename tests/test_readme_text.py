@@ -62,3 +62,10 @@ def test_set_up_lines_work_as_root_and_the_sagemaker_section_installs_its_extra(
         i for i, c in enumerate(commands) if c.startswith("python launch.py target=sagemaker")
     )
     assert 'pip install -e ".[sagemaker]"' in commands[:first_launch]
+
+
+def test_the_readme_states_the_pytest_command_ci_runs():
+    ci = (PROJECT_DIR / ".ci" / "run").read_text().strip()
+    command = re.search(r"\.venv/bin/python -m (pytest.*)$", ci)
+    assert command, "the last line of .ci/run runs pytest"
+    assert f"`{command.group(1)}`" in (PROJECT_DIR / "README.md").read_text()

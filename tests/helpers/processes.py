@@ -41,6 +41,13 @@ def stop_after_epoch(proc: subprocess.Popen, epoch: int, sig: int) -> Tuple[str,
     return "".join(seen) + out, err, time.monotonic() - sent
 
 
+def busy() -> float:
+    """How many times slower than on an idle machine processes run now: the load average per CPU, at
+    least 1. A bound on how fast a process reacts is scaled by it, so that a busy neighbour (the other
+    pytest-xdist worker in CI, another job) does not fail it, while an idle machine keeps it as written."""
+    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
 def kx_lines(stderr: str) -> List[str]:
     """stderr without the engines' own C++ log lines (TensorFlow's ``I0000``/``E0000``, absl's)."""
     engine = ("I0000", "W0000", "E0000", "WARNING: All log messages before absl")

@@ -1,0 +1,51 @@
+"""kx.sweep.runner's loop in this process, its trials a stand-in for train.py that imports nothing and
+ends at once: the study, the failed trial's reason, the summary and the best trial, without training
+(tests/test_sweeps.py runs real sweeps end to end)."""
+
+import json
+import sys
+
+import optuna
+from omegaconf import open_dict
+
+from kx.sweep import runner
+from kx.sweep.runner import run_sweep
+
+# train.py's part in a sweep: read the overrides, write metrics.json into hydra.run.dir (the best
+# val_acc is the learning rate), fail in one line at 0.3
+TRIAL = """
+import json, os, sys
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+rate = float(args["train.learning_rate"])
+if rate == 0.3:
+    sys.exit("kx: error: this trial fails")
+os.makedirs(args["hydra.run.dir"], exist_ok=True)
+with open(os.path.join(args["hydra.run.dir"], "metrics.json"), "w") as f:
+    json.dump({"best": {"val_acc": rate, "val_loss": 1 - rate}}, f)
+"""
+
+
+def test_a_grid_runs_every_trial_records_a_failure_and_names_the_best(
+    compose_cfg, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # the study's default store: ./sweeps.db
+    monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
+    cfg = compose_cfg("model=mlp", "dataset=digits", "tracking.enabled=false")
+    with open_dict(cfg):
+        cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
+    best = run_sweep(cfg, ["train.learning_rate=0.1,0.2,0.3"], [sys.executable, "-c", TRIAL])
+
+    assert best is not None and best.params == {"train.learning_rate": 0.2} and best.value == 0.2
+    (study,) = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'sweeps.db'}")
+    trials = optuna.load_study(study_name=study.study_name, storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
+    states = {t.params["train.learning_rate"]: t.state.name for t in trials.get_trials()}
+    assert states == {0.1: "COMPLETE", 0.2: "COMPLETE", 0.3: "FAIL"}
+    failed = next(t for t in trials.get_trials() if t.state.name == "FAIL")
+    assert "this trial fails" in failed.user_attrs["kx.reason"]
+    out = capsys.readouterr().out
+    assert "trials: 2 complete, 1 fail" in out and "best trial:" in out
+    assert "learning_rate: 0.2" in (tmp_path / "sweep" / "best_trial.yaml").read_text()
+    assert json.loads((tmp_path / "sweep" / "1" / "metrics.json").read_text())["best"]["val_acc"] in (
+        0.1,
+        0.2,
+    )
