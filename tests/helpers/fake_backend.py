@@ -16,7 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from kx import pipeline
-from kx.backends.base import Backend
+from kx.backends.base import Backend, epochs_left
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
 from kx.data import Dataset
@@ -40,20 +40,20 @@ class FakeBackend(Backend):
 
     def fit(self, data: Dataset, train: DictConfig, monitor: EpochMonitor, checkpoint: Checkpoint) -> None:
         self.labels = {x.tobytes(): int(y) for x, y in zip(data.x_val, data.y_val)}
-        for epoch in range(monitor.epochs + 1, train.epochs + 1):
-            monitor.begin_epoch()
+        for epoch in epochs_left(monitor, train.epochs):
             if self.signal_at and self.signal_at[0] == epoch:
                 signal.raise_signal(self.signal_at[1])
             if monitor.interrupted:
                 break
             self.weights = epoch
             acc = self.val_accs[epoch - 1]
-            if monitor.end_epoch(epoch, {"loss": 1 - acc, "acc": acc, "val_loss": 1 - acc, "val_acc": acc}):
-                self.best_weights = epoch
-            checkpoint.save(self, monitor)
-            if monitor.stop:
-                break
+            self.end_epoch(
+                epoch, {"loss": 1 - acc, "acc": acc, "val_loss": 1 - acc, "val_acc": acc}, monitor, checkpoint
+            )
         self.weights = self.best_weights
+
+    def keep_best(self) -> None:
+        self.best_weights = self.weights
 
     def save_state(self, folder: Path) -> None:
         (folder / "fake.json").write_text(json.dumps([self.weights, self.best_weights]))
