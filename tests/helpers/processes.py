@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import List, Tuple
 
+from kx.machine import usable_cpus
 from tests.conftest import PROJECT_DIR
 
 
@@ -45,7 +46,7 @@ def busy() -> float:
     """How many times slower than on an idle machine processes run now: the load average per CPU, at
     least 1. A bound on how fast a process reacts is scaled by it, so that a busy neighbour (the other
     pytest-xdist worker in CI, another job) does not fail it, while an idle machine keeps it as written."""
-    return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    return max(1.0, os.getloadavg()[0] / usable_cpus())
 
 
 def kx_lines(stderr: str) -> List[str]:
