@@ -8,6 +8,7 @@ This module runs inside SageMaker jobs (Python 3.8 in the MXNet image): annotati
 ``typing`` forms that Python 3.8 can evaluate at run time.
 """
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -236,9 +237,11 @@ def _open(schema: type, key: str) -> DictConfig:
     return node
 
 
+@functools.lru_cache(maxsize=None)
 def register() -> None:
     """Register the schemas; group files extend them through their defaults lists. Each dataset's
-    schema is its module's to store (kx/data/registry.py)."""
+    schema is its module's to store (kx/data/registry.py). Once per process: Hydra's ConfigStore is
+    the process's, and every composition calls this."""
     cs = ConfigStore.instance()
     cs.store(name="kx_schema", node=KxConfig)
     cs.store(group="schema/backend", name="backend", node=BackendConfig)
