@@ -12,7 +12,7 @@ Runs inside SageMaker's MXNet image (Python 3.8).
 import builtins
 import contextlib
 import sys
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
@@ -60,3 +60,34 @@ def keras_engine_in_use(engine: str) -> Optional[str]:
     loaded = sys.modules.get("keras")
     running = loaded.backend.backend() if loaded is not None else None
     return running if running != engine else None
+
+
+def sagemaker_config_schema_checked_once() -> None:
+    """The SageMaker SDK validates its defaults config on every default it looks up (about a dozen
+    per request it builds), through ``jsonschema.validate``, which first checks the fixed schema
+    itself against its metaschema: nearly all of the cost. ``SageMakerConfig.validate_sagemaker_config``
+    becomes the same validation by one validator made for that schema, checked once: the same
+    errors for the same configs."""
+    from sagemaker.core.config.config_manager import SageMakerConfig
+
+    if not hasattr(SageMakerConfig.validate_sagemaker_config, "validator"):
+        SageMakerConfig.validate_sagemaker_config = staticmethod(_sagemaker_config_validation())
+
+
+def _sagemaker_config_validation() -> Callable[[Optional[dict]], None]:
+    """``jsonschema.validate(config, SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)`` with its schema check done."""
+    from jsonschema import exceptions
+    from jsonschema.validators import validator_for
+    from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA as schema
+
+    checker = validator_for(schema)
+    checker.check_schema(schema)
+    validator = checker(schema)
+
+    def validate(sagemaker_config: Optional[dict] = None) -> None:
+        error = exceptions.best_match(validator.iter_errors(sagemaker_config))
+        if error is not None:
+            raise error
+
+    validate.validator = validator  # type: ignore[attr-defined]
+    return validate

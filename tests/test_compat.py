@@ -52,3 +52,35 @@ def test_mlflow_model_log_still_takes_no_tracking_uri():
     """When MLflow's ``Model.log`` takes one, kx can pass it and drop ``mlflow_tracking_uri``."""
     models = pytest.importorskip("mlflow.models")
     assert "tracking_uri" not in inspect.signature(models.Model.log).parameters
+
+
+def test_the_sagemaker_sdk_still_checks_its_config_schema_on_every_validation():
+    """When the SDK validates without re-checking its schema, kx can drop
+    ``sagemaker_config_schema_checked_once``."""
+    pytest.importorskip("sagemaker.core")
+    from sagemaker.core.config import config_manager
+
+    source = inspect.getsource(config_manager)
+    assert "jsonschema.validate(sagemaker_config, SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)" in source
+    assert "self.validate_sagemaker_config(config_to_check)" in source  # on each default looked up
+
+
+def test_a_config_checked_once_is_accepted_and_refused_as_jsonschema_does(monkeypatch):
+    pytest.importorskip("sagemaker.core")
+    import jsonschema
+    from sagemaker.core.config.config_manager import SageMakerConfig
+    from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA as schema
+
+    sdks_own = staticmethod(lambda sagemaker_config=None: jsonschema.validate(sagemaker_config, schema))
+    monkeypatch.setattr(SageMakerConfig, "validate_sagemaker_config", sdks_own)  # as before any launch
+    _compat.sagemaker_config_schema_checked_once()
+    assert SageMakerConfig.validate_sagemaker_config.validator.schema is schema
+    good = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+    path = "SageMaker.PythonSDK.Modules.TelemetryOptOut"
+    assert SageMakerConfig().get_sagemaker_config_value(None, path, sagemaker_config=good) is True
+    bad = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": "yes"}}}}
+    with pytest.raises(jsonschema.ValidationError) as expected:
+        jsonschema.validate(bad, schema)
+    with pytest.raises(jsonschema.ValidationError) as refused:
+        SageMakerConfig().get_sagemaker_config_value(None, path, sagemaker_config=bad)
+    assert str(refused.value) == str(expected.value)

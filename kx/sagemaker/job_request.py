@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from kx import _compat
 from kx.data import channels, registry
 from kx.data.files import split_s3
 from kx.data.loading import load_raw
@@ -336,4 +337,5 @@ def pipeline_session(boto_session: Any, sdk_config: dict, bucket: Optional[str])
     """A ``PipelineSession``: the SDK builds requests on it and sends nothing (kx sends them)."""
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
+    _compat.sagemaker_config_schema_checked_once()
     return PipelineSession(boto_session=boto_session, sagemaker_config=sdk_config, default_bucket=bucket)
