@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
 from omegaconf import DictConfig
@@ -44,6 +44,19 @@ def compose_cfg() -> Callable[..., DictConfig]:
         return copy.deepcopy(composed(overrides))
 
     return _compose
+
+
+@pytest.fixture(scope="session", autouse=True)
+def service_models_read_once() -> Iterator[None]:
+    """botocore reads its service models (large JSON files) once per test session, as once per
+    launch.py process: every boto3 session the tests make shares one loader."""
+    import botocore.loaders
+    import botocore.session
+
+    shared = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
 
 
 @pytest.fixture(scope="session")
