@@ -1,14 +1,20 @@
 """The sweep file's grammar in Optuna's terms, the sweep plan, and the report, without training."""
 
+import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+from hydra_plugins.kx_sweeper.kx_sweeper import KxSweeper
+from kx import process, quiet
 from kx.config.objective import Objective
 from kx.errors import KxError
+from kx.run_config import compose
 from kx.sweep import optuna_space
 from kx.sweep.plan import plan
 from kx.sweep.report import TrialResult, summarize
@@ -84,17 +90,44 @@ def test_resuming_a_study_with_another_space_is_refused(compose_cfg, tmp_path, m
     assert "sweep.study=<new name>" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_bad_sweep_commands_fail_in_one_line_before_any_trial(tmp_path):
-    cases = [
-        (["sweep=quick", "sweep.sampler=grid"], "sampler=grid needs choice(...) or range"),
-        (["sweep=quick,fashion"], "pick one sweep file with sweep=<name>"),
-        (
-            ["sweep.storage=sqlite:///s.db"],
-            "sweep.storage=sqlite:///s.db: choose a sweep first with "
-            "sweep=<name> (one of fashion, fashion_local, quick)",
-        ),
-    ]
-    for args, message in cases:
+BAD_SWEEPS = [
+    (["sweep=quick", "sweep.sampler=grid"], "sampler=grid needs choice(...) or range"),
+    (["sweep=quick,fashion"], "pick one sweep file with sweep=<name>"),
+    (
+        ["sweep.storage=sqlite:///s.db"],
+        "sweep.storage=sqlite:///s.db: choose a sweep first with "
+        "sweep=<name> (one of fashion, fashion_local, quick)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_SWEEPS)
+def test_bad_sweep_commands_fail_in_one_line_before_any_trial(
+    check_train, args, message, monkeypatch, capsys
+):
+    """``train.py -m ARGS`` in this process: its own checks, then kx's sweeper with the config Hydra
+    composes for a multirun (a sweep override of a group leaves the group's default)."""
+    monkeypatch.setattr(process, "quiet_libraries", lambda: None)  # the pytest process's settings stay
+    monkeypatch.setattr(quiet, "quiet_console", lambda: None)
+    proc = check_train("-m", *args)
+    if proc.returncode == 0:
+        sweeper = KxSweeper()
+        plain = [
+            o.input_line for o in OverridesParser.create().parse_overrides(args) if not o.is_sweep_override()
+        ]
+        sweeper.config = compose(plain, with_hydra=True)
+        sweeper.script = str(PROJECT_DIR / "train.py")
+        with pytest.raises(SystemExit) as done:
+            sweeper.sweep(args)
+        proc = subprocess.CompletedProcess(args, done.value.code, *capsys.readouterr())
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("kx: error: ") and message in proc.stderr and proc.stderr.count("\n") == 1
+    assert not Path("mlflow.db").exists() and not Path("sweeps.db").exists()
+
+
+@pytest.mark.slow  # the same through Hydra's multirun in train.py processes
+def test_bad_sweep_commands_fail_in_one_line_before_any_trial_in_train_py(tmp_path):
+    for args, message in BAD_SWEEPS:
         proc = subprocess.run(
             [sys.executable, str(PROJECT_DIR / "train.py"), "-m", *args],
             cwd=tmp_path,
@@ -119,7 +152,7 @@ def test_a_trial_reports_to_its_study_from_another_process(tmp_path):
     assert study.get_trials()[asked.number].intermediate_values == {1: 0.1}
 
 
-def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch):
+def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch, capsys):
     from kx.tracking import MLflowRun
 
     monkeypatch.chdir(tmp_path)  # the store's artifacts (./mlruns) go to the test's folder
@@ -175,23 +208,14 @@ def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch):
         "parallel_coordinates.html",
     } <= artifacts
     assert "[Compare the trial side by side]" in run.data.tags["mlflow.note.content"]  # trial 1 has a run
-    retrain = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_DIR / "train.py"),
-            "--config-dir",
-            str(tmp_path / "sweep"),
-            "--config-name",
-            "best_trial",
-            "--cfg",
-            "job",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert retrain.returncode == 0, retrain.stderr
-    assert "learning_rate: 0.1\n" in retrain.stdout and "dense_units: 64\n" in retrain.stdout
-    assert "name: mlp" in retrain.stdout
+    argv = ["--config-dir", str(tmp_path / "sweep"), "--config-name", "best_trial", "--cfg", "job"]
+    monkeypatch.setattr(sys, "argv", [str(PROJECT_DIR / "train.py"), *argv])
+    monkeypatch.setattr(process, "quiet_libraries", lambda: None)  # the pytest process's settings stay
+    capsys.readouterr()
+    runpy.run_path(str(PROJECT_DIR / "train.py"), run_name="__main__")  # python train.py ARGV, here
+    retrained = capsys.readouterr().out
+    assert "learning_rate: 0.1\n" in retrained and "dense_units: 64\n" in retrained
+    assert "name: mlp" in retrained
 
 
 def test_sagemaker_source_carries_the_sweeper_config_yaml_names(tmp_path):
