@@ -1,7 +1,9 @@
 """Config composition and the errors a user sees for bad values."""
 
+import json
 import subprocess
 import sys
+from typing import Dict, Set, Tuple
 
 import pytest
 
@@ -48,14 +50,56 @@ def test_out_of_range_values_are_rejected_with_the_key_and_the_range(compose_cfg
     assert message in str(err.value)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-X", "importtime", str(PROJECT_DIR / "train.py"), *args],
+# ``python train.py ARGV`` for each ARGV, one after another in one fresh process (a process per
+# command would start Python and Hydra each time): exit code, stdout, stderr, and the top-level
+# packages imported by then (the frameworks stay unimported only if every command leaves them out)
+IN_ONE_PROCESS = """
+import contextlib, io, json, runpy, sys
+train, runs = sys.argv[1], []
+for argv in json.loads(sys.argv[2]):
+    sys.argv, out, err, code = [train, *argv], io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(train, run_name="__main__")
+        except SystemExit as done:
+            code = done.code
+    runs.append([code, out.getvalue(), err.getvalue(), sorted(m for m in sys.modules if "." not in m)])
+print(json.dumps(runs))
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_train_py(tmp_path_factory) -> Dict[str, Tuple[subprocess.CompletedProcess, Set[str]]]:
+    """The commands below run by train.py in a fresh process, by name: the finished command and the
+    packages imported by its end."""
+    commands = {
+        "help": ["--help"],
+        "cfg": ["--cfg", "job"],
+        "range": [
+            "train.epochs=0",
+            f"hydra.run.dir={tmp_path_factory.mktemp('run')}",
+            "tracking.enabled=false",
+        ],
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            IN_ONE_PROCESS,
+            str(PROJECT_DIR / "train.py"),
+            json.dumps(list(commands.values())),
+        ],
         capture_output=True,
         text=True,
         cwd=PROJECT_DIR,
         timeout=120,
     )
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(proc.stdout)
+    return {
+        name: (subprocess.CompletedProcess(argv, code, out, err), set(imported))
+        for (name, argv), (code, out, err, imported) in zip(commands.items(), runs)
+    }
 
 
 @pytest.mark.parametrize(
@@ -83,22 +127,20 @@ def test_bad_overrides_fail_at_composition_without_traceback(check_train, overri
     assert "Traceback" not in proc.stderr
 
 
-def test_range_error_from_train_py_is_one_line_and_imports_no_framework(tmp_path):
-    proc = _cli("train.epochs=0", f"hydra.run.dir={tmp_path}", "tracking.enabled=false")
+def test_range_error_from_train_py_is_one_line_and_imports_no_framework(fresh_train_py):
+    proc, imported = fresh_train_py["range"]
     assert proc.returncode == 2
     assert "kx: error: Invalid config value train.epochs=0: expected an integer >= 1." in proc.stderr
     assert "Traceback" not in proc.stderr
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & set(HEAVY)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]])
-def test_help_and_cfg_are_fast_paths_without_frameworks(args):
-    proc = _cli(*args)
+@pytest.mark.parametrize("command", ["help", "cfg"])
+def test_help_and_cfg_are_fast_paths_without_frameworks(fresh_train_py, command):
+    proc, imported = fresh_train_py[command]
     assert proc.returncode == 0, proc.stderr
-    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & set(HEAVY), imported & set(HEAVY)
-    if args == ["--help"]:
+    if command == "help":
         assert "backend: jax, mxnet, tensorflow, torch" in proc.stdout
         assert "dataset: digits, fashion_mnist, image_folder, npz, synthetic, tfds" in proc.stdout
         assert "model: cnn, custom, mlp, resnet, separable" in proc.stdout
