@@ -3,6 +3,7 @@
 import copy
 import functools
 import os
+import runpy
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from typing import Callable, Dict, Iterator, List, Tuple
 import pytest
 from omegaconf import DictConfig
 
+from kx import process
 from kx.run_config import compose, register
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -127,6 +129,32 @@ def check_train(tmp_path: Path, monkeypatch, capsys) -> Callable[..., subprocess
         return subprocess.CompletedProcess(list(args), code, out, err)
 
     return _check
+
+
+@pytest.fixture
+def train_here(tmp_path: Path, monkeypatch, capsys) -> Callable[..., subprocess.CompletedProcess]:
+    """``python train.py ARGS`` in this process and in ``tmp_path`` (train.py run as ``__main__``), for
+    commands that end before a run starts (``--cfg``, ``--help``, bad input): a run sets up Hydra's
+    logging and trains, which :func:`run_train` does in a process of its own."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(process, "quiet_libraries", lambda: None)  # this process's settings stay
+    for key in [
+        k for k in os.environ if k.startswith("KX_") or k in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")
+    ]:
+        monkeypatch.delenv(key)
+
+    def _run(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", [str(PROJECT_DIR / "train.py"), *args])
+        capsys.readouterr()
+        try:
+            runpy.run_path(str(PROJECT_DIR / "train.py"), run_name="__main__")
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return _run
 
 
 @pytest.fixture

@@ -70,9 +70,9 @@ def test_output_folder_that_cannot_be_created_is_one_line(tmp_path, check_train)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
 
 
-def test_declared_additions_stay_open(tmp_path):
+def test_declared_additions_stay_open(train_here):
     """A Dict field (target.tags) takes new keys with +; only undeclared keys are refused."""
-    proc = train(tmp_path, "target=sagemaker", "+target.tags.team=ml", "--cfg", "job", timeout=60)
+    proc = train_here("target=sagemaker", "+target.tags.team=ml", "--cfg", "job")
     assert proc.returncode == 0, proc.stderr
     assert "team: ml" in proc.stdout
 
@@ -121,9 +121,9 @@ def test_missing_credentials_say_how_to_provide_them(tmp_path, launch_here):
     )
 
 
-def test_credentials_in_a_tracking_uri_stay_out_of_messages(tmp_path):
+def test_credentials_in_a_tracking_uri_stay_out_of_messages(train_here):
     uri = f"http://kxuser:s3cr3t@127.0.0.1:{free_port()}"
-    proc = train(tmp_path, "dataset=digits", "model=mlp", f"tracking.uri={uri}", timeout=120)
+    proc = train_here("dataset=digits", "model=mlp", f"tracking.uri={uri}")
     assert proc.returncode == 2 and "s3cr3t" not in proc.stderr + proc.stdout
     assert "tracking.uri='http://***@127.0.0.1:" in proc.stderr
 

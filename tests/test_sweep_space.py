@@ -1,6 +1,5 @@
 """The sweep file's grammar in Optuna's terms, the sweep plan, and the report, without training."""
 
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -152,7 +151,7 @@ def test_a_trial_reports_to_its_study_from_another_process(tmp_path):
     assert study.get_trials()[asked.number].intermediate_values == {1: 0.1}
 
 
-def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch, capsys):
+def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch, train_here):
     from kx.tracking import MLflowRun
 
     monkeypatch.chdir(tmp_path)  # the store's artifacts (./mlruns) go to the test's folder
@@ -208,12 +207,9 @@ def test_summary_on_the_parent_run(tmp_path, mlflow_store, monkeypatch, capsys):
         "parallel_coordinates.html",
     } <= artifacts
     assert "[Compare the trial side by side]" in run.data.tags["mlflow.note.content"]  # trial 1 has a run
-    argv = ["--config-dir", str(tmp_path / "sweep"), "--config-name", "best_trial", "--cfg", "job"]
-    monkeypatch.setattr(sys, "argv", [str(PROJECT_DIR / "train.py"), *argv])
-    monkeypatch.setattr(process, "quiet_libraries", lambda: None)  # the pytest process's settings stay
-    capsys.readouterr()
-    runpy.run_path(str(PROJECT_DIR / "train.py"), run_name="__main__")  # python train.py ARGV, here
-    retrained = capsys.readouterr().out
+    proc = train_here("--config-dir", str(tmp_path / "sweep"), "--config-name", "best_trial", "--cfg", "job")
+    assert proc.returncode == 0, proc.stderr
+    retrained = proc.stdout
     assert "learning_rate: 0.1\n" in retrained and "dense_units: 64\n" in retrained
     assert "name: mlp" in retrained
 
