@@ -83,6 +83,7 @@ class GluonBackend(Backend):
                 f"backend.image_layout={self.image_layout} is not supported by backend=mxnet: "
                 "MXNet's convolutions take channels_first (N, C, H, W) images."
             )
+        self._check_parameter_servers()  # before MXNet's slow import
         process.mxnet_threads(self.cfg.get("threads"))
         if deterministic:
             process.mxnet_deterministic()
@@ -101,15 +102,18 @@ class GluonBackend(Backend):
         np.random.seed(seed)
         random.seed(seed)
 
-    def _connect(self) -> Any:
-        """The ``dist_sync`` kvstore shared by every host (blocks until all hosts have joined)."""
-        if os.environ.get("DMLC_ROLE") != "worker":
+    def _check_parameter_servers(self) -> None:
+        """Across hosts, SageMaker's MXNet container must have started the parameter servers."""
+        if self.cluster.size > 1 and os.environ.get("DMLC_ROLE") != "worker":
             raise BackendError(
                 f"backend=mxnet on {self.cluster.size} hosts trains through MXNet parameter servers, "
                 "and DMLC_ROLE=worker is not set: the job needs the hyperparameter "
                 "sagemaker_parameter_server_enabled=true, which launch.py adds when "
                 "target.instance_count > 1."
             )
+
+    def _connect(self) -> Any:
+        """The ``dist_sync`` kvstore shared by every host (blocks until all hosts have joined)."""
         kv = self.mx.kv.create("dist_sync")
         if kv.num_workers != self.cluster.size:
             raise BackendError(
