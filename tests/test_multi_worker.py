@@ -55,10 +55,31 @@ def test_an_inconsistent_cluster_is_named(env, message):
         Cluster.from_env(env)
 
 
+@pytest.mark.slow  # a failing host of several leaves by os._exit: only a process of its own shows it
 def test_train_py_reports_a_bad_host_in_one_line_and_the_failure_file(tmp_path):
     env = {**HOSTS, "SM_CURRENT_HOST": "algo-9", "SM_OUTPUT_DATA_DIR": str(tmp_path / "output" / "data")}
     failure = job_failure(tmp_path, env, "--dataset", "synthetic")
     assert failure.startswith("SM_CURRENT_HOST='algo-9' is not one of SM_HOSTS=")
+
+
+@pytest.mark.parametrize(("hosts", "left_at_once"), [('["algo-1", "algo-2"]', True), ('["algo-1"]', False)])
+def test_a_failed_run_on_one_host_of_several_leaves_at_once(monkeypatch, hosts, left_at_once):
+    """train.py's ending (the process itself: the bad host above): a failure on one host of several
+    exits at once with its code, skipping the engines' shutdown that would wait for the other hosts."""
+    import train as entry
+
+    class Left(Exception):
+        pass
+
+    def leave(code: int) -> None:
+        raise Left(code)
+
+    monkeypatch.setenv("SM_HOSTS", hosts)
+    monkeypatch.setattr(entry, "main", lambda: entry.fail("SM_CURRENT_HOST='algo-9' is not one of SM_HOSTS"))
+    monkeypatch.setattr(os, "_exit", leave)
+    with pytest.raises(Left if left_at_once else SystemExit) as ended:
+        entry.leave_at_once_on_failure()
+    assert (ended.value.args[0] if left_at_once else ended.value.code) == 2
 
 
 def test_only_a_batch_split_over_hosts_must_divide():
