@@ -1,10 +1,12 @@
 """launch.py against SageMaker's real API shape: requests validated by botocore, sent to a local moto server."""
 
+import importlib.abc
 import json
 import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -202,8 +204,33 @@ def test_launch_imports_no_training_framework_and_help_no_sdk(tmp_path):
     assert "sagemaker" not in imported("--help")
 
 
+class Absent(importlib.abc.MetaPathFinder):
+    """Imports of ``package`` and its modules fail as where it is not installed."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.split(".")[0] == self.package:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 @pytest.mark.parametrize("missing", ["boto3", "sagemaker"])
-def test_without_the_sagemaker_extra_one_line_says_what_to_install(tmp_path, missing):
+def test_without_the_sagemaker_extra_one_line_says_what_to_install(launch_here, monkeypatch, missing):
+    """launch.py's lazy imports of the extra's packages, in process (the process: below)."""
+    for name in [m for m in sys.modules if m.split(".")[0] == missing]:
+        monkeypatch.delitem(sys.modules, name)  # restored when the test ends
+    monkeypatch.setattr(sys, "meta_path", [Absent(missing), *sys.meta_path])
+    proc = launch_here(*SAGEMAKER, "--dry-run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr == (
+        f'kx: error: launch.py needs {missing}, which is not installed: pip install -e ".[sagemaker]"\n'
+    )
+
+
+@pytest.mark.slow  # launch.py's own imports need neither package: only a process of its own shows it
+@pytest.mark.parametrize("missing", ["boto3", "sagemaker"])
+def test_launch_py_without_the_sagemaker_extra_one_line_says_what_to_install(tmp_path, missing):
     shim = tmp_path / "shim" / missing  # a package that is absent as far as Python can tell
     shim.mkdir(parents=True)
     (shim / "__init__.py").write_text(f"raise ModuleNotFoundError('no {missing}', name={missing!r})")
