@@ -268,7 +268,7 @@ def test_sigterm_on_one_host_stops_every_host_at_the_same_step_and_both_resume(t
 
 
 def test_when_one_host_fails_the_rehearsal_stops_the_others_and_names_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(rehearsal, "STOP_GRACE_S", 1)
+    monkeypatch.setattr(rehearsal, "STOP_GRACE_S", 0.2)
     blocked = "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(120)"
     procs = {
         "algo-1": subprocess.Popen([sys.executable, "-c", blocked], stdout=subprocess.PIPE, text=True),

@@ -1,5 +1,6 @@
 """README.md's text: every setting it names exists, every section starts from its set-up."""
 
+import itertools
 import re
 from typing import List, Set
 
@@ -38,11 +39,12 @@ def readme_keys() -> Set[str]:
 
 
 def schema_keys() -> Set[str]:
-    """The keys of the config composed with each option of each group."""
+    """The keys of the config composed with each option of each group: the n-th options of all
+    groups in one composition (each group fills its own part of the config)."""
+    options = [[f"{group}={option}" for option in group_options(group)] for group in CONFIG_GROUPS]
     keys: Set[str] = set()
-    for group in CONFIG_GROUPS:
-        for option in group_options(group):
-            keys.update(config_keys(composed((f"{group}={option}",))))
+    for chosen in itertools.zip_longest(*options):
+        keys.update(config_keys(composed(tuple(o for o in chosen if o))))
     return keys
 
 
