@@ -2,9 +2,7 @@
 
 from pathlib import Path
 
-import mlflow
 import pytest
-from mlflow import MlflowClient
 
 from kx.errors import KxError
 from kx.serving.contract import SUFFIX
@@ -15,6 +13,9 @@ from kx.serving.source import model_folder
 def registered(mlflow_store: str, tmp_path: Path, monkeypatch) -> str:
     """A store holding the logged model ``model`` of one run (a contract file and its export),
     registered as ``kxm`` version 1 with the alias ``best``."""
+    import mlflow  # here, not at the top: collecting the tests imports no MLflow
+    from mlflow import MlflowClient
+
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # MLflow's default store (./mlflow.db) is not this one
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -36,6 +37,8 @@ def registered(mlflow_store: str, tmp_path: Path, monkeypatch) -> str:
 
 @pytest.mark.parametrize("uri", ["models:/kxm/1", "models:/kxm@best"])
 def test_a_registered_model_comes_from_the_store_given_not_the_global_one(registered, uri):
+    import mlflow
+
     before = mlflow.get_tracking_uri()
     folder = model_folder(uri, tracking_uri=registered)
     assert (folder / f"digits{SUFFIX}").is_file()
