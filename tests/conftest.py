@@ -2,6 +2,7 @@
 
 import copy
 import functools
+import gc
 import os
 import runpy
 import shutil
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from omegaconf import DictConfig
@@ -29,6 +30,17 @@ sys.path.insert(0, str(NETGUARD))
 import sitecustomize  # noqa: E402,F401  (pytest's own process too)
 
 register()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: Optional[pytest.Item]) -> Iterator[None]:
+    """When a test module ends, what outlives it (mostly the libraries its tests imported: SageMaker's
+    and botocore's models, MLflow, Hydra) leaves the cyclic garbage collector's watch (gc.freeze):
+    every full collection would otherwise walk all of it again, a large share of the fast tier's CPU."""
+    yield
+    if nextitem is None or nextitem.module is not item.module:
+        gc.collect()
+        gc.freeze()
 
 
 @functools.lru_cache(maxsize=None)
