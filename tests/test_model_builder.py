@@ -97,6 +97,15 @@ def test_an_unusable_builder_is_one_line(compose_cfg, path, line):
     assert str(err.value) == line
 
 
+def test_a_target_hydra_refuses_is_refused_in_one_line(compose_cfg):
+    with pytest.raises(ModelError) as err:
+        build(compose_cfg("model=custom", "model.builder=os:remove"))
+    assert str(err.value).startswith(
+        "model.builder='os:remove': Hydra will not call it: Target 'os.remove' is"
+    )
+    assert "\n" not in str(err.value) and "full_key" not in str(err.value)
+
+
 @pytest.mark.parametrize(
     "source, reason",
     [
