@@ -145,3 +145,8 @@ def test_the_job_ships_a_builder_module_read_either_way(compose_cfg, path):
     with pytest.raises(job_request.LaunchError, match=r"and examples.mynets is outside it"):
         job_request.check_packaged(compose_cfg("model=custom", f"model.builder={path}").model)
     job_request.check_packaged(compose_cfg("model=custom", "model.builder=kx.models.resnet.keras_net").model)
+
+
+def test_the_job_refuses_a_path_that_is_not_one_before_packaging(compose_cfg):
+    with pytest.raises(ModelError, match=r"^model.gluon_builder='build' is not an import path like"):
+        job_request.check_packaged(compose_cfg("model=custom", "model.gluon_builder=build").model)
