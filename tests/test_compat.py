@@ -52,3 +52,11 @@ def test_mlflow_model_log_still_takes_no_tracking_uri():
     """When MLflow's ``Model.log`` takes one, kx can pass it and drop ``mlflow_tracking_uri``."""
     models = pytest.importorskip("mlflow.models")
     assert "tracking_uri" not in inspect.signature(models.Model.log).parameters
+
+
+def test_hydra_args_reads_the_command_line_as_hydra_main_does():
+    """Hydra's own parser: flags, ``-m`` and overrides, as ``@hydra.main`` will see them."""
+    args = _compat.hydra_args(["-m", "--cfg", "job", "train.epochs=1,2", "model=mlp"])
+    assert args.multirun and args.cfg == "job"
+    assert args.overrides == ["train.epochs=1,2", "model=mlp"]
+    assert not _compat.hydra_args(["--help"]).overrides
