@@ -12,9 +12,7 @@ Runs inside SageMaker's MXNet image (Python 3.8).
 import builtins
 import contextlib
 import sys
-from typing import Any, Callable, Iterator, Optional
-
-import numpy as np
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from kx import process
 from kx.errors import KxError
@@ -28,6 +26,8 @@ def import_mxnet() -> Any:
     MXNet sizes its OpenMP pool once, at import (:func:`kx.process.mxnet_threads`;
     benchmarks/backends.py measures the cost of its own default).
     """
+    import numpy as np
+
     process.mxnet_threads()
     for alias in NUMPY_ALIASES:
         if alias not in np.__dict__:
@@ -91,3 +91,12 @@ def _sagemaker_config_validation() -> Callable[[Optional[dict]], None]:
 
     validate.validator = validator  # type: ignore[attr-defined]
     return validate
+
+
+def hydra_args(argv: Sequence[str]) -> Any:
+    """``argv`` parsed as ``@hydra.main`` parses it (flags, ``-m``, overrides), so that kx's pre-run
+    check reads the command line exactly as Hydra will. Hydra's parser is private
+    (``hydra._internal.utils.get_args_parser``); no public function parses its command line."""
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser().parse_args(list(argv))

@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence
 
 from omegaconf import DictConfig
 
+from kx._compat import hydra_args
 from kx.config.errors import check_options
 from kx.config.validate import ConfigError
 from kx.run_config import compose, validate
@@ -26,16 +27,6 @@ _NO_RUN = (
     "config_dir",
     "experimental_rerun",
 )
-
-
-def hydra_args(argv: Sequence[str]) -> object:
-    """``argv`` parsed as ``@hydra.main`` parses it (flags, ``-m``, overrides).
-
-    Hydra's parser is private (``hydra._internal.utils.get_args_parser``); kx uses it so that its
-    check reads the command line exactly as Hydra will, and tests/test_cli_errors.py pins it."""
-    from hydra._internal.utils import get_args_parser
-
-    return get_args_parser().parse_args(list(argv))
 
 
 def representative(overrides: Sequence[str]) -> List[str]:

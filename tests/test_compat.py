@@ -84,3 +84,11 @@ def test_a_config_checked_once_is_accepted_and_refused_as_jsonschema_does(monkey
     with pytest.raises(jsonschema.ValidationError) as refused:
         SageMakerConfig().get_sagemaker_config_value(None, path, sagemaker_config=bad)
     assert str(refused.value) == str(expected.value)
+
+
+def test_hydra_args_reads_the_command_line_as_hydra_main_does():
+    """Hydra's own parser: flags, ``-m`` and overrides, as ``@hydra.main`` will see them."""
+    args = _compat.hydra_args(["-m", "--cfg", "job", "train.epochs=1,2", "model=mlp"])
+    assert args.multirun and args.cfg == "job"
+    assert args.overrides == ["train.epochs=1,2", "model=mlp"]
+    assert not _compat.hydra_args(["--help"]).overrides

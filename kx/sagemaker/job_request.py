@@ -24,6 +24,7 @@ from kx.data import channels, registry
 from kx.data.files import split_s3
 from kx.data.loading import load_raw
 from kx.errors import KxError
+from kx.models import builder
 from kx.sagemaker.script_mode import encode_value
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -189,8 +190,10 @@ def check_packaged(model: DictConfig) -> None:
     """A model builder the job imports must be in the code :func:`package_source` ships."""
     for key in ("builder", "gluon_builder"):
         spec = model.get(key)
-        module = str(spec).partition(":")[0] if spec else None
-        if module and module.split(".")[0] not in PACKAGED_MODULES:
+        if not spec:
+            continue
+        module = builder.import_path(spec, key)[0]
+        if module.split(".")[0] not in PACKAGED_MODULES:
             raise LaunchError(
                 f"model.{key}={spec}: the job runs only the code launch.py ships "
                 f"({', '.join(PACKAGED_MODULES)}), and {module} is outside it; move the module "
