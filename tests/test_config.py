@@ -25,7 +25,7 @@ def test_default_experiment_is_the_reference_cnn_on_fashion_mnist_with_kx_fast_t
     assert [(c.filters, str(c.padding)) for c in cfg.model.conv_layers] == [(64, "same"), (128, "valid")]
     assert (cfg.model.dense_units, cfg.model.dropout) == (512, 0.3)
     assert (str(cfg.train.optimizer), cfg.train.learning_rate, cfg.train.momentum) == ("sgd", 0.05, 0.9)
-    assert cfg.train.nesterov and (cfg.train.batch_size, cfg.train.epochs) == (None, 5)  # None: automatic
+    assert cfg.train.nesterov and (cfg.train.batch_size, cfg.train.epochs) == (None, 4)  # None: automatic
     assert (str(cfg.train.schedule), cfg.train.warmup_epochs) == ("cosine", 0.3)
     assert (str(cfg.backend.precision), str(cfg.backend.jit), cfg.backend.threads) == ("auto", "auto", None)
 

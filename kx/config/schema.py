@@ -183,7 +183,7 @@ class TrainConfig:
     accuracy on Fashion-MNIST soonest (benchmarks/time_to_accuracy.py; the reference recipe is batch
     128 at a constant rate 0.01)."""
 
-    epochs: int = 5
+    epochs: int = 4
     batch_size: Optional[int] = None  # None: 256, smaller on small data (kx/config/batch_size.py)
     optimizer: Optimizer = Optimizer.sgd
     learning_rate: float = 0.05  # the peak rate, reached after the warm-up
