@@ -25,6 +25,7 @@ COMMON = [
     "target=sagemaker",
     "target.role=arn:aws:iam::111122223333:role/kx-benchmark",
     "target.bucket=kx-benchmark",
+    "target.region=us-east-1",  # a dry run sends nothing; the SDK still needs a region to build requests
 ]
 CASES = {
     "training (fashion_mnist)": [],
@@ -49,7 +50,11 @@ def dry_run(checkout: Path, args: List[str]) -> Optional[Tuple[float, float]]:
         text=True,
     )
     seconds = (time.perf_counter() - started, cpu_seconds() - cpu)
-    return seconds if proc.returncode == 0 else None
+    if proc.returncode:
+        reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        print(f"{checkout}: launch.py {' '.join(args)} --dry-run failed: {reason}", file=sys.stderr)
+        return None
+    return seconds
 
 
 Seconds = Optional[Tuple[float, float]]

@@ -38,7 +38,7 @@ def rehearse(folder: Path, hosts: int, args: argparse.Namespace) -> dict:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    (job,) = (folder / "outputs" / "sagemaker_local").iterdir()
+    (job,) = (p for p in (folder / "outputs" / "sagemaker_local").iterdir() if p.name != "s3")
     first = job if hosts == 1 else job / "algo-1"
     return json.loads((first / "output" / "data" / "metrics.json").read_text())
 

@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=12000)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each, alternating")
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error(f"--epochs {args.epochs}: give 2 or more (each run's first epoch is left out)")
 
     script = PLAIN_KERAS.format(project=str(PROJECT), epochs=args.epochs, samples=args.samples)
     plain, kx = [], []

@@ -41,20 +41,16 @@ def timed(call: Callable[[], Any]) -> float:
 
 def main() -> None:
     sys.path.insert(0, str(PROJECT))
-    from kx.backends import EpochMonitor, bn_momentum, create_backend
+    from kx.backends import EpochMonitor
     from kx.backends.checkpoint import Checkpoint
     from kx.backends.cpu import probe
-    from kx.data.loading import load_dataset
+    from kx.config.batch_size import auto_batch_size
+    from kx.pipeline import prepare
     from kx.run_config import compose
 
-    cfg = compose(
-        ["train.early_stopping.enabled=false", "train.epochs=1", "dataset.limit=2560", *sys.argv[1:]]
-    )
-    backend = create_backend(cfg.backend)
-    backend.prepare(cfg.train.seed, cfg.train.deterministic)
-    data = load_dataset(cfg.dataset, backend.image_layout, cfg.train.seed)
-    model_cfg = bn_momentum.resolve(cfg.model, len(data.y_train), cfg.train.batch_size, cfg.train.epochs)
-    backend.build(model_cfg, data.input_shape, data.num_classes)
+    full = auto_batch_size(60000)  # the batch the whole training set gets, not the 2,560 images' one
+    overrides = ["train.early_stopping.enabled=false", "train.epochs=1", "dataset.limit=2560"]
+    cfg, backend, data = prepare(compose([*overrides, f"train.batch_size={full}", *sys.argv[1:]]))
     backend.fit(
         data, cfg.train, EpochMonitor(patience=None), Checkpoint(None)
     )  # compiles, builds the optimizer
