@@ -44,13 +44,13 @@ def main() -> None:
     from kx.backends import EpochMonitor
     from kx.backends.checkpoint import Checkpoint
     from kx.backends.cpu import probe
-    from kx.config.batch_size import auto_batch_size
+    from kx.config.batch_size import LARGE
     from kx.pipeline import prepare
     from kx.run_config import compose
 
-    full = auto_batch_size(60000)  # the batch the whole training set gets, not the 2,560 images' one
+    # the batch a large training set gets, not the automatic one of this short slice
     overrides = ["train.early_stopping.enabled=false", "train.epochs=1", "dataset.limit=2560"]
-    cfg, backend, data = prepare(compose([*overrides, f"train.batch_size={full}", *sys.argv[1:]]))
+    cfg, backend, data = prepare(compose([*overrides, f"train.batch_size={LARGE}", *sys.argv[1:]]))
     backend.fit(
         data, cfg.train, EpochMonitor(patience=None), Checkpoint(None)
     )  # compiles, builds the optimizer
