@@ -8,7 +8,7 @@ code 2, and leaves no run folder behind. Runs inside SageMaker jobs: Python 3.8 
 
 import contextlib
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from omegaconf import DictConfig
 
@@ -73,6 +73,8 @@ def check_argv(argv: Sequence[str]) -> Optional[DictConfig]:
     raise :class:`kx.errors.KxError` (one line) when it cannot run. Return the composed config, or
     None when ``argv`` runs nothing of kx's own (``--help``, ``--info``, another config)."""
     args = hydra_args(argv)
+    if not (args.help or args.hydra_help):  # Hydra prints its help first
+        check_one_mode(args)
     if any(getattr(args, flag) for flag in _NO_RUN):
         return None
     cfg = compose(representative(args.overrides) if args.multirun else args.overrides, with_hydra=True)
@@ -85,6 +87,20 @@ def check_argv(argv: Sequence[str]) -> Optional[DictConfig]:
         if cfg.train.checkpoint_dir:
             probe_folder(Path(cfg.train.checkpoint_dir), "train.checkpoint_dir", "the checkpoint folder")
     return cfg
+
+
+def check_one_mode(args: Any) -> None:
+    """Refuse two of Hydra's modes at once (``-m`` with ``--cfg job``), which Hydra ends in a traceback."""
+    modes = {
+        "--run": args.run,
+        "--multirun": args.multirun,
+        "--cfg": args.cfg is not None,
+        "--info": args.info is not None,
+        "--shell-completion": args.shell_completion,
+    }
+    chosen = [flag for flag, on in modes.items() if on]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} given together: choose one of {', '.join(modes)}.")
 
 
 def output_folder(value: Optional[str], setting: str) -> Path:

@@ -32,6 +32,10 @@ UNKNOWN_EPOCHZ = "Unknown config key train.epochz; did you mean train.epochs?"
             "Invalid config value train.optimizer=adamw: expected one of sgd, adam, rmsprop.",
         ),
         (["train.epochs=0"], "Invalid config value train.epochs=0: expected an integer >= 1."),
+        (
+            ["-m", "sweep=quick", "--cfg", "job"],
+            "--multirun and --cfg given together: choose one of --run, --multirun, --cfg, --info, --shell-completion.",
+        ),
         (["backend=caffe"], "Unknown option backend=caffe: choose one of jax, mxnet, tensorflow, torch."),
         (
             ["-m", "backend=tensorflow,caffe"],
