@@ -65,7 +65,9 @@ def best_by(trials: List[Any], seconds: float) -> Optional[float]:
     return max(done) if done else None
 
 
-def compare_within_time(seeds: int, checkpoints: List[float], quick: bool, only: Optional[str] = None) -> None:
+def compare_within_time(
+    seeds: int, checkpoints: List[float], quick: bool, only: Optional[str] = None
+) -> None:
     """Hyperband (``sweep=fashion_local``) against random search of its space, each given the
     largest checkpoint's minutes; the best val_acc each reached by every checkpoint. ``only``
     runs one side (half the time), for a change that concerns it alone."""

@@ -170,12 +170,12 @@ def test_the_local_hyperband_sweep_file_means_the_same_on_sagemaker(compose_cfg)
     spec = translate(compose_cfg("target=sagemaker", "sweep=fashion_local"))
     assert (spec.strategy, spec.min_resource, spec.max_resource, spec.max_runtime_s) == (
         "Hyperband",
-        1,
-        9,
+        2,
+        18,
         3600,
     )
-    assert spec.static["train.epochs"] == "9" and "train.epochs" not in spec.ranges
-    cfg = compose_cfg("target=sagemaker", "sweep=fashion_local", "sweep.min_epochs=2")
+    assert spec.static["train.epochs"] == "18" and "train.epochs" not in spec.ranges
+    cfg = compose_cfg("target=sagemaker", "sweep=fashion_local")
     cfg.sweep.params["train.epochs"] = "20"
     higher = translate(cfg)
     assert (higher.min_resource, higher.max_resource) == (2, 20)  # the local rungs: 2, 6, 20

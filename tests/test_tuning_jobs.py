@@ -78,7 +78,7 @@ def test_the_local_fashion_sweep_file_is_a_hyperband_tuning_job_with_its_hour(la
     assert proc.returncode == 0, proc.stderr
     config = json.loads(proc.stdout)["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == "Hyperband" and config["ResourceLimits"]["MaxRuntimeInSeconds"] == 3600
-    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 9}}
+    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 2, "MaxResource": 18}}
 
 
 def test_a_sweep_sagemaker_cannot_run_fails_before_any_upload(launch_here, aws):  # noqa: F811

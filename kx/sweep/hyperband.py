@@ -1,7 +1,7 @@
 """Hyperband over epochs for the local sweeper: each trial trains its own epoch budget.
 
-The rungs are ``train.epochs`` divided by 3, 9, ... down to ``sweep.min_epochs`` (train.epochs 9,
-min_epochs 1: rungs 1, 3, 9). Hyperband's brackets start their new parameter sets at successive
+The rungs are ``train.epochs`` divided by 3, 9, ... down to ``sweep.min_epochs`` (train.epochs 18,
+min_epochs 2: rungs 2, 6, 18). Hyperband's brackets start their new parameter sets at successive
 rungs (bracket 0 at the lowest, the last one at train.epochs); they fill in order, the cheapest
 first, each with Hyperband's share of new parameter sets, and start over. Within a bracket,
 successive halving is asynchronous: as soon as the best third of the trials completed at a rung
