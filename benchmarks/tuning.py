@@ -103,7 +103,9 @@ def _best_trial(trials: List[Any]) -> str:
     if not done:
         return "no trial complete"
     best = max(done, key=lambda t: t.value)
-    minute = (best.datetime_complete - min(t.datetime_start for t in trials if t.datetime_start)).seconds / 60
+    minute = (
+        best.datetime_complete - min(t.datetime_start for t in trials if t.datetime_start)
+    ).total_seconds() / 60
     epochs = best.user_attrs.get("kx.epochs", "all")
     return f"best: trial {best.number}, {epochs} epochs, done at {minute:.1f} min, {best.params}"
 

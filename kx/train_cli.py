@@ -6,9 +6,10 @@ out-of-range value, or an output or checkpoint folder that is empty or cannot be
 code 2, and leaves no run folder behind. Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
+import argparse
 import contextlib
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from omegaconf import DictConfig
 
@@ -89,7 +90,7 @@ def check_argv(argv: Sequence[str]) -> Optional[DictConfig]:
     return cfg
 
 
-def check_one_mode(args: Any) -> None:
+def check_one_mode(args: argparse.Namespace) -> None:
     """Refuse two of Hydra's modes at once (``-m`` with ``--cfg job``), which Hydra ends in a traceback."""
     modes = {
         "--run": args.run,
