@@ -12,6 +12,7 @@ and for random search on digits; the third compares the wall time of the same sw
 with 2 trials at once, alternately (1, 2, 2, 1; ratio < 1: two at once pay off).
 
     python benchmarks/tuning.py --part time [--seeds 3] [--minutes 15,30,60] [--quick] [--only hyperband|random]
+                                           [--sampler tpe]  # the Hyperband side's sampler
     python benchmarks/tuning.py [--seeds 3] [--trials 8] [--epochs 3] [--wall-trials 4] [--part samplers|parallel] [--backend torch]
 """
 
@@ -66,15 +67,20 @@ def best_by(trials: List[Any], seconds: float) -> Optional[float]:
 
 
 def compare_within_time(
-    seeds: int, checkpoints: List[float], quick: bool, only: Optional[str] = None
+    seeds: int,
+    checkpoints: List[float],
+    quick: bool,
+    only: Optional[str] = None,
+    sampler: Optional[str] = None,
 ) -> None:
     """Hyperband (``sweep=fashion_local``) against random search of its space, each given the
     largest checkpoint's minutes; the best val_acc each reached by every checkpoint. ``only``
-    runs one side (half the time), for a change that concerns it alone."""
+    runs one side (half the time), for a change that concerns it alone; ``sampler`` replaces the
+    file's sampler on the Hyperband side (random search stays random)."""
     base = ["-m", "sweep=fashion_local", "hydra.sweep.dir=sweep", f"sweep.budget.minutes={max(checkpoints)}"]
     if quick:
         base += ["dataset=digits", "model=mlp", "backend=torch", "sweep.budget.trials=60"]
-    sides = {"hyperband": [], "random": ["sweep.pruner=none"]}
+    sides = {"hyperband": [f"sweep.sampler={sampler}"] if sampler else [], "random": ["sweep.pruner=none"]}
     sides = {side: overrides for side, overrides in sides.items() if only in (None, side)}
     found: dict = {side: [] for side in sides}
     for seed in range(seeds):
@@ -87,6 +93,8 @@ def compare_within_time(
                 f"{_best_trial(trials)}",
                 flush=True,
             )
+            for line in _trial_lines(trials):
+                print(f"  {line}", flush=True)
     print(
         f"\nbest val_acc after t minutes (median of {seeds}; {'digits, mlp' if quick else 'Fashion-MNIST, cnn'}; "
         f"{probe().describe()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})"
@@ -108,6 +116,18 @@ def _best_trial(trials: List[Any]) -> str:
     ).total_seconds() / 60
     epochs = best.user_attrs.get("kx.epochs", "all")
     return f"best: trial {best.number}, {epochs} epochs, done at {minute:.1f} min, {best.params}"
+
+
+def _trial_lines(trials: List[Any]) -> List[str]:
+    """Each complete trial in the order it completed: the minute, its epochs, val_acc, parameters."""
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    done = sorted((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.datetime_complete)
+    return [
+        f"{(t.datetime_complete - min(starts)).total_seconds() / 60:5.1f} min  trial {t.number:3d}  "
+        f"{t.user_attrs.get('kx.epochs', 'all')} epochs  {t.value:.4f}  "
+        + " ".join(f"{k.split('.')[-1]}={v:.4g}" for k, v in t.params.items())
+        for t in done
+    ]
 
 
 def _median(reached: List[Optional[float]]) -> Optional[float]:
@@ -174,6 +194,9 @@ def main() -> None:
     parser.add_argument("--minutes", default="15,30,60", help="--part time: the checkpoints, in minutes")
     parser.add_argument("--only", choices=("hyperband", "random"), help="--part time: run one side only")
     parser.add_argument(
+        "--sampler", choices=("random", "tpe"), help="--part time: the Hyperband side's sampler"
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="--part time on digits with checkpoints of 6, 12 and 24 seconds, one seed",
@@ -186,7 +209,9 @@ def main() -> None:
         args.seeds, args.minutes, args.part = 1, "0.1,0.2,0.4", "time"
     if args.part in ("all", "time"):
         print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}", flush=True)
-        compare_within_time(args.seeds, [float(m) for m in args.minutes.split(",")], args.quick, args.only)
+        compare_within_time(
+            args.seeds, [float(m) for m in args.minutes.split(",")], args.quick, args.only, args.sampler
+        )
     BASE.append(f"backend={args.backend}")
     if args.part in ("all", "samplers"):
         compare_samplers(args.seeds, args.trials, args.epochs)
