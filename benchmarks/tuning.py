@@ -125,7 +125,10 @@ def _trial_lines(trials: List[Any]) -> List[str]:
     return [
         f"{(t.datetime_complete - min(starts)).total_seconds() / 60:5.1f} min  trial {t.number:3d}  "
         f"{t.user_attrs.get('kx.epochs', 'all')} epochs  {t.value:.4f}  "
-        + " ".join(f"{k.split('.')[-1]}={v:.4g}" for k, v in t.params.items())
+        + " ".join(
+            f"{k.split('.')[-1]}={v:.4g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+            for k, v in t.params.items()
+        )
         for t in done
     ]
 
