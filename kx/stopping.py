@@ -60,6 +60,7 @@ class Signals:
     """The signal that stopped training, if any (``"SIGINT"`` or ``"SIGTERM"``)."""
 
     received: Optional[str] = None
+    epochs: int = 0  # the epochs completed when it arrived
 
 
 @contextlib.contextmanager
@@ -73,12 +74,8 @@ def stop_on_signals(monitor: EpochMonitor) -> Iterator[Signals]:
         if monitor.interrupted and signum == signal.SIGINT:
             raise KeyboardInterrupt
         signals.received = signals.received or signal.Signals(signum).name
-        monitor.interrupted = True
-        log.warning(
-            "%s received: stopping after this batch; the %d completed epochs are kept",
-            signal.Signals(signum).name,
-            monitor.epochs,
-        )
+        signals.epochs = monitor.epochs
+        monitor.interrupted = True  # no logging here: the signal may land inside a log handler's write
 
     previous: Dict[int, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,6 +86,12 @@ def stop_on_signals(monitor: EpochMonitor) -> Iterator[Signals]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        if signals.received:
+            log.warning(
+                "%s received: stopped after the batch; the %d completed epochs are kept",
+                signals.received,
+                signals.epochs,
+            )
 
 
 def interrupted(

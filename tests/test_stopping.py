@@ -60,7 +60,7 @@ def test_sigterm_without_checkpoints_says_so_and_exits_2(tmp_path):
     (line,) = kx_lines(err)
     assert line.startswith("kx: error: Training stopped by SIGTERM after epoch ")
     assert line.endswith("set train.checkpoint_dir to make runs resumable.")
-    assert "SIGTERM received: stopping after this batch; the 1 completed epochs are kept" in out
+    assert "SIGTERM received: stopped after the batch; the 1 completed epochs are kept" in out
     assert "checkpoint is kept" not in out
 
 
