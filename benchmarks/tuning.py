@@ -111,19 +111,23 @@ def _best_trial(trials: List[Any]) -> str:
     if not done:
         return "no trial complete"
     best = max(done, key=lambda t: t.value)
-    minute = (
-        best.datetime_complete - min(t.datetime_start for t in trials if t.datetime_start)
-    ).total_seconds() / 60
     epochs = best.user_attrs.get("kx.epochs", "all")
-    return f"best: trial {best.number}, {epochs} epochs, done at {minute:.1f} min, {best.params}"
+    return (
+        f"best: trial {best.number}, {epochs} epochs, done at {_minute(best, trials):.1f} min, {best.params}"
+    )
+
+
+def _minute(trial: Any, trials: List[Any]) -> float:
+    """The minutes from the sweep's first trial's start to ``trial``'s completion."""
+    start = min(t.datetime_start for t in trials if t.datetime_start)
+    return (trial.datetime_complete - start).total_seconds() / 60
 
 
 def _trial_lines(trials: List[Any]) -> List[str]:
     """Each complete trial in the order it completed: the minute, its epochs, val_acc, parameters."""
-    starts = [t.datetime_start for t in trials if t.datetime_start]
     done = sorted((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.datetime_complete)
     return [
-        f"{(t.datetime_complete - min(starts)).total_seconds() / 60:5.1f} min  trial {t.number:3d}  "
+        f"{_minute(t, trials):5.1f} min  trial {t.number:3d}  "
         f"{t.user_attrs.get('kx.epochs', 'all')} epochs  {t.value:.4f}  "
         + " ".join(
             f"{k.split('.')[-1]}={v:.4g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"

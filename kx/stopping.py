@@ -60,7 +60,6 @@ class Signals:
     """The signal that stopped training, if any (``"SIGINT"`` or ``"SIGTERM"``)."""
 
     received: Optional[str] = None
-    epochs: int = 0  # the epochs completed when it arrived
 
 
 @contextlib.contextmanager
@@ -74,7 +73,6 @@ def stop_on_signals(monitor: EpochMonitor) -> Iterator[Signals]:
         if monitor.interrupted and signum == signal.SIGINT:
             raise KeyboardInterrupt
         signals.received = signals.received or signal.Signals(signum).name
-        signals.epochs = monitor.epochs
         monitor.interrupted = True  # no logging here: the signal may land inside a log handler's write
 
     previous: Dict[int, Any] = {}
@@ -90,7 +88,7 @@ def stop_on_signals(monitor: EpochMonitor) -> Iterator[Signals]:
             log.warning(
                 "%s received: stopped after the batch; the %d completed epochs are kept",
                 signals.received,
-                signals.epochs,
+                monitor.epochs,
             )
 
 
