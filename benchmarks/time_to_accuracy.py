@@ -13,7 +13,7 @@ the report starts with the CPU (model, the flags that decide speed, an ``ONEDNN_
     python benchmarks/time_to_accuracy.py                     # 3 seeds, target 0.91, full data
     python benchmarks/time_to_accuracy.py --seeds 0 1 2 3 4   # more seeds
     python benchmarks/time_to_accuracy.py --quick             # 3,000 training and 2,000 validation
-                                                              # images, target 0.70, kx stopped there (CI)
+                                                              # images, target 0.50, kx stopped there (CI)
     python benchmarks/time_to_accuracy.py --kx-only ...       # kx's side alone (a lever's effect)
 
 Extra arguments after ``--`` go to train.py (e.g. ``-- backend.precision=float32``), so each lever's
@@ -217,14 +217,15 @@ def main() -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="3,000 training and 2,000 validation images, target 0.70, cap 600 s; kx stopped at the target",
+        help="3,000 training and 2,000 validation images, target 0.50, cap 600 s; kx stopped at the target "
+        "(the benchmark's code end to end: at this size both sides' times are mostly their start-up)",
     )
     parser.add_argument("--kx-only", action="store_true", help="skip the reference recipe")
     parser.add_argument("--json", type=Path, help="also write every run's epochs here")
     parser.add_argument("overrides", nargs="*", help="train.py overrides for kx's side")
     args = parser.parse_args()
     if args.quick:
-        args.limit, args.val_limit, args.target, args.cap = 3000, 2000, 0.70, 600.0
+        args.limit, args.val_limit, args.target, args.cap = 3000, 2000, 0.50, 600.0
     print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
     print(
         f"target val_acc {args.target}; seeds {args.seeds}; "
