@@ -57,7 +57,8 @@ class Dataset:
 def prepare_images(x: np.ndarray, scale: float, layout: str = "channels_last") -> np.ndarray:
     """The dataset's own images (N, H, W) or (N, H, W, C) as model input: float32 / ``scale``, a channel
     axis added when missing, arranged in ``layout``."""
-    x = np.asarray(x, dtype=np.float32) / np.float32(scale)
+    x = np.array(x, dtype=np.float32)  # a copy, divided in place: one full-size allocation, not two
+    x /= np.float32(scale)
     x = x[..., np.newaxis] if x.ndim == 3 else x
     return arrange(x, layout)
 
