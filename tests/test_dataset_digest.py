@@ -22,6 +22,7 @@ LABELS = RNG.integers(0, 10, 600).astype(np.int32)
         (IMAGES[:3], LABELS[:3]),  # fewer elements than the digest reads
         (IMAGES[:, ::2, 1:], LABELS[::-1]),  # non-contiguous views
         (IMAGES.transpose(0, 2, 1), LABELS.astype(np.int64)),
+        (np.array([[1, 2], [3]] * 3, dtype=object), LABELS[:6]),  # values pandas cannot hash
     ],
 )
 def test_the_digest_is_mlflows_own(x, y):
@@ -32,6 +33,7 @@ def test_logging_the_dataset_does_not_copy_it():
     """MLflow's ``from_numpy`` alone copies the whole array to compute its digest; given kx's digest,
     the dataset entity a run logs costs a small fraction of the data's size."""
     x = np.zeros((2000, 28, 28, 1), np.float32)  # 6.3 MB
+    mlflow_data.from_numpy(x[:1], targets=LABELS[:1])._to_mlflow_entity()  # MLflow's lazy imports, first
     tracemalloc.start()
     try:
         mlflow_data.from_numpy(x, targets=LABELS, digest=numpy_digest(x, LABELS))._to_mlflow_entity()
