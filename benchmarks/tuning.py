@@ -11,7 +11,7 @@ The second table is the best objective after each trial count, averaged over the
 and for random search on digits; the third compares the wall time of the same sweep run with 1 and
 with 2 trials at once, alternately (1, 2, 2, 1; ratio < 1: two at once pay off).
 
-    python benchmarks/tuning.py --part time [--seeds 3] [--minutes 15,30,60] [--quick] [--only hyperband|random]
+    python benchmarks/tuning.py --part time [--seeds 3] [--first-seed 0] [--minutes 15,30,60] [--quick] [--only hyperband|random]
                                            [--sampler tpe]  # the Hyperband side's sampler
     python benchmarks/tuning.py [--seeds 3] [--trials 8] [--epochs 3] [--wall-trials 4] [--part samplers|parallel] [--backend torch]
 """
@@ -67,7 +67,7 @@ def best_by(trials: List[Any], seconds: float) -> Optional[float]:
 
 
 def compare_within_time(
-    seeds: int,
+    seeds: Sequence[int],
     checkpoints: List[float],
     quick: bool,
     only: Optional[str] = None,
@@ -83,7 +83,7 @@ def compare_within_time(
     sides = {"hyperband": [f"sweep.sampler={sampler}"] if sampler else [], "random": ["sweep.pruner=none"]}
     sides = {side: overrides for side, overrides in sides.items() if only in (None, side)}
     found: dict = {side: [] for side in sides}
-    for seed in range(seeds):
+    for seed in seeds:
         for side in sorted(sides, reverse=bool(seed % 2)):  # alternate who goes first
             trials, seconds = sweep(f"sweep.seed={seed}", *sides[side], base=base, study="fashion_local")
             found[side].append([best_by(trials, 60 * m) for m in checkpoints])
@@ -96,7 +96,7 @@ def compare_within_time(
             for line in _trial_lines(trials):
                 print(f"  {line}", flush=True)
     print(
-        f"\nbest val_acc after t minutes (median of {seeds}; {'digits, mlp' if quick else 'Fashion-MNIST, cnn'}; "
+        f"\nbest val_acc after t minutes (median of seeds {', '.join(map(str, seeds))}; {'digits, mlp' if quick else 'Fashion-MNIST, cnn'}; "
         f"{probe().describe()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})"
     )
     print("t (min)    " + " ".join(f"{m:>7g}" for m in checkpoints))
@@ -194,6 +194,9 @@ def compare_parallel(trials: int, epochs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="--part time: seeds from this one (one seed a session)"
+    )
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--wall-trials", type=int, default=4)
@@ -216,8 +219,9 @@ def main() -> None:
         args.seeds, args.minutes, args.part = 1, "0.1,0.2,0.4", "time"
     if args.part in ("all", "time"):
         print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}", flush=True)
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
         compare_within_time(
-            args.seeds, [float(m) for m in args.minutes.split(",")], args.quick, args.only, args.sampler
+            seeds, [float(m) for m in args.minutes.split(",")], args.quick, args.only, args.sampler
         )
     BASE.append(f"backend={args.backend}")
     if args.part in ("all", "samplers"):
