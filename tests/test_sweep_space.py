@@ -261,3 +261,26 @@ def test_an_unknown_sampler_is_one_line_naming_the_known_ones(compose_cfg):
     with pytest.raises(ConfigError, match=r"sweep.sampler=cmaes: expected one of tpe, random, grid") as err:
         compose_cfg("sweep=quick", "sweep.sampler=cmaes")
     assert "\n" not in str(err.value)
+
+
+def test_each_sweep_seed_draws_its_own_trials_and_draws_them_again_the_same():
+    """Trials are drawn as the sweep runner draws them (a sampler seeded per trial): ``sweep.seed=1``
+    is a sequence of its own, not ``sweep.seed=0``'s draws one trial later."""
+    space = [parse_param("train.learning_rate", "tag(log, interval(0.001, 0.1))")]
+    rate = optuna_space.distribution(space[0])
+
+    def draws(seed: int, trials: int = 20) -> list:
+        study = optuna.create_study(direction="maximize")
+        found = []
+        for number in range(trials):
+            study.sampler = optuna_space.sampler(
+                "random", space, optuna_space.draw_seed(seed, number), trials
+            )
+            trial = study.ask()
+            found.append(optuna_space.suggest(trial, "train.learning_rate", rate))
+            study.tell(trial, 0.5)
+        return found
+
+    zero, one = draws(0), draws(1)
+    assert zero == draws(0) and len(set(zero)) == 20  # a seed repeats; its trials differ
+    assert not set(zero) & set(one)  # no trial of seed 1 is one of seed 0's

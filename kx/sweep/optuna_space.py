@@ -93,6 +93,16 @@ def grid_sampler(search_space: Dict[str, List[Any]], seed: Optional[int]) -> Any
     return AskTellGridSampler(search_space, seed=seed)
 
 
+SEEDS_APART = 2**20  # more trials than a sweep runs: each sweep seed's draws have their own seeds
+
+
+def draw_seed(seed: Optional[int], number: int) -> Optional[int]:
+    """The seed of trial ``number``'s draw in a sweep seeded with ``seed``: unique per trial, so that
+    workers started together draw different parameters, and per sweep seed, so that ``sweep.seed=1``
+    is a new sequence and not ``sweep.seed=0``'s shifted by one trial. Seed 0 keeps its draws."""
+    return None if seed is None else (seed * SEEDS_APART + number) % 2**32
+
+
 def sampler(kind: str, params: Sequence[Param], seed: Optional[int], trials: int) -> Any:
     """Optuna's sampler for ``sweep.sampler`` (:data:`kx.config.sweep.SAMPLERS`), seeded with ``seed``.
     TPE samples at random for its first third of the budget (2 to 10 trials; Optuna's default, 10,

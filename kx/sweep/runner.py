@@ -151,8 +151,8 @@ class Sweep:
 
     def launch(self) -> None:
         """Take a place in the study, draw the trial's parameters and start its process (a Ctrl-C
-        meanwhile waits until it runs). Each draw is seeded with ``seed + trial number``: workers
-        started together would otherwise draw the same parameters."""
+        meanwhile waits until it runs). Each draw has its own seed
+        (:func:`~kx.sweep.optuna_space.draw_seed`)."""
         with deferred_interrupts():
             planned = self.next_rung() if self.plan.rungs else None
             with quiet_optuna():
@@ -163,7 +163,7 @@ class Sweep:
             self.heartbeat.record(trial._trial_id)
             if self.surplus(trial):
                 return
-            seed = None if self.plan.seed is None else self.plan.seed + trial.number
+            seed = optuna_space.draw_seed(self.plan.seed, trial.number)
             self.study.sampler = optuna_space.sampler(
                 self.plan.sampler, self.plan.space, seed, self.plan.trials
             )
