@@ -49,3 +49,19 @@ def test_a_grid_runs_every_trial_records_a_failure_and_names_the_best(
         0.1,
         0.2,
     )
+
+
+def test_a_sweep_files_grid_runs_each_point_once(compose_cfg, tmp_path, monkeypatch):
+    """A sweep file's grid is seeded (train.seed unless sweep.seed): every trial indexes one order."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
+    cfg = compose_cfg(
+        "model=mlp", "dataset=digits", "tracking.enabled=false", "sweep=quick", "sweep.sampler=grid"
+    )
+    with open_dict(cfg):
+        cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
+        cfg.sweep.params = {"train.learning_rate": "choice(0.1, 0.2, 0.4, 0.5, 0.6, 0.7)"}
+    run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
+    study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
+    rates = sorted(t.params["train.learning_rate"] for t in study.get_trials())
+    assert rates == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]

@@ -263,24 +263,37 @@ def test_an_unknown_sampler_is_one_line_naming_the_known_ones(compose_cfg):
     assert "\n" not in str(err.value)
 
 
+def runner_draws(kind: str, space: list, seed: int, trials: int) -> list:
+    """The parameters a sweep's first ``trials`` trials get, drawn as kx's sweep runner draws them: the
+    study opens with the sweep's sampler, and each ask is followed by that trial's own sampler."""
+    dists = [(p.key, optuna_space.distribution(p)) for p in space]
+    study = optuna.create_study(direction="maximize", sampler=optuna_space.sampler(kind, space, seed, trials))
+    found = []
+    for number in range(trials):
+        trial = study.ask()
+        study.sampler = optuna_space.sampler(kind, space, optuna_space.draw_seed(kind, seed, number), trials)
+        found.append(tuple(optuna_space.suggest(trial, key, dist) for key, dist in dists))
+        study.tell(trial, 0.5)
+    return found
+
+
 def test_each_sweep_seed_draws_its_own_trials_and_draws_them_again_the_same():
-    """Trials are drawn as the sweep runner draws them (a sampler seeded per trial): ``sweep.seed=1``
-    is a sequence of its own, not ``sweep.seed=0``'s draws one trial later."""
+    """``sweep.seed=1`` is a sequence of its own, not ``sweep.seed=0``'s draws one trial later."""
     space = [parse_param("train.learning_rate", "tag(log, interval(0.001, 0.1))")]
-    rate = optuna_space.distribution(space[0])
-
-    def draws(seed: int, trials: int = 20) -> list:
-        study = optuna.create_study(direction="maximize")
-        found = []
-        for number in range(trials):
-            study.sampler = optuna_space.sampler(
-                "random", space, optuna_space.draw_seed(seed, number), trials
-            )
-            trial = study.ask()
-            found.append(optuna_space.suggest(trial, "train.learning_rate", rate))
-            study.tell(trial, 0.5)
-        return found
-
-    zero, one = draws(0), draws(1)
-    assert zero == draws(0) and len(set(zero)) == 20  # a seed repeats; its trials differ
+    zero, one = runner_draws("random", space, 0, 20), runner_draws("random", space, 1, 20)
+    assert zero == runner_draws("random", space, 0, 20) and len(set(zero)) == 20  # a seed repeats
     assert not set(zero) & set(one)  # no trial of seed 1 is one of seed 0's
+
+
+def test_a_sweep_files_grid_runs_each_point_once_whatever_its_seed():
+    space = [parse_param("model.dense_units", "choice(32, 64, 128, 256)"), parse_param("x", "choice(a, b)")]
+    every = sorted((units, x) for units in (32, 64, 128, 256) for x in ("a", "b"))
+    for seed in (0, 42):  # a sweep file's seed is train.seed (42) unless sweep.seed sets it
+        assert sorted(runner_draws("grid", space, seed, 8)) == every
+
+
+def test_a_seed_outside_what_the_samplers_take_is_one_line(compose_cfg):
+    with pytest.raises(KxError, match=r"^Invalid config value train.seed=-1: expected an integer from 0"):
+        plan(compose_cfg("sweep=quick", "train.seed=-1"), ["sweep=quick"])
+    with pytest.raises(KxError, match=r"^Invalid config value sweep.seed=4294967296: expected an integer"):
+        plan(compose_cfg("sweep=quick", "sweep.seed=4294967296"), ["sweep=quick"])

@@ -155,6 +155,7 @@ def time_budget(minutes: object) -> Optional[float]:
 
 def sampler_seed(cfg: DictConfig) -> int:
     """The sweep's sampler seed: ``sweep.seed``, else ``train.seed`` (local and SageMaker tuners alike)."""
+    check_ranges(cfg, "train.seed")  # the sweep's own keys are checked with its budget
     return int(cfg.train.seed if cfg.sweep.seed is None else cfg.sweep.seed)
 
 

@@ -163,7 +163,7 @@ class Sweep:
             self.heartbeat.record(trial._trial_id)
             if self.surplus(trial):
                 return
-            seed = optuna_space.draw_seed(self.plan.seed, trial.number)
+            seed = optuna_space.draw_seed(self.plan.sampler, self.plan.seed, trial.number)
             self.study.sampler = optuna_space.sampler(
                 self.plan.sampler, self.plan.space, seed, self.plan.trials
             )
