@@ -93,14 +93,14 @@ def grid_sampler(search_space: Dict[str, List[Any]], seed: Optional[int]) -> Any
     return AskTellGridSampler(search_space, seed=seed)
 
 
-SEEDS_APART = 2**16  # more trials than a sweep runs: each sweep seed's draws have their own seeds
+SEEDS_APART = 2**20  # more trials than a sweep runs: each sweep seed's draws have their own seeds
 
 
 def draw_seed(kind: str, seed: Optional[int], number: int) -> Optional[int]:
     """The seed of the sampler that draws trial ``number`` of a sweep seeded with ``seed``. Random and
     TPE draws get one per trial (workers started together draw different parameters) and per sweep
     seed (``sweep.seed=1`` is not ``sweep.seed=0``'s draws one trial later; seeds below
-    ``SEEDS_APART`` draw sequences of their own; seed 0's trial n is seeded with n). A grid keeps the
+    ``2**32 // SEEDS_APART`` draw sequences of their own; seed 0's trial n is seeded with n). A grid keeps the
     sweep's seed: it shuffles the grid once, and each trial's draw indexes that order."""
     if seed is None or kind == "grid":
         return seed
