@@ -38,7 +38,7 @@ def _finite_positive(value: Any) -> bool:
 
 
 def _seed(value: Any) -> bool:
-    return 0 <= value < 2**32  # numpy's and so Optuna's and Keras's range
+    return 0 <= value < 2**31  # numpy's range, within SageMaker's signed 32-bit RandomSeed
 
 
 _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
@@ -47,7 +47,7 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("train.epochs", _positive, "an integer >= 1"),
     ("train.batch_size", _positive, "an integer >= 1, or null for the automatic choice"),
     ("train.learning_rate", _positive, "a number > 0"),
-    ("train.seed", _seed, "an integer from 0 to 4294967295"),
+    ("train.seed", _seed, "an integer from 0 to 2147483647"),
     ("train.momentum", _fraction, "a number in [0, 1)"),
     ("train.warmup_epochs", _non_negative, "a number >= 0"),
     ("backend.threads", _positive, "an integer >= 1, or null for the engine's default"),
@@ -69,7 +69,7 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("sweep.budget.parallel", _positive, "an integer >= 1"),
     ("sweep.budget.max_failure_rate", _unit, "a number in [0, 1]"),
     ("sweep.budget.minutes", _finite_positive, "a number of minutes > 0, or null for no time limit"),
-    ("sweep.seed", _seed, "an integer from 0 to 4294967295, or null for train.seed"),
+    ("sweep.seed", _seed, "an integer from 0 to 2147483647, or null for train.seed"),
     ("sweep.heartbeat_interval", _positive, "an integer >= 1 (seconds)"),
     ("sweep.grace_period", _positive, "an integer >= 1 (seconds)"),
 ]

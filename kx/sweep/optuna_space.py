@@ -100,8 +100,9 @@ def draw_seed(kind: str, seed: Optional[int], number: int) -> Optional[int]:
     """The seed of the sampler that draws trial ``number`` of a sweep seeded with ``seed``. Random and
     TPE draws get one per trial (workers started together draw different parameters) and per sweep
     seed (``sweep.seed=1`` is not ``sweep.seed=0``'s draws one trial later; seeds below
-    ``2**32 // SEEDS_APART`` draw sequences of their own; seed 0's trial n is seeded with n). A grid keeps the
-    sweep's seed: it shuffles the grid once, and each trial's draw indexes that order."""
+    ``2**32 // SEEDS_APART`` draw sequences of their own; seed 0's trial n is seeded with n). A grid
+    keeps the sweep's seed: the sampler that serves ``ask()`` picks the trial's index in its shuffled
+    grid, and the one built for the draw reads that index in its own, so every one must shuffle alike."""
     if seed is None or kind == "grid":
         return seed
     return (seed * SEEDS_APART + number) % 2**32

@@ -151,8 +151,8 @@ class Sweep:
 
     def launch(self) -> None:
         """Take a place in the study, draw the trial's parameters and start its process (a Ctrl-C
-        meanwhile waits until it runs). Each draw has its own seed
-        (:func:`~kx.sweep.optuna_space.draw_seed`)."""
+        meanwhile waits until it runs). Each draw is seeded by
+        :func:`~kx.sweep.optuna_space.draw_seed`: its own seed for random and TPE, the sweep's for a grid."""
         with deferred_interrupts():
             planned = self.next_rung() if self.plan.rungs else None
             with quiet_optuna():
