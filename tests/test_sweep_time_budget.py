@@ -189,7 +189,7 @@ def test_tuning_benchmark_quick_mode_compares_hyperband_and_random_search_within
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(
-        r"^best val_acc after t minutes \(median of 1; digits, mlp; .+ x \d+ .*load average",
+        r"^best val_acc after t minutes \(median of seeds 0; digits, mlp; .+ x \d+ .*load average",
         proc.stdout,
         re.M,
     )
