@@ -92,6 +92,7 @@ def test_resuming_a_study_with_another_space_is_refused(compose_cfg, tmp_path, m
 BAD_SWEEPS = [
     (["sweep=quick", "sweep.sampler=grid"], "sampler=grid needs choice(...) or range"),
     (["sweep=quick,fashion"], "pick one sweep file with sweep=<name>"),
+    (["sweep=quick", "sweep.seed=-3"], "Invalid config value sweep.seed=-3: expected an integer from 0"),
     (
         ["sweep.storage=sqlite:///s.db"],
         "sweep.storage=sqlite:///s.db: choose a sweep first with "
