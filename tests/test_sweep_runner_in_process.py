@@ -65,3 +65,28 @@ def test_a_sweep_files_grid_runs_each_point_once(compose_cfg, tmp_path, monkeypa
     study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
     rates = sorted(t.params["train.learning_rate"] for t in study.get_trials())
     assert rates == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]
+
+
+def test_a_grid_study_resumed_with_another_seed_runs_the_points_it_has_not_run(
+    compose_cfg, tmp_path, monkeypatch
+):
+    """The seed orders the grid: a resume (or a worker) with another one keeps the study's first order."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
+    for seed, budget in ((0, 3), (42, 6)):
+        cfg = compose_cfg(
+            "model=mlp",
+            "dataset=digits",
+            "tracking.enabled=false",
+            "sweep=quick",
+            "sweep.sampler=grid",
+            f"sweep.seed={seed}",
+            f"sweep.budget.trials={budget}",
+        )
+        with open_dict(cfg):
+            cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
+            cfg.sweep.params = {"train.learning_rate": "choice(0.1, 0.2, 0.4, 0.5, 0.6, 0.7)"}
+        run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
+    study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
+    rates = sorted(t.params["train.learning_rate"] for t in study.get_trials())
+    assert rates == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]

@@ -389,7 +389,7 @@ def run_sweep(
     """Run (or resume, or join) the sweep ``train.py -m ARGUMENTS`` asks for; return the best trial."""
     the_plan = plan(cfg, arguments, parallel)
     out_dir = Path(str(cfg.hydra.sweep.dir)).absolute()
-    study = open_study(the_plan)
+    study, the_plan = open_study(the_plan)
     parent = runs.open_parent(cfg, the_plan, study, out_dir)
     sweep = Sweep(the_plan, study, parent, out_dir, command)
     log.info(

@@ -9,10 +9,12 @@ trial a worker asked for while another took the last place. A study must keep it
 space, objective, the overrides its trials share): another one is refused in one line.
 """
 
+import dataclasses
 import datetime
+import logging
 import time
 import warnings
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 from kx import process
 from kx.errors import KxError
@@ -28,6 +30,9 @@ IDENTITY_ATTR = "kx.identity"
 PARENT_RUN_ATTR = "kx.mlflow_parent_run_id"
 WORKER_ATTR = "kx.worker"  # the process running the trial (kx.tracking.liveness.process_tags)
 SURPLUS_ATTR = "kx.surplus"  # a trial asked for after the budget was taken: never run
+GRID_SEED_ATTR = "kx.grid_seed"  # the seed whose shuffle a grid study's trial numbers index
+
+log = logging.getLogger("kx")
 SECONDS_ATTR = "kx.seconds"  # a trial's run time, recorded by its worker when it ended
 INTERRUPTED = "the sweep stopped while this trial ran"
 MAX_RETRY = 3  # how often a trial whose worker stopped is queued again
@@ -88,9 +93,10 @@ class quiet_optuna(warnings.catch_warnings):
         return entered
 
 
-def open_study(plan: SweepPlan) -> Any:
-    """Create the plan's study or join it (its identity checked). Its sampler serves the first
-    trial's :meth:`~optuna.study.Study.ask`; each trial's draw is seeded by the sweep runner."""
+def open_study(plan: SweepPlan) -> Tuple[Any, SweepPlan]:
+    """Create the plan's study or join it (its identity checked); return it and the plan as the study
+    runs it (:func:`_grid_order`). Its sampler serves the first trial's
+    :meth:`~optuna.study.Study.ask`; each trial's draw is seeded by the sweep runner."""
     import optuna
 
     process.quiet_optuna_logs()
@@ -99,12 +105,29 @@ def open_study(plan: SweepPlan) -> Any:
         storage=rdb, study_name=plan.study, direction=plan.goal.direction, load_if_exists=True
     )
     _check_identity(study, plan)
-    return optuna.load_study(
+    plan = _grid_order(study, plan)
+    loaded = optuna.load_study(
         study_name=plan.study,
         storage=rdb,
         pruner=optuna_space.pruner(plan.pruner),
         sampler=optuna_space.sampler(plan.sampler, plan.space, plan.seed, plan.trials),
     )
+    return loaded, plan
+
+
+def _grid_order(study: Any, plan: SweepPlan) -> SweepPlan:
+    """The plan with the seed its grid study began with. Optuna's grid sampler gives trial n the
+    n-th point of the grid as its seed shuffles it, so a resume or a worker with another seed
+    would run some points again and never run others."""
+    if plan.sampler != "grid" or plan.seed is None:
+        return plan
+    kept = study.user_attrs.get(GRID_SEED_ATTR)
+    if kept is None:
+        study.set_user_attr(GRID_SEED_ATTR, plan.seed)
+        return plan
+    if int(kept) != plan.seed:
+        log.info("grid study %s keeps the order of its first seed, %s (not %s)", plan.study, kept, plan.seed)
+    return dataclasses.replace(plan, seed=int(kept))
 
 
 def fail_stale(study: Any) -> List[Any]:
