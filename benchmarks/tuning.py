@@ -6,8 +6,8 @@ in its own temporary folder. ``--part time`` (the first table) runs ``sweep=fash
 (Hyperband, rungs of 2, 6 and 18 epochs, ``budget.minutes``) and a random search of the same space
 with the same time (every trial 18 epochs), and prints the best val_acc each had reached after 15,
 30 and 60 minutes (median over the seeds; the sweeps alternate, so that a drift in the machine's
-load hits both alike); ``--quick`` runs the same comparison on digits, two trials a side (they end
-the sweep, so that a loaded machine's slower trials still fall within its minute).
+load hits both alike); ``--quick`` is a smoke test of that code on digits: two trials a side (the
+same draws, no promotion), which complete within its minute even on a loaded machine.
 The second table is the best objective after each trial count, averaged over the seeds, for TPE
 and for random search on digits; the third compares the wall time of the same sweep run with 1 and
 with 2 trials at once, alternately (1, 2, 2, 1; ratio < 1: two at once pay off).

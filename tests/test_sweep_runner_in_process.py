@@ -68,9 +68,10 @@ def test_a_sweep_files_grid_runs_each_point_once(compose_cfg, tmp_path, monkeypa
 
 
 def test_a_grid_study_resumed_with_another_seed_runs_the_points_it_has_not_run(
-    compose_cfg, tmp_path, monkeypatch
+    compose_cfg, tmp_path, monkeypatch, caplog
 ):
-    """The seed orders the grid: a resume (or a worker) with another one keeps the study's first order."""
+    """The seed orders the grid: a resume after the sweep file's seed changed keeps the study's first
+    order, and says so."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
     for seed, budget in ((0, 3), (42, 6)):
@@ -90,3 +91,4 @@ def test_a_grid_study_resumed_with_another_seed_runs_the_points_it_has_not_run(
     study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
     rates = sorted(t.params["train.learning_rate"] for t in study.get_trials())
     assert rates == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]
+    assert "grid study quick keeps the order of its first seed, 0 (not 42)" in caplog.text

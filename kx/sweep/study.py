@@ -31,12 +31,12 @@ PARENT_RUN_ATTR = "kx.mlflow_parent_run_id"
 WORKER_ATTR = "kx.worker"  # the process running the trial (kx.tracking.liveness.process_tags)
 SURPLUS_ATTR = "kx.surplus"  # a trial asked for after the budget was taken: never run
 GRID_SEED_ATTR = "kx.grid_seed"  # the seed whose shuffle a grid study's trial numbers index
-
-log = logging.getLogger("kx")
 SECONDS_ATTR = "kx.seconds"  # a trial's run time, recorded by its worker when it ended
 INTERRUPTED = "the sweep stopped while this trial ran"
 MAX_RETRY = 3  # how often a trial whose worker stopped is queued again
 OPEN_TRIES = 8  # several workers creating one new storage race for its tables: the losers retry
+
+log = logging.getLogger("kx")
 
 
 def storage(url: str, heartbeat_interval: Optional[int] = None, grace_period: Optional[int] = None) -> Any:
@@ -117,8 +117,9 @@ def open_study(plan: SweepPlan) -> Tuple[Any, SweepPlan]:
 
 def _grid_order(study: Any, plan: SweepPlan) -> SweepPlan:
     """The plan with the seed its grid study began with. Optuna's grid sampler gives trial n the
-    n-th point of the grid as its seed shuffles it, so a resume or a worker with another seed
-    would run some points again and never run others."""
+    n-th point of the grid as its seed shuffles it, so a resume after the sweep file's (or
+    ``train.seed``'s) seed changed would run some points again and never run others. (A seed on the
+    command line is part of the study's identity.)"""
     if plan.sampler != "grid" or plan.seed is None:
         return plan
     kept = study.user_attrs.get(GRID_SEED_ATTR)
@@ -126,7 +127,9 @@ def _grid_order(study: Any, plan: SweepPlan) -> SweepPlan:
         study.set_user_attr(GRID_SEED_ATTR, plan.seed)
         return plan
     if int(kept) != plan.seed:
-        log.info("grid study %s keeps the order of its first seed, %s (not %s)", plan.study, kept, plan.seed)
+        log.warning(
+            "grid study %s keeps the order of its first seed, %s (not %s)", plan.study, kept, plan.seed
+        )
     return dataclasses.replace(plan, seed=int(kept))
 
 
