@@ -51,20 +51,33 @@ def test_a_grid_runs_every_trial_records_a_failure_and_names_the_best(
     )
 
 
+GRID = "choice(0.1, 0.2, 0.4, 0.5, 0.6, 0.7)"
+
+
+def grid_file_rates(compose_cfg, tmp_path, *overrides: str):
+    """Run the quick sweep file as a grid over six learning rates (``overrides`` added) in
+    ``tmp_path``; every rate its study has run, sorted."""
+    cfg = compose_cfg(
+        "model=mlp",
+        "dataset=digits",
+        "tracking.enabled=false",
+        "sweep=quick",
+        "sweep.sampler=grid",
+        *overrides,
+    )
+    with open_dict(cfg):
+        cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
+        cfg.sweep.params = {"train.learning_rate": GRID}
+    run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
+    study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
+    return sorted(t.params["train.learning_rate"] for t in study.get_trials())
+
+
 def test_a_sweep_files_grid_runs_each_point_once(compose_cfg, tmp_path, monkeypatch):
     """A sweep file's grid is seeded (train.seed unless sweep.seed): every trial indexes one order."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
-    cfg = compose_cfg(
-        "model=mlp", "dataset=digits", "tracking.enabled=false", "sweep=quick", "sweep.sampler=grid"
-    )
-    with open_dict(cfg):
-        cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
-        cfg.sweep.params = {"train.learning_rate": "choice(0.1, 0.2, 0.4, 0.5, 0.6, 0.7)"}
-    run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
-    study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
-    rates = sorted(t.params["train.learning_rate"] for t in study.get_trials())
-    assert rates == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]
+    assert grid_file_rates(compose_cfg, tmp_path) == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]
 
 
 def test_a_grid_study_resumed_with_another_seed_runs_the_points_it_has_not_run(
@@ -74,21 +87,7 @@ def test_a_grid_study_resumed_with_another_seed_runs_the_points_it_has_not_run(
     order, and says so."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
-    for seed, budget in ((0, 3), (42, 6)):
-        cfg = compose_cfg(
-            "model=mlp",
-            "dataset=digits",
-            "tracking.enabled=false",
-            "sweep=quick",
-            "sweep.sampler=grid",
-            f"sweep.seed={seed}",
-            f"sweep.budget.trials={budget}",
-        )
-        with open_dict(cfg):
-            cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
-            cfg.sweep.params = {"train.learning_rate": "choice(0.1, 0.2, 0.4, 0.5, 0.6, 0.7)"}
-        run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
-    study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
-    rates = sorted(t.params["train.learning_rate"] for t in study.get_trials())
+    grid_file_rates(compose_cfg, tmp_path, "sweep.seed=0", "sweep.budget.trials=3")
+    rates = grid_file_rates(compose_cfg, tmp_path, "sweep.seed=42", "sweep.budget.trials=6")
     assert rates == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]
     assert "grid study quick keeps the order of its first seed, 0 (not 42)" in caplog.text
