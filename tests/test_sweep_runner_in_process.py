@@ -56,7 +56,7 @@ GRID = "choice(0.1, 0.2, 0.4, 0.5, 0.6, 0.7)"
 
 def grid_file_rates(compose_cfg, tmp_path, *overrides: str):
     """Run the quick sweep file as a grid over six learning rates (``overrides`` added) in
-    ``tmp_path``; every rate its study has run, sorted."""
+    ``tmp_path``; every rate its study has run (surplus trials never run), sorted."""
     cfg = compose_cfg(
         "model=mlp",
         "dataset=digits",
@@ -70,7 +70,9 @@ def grid_file_rates(compose_cfg, tmp_path, *overrides: str):
         cfg.sweep.params = {"train.learning_rate": GRID}
     run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
     study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
-    return sorted(t.params["train.learning_rate"] for t in study.get_trials())
+    return sorted(
+        t.params["train.learning_rate"] for t in study.get_trials() if not t.user_attrs.get("kx.surplus")
+    )
 
 
 def test_a_sweep_files_grid_runs_each_point_once(compose_cfg, tmp_path, monkeypatch):
@@ -91,3 +93,24 @@ def test_a_grid_study_resumed_with_another_seed_runs_the_points_it_has_not_run(
     rates = grid_file_rates(compose_cfg, tmp_path, "sweep.seed=42", "sweep.budget.trials=6")
     assert rates == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]
     assert "grid study quick keeps the order of its first seed, 0 (not 42)" in caplog.text
+
+
+def test_a_grid_point_whose_trial_came_as_a_surplus_runs_when_the_budget_grows(
+    compose_cfg, tmp_path, monkeypatch
+):
+    """Another worker takes the last place between this worker's check for room and its ask: the
+    trial it asked for is a surplus, never run. Optuna counts its grid point as visited; a resume
+    with a larger budget still runs that point, and no point twice."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
+    room, late = runner.Sweep.room, iter([True])
+    with monkeypatch.context() as race:
+        race.setattr(runner.Sweep, "room", lambda self: room(self) or next(late, False))
+        grid_file_rates(compose_cfg, tmp_path, "sweep.budget.trials=3")
+    study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
+    assert [t.user_attrs.get("kx.surplus", False) for t in study.get_trials()] == [False] * 3 + [True]
+
+    grid_file_rates(compose_cfg, tmp_path, "sweep.budget.trials=6")
+    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    assert sorted(t.params["train.learning_rate"] for t in complete) == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]
+    assert len(study.get_trials()) == 7  # the surplus and six places

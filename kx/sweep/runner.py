@@ -155,21 +155,22 @@ class Sweep:
         :func:`~kx.sweep.optuna_space.draw_seed`: its own seed for random and TPE, the sweep's for a grid."""
         with deferred_interrupts():
             planned = self.next_rung() if self.plan.rungs else None
+            if self.plan.sampler == "grid":
+                self.requeue_surplus_point()
             with quiet_optuna():
                 trial = self.study.ask()
             if planned is not None and hyperband.EPOCHS_ATTR not in trial.user_attrs:
                 trial.set_user_attr(hyperband.EPOCHS_ATTR, planned.epochs)
                 trial.set_user_attr(hyperband.BRACKET_ATTR, planned.bracket)
             self.heartbeat.record(trial._trial_id)
-            if self.surplus(trial):
-                return
             seed = optuna_space.draw_seed(self.plan.sampler, self.plan.seed, trial.number)
             self.study.sampler = optuna_space.sampler(
                 self.plan.sampler, self.plan.space, seed, self.plan.trials
             )
             for name, dist in self.distributions.items():
                 optuna_space.suggest(trial, name, dist)
-            self._start(trial)
+            if not self.surplus(trial):  # drawn first: a surplus grid point keeps its parameters
+                self._start(trial)
 
     def next_rung(self) -> hyperband.Next:
         """Hyperband's next trial: a promotion this worker claimed (queued in the study with its
@@ -189,6 +190,20 @@ class Sweep:
                 log.info("trial %d moves up to %d epochs", planned.promoted_from, planned.epochs)
                 return planned
         return hyperband.new_trial(done, self.plan.rungs)
+
+    def requeue_surplus_point(self) -> None:
+        """Queue a grid point whose trial was a surplus for the place about to be taken. Optuna counts
+        the point of every finished trial as visited, so no later trial of the grid would draw it.
+        Claimed, so that one worker queues it."""
+        trials = self.trials()
+        taken = [t.params for t in counted(trials)]
+        for t in trials:
+            unrun = t.user_attrs.get(SURPLUS_ATTR) and t.params and t.params not in taken
+            if unrun and claim(self.plan, f"{self.plan.study}:surplus-point:{t.number}"):
+                with quiet_optuna():
+                    self.study.enqueue_trial(dict(t.params))
+                log.info("grid point of surplus trial %d queued again", t.number)
+                return
 
     def surplus(self, trial: Any) -> bool:
         """A trial asked for while another worker took the last place: told FAIL, never run."""
