@@ -114,3 +114,40 @@ def test_a_grid_point_whose_trial_came_as_a_surplus_runs_when_the_budget_grows(
     complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
     assert sorted(t.params["train.learning_rate"] for t in complete) == [0.1, 0.2, 0.4, 0.5, 0.6, 0.7]
     assert len(study.get_trials()) == 7  # the surplus and six places
+
+
+def test_a_promotion_that_came_as_a_surplus_runs_when_the_budget_grows(compose_cfg, tmp_path, monkeypatch):
+    """Hyperband's promotion is claimed once among workers; when the trial that carried it came as a
+    surplus, a resume with a larger budget still promotes that trial."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
+
+    def hyperband_trials(budget: int):
+        cfg = compose_cfg(
+            "model=mlp",
+            "dataset=digits",
+            "tracking.enabled=false",
+            "sweep=quick",
+            "sweep.pruner=hyperband",
+            "sweep.min_epochs=1",
+            "train.epochs=3",
+            f"sweep.budget.trials={budget}",
+        )
+        with open_dict(cfg):
+            cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
+            cfg.sweep.params = {"train.learning_rate": GRID}
+        run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
+        return optuna.load_study(
+            study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}"
+        ).get_trials()
+
+    room, late = runner.Sweep.room, iter([True])
+    with monkeypatch.context() as race:
+        race.setattr(runner.Sweep, "room", lambda self: room(self) or next(late, False))
+        (came_late,) = [t for t in hyperband_trials(3) if t.user_attrs.get("kx.surplus")]
+    best = came_late.user_attrs["kx.promoted_from"]
+
+    promoted = [
+        t for t in hyperband_trials(4) if t.state.name == "COMPLETE" and t.user_attrs["kx.epochs"] == 3
+    ]
+    assert [t.user_attrs.get("kx.promoted_from") for t in promoted] == [best]

@@ -39,6 +39,7 @@ from kx.sweep.study import (
     fail_stale,
     open_study,
     quiet_optuna,
+    release,
     results,
     retried,
     stale_reason,
@@ -206,7 +207,8 @@ class Sweep:
                 return
 
     def surplus(self, trial: Any) -> bool:
-        """A trial asked for while another worker took the last place: told FAIL, never run."""
+        """A trial asked for while another worker took the last place: told FAIL, never run. A
+        promotion it carried is released for the next place (a resume with a larger budget)."""
         import optuna
 
         places = [t.number for t in counted(self.trials())]
@@ -214,6 +216,9 @@ class Sweep:
             return False
         trial.set_user_attr(SURPLUS_ATTR, True)
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        promoted = trial.user_attrs.get(hyperband.PROMOTED_FROM_ATTR)
+        if promoted is not None:
+            release(self.plan, f"{self.plan.study}:promoted:{promoted}")
         return True
 
     def _start(self, trial: Any) -> None:

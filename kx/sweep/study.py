@@ -238,6 +238,13 @@ def claim(plan: SweepPlan, name: str) -> bool:
     return True
 
 
+def release(plan: SweepPlan, name: str) -> None:
+    """Give up the claim ``name`` (:func:`claim`), so that the next worker that tries takes it."""
+    import optuna
+
+    optuna.delete_study(study_name=name, storage=storage(plan.storage))
+
+
 def results(study: Any) -> List[TrialResult]:
     """Every trial of the study as the report's records, in order (surplus trials left out)."""
     trials = study.get_trials(deepcopy=False)
