@@ -2,11 +2,14 @@
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import open_dict
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from hydra_plugins.kx_sweeper.kx_sweeper import KxSweeper
@@ -15,6 +18,7 @@ from kx.config.objective import Objective
 from kx.errors import KxError
 from kx.run_config import compose
 from kx.sweep import optuna_space
+from kx.sweep import study as study_module
 from kx.sweep.plan import plan
 from kx.sweep.report import TrialResult, summarize
 from kx.sweep.space import SpaceError, parse_param
@@ -87,6 +91,48 @@ def test_resuming_a_study_with_another_space_is_refused(compose_cfg, tmp_path, m
     with pytest.raises(KxError, match="Study 'quick' in .* was run with another search space") as err:
         open_study(changed)
     assert "sweep.study=<new name>" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_worker_joining_as_another_creates_the_study_runs_the_creators_grid_order(
+    compose_cfg, tmp_path, monkeypatch
+):
+    """Two workers start one grid study at the same moment, their config files' seeds differ: the one
+    that joins waits for the creator's record and runs the creator's order (each point once)."""
+    monkeypatch.chdir(tmp_path)
+    found = study_module._found
+
+    def recorded_late(study, the_plan):  # the creator records the study a moment after creating it
+        time.sleep(1)
+        found(study, the_plan)
+
+    monkeypatch.setattr(study_module, "_found", recorded_late)
+
+    def grid_plan(seed: int):
+        cfg = compose_cfg("sweep=quick", "sweep.sampler=grid", f"sweep.seed={seed}")
+        with open_dict(cfg):
+            cfg.sweep.params = {"train.learning_rate": "choice(0.1, 0.2, 0.4)"}
+        return plan(cfg, [])
+
+    first, second = grid_plan(0), grid_plan(42)
+    created = []
+    creator = threading.Thread(target=lambda: created.append(open_study(first)[1]))
+    creator.start()
+    time.sleep(0.5)  # the study exists; its identity and grid seed are not recorded yet
+    _, joined = open_study(second)
+    creator.join()
+    assert [created[0].seed, joined.seed] == [0, 0]
+
+
+def test_a_study_whose_creator_stopped_before_recording_it_is_founded_by_the_next_worker(
+    compose_cfg, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study_module, "FOUNDING_SECONDS", 0.3)
+    optuna.create_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")  # and stopped
+    open_study(plan(compose_cfg("sweep=quick"), ["sweep=quick"]))
+    changed = plan(compose_cfg("sweep=quick"), ["sweep=quick", "model.dense_units=8,16"])
+    with pytest.raises(KxError, match="was run with another search space"):
+        open_study(changed)
 
 
 BAD_SWEEPS = [

@@ -34,6 +34,7 @@ GRID_SEED_ATTR = "kx.grid_seed"  # the seed whose shuffle a grid study's trial n
 SECONDS_ATTR = "kx.seconds"  # a trial's run time, recorded by its worker when it ended
 INTERRUPTED = "the sweep stopped while this trial ran"
 MAX_RETRY = 3  # how often a trial whose worker stopped is queued again
+FOUNDING_SECONDS = 10.0  # how long a joining worker waits for the study's creator to record it
 OPEN_TRIES = 8  # several workers creating one new storage race for its tables: the losers retry
 
 log = logging.getLogger("kx")
@@ -101,9 +102,12 @@ def open_study(plan: SweepPlan) -> Tuple[Any, SweepPlan]:
 
     process.quiet_optuna_logs()
     rdb = storage(plan.storage, plan.heartbeat_interval, plan.grace_period)
-    study = optuna.create_study(
-        storage=rdb, study_name=plan.study, direction=plan.goal.direction, load_if_exists=True
-    )
+    try:  # the storage creates a study's name once: the worker that did records what the study is
+        study = optuna.create_study(storage=rdb, study_name=plan.study, direction=plan.goal.direction)
+        _found(study, plan)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=plan.study, storage=rdb)
+        _wait_for_founding(study, plan)
     _check_identity(study, plan)
     plan = _grid_order(study, plan)
     loaded = optuna.load_study(
@@ -123,7 +127,7 @@ def _grid_order(study: Any, plan: SweepPlan) -> SweepPlan:
     if plan.sampler != "grid" or plan.seed is None:
         return plan
     kept = study.user_attrs.get(GRID_SEED_ATTR)
-    if kept is None:
+    if kept is None:  # a study founded before kx recorded its grid's seed
         study.set_user_attr(GRID_SEED_ATTR, plan.seed)
         return plan
     if int(kept) != plan.seed:
@@ -171,12 +175,31 @@ def fail_orphaned(study: Any, grace_period: int) -> List[Any]:
     return failed
 
 
+def _found(study: Any, plan: SweepPlan) -> None:
+    """Record what the study is: its grid's seed (:func:`_grid_order`), then its identity, so that
+    once the identity is there, both are."""
+    if plan.sampler == "grid" and plan.seed is not None:
+        study.set_user_attr(GRID_SEED_ATTR, plan.seed)
+    study.set_user_attr(IDENTITY_ATTR, identity(plan))
+
+
+def _wait_for_founding(study: Any, plan: SweepPlan) -> None:
+    """Wait until the worker that created the study has recorded what it is: a worker joining at
+    that moment is checked against the creator's identity and runs its grid order, not its own.
+    A study made outside kx (it has trials, which kx asks for only once the study is recorded) is
+    founded at once; one whose creator stopped before recording it, after ``FOUNDING_SECONDS``."""
+    deadline = time.monotonic() + FOUNDING_SECONDS
+    while IDENTITY_ATTR not in study.user_attrs:
+        if study.get_trials(deepcopy=False) or time.monotonic() > deadline:
+            _found(study, plan)
+            return
+        time.sleep(0.1)
+
+
 def _check_identity(study: Any, plan: SweepPlan) -> None:
-    stored = study.user_attrs.get(IDENTITY_ATTR)
+    stored = study.user_attrs[IDENTITY_ATTR]
     wanted = identity(plan)
-    if stored is None:
-        study.set_user_attr(IDENTITY_ATTR, wanted)
-    elif identity_lines(stored) != identity_lines(wanted):
+    if identity_lines(stored) != identity_lines(wanted):
         raise KxError(
             f"Study {plan.study!r} in {redact(plan.storage)} was run with another search space, "
             f"objective or overrides ({_difference(stored, wanted)}); resume it with the same "
