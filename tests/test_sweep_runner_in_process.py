@@ -3,13 +3,15 @@ ends at once: the study, the failed trial's reason, the summary and the best tri
 (tests/test_sweeps.py runs real sweeps end to end)."""
 
 import json
+import signal
 import sys
 
 import optuna
 from omegaconf import open_dict
 
-from kx.sweep import runner
+from kx.sweep import optuna_space, runner
 from kx.sweep.runner import run_sweep
+from kx.sweep.study import counted, quiet_optuna
 
 # train.py's part in a sweep: read the overrides, write metrics.json into hydra.run.dir (the best
 # val_acc is the learning rate), fail in one line at 0.3
@@ -95,17 +97,33 @@ def test_a_grid_study_resumed_with_another_seed_runs_the_points_it_has_not_run(
     assert "grid study quick keeps the order of its first seed, 0 (not 42)" in caplog.text
 
 
+def another_worker_takes_the_last_place(race, method: str) -> None:
+    """Once, as ``Sweep.method`` is about to run with one place left: another worker takes that place
+    (its trial drawn and done) after this worker found it free and before its ask."""
+    real, once = getattr(runner.Sweep, method), iter([True])
+
+    def the_other_first(self, *args):
+        if len(list(counted(self.trials()))) == self.plan.trials - 1 and next(once, False):
+            with quiet_optuna():
+                other = self.study.ask()
+            for name, dist in self.distributions.items():
+                optuna_space.suggest(other, name, dist)
+            self.study.tell(other, other.params["train.learning_rate"])
+        return real(self, *args)
+
+    race.setattr(runner.Sweep, method, the_other_first)
+
+
 def test_a_grid_point_whose_trial_came_as_a_surplus_runs_when_the_budget_grows(
     compose_cfg, tmp_path, monkeypatch
 ):
-    """Another worker takes the last place between this worker's check for room and its ask: the
-    trial it asked for is a surplus, never run. Optuna counts its grid point as visited; a resume
-    with a larger budget still runs that point, and no point twice."""
+    """The trial this worker asks for after another took the last place is a surplus, never run.
+    Optuna counts its grid point as visited; a resume with a larger budget still runs that point,
+    and no point twice."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
-    room, late = runner.Sweep.room, iter([True])
     with monkeypatch.context() as race:
-        race.setattr(runner.Sweep, "room", lambda self: room(self) or next(late, False))
+        another_worker_takes_the_last_place(race, "launch")
         grid_file_rates(compose_cfg, tmp_path, "sweep.budget.trials=3")
     study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
     assert [t.user_attrs.get("kx.surplus", False) for t in study.get_trials()] == [False] * 3 + [True]
@@ -116,38 +134,63 @@ def test_a_grid_point_whose_trial_came_as_a_surplus_runs_when_the_budget_grows(
     assert len(study.get_trials()) == 7  # the surplus and six places
 
 
+def hyperband_trials(compose_cfg, tmp_path, budget: int):
+    """Run (or resume) a Hyperband sweep of the quick file, rungs of 1 and 3 epochs, in ``tmp_path``;
+    its study's trials."""
+    cfg = compose_cfg(
+        "model=mlp",
+        "dataset=digits",
+        "tracking.enabled=false",
+        "sweep=quick",
+        "sweep.pruner=hyperband",
+        "sweep.min_epochs=1",
+        "train.epochs=3",
+        f"sweep.budget.trials={budget}",
+    )
+    with open_dict(cfg):
+        cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
+        cfg.sweep.params = {"train.learning_rate": GRID}
+    run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
+    return optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}").get_trials()
+
+
 def test_a_promotion_that_came_as_a_surplus_runs_when_the_budget_grows(compose_cfg, tmp_path, monkeypatch):
     """Hyperband's promotion is claimed once among workers; when the trial that carried it came as a
     surplus, a resume with a larger budget still promotes that trial."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
-
-    def hyperband_trials(budget: int):
-        cfg = compose_cfg(
-            "model=mlp",
-            "dataset=digits",
-            "tracking.enabled=false",
-            "sweep=quick",
-            "sweep.pruner=hyperband",
-            "sweep.min_epochs=1",
-            "train.epochs=3",
-            f"sweep.budget.trials={budget}",
-        )
-        with open_dict(cfg):
-            cfg.hydra = {"sweep": {"dir": str(tmp_path / "sweep")}}
-            cfg.sweep.params = {"train.learning_rate": GRID}
-        run_sweep(cfg, [], [sys.executable, "-c", TRIAL])
-        return optuna.load_study(
-            study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}"
-        ).get_trials()
-
-    room, late = runner.Sweep.room, iter([True])
     with monkeypatch.context() as race:
-        race.setattr(runner.Sweep, "room", lambda self: room(self) or next(late, False))
-        (came_late,) = [t for t in hyperband_trials(3) if t.user_attrs.get("kx.surplus")]
+        another_worker_takes_the_last_place(race, "next_rung")
+        (came_late,) = [
+            t for t in hyperband_trials(compose_cfg, tmp_path, 4) if t.user_attrs.get("kx.surplus")
+        ]
     best = came_late.user_attrs["kx.promoted_from"]
 
-    promoted = [
-        t for t in hyperband_trials(4) if t.state.name == "COMPLETE" and t.user_attrs["kx.epochs"] == 3
-    ]
+    trials = hyperband_trials(compose_cfg, tmp_path, 5)
+    promoted = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("kx.epochs") == 3]
     assert [t.user_attrs.get("kx.promoted_from") for t in promoted] == [best]
+
+
+def ends_not(*_) -> None:
+    raise TimeoutError("the sweep did not end")
+
+
+def test_a_trial_queued_past_the_full_budget_ends_as_a_surplus_and_claims_nothing(
+    compose_cfg, tmp_path, monkeypatch
+):
+    """A queued trial gives a worker room to ask even when the budget is full; no promotion or grid
+    point is queued then, so the sweep ends instead of queueing one surplus after another."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
+    hyperband_trials(compose_cfg, tmp_path, 3)
+    study = optuna.load_study(study_name="quick", storage=f"sqlite:///{tmp_path / 'sweeps.db'}")
+    study.enqueue_trial({"train.learning_rate": 0.5})  # e.g. a retry queued as the budget filled
+    previous = signal.signal(signal.SIGALRM, ends_not)
+    signal.alarm(120)
+    try:
+        trials = hyperband_trials(compose_cfg, tmp_path, 3)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [t.user_attrs.get("kx.surplus", False) for t in trials] == [False] * 3 + [True]
+    assert not any("kx.promoted_from" in t.user_attrs for t in trials)

@@ -15,7 +15,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from omegaconf import DictConfig
 
@@ -74,6 +74,7 @@ class Sweep:
         self.distributions = optuna_space.distributions(plan.space)
         self.checked = 0.0  # when stale trials were last looked for
         self.waiting_logged = False
+        self.tried_surplus: Set[int] = set()  # surplus trials whose grid point this worker tried to claim
         # Optuna's Study has no public accessor for its storage (fail_stale_trials reads it the same way)
         self.heartbeat = Heartbeat(study._storage, plan.heartbeat_interval, self.trial_ids)
 
@@ -155,8 +156,9 @@ class Sweep:
         meanwhile waits until it runs). Each draw is seeded by
         :func:`~kx.sweep.optuna_space.draw_seed`: its own seed for random and TPE, the sweep's for a grid."""
         with deferred_interrupts():
-            planned = self.next_rung() if self.plan.rungs else None
-            if self.plan.sampler == "grid":
+            free = len(list(counted(self.trials()))) < self.plan.trials  # not only a queued trial's
+            planned = self.next_rung(free) if self.plan.rungs else None
+            if free and self.plan.sampler == "grid" and (planned is None or planned.promoted_from is None):
                 self.requeue_surplus_point()
             with quiet_optuna():
                 trial = self.study.ask()
@@ -173,11 +175,12 @@ class Sweep:
             if not self.surplus(trial):  # drawn first: a surplus grid point keeps its parameters
                 self._start(trial)
 
-    def next_rung(self) -> hyperband.Next:
+    def next_rung(self, free: bool) -> hyperband.Next:
         """Hyperband's next trial: a promotion this worker claimed (queued in the study with its
-        parameters, epochs and bracket, for the next ask), else new parameters' bracket and epochs."""
+        parameters, epochs and bracket, for the next ask) while the budget has a ``free`` place,
+        else new parameters' bracket and epochs."""
         done = [hyperband_run(t) for t in counted(self.trials()) if hyperband.EPOCHS_ATTR in t.user_attrs]
-        for planned in hyperband.promotions(done, self.plan.rungs, self.plan.goal.maximize):
+        for planned in hyperband.promotions(done, self.plan.rungs, self.plan.goal.maximize) if free else []:
             if claim(self.plan, f"{self.plan.study}:promoted:{planned.promoted_from}"):
                 with quiet_optuna():
                     self.study.enqueue_trial(
@@ -200,7 +203,10 @@ class Sweep:
         taken = [t.params for t in counted(trials)]
         for t in trials:
             unrun = t.user_attrs.get(SURPLUS_ATTR) and t.params and t.params not in taken
-            if unrun and claim(self.plan, f"{self.plan.study}:surplus-point:{t.number}"):
+            if not unrun or t.number in self.tried_surplus:
+                continue
+            self.tried_surplus.add(t.number)  # claimed once: by this worker now, or by another
+            if claim(self.plan, f"{self.plan.study}:surplus-point:{t.number}"):
                 with quiet_optuna():
                     self.study.enqueue_trial(dict(t.params))
                 log.info("grid point of surplus trial %d queued again", t.number)

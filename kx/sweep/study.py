@@ -9,6 +9,7 @@ trial a worker asked for while another took the last place. A study must keep it
 space, objective, the overrides its trials share): another one is refused in one line.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import logging
@@ -250,8 +251,8 @@ def busy_seconds(trials: List[Any], now: Optional[datetime.datetime] = None) -> 
 
 
 def claim(plan: SweepPlan, name: str) -> bool:
-    """Claim ``name`` in the study's storage, once among all workers: True for the one that did.
-    (A study's name is unique in its storage: creating one is the storage's own atomic claim.)"""
+    """Claim ``name`` in the study's storage, once among all workers until :func:`release`: True for
+    the one that did. (A study's name is unique in its storage: creating one is the storage's own atomic claim.)"""
     import optuna
 
     try:
@@ -265,7 +266,8 @@ def release(plan: SweepPlan, name: str) -> None:
     """Give up the claim ``name`` (:func:`claim`), so that the next worker that tries takes it."""
     import optuna
 
-    optuna.delete_study(study_name=name, storage=storage(plan.storage))
+    with contextlib.suppress(KeyError):  # released already
+        optuna.delete_study(study_name=name, storage=storage(plan.storage))
 
 
 def results(study: Any) -> List[TrialResult]:
