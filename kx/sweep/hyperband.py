@@ -9,7 +9,8 @@ holds one that has not moved up yet, the next trial retrains its parameters with
 epochs, from scratch; the others stop at their rung. A trial's ``train.epochs`` is its own
 budget, so its cosine schedule and warm-up run over that budget, not over the sweep's largest one.
 Which trial moves up is claimed once in the study's storage, so workers sharing a study promote it
-once (a claim whose trial came too late for the budget is released for a later place). Every trial, a moved-up one too, takes a place in ``sweep.budget.trials``.
+once (a claim whose trial came too late for the budget is released for a later place). Every trial,
+a moved-up one too, takes a place in ``sweep.budget.trials``.
 """
 
 import math

@@ -252,7 +252,8 @@ def busy_seconds(trials: List[Any], now: Optional[datetime.datetime] = None) -> 
 
 def claim(plan: SweepPlan, name: str) -> bool:
     """Claim ``name`` in the study's storage, once among all workers until :func:`release`: True for
-    the one that did. (A study's name is unique in its storage: creating one is the storage's own atomic claim.)"""
+    the one that did. (A study's name is unique in its storage: creating one is the storage's own
+    atomic claim.)"""
     import optuna
 
     try:
