@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import List
 
 import optuna
 import pytest
@@ -24,7 +25,7 @@ from kx.sweep.report import TrialResult, summarize
 from kx.sweep.space import SpaceError, parse_param
 from kx.sweep.study import open_study
 from kx.sweep.trial import TrialLink
-from tests.helpers.sweeps import PROJECT_DIR, mlflow_client
+from tests.helpers.sweeps import PROJECT_DIR, mlflow_client, wait_for
 
 
 @pytest.mark.parametrize(
@@ -93,6 +94,14 @@ def test_resuming_a_study_with_another_space_is_refused(compose_cfg, tmp_path, m
     assert "sweep.study=<new name>" in str(err.value) and "\n" not in str(err.value)
 
 
+def study_names(path: Path) -> List[str]:
+    """The studies in the SQLite storage at ``path``; none while it is being created."""
+    try:
+        return optuna.get_all_study_names(f"sqlite:///{path}") if path.exists() else []
+    except Exception:  # noqa: BLE001 - its tables are being created at this moment
+        return []
+
+
 def test_a_worker_joining_as_another_creates_the_study_runs_the_creators_grid_order(
     compose_cfg, tmp_path, monkeypatch
 ):
@@ -102,7 +111,7 @@ def test_a_worker_joining_as_another_creates_the_study_runs_the_creators_grid_or
     found = study_module._found
 
     def recorded_late(study, the_plan):  # the creator records the study a moment after creating it
-        time.sleep(1)
+        time.sleep(3)
         found(study, the_plan)
 
     monkeypatch.setattr(study_module, "_found", recorded_late)
@@ -117,7 +126,7 @@ def test_a_worker_joining_as_another_creates_the_study_runs_the_creators_grid_or
     created = []
     creator = threading.Thread(target=lambda: created.append(open_study(first)[1]))
     creator.start()
-    time.sleep(0.5)  # the study exists; its identity and grid seed are not recorded yet
+    wait_for(lambda: "quick" in study_names(tmp_path / "sweeps.db"))  # not recorded for 2-3 s
     _, joined = open_study(second)
     creator.join()
     assert [created[0].seed, joined.seed] == [0, 0]
