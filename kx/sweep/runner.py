@@ -156,10 +156,13 @@ class Sweep:
         meanwhile waits until it runs). Each draw is seeded by
         :func:`~kx.sweep.optuna_space.draw_seed`: its own seed for random and TPE, the sweep's for a grid."""
         with deferred_interrupts():
-            free = len(list(counted(self.trials()))) < self.plan.trials  # not only a queued trial's
-            planned = self.next_rung(free) if self.plan.rungs else None
-            if free and self.plan.sampler == "grid" and (planned is None or planned.promoted_from is None):
-                self.requeue_surplus_point()
+            trials = self.trials()  # one read for what is queued before the ask
+            places = list(counted(trials))
+            free = len(places) < self.plan.trials  # a place left, not only a queued trial's
+            planned = self.next_rung(places, free) if self.plan.rungs else None
+            promoting = planned is not None and planned.promoted_from is not None
+            if free and self.plan.sampler == "grid" and not promoting:
+                self.requeue_surplus_point(trials, places)
             with quiet_optuna():
                 trial = self.study.ask()
             if planned is not None and hyperband.EPOCHS_ATTR not in trial.user_attrs:
@@ -175,11 +178,11 @@ class Sweep:
             if not self.surplus(trial):  # drawn first: a surplus grid point keeps its parameters
                 self._start(trial)
 
-    def next_rung(self, free: bool) -> hyperband.Next:
-        """Hyperband's next trial: a promotion this worker claimed (queued in the study with its
-        parameters, epochs and bracket, for the next ask) while the budget has a ``free`` place,
-        else new parameters' bracket and epochs."""
-        done = [hyperband_run(t) for t in counted(self.trials()) if hyperband.EPOCHS_ATTR in t.user_attrs]
+    def next_rung(self, places: List[Any], free: bool) -> hyperband.Next:
+        """Hyperband's next trial, given the trials in the budget's ``places``: a promotion this worker
+        claimed (queued in the study with its parameters, epochs and bracket, for the next ask) while
+        the budget has a ``free`` place, else new parameters' bracket and epochs."""
+        done = [hyperband_run(t) for t in places if hyperband.EPOCHS_ATTR in t.user_attrs]
         for planned in hyperband.promotions(done, self.plan.rungs, self.plan.goal.maximize) if free else []:
             if claim(self.plan, f"{self.plan.study}:promoted:{planned.promoted_from}"):
                 with quiet_optuna():
@@ -195,12 +198,11 @@ class Sweep:
                 return planned
         return hyperband.new_trial(done, self.plan.rungs)
 
-    def requeue_surplus_point(self) -> None:
+    def requeue_surplus_point(self, trials: List[Any], places: List[Any]) -> None:
         """Queue a grid point whose trial was a surplus for the place about to be taken. Optuna counts
         the point of every finished trial as visited, so no later trial of the grid would draw it.
         Claimed, so that one worker queues it."""
-        trials = self.trials()
-        taken = [t.params for t in counted(trials)]
+        taken = [t.params for t in places]
         for t in trials:
             unrun = t.user_attrs.get(SURPLUS_ATTR) and t.params and t.params not in taken
             if not unrun or t.number in self.tried_surplus:
