@@ -160,9 +160,13 @@ def test_tensorflow_job_on_two_hosts_trains_one_model(tmp_path):
     # the hosts end with the same weights, BatchNorm statistics included; only the first exports
     import keras
 
-    from kx.models.fused_batch_norm import FusedBatchNormalization  # a checkpoint keeps kx's layer
+    from kx.models.conv_batch_norm import ConvBatchNormalization  # a checkpoint keeps kx's layers
+    from kx.models.fused_batch_norm import FusedBatchNormalization
 
-    custom = {"kx>FusedBatchNormalization": FusedBatchNormalization}
+    custom = {
+        "kx>ConvBatchNormalization": ConvBatchNormalization,
+        "kx>FusedBatchNormalization": FusedBatchNormalization,
+    }
     weights = [
         keras.saving.load_model(checkpoints[h] / "last.keras", custom_objects=custom).get_weights()
         for h in (first, second)

@@ -128,15 +128,22 @@ class KerasBackend(Backend):
         if "builder" in model:
             self.model = builder.build(model, "builder", input_shape, num_classes, self._wrong_model)
             return
-        from kx.models import fused_batch_norm, keras_head
+        from kx.models import conv_batch_norm, keras_head
 
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
         stack: List[Any] = [self.keras.Input(shape=input_shape)]
         for conv in model.conv_layers:
-            stack.append(layers.Conv2D(conv.filters, conv.kernel_size, padding=str(conv.padding)))
+            conv_args = {
+                "filters": conv.filters,
+                "kernel_size": conv.kernel_size,
+                "padding": str(conv.padding),
+            }
             if model.batch_norm:
-                stack.append(fused_batch_norm.layer(axis=channel_axis, momentum=bn_momentum.momentum(model)))
+                norm_args = {"axis": channel_axis, "momentum": bn_momentum.momentum(model)}
+                stack += conv_batch_norm.layers(conv_args, norm_args)
+            else:
+                stack.append(layers.Conv2D(**conv_args))
             stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):
@@ -265,9 +272,13 @@ class KerasBackend(Backend):
             np.savez(folder / "best_weights.npz", *self.best_weights)
 
     def load_state(self, folder: Path) -> None:
-        from kx.models.fused_batch_norm import FusedBatchNormalization  # what a checkpoint may hold
+        from kx.models.conv_batch_norm import ConvBatchNormalization  # what a checkpoint may hold
+        from kx.models.fused_batch_norm import FusedBatchNormalization
 
-        custom = {"kx>FusedBatchNormalization": FusedBatchNormalization}
+        custom = {
+            "kx>ConvBatchNormalization": ConvBatchNormalization,
+            "kx>FusedBatchNormalization": FusedBatchNormalization,
+        }
         with self.scope():
             self.model = self.keras.saving.load_model(folder / "last.keras", custom_objects=custom)
         best = folder / "best_weights.npz"
@@ -287,10 +298,10 @@ class KerasBackend(Backend):
         return np.asarray(self.model.predict(x, batch_size=batch_size, verbose=0))
 
     def export(self, model_dir: Path, name: str, version: int) -> List[Path]:
-        from kx.models import fused_batch_norm
+        from kx.models import conv_batch_norm
 
         native = model_dir / f"{name}.keras"
-        fused_batch_norm.portable(self.model).save(native)  # loads in plain Keras
+        conv_batch_norm.portable(self.model).save(native)  # loads in plain Keras
         paths = [native]
         if self.name == "jax" and importlib.util.find_spec("tensorflow") is None:
             log.warning(
