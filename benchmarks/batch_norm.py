@@ -1,11 +1,15 @@
-"""kx's batch norm on TensorFlow's fused kernel against Keras's own layer, in the reference CNN.
+"""kx's batch norm against Keras's own layer in the reference CNN: fused, and folded into a convolution.
 
-The same model (the reference Fashion-MNIST CNN) trains on the same random batches of 256 with either
-layer, in float32 and under Keras's ``mixed_bfloat16`` policy, each in a fresh process, alternately
-(keras, kx, keras, kx, ...) so that drift in the machine's speed hits both alike. The figure is the
-ratio of the median training-step times (kx / Keras) per precision; below 1 is faster.
+The same model (the reference Fashion-MNIST CNN) trains on the same random batches of 256 with Keras's
+layer (keras), kx's fused one (fused), or kx's fused one with the first block's convolution and batch
+norm as one :class:`kx.models.conv_batch_norm.ConvBatchNormalization` (folded: what kx trains in
+float32; under bfloat16 the layer runs as the two, kx's choice since the fold measured slower there), in float32 and under Keras's
+``mixed_bfloat16`` policy, each in a fresh process, in turn (keras, fused, folded,
+keras, ...) so that drift in the machine's speed hits all alike. The figures are the ratios of the
+median training-step times per precision (fused / keras, folded / fused); below 1 is faster.
 
     python benchmarks/batch_norm.py [--steps 60] [--repeats 2]
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/batch_norm.py --precision float32   # as on a CPU without bfloat16
 """
 
 import argparse
@@ -23,14 +27,19 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras
 import numpy as np
 sys.path.insert(0, {project!r})
+from kx.models.conv_batch_norm import ConvBatchNormalization
 from kx.models.fused_batch_norm import FusedBatchNormalization
 
 keras.mixed_precision.set_global_policy({policy!r})
-norm = FusedBatchNormalization if {fused!r} else keras.layers.BatchNormalization
+norm = keras.layers.BatchNormalization if {variant!r} == "keras" else FusedBatchNormalization
+if {variant!r} == "folded":
+    first = [ConvBatchNormalization({{"filters": 64, "kernel_size": 3, "padding": "same"}}, {{}})]
+else:
+    first = [keras.layers.Conv2D(64, 3, padding="same"), norm()]
 keras.utils.set_random_seed(0)
 model = keras.Sequential([
     keras.Input((28, 28, 1)),
-    keras.layers.Conv2D(64, 3, padding="same"), norm(), keras.layers.Activation("relu"), keras.layers.MaxPooling2D(2),
+    *first, keras.layers.Activation("relu"), keras.layers.MaxPooling2D(2),
     keras.layers.Conv2D(128, 3, padding="valid"), norm(), keras.layers.Activation("relu"), keras.layers.MaxPooling2D(2),
     keras.layers.Flatten(), keras.layers.Dense(512, activation="relu"), keras.layers.Dropout(0.3),
     keras.layers.Dense(10), keras.layers.Activation("softmax", dtype="float32"),
@@ -46,29 +55,39 @@ print(json.dumps([b - a for a, b in zip(ends, ends[1:])]))
 """
 
 
-def step_times(policy: str, fused: bool, steps: int) -> list:
+VARIANTS = ("keras", "fused", "folded")
+
+
+def step_times(policy: str, variant: str, steps: int) -> list:
     """One fresh process's training-step times, in seconds."""
-    code = STEP_TIMES.format(project=str(PROJECT), policy=policy, fused=fused, steps=steps)
+    code = STEP_TIMES.format(project=str(PROJECT), policy=policy, variant=variant, steps=steps)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        sys.exit(f"batch_norm.py: the {policy} run failed:\n{proc.stderr[-2000:]}")
+        sys.exit(f"batch_norm.py: the {policy} {variant} run failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per run")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per side and precision")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per variant and precision")
+    parser.add_argument("--precision", choices=("both", "bfloat16", "float32"), default="both")
     args = parser.parse_args()
-    for policy in ("mixed_bfloat16", "float32"):
-        times = {False: [], True: []}
+    policies = {
+        "both": ("mixed_bfloat16", "float32"),
+        "bfloat16": ("mixed_bfloat16",),
+        "float32": ("float32",),
+    }
+    for policy in policies[args.precision]:
+        times: dict = {variant: [] for variant in VARIANTS}
         for _ in range(args.repeats):
-            for fused in (False, True):
-                times[fused] += step_times(policy, fused, args.steps)
-        keras_ms, kx_ms = (1000 * statistics.median(times[side]) for side in (False, True))
+            for variant in VARIANTS:
+                times[variant] += step_times(policy, variant, args.steps)
+        keras_ms, fused_ms, folded_ms = (1000 * statistics.median(times[v]) for v in VARIANTS)
         print(
             f"{policy:15s} Keras BatchNormalization {keras_ms:6.1f} ms/step, "
-            f"kx FusedBatchNormalization {kx_ms:6.1f} ms/step: ratio {kx_ms / keras_ms:.2f}"
+            f"kx FusedBatchNormalization {fused_ms:6.1f} ms/step: ratio {fused_ms / keras_ms:.2f}; "
+            f"first block folded {folded_ms:6.1f} ms/step: ratio to fused {folded_ms / fused_ms:.2f}"
         )
 
 

@@ -133,6 +133,7 @@ class KerasBackend(Backend):
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
         stack: List[Any] = [self.keras.Input(shape=input_shape)]
+        channels = input_shape[channel_axis]
         for conv in model.conv_layers:
             conv_args = {
                 "filters": conv.filters,
@@ -141,9 +142,10 @@ class KerasBackend(Backend):
             }
             if model.batch_norm:
                 norm_args = {"axis": channel_axis, "momentum": bn_momentum.momentum(model)}
-                stack += conv_batch_norm.layers(conv_args, norm_args)
+                stack += conv_batch_norm.layers(conv_args, norm_args, channels)
             else:
                 stack.append(layers.Conv2D(**conv_args))
+            channels = conv.filters
             stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):

@@ -5,9 +5,8 @@ and variance. Both follow from the convolution's weights and the mean and covari
 patches: for a patch ``p`` and a channel's weights ``w``, the output is ``w.p + b``, its batch mean
 ``w.E[p] + b`` and its variance ``w' Cov(p) w``. So the normalized output is one convolution with
 the weights scaled per channel plus a per-channel shift, and the large convolution output is
-never normalized in a pass of its own. Where a patch is small (a first layer on images: 3x3 pixels
-of 1-3 channels) the patch moments cost little next to the passes they save
-(``benchmarks/step_profile.py``). The layer is the same network as ``Conv2D`` followed by
+never normalized in a pass of its own. Where a patch is small (a first layer on grey images: 3x3
+pixels) the patch moments cost little next to the passes they save (``benchmarks/batch_norm.py``). The layer is the same network as ``Conv2D`` followed by
 ``BatchNormalization``: the same weights, function, gradients and moving statistics
 (``tests/test_conv_batch_norm.py``); inference and every other case run the two sublayers as they
 are. :func:`portable` gives exports Keras's own two layers.
@@ -22,9 +21,9 @@ import keras
 
 from kx.models import fused_batch_norm
 
-MAX_FOLDED_PATCH = 27
-"""Largest patch (kernel height x width x input channels) folded: a 3x3 RGB patch. Above it the patch
-covariance costs more than the normalization it replaces."""
+MAX_FOLDED_PATCH = 9
+"""Largest patch (kernel height x width x input channels) folded: 3x3 of one channel, the case measured
+to pay. The patch moments grow with its square, the normalization they replace does not."""
 
 
 @keras.saving.register_keras_serializable(package="kx")
@@ -42,8 +41,8 @@ class ConvBatchNormalization(keras.layers.Layer):
         self.conv.build(input_shape)
         self.norm.build(self.conv.compute_output_shape(input_shape))
 
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return self.conv.compute_output_shape(input_shape)
+    def compute_output_spec(self, inputs: Any) -> Any:
+        return self.norm.compute_output_spec(self.conv.compute_output_spec(inputs))
 
     def call(self, inputs: Any, training: Any = None) -> Any:
         if training and self.norm.trainable and self._foldable(inputs):
@@ -54,16 +53,20 @@ class ConvBatchNormalization(keras.layers.Layer):
         return {**super().get_config(), "conv": self.conv.get_config(), "norm": self.norm.get_config()}
 
     def _foldable(self, inputs: Any) -> bool:
-        """Whether :meth:`_folded` computes this call: TensorFlow, a plain channels-last convolution with
-        a small patch, and the batch norm over its channels."""
+        """Whether :meth:`_folded` computes this call: the fused kernel's conditions on channels-last
+        4-D inputs, and a plain convolution with a small patch."""
         conv, norm = self.conv, self.norm
-        if not isinstance(norm, fused_batch_norm.FusedBatchNormalization) or norm.synchronized:
+        if (
+            not isinstance(norm, fused_batch_norm.FusedBatchNormalization)
+            or norm.fused_format(inputs) != "NHWC"
+        ):
             return False
         plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
-        channels_last = conv.data_format == "channels_last" and norm.axis % 4 == 3
-        linear = conv.activation is keras.activations.linear
-        patch = conv.kernel_size[0] * conv.kernel_size[1] * inputs.shape[-1]
-        return plain and channels_last and linear and len(inputs.shape) == 4 and patch <= MAX_FOLDED_PATCH
+        linear = conv.activation is keras.activations.linear and conv.activity_regularizer is None
+        small = _patch(conv.kernel.shape) <= MAX_FOLDED_PATCH
+        return (
+            plain and linear and small and conv.data_format == "channels_last" and _folds(conv.compute_dtype)
+        )
 
     def _folded(self, inputs: Any) -> Any:
         """Batch norm of the convolution, computed as one convolution with scaled weights."""
@@ -71,40 +74,57 @@ class ConvBatchNormalization(keras.layers.Layer):
 
         conv, norm = self.conv, self.norm
         x = tf.cast(inputs, "float32")
-        height, width, channels, filters = conv.kernel.shape
+        filters = conv.kernel.shape[-1]
+        bias = conv.bias if conv.use_bias else tf.zeros((filters,), "float32")
+        mean, variance = self._moments(x)
+        mean = mean + bias  # the output's batch mean
+        norm.update_moving(mean, variance)
+        gamma, beta = norm.affine(filters)
+        scale = gamma * tf.math.rsqrt(variance + norm.epsilon)
+        outputs = tf.nn.conv2d(x, conv.kernel * scale, 1, conv.padding.upper())
+        # the bias cancels; it stays in for a gradient of 0, not None (which optimizers warn about)
+        return tf.nn.bias_add(outputs, beta + scale * (bias - mean))
+
+    def _moments(self, x: Any) -> Any:
+        """Each channel's batch mean (less the bias) and variance of the convolution's output, from the
+        mean and covariance of its input patches."""
+        import tensorflow as tf
+
+        height, width, channels, filters = self.conv.kernel.shape
         size = height * width * channels
-        padding = conv.padding.upper()
         picks = tf.reshape(tf.eye(size), (height, width, channels, size))  # each patch, flattened
-        patches = tf.reshape(tf.nn.conv2d(x, picks, 1, padding), (-1, size))
+        patches = tf.reshape(tf.nn.conv2d(x, picks, 1, self.conv.padding.upper()), (-1, size))
         patch_mean = tf.reduce_mean(patches, 0)
         centered = patches - patch_mean
-        covariance = tf.matmul(centered, centered, transpose_a=True) / tf.cast(
-            tf.shape(patches)[0], "float32"
-        )
-        weights = tf.reshape(conv.kernel, (size, filters))
-        bias = conv.bias if conv.use_bias else tf.zeros((filters,), "float32")
-        mean = tf.linalg.matvec(weights, patch_mean, transpose_a=True) + bias
+        count = tf.cast(tf.shape(patches)[0], "float32")
+        covariance = tf.matmul(centered, centered, transpose_a=True) / count
+        weights = tf.reshape(self.conv.kernel, (size, filters))
+        mean = tf.linalg.matvec(weights, patch_mean, transpose_a=True)
         variance = tf.reduce_sum(weights * tf.matmul(covariance, weights), 0)
-        self._update_moving(mean, variance)
-        gamma = norm.gamma if norm.scale else tf.ones((filters,), "float32")
-        beta = norm.beta if norm.center else tf.zeros((filters,), "float32")
-        scale = gamma * tf.math.rsqrt(variance + norm.epsilon)
-        outputs = tf.nn.bias_add(
-            tf.nn.conv2d(x, conv.kernel * scale, 1, padding), beta + scale * (bias - mean)
-        )
-        return tf.cast(outputs, conv.compute_dtype)  # the bias cancels; float32 keeps the gradients exact
-
-    def _update_moving(self, mean: Any, variance: Any) -> None:
-        """The moving statistics, as Keras's layer updates them from the batch's mean and variance."""
-        norm = self.norm
-        norm.moving_mean.assign(norm.moving_mean * norm.momentum + mean * (1.0 - norm.momentum))
-        norm.moving_variance.assign(norm.moving_variance * norm.momentum + variance * (1.0 - norm.momentum))
+        return mean, tf.maximum(variance, 0.0)  # a sum of signed products may round below 0
 
 
-def layers(conv: Dict[str, Any], norm: Dict[str, Any]) -> List[Any]:
-    """A convolution and its batch norm: one :class:`ConvBatchNormalization` on TensorFlow, Keras's two
-    layers elsewhere."""
-    if keras.backend.backend() == "tensorflow":
+def _patch(kernel_shape: Any) -> int:
+    """A convolution's patch size: kernel height x width x input channels."""
+    return int(kernel_shape[0]) * int(kernel_shape[1]) * int(kernel_shape[2])
+
+
+def _folds(compute_dtype: str) -> bool:
+    """Whether the fold pays in this precision: in float32. Under bfloat16 it would have to compute the
+    convolution in float32 (the batch-norm gradient's terms nearly cancel, which bfloat16 does not
+    resolve), and that measured slower than the two layers."""
+    return compute_dtype == "float32"
+
+
+def layers(conv: Dict[str, Any], norm: Dict[str, Any], channels: int) -> List[Any]:
+    """A convolution on ``channels`` input channels and its batch norm: one
+    :class:`ConvBatchNormalization` on TensorFlow where the fold applies (and the global dtype policy
+    computes in float32), else Keras's two layers (the batch norm on the fused kernel)."""
+    size = conv["kernel_size"]
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    small = _patch((height, width, channels)) <= MAX_FOLDED_PATCH
+    policy = keras.mixed_precision.global_policy().compute_dtype
+    if keras.backend.backend() == "tensorflow" and small and _folds(policy):
         return [ConvBatchNormalization(conv, norm)]
     return [keras.layers.Conv2D(**conv), fused_batch_norm.layer(**norm)]
 
@@ -113,12 +133,17 @@ def portable(model: Any) -> Any:
     """``model``, or a copy with Keras's own layers in place of kx's (same configs and weights), which
     plain Keras loads without kx: each :class:`ConvBatchNormalization` of a ``Sequential`` becomes its
     two layers, and :func:`kx.models.fused_batch_norm.portable` does the rest."""
-    if not isinstance(model, keras.Sequential) or not any(
-        isinstance(sub, ConvBatchNormalization) for sub in model.layers
-    ):
+    top = list(model.layers) if isinstance(model, keras.Sequential) else []
+    folded = [sub for sub in fused_batch_norm.layers_of(model) if isinstance(sub, ConvBatchNormalization)]
+    if not folded:
         return fused_batch_norm.portable(model)
+    if any(sub not in top for sub in folded):
+        raise ValueError(
+            f"model {model.name!r}: ConvBatchNormalization exports only as a layer of a keras.Sequential "
+            "(kx.models.conv_batch_norm.layers); use keras.layers.Conv2D and BatchNormalization elsewhere"
+        )
     stack: List[Any] = [keras.Input(shape=model.input_shape[1:])]
-    for sub in model.layers:
+    for sub in top:
         if isinstance(sub, ConvBatchNormalization):
             stack.append(keras.layers.Conv2D.from_config(sub.conv.get_config()))
             stack.append(keras.layers.BatchNormalization.from_config(sub.norm.get_config()))

@@ -26,14 +26,12 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` on ``tf.compat.v1.nn.fused_batch_norm``."""
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
-        data_format = self._data_format(inputs, mask)
+        data_format = self.fused_format(inputs, mask)
         if data_format is None:
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
-        channels = inputs.shape[self.axis]
-        gamma = self.gamma if self.scale else tf.ones((channels,), "float32")
-        beta = self.beta if self.center else tf.zeros((channels,), "float32")
+        gamma, beta = self.affine(inputs.shape[self.axis])
         if not (training and self.trainable):
             outputs, _, _ = tf.compat.v1.nn.fused_batch_norm(
                 inputs,
@@ -49,13 +47,24 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, gamma, beta, epsilon=self.epsilon, data_format=data_format, is_training=True
         )
-        count = tf.cast(tf.size(inputs) // channels, "float32")
-        variance = variance * (count - 1.0) / count  # the kernel's is unbiased; Keras keeps the batch's
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        count = tf.cast(tf.size(inputs) // inputs.shape[self.axis], "float32")
+        self.update_moving(mean, variance * (count - 1.0) / count)  # the kernel's variance is unbiased
         return tf.cast(outputs, self.compute_dtype)
 
-    def _data_format(self, inputs: Any, mask: Any) -> Optional[str]:
+    def affine(self, channels: int) -> Any:
+        """``(gamma, beta)``: the weights, or 1 and 0 where ``scale`` or ``center`` is off."""
+        import tensorflow as tf
+
+        gamma = self.gamma if self.scale else tf.ones((channels,), "float32")
+        beta = self.beta if self.center else tf.zeros((channels,), "float32")
+        return gamma, beta
+
+    def update_moving(self, mean: Any, variance: Any) -> None:
+        """Moves the moving statistics toward a batch's mean and (biased) variance, as Keras does."""
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+
+    def fused_format(self, inputs: Any, mask: Any = None) -> Optional[str]:
         """``"NHWC"`` or ``"NCHW"`` where the fused kernel computes this call, else None."""
         renorm = getattr(self, "renorm", False)  # Keras >= 3.7 (the TensorFlow 2.19 image has 3.6)
         if keras.backend.backend() != "tensorflow" or mask is not None or renorm or self.synchronized:
@@ -75,7 +84,7 @@ def layer(**kwargs: Any) -> Any:
 def portable(model: Any) -> Any:
     """``model`` itself, or where it has :class:`FusedBatchNormalization` layers a copy with Keras's
     own in their place (same config and weights), which plain Keras loads without kx."""
-    if not any(isinstance(sub, FusedBatchNormalization) for sub in _layers(model)):
+    if not any(isinstance(sub, FusedBatchNormalization) for sub in layers_of(model)):
         return model
 
     def keras_layer(sub: Any) -> Any:
@@ -87,9 +96,9 @@ def portable(model: Any) -> Any:
     return copy
 
 
-def _layers(model: Any) -> Iterator[Any]:
+def layers_of(model: Any) -> Iterator[Any]:
     """Every layer of ``model``, inside nested models too."""
     for sub in model.layers:
         yield sub
         if isinstance(sub, keras.Model):
-            yield from _layers(sub)
+            yield from layers_of(sub)

@@ -1,0 +1,128 @@
+"""kx's convolution with its batch norm folded in computes what Keras's Conv2D then BatchNormalization
+compute in training: outputs, gradients and moving statistics (folded in float32, as two layers under
+bfloat16); a model with it trains, resumes from its checkpoint, and exports Keras's own layers that
+load in plain Keras."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+COMPARE = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+import numpy as np
+import tensorflow as tf
+from kx.models import conv_batch_norm
+
+folds = []
+fold = conv_batch_norm.ConvBatchNormalization._folded
+conv_batch_norm.ConvBatchNormalization._folded = lambda self, x: folds.append(1) or fold(self, x)
+
+def run(policy, folded, padding, channels, plain=False):
+    keras.mixed_precision.set_global_policy(policy)
+    x = tf.constant(np.random.RandomState(0).rand(32, 10, 10, channels).astype("float32"))
+    x = tf.cast(x, "float64") if policy == "float64" else x
+    conv = {"filters": 8, "kernel_size": 3, "padding": padding, "use_bias": not plain}
+    norm = {"momentum": 0.9, "center": not plain, "scale": not plain}
+    del folds[:]
+    if folded:  # in a model, as kx trains it: under the model's autocast scope
+        layer = keras.Sequential([keras.Input(x.shape[1:]), conv_batch_norm.ConvBatchNormalization(conv, norm)])
+        norm_layer = layer.layers[0].norm
+    else:
+        layer = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Conv2D(**conv),
+                                  keras.layers.BatchNormalization(**norm)])
+        norm_layer = layer.layers[1]
+    state = np.random.RandomState(1)
+    layer.set_weights([state.normal(size=v.shape).astype(v.dtype) for v in layer.weights])
+    with tf.GradientTape() as tape:
+        y = layer(x, training=True)
+        weights = np.random.RandomState(3).normal(size=y.shape)  # every position counts
+        loss = tf.reduce_sum(tf.cast(y, "float64") * weights)
+    grads = tape.gradient(loss, layer.trainable_weights)
+    found = [y] + grads + [norm_layer.moving_mean, norm_layer.moving_variance]
+    return bool(folds), [np.asarray(tf.cast(t, "float64")) for t in found]
+
+def gap(found, truth):
+    return max(float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))) for a, b in zip(found, truth))
+
+result = {}
+for padding, channels, plain in (("same", 1, False), ("valid", 1, False), ("same", 1, True), ("same", 3, False)):
+    _, truth = run("float64", False, padding, channels, plain)  # Keras's layers, rounding aside
+    _, keras_f32 = run("float32", False, padding, channels, plain)
+    _, keras_bf16 = run("mixed_bfloat16", False, padding, channels, plain)
+    used, folded = run("float32", True, padding, channels, plain)
+    used_bf16, folded_bf16 = run("mixed_bfloat16", True, padding, channels, plain)
+    result[f"{padding} {channels} {'no bias, center, scale' if plain else ''}"] = {"folded": used, "folded_bf16": used_bf16, "gap": gap(folded, truth),
+                                       "gap_bf16": gap(folded_bf16, truth), "keras_gap": gap(keras_f32, truth),
+        "keras_gap_bf16": gap(keras_bf16, truth)}
+print(json.dumps(result))
+"""
+
+ROUND_TRIP = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+import numpy as np
+from kx.models import conv_batch_norm
+
+folder = sys.argv[1]
+model = keras.Sequential([keras.Input((8, 8, 1)), *conv_batch_norm.layers({"filters": 4, "kernel_size": 3},
+                          {"momentum": 0.5}, 1), keras.layers.Flatten(), keras.layers.Dense(2)])
+model.compile(optimizer="sgd", loss="mse")
+state = np.random.RandomState(0)
+history = model.fit(state.rand(64, 8, 8, 1), state.rand(64, 2), epochs=3, verbose=0).history["loss"]
+model.save(folder + "/checkpoint.keras")
+conv_batch_norm.portable(model).save(folder + "/export.keras")
+probe = state.rand(5, 8, 8, 1).astype("float32")
+np.save(folder + "/probe.npy", probe)
+np.save(folder + "/expected.npy", model.predict(probe, verbose=0))
+resumed = keras.saving.load_model(folder + "/checkpoint.keras")
+print(json.dumps({"loss": history, "layers": [type(layer).__name__ for layer in resumed.layers],
+                  "resumed_gap": float(np.max(np.abs(resumed.predict(probe, verbose=0) - np.load(folder + "/expected.npy"))))}))
+"""
+
+PLAIN_LOAD = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+import numpy as np
+model = keras.saving.load_model(sys.argv[1] + "/export.keras")
+got = model.predict(np.load(sys.argv[1] + "/probe.npy"), verbose=0)
+print(json.dumps({"layers": [type(layer).__name__ for layer in model.layers],
+                  "gap": float(np.max(np.abs(got - np.load(sys.argv[1] + "/expected.npy")))),
+                  "kx_imported": any(name.startswith("kx") for name in sys.modules)}))
+"""
+
+
+def _run(code: str, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_fold_trains_as_keras_conv2d_then_batch_normalization():
+    found = _run(COMPARE)
+    # training in float32 folds a 3x3 convolution on one channel; 3x3x3 is past MAX_FOLDED_PATCH, and
+    # under bfloat16 the layer runs its two sublayers
+    assert [case["folded"] for case in found.values()] == [True, True, True, False], found
+    assert [case["folded_bf16"] for case in found.values()] == [False] * 4, found
+    for name, case in found.items():
+        # as close to the exact results (float64) as Keras's own layers in the same precision, relative
+        # to each tensor's largest value; both round, to about 1e-5 in float32 and 1e-2 in bfloat16
+        assert case["gap"] <= max(1e-5, case["keras_gap"]), (name, case)
+        assert case["gap_bf16"] <= max(1e-2, case["keras_gap_bf16"]), (name, case)
+
+
+@pytest.mark.slow
+def test_a_model_with_the_fold_trains_resumes_and_exports_plain_keras(tmp_path):
+    found = _run(ROUND_TRIP, str(tmp_path))
+    assert found["loss"][-1] < found["loss"][0]
+    assert found["layers"][0] == "ConvBatchNormalization" and found["resumed_gap"] < 1e-6
+    plain = _run(PLAIN_LOAD, str(tmp_path))
+    assert not plain["kx_imported"]
+    assert plain["layers"][:2] == ["Conv2D", "BatchNormalization"]
+    assert plain["gap"] < 1e-6
