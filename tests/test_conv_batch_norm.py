@@ -96,6 +96,32 @@ print(json.dumps({"layers": [type(layer).__name__ for layer in model.layers],
                   "kx_imported": any(name.startswith("kx") for name in sys.modules)}))
 """
 
+CHOICES = """
+import json, os
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+from kx.models import conv_batch_norm
+
+def kinds(policy, channels, **conv):
+    keras.mixed_precision.set_global_policy(policy)
+    made = conv_batch_norm.layers({"filters": 4, "kernel_size": 3, **conv}, {}, channels)
+    return [type(layer).__name__ for layer in made]
+
+found = {"float32 1": kinds("float32", 1), "float32 3": kinds("float32", 3),
+         "bfloat16 1": kinds("mixed_bfloat16", 1), "strides 2": kinds("float32", 1, strides=2),
+         "relu": kinds("float32", 1, activation="relu")}
+keras.mixed_precision.set_global_policy("float32")
+inputs = keras.Input((8, 8, 1))
+outputs = keras.layers.Dense(2)(keras.layers.Flatten()(conv_batch_norm.layers({"filters": 4, "kernel_size": 3}, {}, 1)[0](inputs)))
+functional = keras.Model(inputs, outputs, name="functional")
+try:
+    conv_batch_norm.portable(functional)
+    found["refused"] = None
+except ValueError as error:
+    found["refused"] = str(error)
+print(json.dumps(found))
+"""
+
 
 def _run(code: str, *args: str) -> dict:
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
@@ -126,3 +152,16 @@ def test_a_model_with_the_fold_trains_resumes_and_exports_plain_keras(tmp_path):
     assert not plain["kx_imported"]
     assert plain["layers"][:2] == ["Conv2D", "BatchNormalization"]
     assert plain["gap"] < 1e-6
+
+
+@pytest.mark.slow
+def test_kx_folds_only_where_it_measured_a_gain_and_exports_only_from_a_sequential():
+    found = _run(CHOICES)
+    folded, two = ["ConvBatchNormalization"], ["Conv2D", "FusedBatchNormalization"]
+    assert found["float32 1"] == folded
+    for case in ("float32 3", "bfloat16 1", "strides 2", "relu"):
+        assert found[case] == two, (case, found)
+    assert found["refused"] == (
+        "model 'functional' has a ConvBatchNormalization outside a keras.Sequential's own layers; it exports "
+        "only there (kx.models.conv_batch_norm.layers); use keras.layers.Conv2D and BatchNormalization elsewhere"
+    )

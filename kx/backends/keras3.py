@@ -133,7 +133,7 @@ class KerasBackend(Backend):
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
         stack: List[Any] = [self.keras.Input(shape=input_shape)]
-        channels = input_shape[channel_axis]
+        channels = input_shape[0] if self.image_layout == "channels_first" else input_shape[-1]
         for conv in model.conv_layers:
             conv_args = {
                 "filters": conv.filters,
@@ -164,7 +164,10 @@ class KerasBackend(Backend):
             return (
                 f"built a model whose output shape is {net.output_shape}; expected (None, {self.num_classes})"
             )
-        return None
+        from kx.models import conv_batch_norm
+
+        reason = conv_batch_norm.misplaced(net)
+        return None if reason is None else f"built a model that {reason}"
 
     def _compile(self, data: Dataset, train: DictConfig) -> None:
         """Compile with kx's optimizer and schedule (:mod:`kx.backends.optim`) and ``backend.jit``."""

@@ -1,12 +1,13 @@
-"""A convolution and the batch norm after it as one layer, so that training on TensorFlow folds them.
+"""A convolution and the batch norm after it as one layer, so that float32 training on a CPU folds them.
 
 In training, batch norm normalizes each channel of the convolution's output by that batch's mean
 and variance. Both follow from the convolution's weights and the mean and covariance of its input
 patches: for a patch ``p`` and a channel's weights ``w``, the output is ``w.p + b``, its batch mean
 ``w.E[p] + b`` and its variance ``w' Cov(p) w``. So the normalized output is one convolution with
 the weights scaled per channel plus a per-channel shift, and the large convolution output is
-never normalized in a pass of its own. Where a patch is small (a first layer on grey images: 3x3
-pixels) the patch moments cost little next to the passes they save (``benchmarks/batch_norm.py``). The layer is the same network as ``Conv2D`` followed by
+never normalized in a pass of its own. Where a patch is small (a first layer on grey
+images: 3x3 pixels) the patch moments cost little next to the passes they save
+(``benchmarks/batch_norm.py``). The layer is the same network as ``Conv2D`` followed by
 ``BatchNormalization``: the same weights, function, gradients and moving statistics
 (``tests/test_conv_batch_norm.py``); inference and every other case run the two sublayers as they
 are. :func:`portable` gives exports Keras's own two layers.
@@ -15,7 +16,7 @@ Import this module only once ``KERAS_BACKEND`` is set: it imports Keras.
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import keras
 
@@ -52,21 +53,25 @@ class ConvBatchNormalization(keras.layers.Layer):
     def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "conv": self.conv.get_config(), "norm": self.norm.get_config()}
 
-    def _foldable(self, inputs: Any) -> bool:
-        """Whether :meth:`_folded` computes this call: the fused kernel's conditions on channels-last
-        4-D inputs, and a plain convolution with a small patch."""
+    def folds(self, channels: int) -> bool:
+        """Whether training folds on ``channels`` input channels: kx's fused batch norm over the last axis
+        after a plain, linear, channels-last convolution with a small patch, computing in float32 on a
+        CPU (where it was measured to pay)."""
         conv, norm = self.conv, self.norm
-        if (
-            not isinstance(norm, fused_batch_norm.FusedBatchNormalization)
-            or norm.fused_format(inputs) != "NHWC"
-        ):
+        if not isinstance(norm, fused_batch_norm.FusedBatchNormalization) or norm.synchronized:
+            return False
+        if getattr(norm, "renorm", False):  # Keras >= 3.7
             return False
         plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
         linear = conv.activation is keras.activations.linear and conv.activity_regularizer is None
-        small = _patch(conv.kernel.shape) <= MAX_FOLDED_PATCH
-        return (
-            plain and linear and small and conv.data_format == "channels_last" and _folds(conv.compute_dtype)
-        )
+        small = conv.kernel_size[0] * conv.kernel_size[1] * channels <= MAX_FOLDED_PATCH
+        layout = conv.data_format == "channels_last" and norm.axis in (-1, 3)
+        return plain and linear and small and layout and _pays(conv.compute_dtype)
+
+    def _foldable(self, inputs: Any) -> bool:
+        """Whether :meth:`_folded` computes this call: :meth:`folds`, and the fused kernel's own
+        conditions on the inputs."""
+        return self.folds(inputs.shape[-1]) and self.norm.fused_format(inputs) == "NHWC"
 
     def _folded(self, inputs: Any) -> Any:
         """Batch norm of the convolution, computed as one convolution with scaled weights."""
@@ -104,46 +109,53 @@ class ConvBatchNormalization(keras.layers.Layer):
         return mean, tf.maximum(variance, 0.0)  # a sum of signed products may round below 0
 
 
-def _patch(kernel_shape: Any) -> int:
-    """A convolution's patch size: kernel height x width x input channels."""
-    return int(kernel_shape[0]) * int(kernel_shape[1]) * int(kernel_shape[2])
-
-
-def _folds(compute_dtype: str) -> bool:
-    """Whether the fold pays in this precision: in float32. Under bfloat16 it would have to compute the
+def _pays(compute_dtype: str) -> bool:
+    """Whether the fold pays: in float32 on a CPU. Under bfloat16 it would have to compute the
     convolution in float32 (the batch-norm gradient's terms nearly cancel, which bfloat16 does not
-    resolve), and that measured slower than the two layers."""
-    return compute_dtype == "float32"
+    resolve), and that measured slower than the two layers; GPUs were not measured (and round matrix
+    products to TF32 by default)."""
+    import tensorflow as tf
+
+    return compute_dtype == "float32" and not tf.config.list_logical_devices("GPU")
 
 
 def layers(conv: Dict[str, Any], norm: Dict[str, Any], channels: int) -> List[Any]:
     """A convolution on ``channels`` input channels and its batch norm: one
-    :class:`ConvBatchNormalization` on TensorFlow where the fold applies (and the global dtype policy
-    computes in float32), else Keras's two layers (the batch norm on the fused kernel)."""
-    size = conv["kernel_size"]
-    height, width = (size, size) if isinstance(size, int) else tuple(size)
-    small = _patch((height, width, channels)) <= MAX_FOLDED_PATCH
-    policy = keras.mixed_precision.global_policy().compute_dtype
-    if keras.backend.backend() == "tensorflow" and small and _folds(policy):
-        return [ConvBatchNormalization(conv, norm)]
+    :class:`ConvBatchNormalization` where training folds them (:meth:`ConvBatchNormalization.folds`),
+    else the convolution and :func:`kx.models.fused_batch_norm.layer`."""
+    if keras.backend.backend() == "tensorflow":
+        layer = ConvBatchNormalization(conv, norm)
+        if layer.folds(channels):
+            return [layer]
     return [keras.layers.Conv2D(**conv), fused_batch_norm.layer(**norm)]
+
+
+def misplaced(model: Any) -> Optional[str]:
+    """Why ``model``'s :class:`ConvBatchNormalization` layers cannot export as Keras's own, or None:
+    :func:`portable` expands them only as layers of a ``keras.Sequential``."""
+    top = list(model.layers) if isinstance(model, keras.Sequential) else []
+    if any(
+        isinstance(sub, ConvBatchNormalization) and sub not in top
+        for sub in fused_batch_norm.layers_of(model)
+    ):
+        return (
+            "has a ConvBatchNormalization outside a keras.Sequential's own layers; it exports only there "
+            "(kx.models.conv_batch_norm.layers); use keras.layers.Conv2D and BatchNormalization elsewhere"
+        )
+    return None
 
 
 def portable(model: Any) -> Any:
     """``model``, or a copy with Keras's own layers in place of kx's (same configs and weights), which
     plain Keras loads without kx: each :class:`ConvBatchNormalization` of a ``Sequential`` becomes its
     two layers, and :func:`kx.models.fused_batch_norm.portable` does the rest."""
-    top = list(model.layers) if isinstance(model, keras.Sequential) else []
-    folded = [sub for sub in fused_batch_norm.layers_of(model) if isinstance(sub, ConvBatchNormalization)]
-    if not folded:
+    reason = misplaced(model)
+    if reason is not None:
+        raise ValueError(f"model {model.name!r} {reason}")
+    if not any(isinstance(sub, ConvBatchNormalization) for sub in fused_batch_norm.layers_of(model)):
         return fused_batch_norm.portable(model)
-    if any(sub not in top for sub in folded):
-        raise ValueError(
-            f"model {model.name!r}: ConvBatchNormalization exports only as a layer of a keras.Sequential "
-            "(kx.models.conv_batch_norm.layers); use keras.layers.Conv2D and BatchNormalization elsewhere"
-        )
     stack: List[Any] = [keras.Input(shape=model.input_shape[1:])]
-    for sub in top:
+    for sub in model.layers:
         if isinstance(sub, ConvBatchNormalization):
             stack.append(keras.layers.Conv2D.from_config(sub.conv.get_config()))
             stack.append(keras.layers.BatchNormalization.from_config(sub.norm.get_config()))

@@ -9,8 +9,9 @@ measures the two side by side). Where the kernel does not apply (another backend
 synchronized statistics, not 4-D) it is Keras's layer unchanged.
 
 Import this module only once ``KERAS_BACKEND`` is set: it imports Keras. :func:`layer` picks the
-class for the running backend; :func:`portable` turns a model into one with Keras's own layers
-only, so that an exported ``.keras`` file loads in plain Keras.
+class for the running backend; :func:`portable` turns a model into one with Keras's own batch norm,
+so that an exported ``.keras`` file loads in plain Keras (:func:`kx.models.conv_batch_norm.portable`
+also expands kx's folded convolutions, and calls this one).
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
