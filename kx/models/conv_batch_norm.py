@@ -53,25 +53,10 @@ class ConvBatchNormalization(keras.layers.Layer):
     def get_config(self) -> Dict[str, Any]:
         return {**super().get_config(), "conv": self.conv.get_config(), "norm": self.norm.get_config()}
 
-    def folds(self, channels: int) -> bool:
-        """Whether training folds on ``channels`` input channels: kx's fused batch norm over the last axis
-        after a plain, linear, channels-last convolution with a small patch, computing in float32 on a
-        CPU (where it was measured to pay)."""
-        conv, norm = self.conv, self.norm
-        if not isinstance(norm, fused_batch_norm.FusedBatchNormalization) or norm.synchronized:
-            return False
-        if getattr(norm, "renorm", False):  # Keras >= 3.7
-            return False
-        plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
-        linear = conv.activation is keras.activations.linear and conv.activity_regularizer is None
-        small = conv.kernel_size[0] * conv.kernel_size[1] * channels <= MAX_FOLDED_PATCH
-        layout = conv.data_format == "channels_last" and norm.axis in (-1, 3)
-        return plain and linear and small and layout and _pays(conv.compute_dtype)
-
     def _foldable(self, inputs: Any) -> bool:
-        """Whether :meth:`_folded` computes this call: :meth:`folds`, and the fused kernel's own
+        """Whether :meth:`_folded` computes this call: :func:`_folds`, and the fused kernel's own
         conditions on the inputs."""
-        return self.folds(inputs.shape[-1]) and self.norm.fused_format(inputs) == "NHWC"
+        return _folds(self.conv, self.norm, inputs.shape[-1]) and self.norm.fused_format(inputs) == "NHWC"
 
     def _folded(self, inputs: Any) -> Any:
         """Batch norm of the convolution, computed as one convolution with scaled weights."""
@@ -109,6 +94,21 @@ class ConvBatchNormalization(keras.layers.Layer):
         return mean, tf.maximum(variance, 0.0)  # a sum of signed products may round below 0
 
 
+def _folds(conv: Any, norm: Any, channels: int) -> bool:
+    """Whether training folds ``norm`` into ``conv`` on ``channels`` input channels: kx's fused batch
+    norm over the last axis after a plain, linear, channels-last convolution with a small patch,
+    computing in float32 on a CPU (where it was measured to pay)."""
+    if not isinstance(norm, fused_batch_norm.FusedBatchNormalization) or norm.synchronized:
+        return False
+    if getattr(norm, "renorm", False):  # Keras >= 3.7
+        return False
+    plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
+    linear = conv.activation is keras.activations.linear and conv.activity_regularizer is None
+    small = conv.kernel_size[0] * conv.kernel_size[1] * channels <= MAX_FOLDED_PATCH
+    layout = conv.data_format == "channels_last" and norm.axis in (-1, 3)
+    return plain and linear and small and layout and _pays(conv.compute_dtype)
+
+
 def _pays(compute_dtype: str) -> bool:
     """Whether the fold pays: in float32 on a CPU. Under bfloat16 it would have to compute the
     convolution in float32 (the batch-norm gradient's terms nearly cancel, which bfloat16 does not
@@ -121,13 +121,12 @@ def _pays(compute_dtype: str) -> bool:
 
 def layers(conv: Dict[str, Any], norm: Dict[str, Any], channels: int) -> List[Any]:
     """A convolution on ``channels`` input channels and its batch norm: one
-    :class:`ConvBatchNormalization` where training folds them (:meth:`ConvBatchNormalization.folds`),
-    else the convolution and :func:`kx.models.fused_batch_norm.layer`."""
-    if keras.backend.backend() == "tensorflow":
-        layer = ConvBatchNormalization(conv, norm)
-        if layer.folds(channels):
-            return [layer]
-    return [keras.layers.Conv2D(**conv), fused_batch_norm.layer(**norm)]
+    :class:`ConvBatchNormalization` where training folds them (:func:`_folds`), else the convolution
+    and :func:`kx.models.fused_batch_norm.layer`."""
+    pair = [keras.layers.Conv2D(**conv), fused_batch_norm.layer(**norm)]
+    if keras.backend.backend() == "tensorflow" and _folds(pair[0], pair[1], channels):
+        return [ConvBatchNormalization(pair[0].get_config(), pair[1].get_config())]
+    return pair
 
 
 def misplaced(model: Any) -> Optional[str]:
