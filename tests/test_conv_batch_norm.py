@@ -1,6 +1,5 @@
 """kx's convolution with its batch norm folded in computes what Keras's Conv2D then BatchNormalization
-compute in training: outputs, gradients and moving statistics (folded in float32, as two layers under
-bfloat16); a model with it trains, resumes from its checkpoint, and exports Keras's own layers that
+compute in training: outputs, gradients and moving statistics, in float32 and under bfloat16; a model with it trains, resumes from its checkpoint, and exports Keras's own layers that
 load in plain Keras."""
 
 import json
@@ -45,8 +44,8 @@ def run(policy, folded, padding, channels, plain=False):
     found = [y] + grads + [norm_layer.moving_mean, norm_layer.moving_variance]
     return bool(folds), [np.asarray(tf.cast(t, "float64")) for t in found]
 
-def gap(found, truth):
-    return max(float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))) for a, b in zip(found, truth))
+def gap(found, truth):  # each tensor's
+    return [float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))) for a, b in zip(found, truth)]
 
 result = {}
 for padding, channels, plain in (("same", 1, False), ("valid", 1, False), ("same", 1, True), ("same", 3, False)):
@@ -108,7 +107,7 @@ def kinds(policy, channels, **conv):
     return [type(layer).__name__ for layer in made]
 
 found = {"float32 1": kinds("float32", 1), "float32 3": kinds("float32", 3),
-         "bfloat16 1": kinds("mixed_bfloat16", 1), "strides 2": kinds("float32", 1, strides=2),
+         "bfloat16 1": kinds("mixed_bfloat16", 1), "float16 1": kinds("mixed_float16", 1), "strides 2": kinds("float32", 1, strides=2),
          "relu": kinds("float32", 1, activation="relu")}
 keras.mixed_precision.set_global_policy("float32")
 inputs = keras.Input((8, 8, 1))
@@ -132,15 +131,18 @@ def _run(code: str, *args: str) -> dict:
 @pytest.mark.slow
 def test_the_fold_trains_as_keras_conv2d_then_batch_normalization():
     found = _run(COMPARE)
-    # training in float32 folds a 3x3 convolution on one channel; 3x3x3 is past MAX_FOLDED_PATCH, and
-    # under bfloat16 the layer runs its two sublayers
+    # training folds a 3x3 convolution on one channel, in float32 and under bfloat16; 3x3x3 is past
+    # MAX_FOLDED_PATCH, and the layer runs its two sublayers
     assert [case["folded"] for case in found.values()] == [True, True, True, False], found
-    assert [case["folded_bf16"] for case in found.values()] == [False] * 4, found
+    assert [case["folded_bf16"] for case in found.values()] == [True, True, True, False], found
     for name, case in found.items():
-        # as close to the exact results (float64) as Keras's own layers in the same precision, relative
-        # to each tensor's largest value; both round, to about 1e-5 in float32 and 1e-2 in bfloat16
-        assert case["gap"] <= max(1e-5, case["keras_gap"]), (name, case)
-        assert case["gap_bf16"] <= max(1e-2, case["keras_gap_bf16"]), (name, case)
+        # each tensor (output, gradients, moving statistics) as close to the exact one (float64) as
+        # Keras's own layers compute it in the same precision, relative to its largest value; both
+        # round, to about 1e-5 in float32 and 1e-2 in bfloat16 (a bfloat16 sum of the shift's
+        # gradient, as TensorFlow's bias_add gradient computes it, is 6e-2 off)
+        for precision, floor in (("", 1e-5), ("_bf16", 1e-2)):
+            pairs = zip(case["gap" + precision], case["keras_gap" + precision])
+            assert all(ours <= max(floor, keras) for ours, keras in pairs), (name, precision, case)
 
 
 @pytest.mark.slow
@@ -158,8 +160,8 @@ def test_a_model_with_the_fold_trains_resumes_and_exports_plain_keras(tmp_path):
 def test_kx_folds_only_where_it_measured_a_gain_and_exports_only_from_a_sequential():
     found = _run(CHOICES)
     folded, two = ["ConvBatchNormalization"], ["Conv2D", "FusedBatchNormalization"]
-    assert found["float32 1"] == folded
-    for case in ("float32 3", "bfloat16 1", "strides 2", "relu"):
+    assert found["float32 1"] == found["bfloat16 1"] == folded
+    for case in ("float32 3", "float16 1", "strides 2", "relu"):
         assert found[case] == two, (case, found)
     assert found["refused"] == (
         "model 'functional' has a ConvBatchNormalization outside a keras.Sequential's own layers; it exports "

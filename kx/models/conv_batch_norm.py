@@ -1,4 +1,4 @@
-"""A convolution and the batch norm after it as one layer, so that float32 training on a CPU folds them.
+"""A convolution and the batch norm after it as one layer, so that training on a CPU folds them.
 
 In training, batch norm normalizes each channel of the convolution's output by that batch's mean
 and variance. Both follow from the convolution's weights and the mean and covariance of its input
@@ -11,6 +11,11 @@ images: 3x3 pixels) the patch moments cost little next to the passes they save
 ``BatchNormalization``: the same weights, function, gradients and moving statistics
 (``tests/test_conv_batch_norm.py``); inference and every other case run the two sublayers as they
 are. :func:`portable` gives exports Keras's own two layers.
+
+The convolution computes in the model's compute dtype, bfloat16 under mixed precision. Its input is
+first centred (less its mean pixel) and the moments are taken of the rounded values it multiplies,
+so that the gradient's terms for the batch statistics, which nearly cancel, cancel in bfloat16 as
+they do in Keras's float32 batch norm.
 
 Import this module only once ``KERAS_BACKEND`` is set: it imports Keras.
 Runs inside SageMaker jobs: Python 3.8 syntax.
@@ -62,42 +67,78 @@ class ConvBatchNormalization(keras.layers.Layer):
         """Batch norm of the convolution, computed as one convolution with scaled weights."""
         import tensorflow as tf
 
-        conv, norm = self.conv, self.norm
-        x = tf.cast(inputs, "float32")
+        conv, norm, compute = self.conv, self.norm, self.conv.compute_dtype
+        x, offset = self._centered(tf.cast(inputs, "float32"))
+        x = tf.cast(x, compute)  # the moments are of the values the convolution multiplies
+        patch_mean, covariance = self._patch_moments(tf.cast(x, "float32"))
         filters = conv.kernel.shape[-1]
+        weights = tf.reshape(conv.kernel, (-1, filters))
         bias = conv.bias if conv.use_bias else tf.zeros((filters,), "float32")
-        mean, variance = self._moments(x)
-        mean = mean + bias  # the output's batch mean
+        # a sum of signed products, which may round below 0
+        variance = tf.maximum(tf.reduce_sum(weights * tf.matmul(covariance, weights), 0), 0.0)
+        uncentered = tf.reduce_sum(conv.kernel * offset[:, None], (0, 1, 2))  # the offset's share
+        mean = tf.linalg.matvec(weights, patch_mean, transpose_a=True) + uncentered + bias
         norm.update_moving(mean, variance)
         gamma, beta = norm.affine(filters)
-        scale = gamma * tf.math.rsqrt(variance + norm.epsilon)
-        outputs = tf.nn.conv2d(x, conv.kernel * scale, 1, conv.padding.upper())
-        # the bias cancels; it stays in for a gradient of 0, not None (which optimizers warn about)
-        return tf.nn.bias_add(outputs, beta + scale * (bias - mean))
+        kernel = tf.cast(conv.kernel * (gamma * tf.math.rsqrt(variance + norm.epsilon)), compute)
+        # the shift centres what the rounded kernel computes; the bias cancels in batch norm, and
+        # 0 * bias keeps its gradient 0, not None (which optimizers warn about)
+        computed = tf.reshape(tf.cast(kernel, "float32"), (-1, filters))
+        shift = beta - tf.linalg.matvec(computed, patch_mean, transpose_a=True) + 0.0 * bias
+        return _shifted(tf.nn.conv2d(x, kernel, 1, "VALID"), tf.cast(shift, compute))
 
-    def _moments(self, x: Any) -> Any:
-        """Each channel's batch mean (less the bias) and variance of the convolution's output, from the
-        mean and covariance of its input patches."""
+    def _centered(self, x: Any) -> Any:
+        """``x`` zero-padded as the convolution pads it, less its mean per channel (also returned):
+        the same output, from patches whose mean is near 0, so that the gradient's terms for the
+        batch mean do not cancel at the scale of the pixels (which bfloat16 cannot resolve)."""
         import tensorflow as tf
 
-        height, width, channels, filters = self.conv.kernel.shape
+        if self.conv.padding == "same":
+            rows, cols = (size - 1 for size in self.conv.kernel_size)
+            x = tf.pad(x, [[0, 0], [rows // 2, rows - rows // 2], [cols // 2, cols - cols // 2], [0, 0]])
+        offset = tf.stop_gradient(tf.reduce_mean(x, (0, 1, 2)))
+        return x - offset, offset
+
+    def _patch_moments(self, x: Any) -> Any:
+        """The mean and covariance of the input patches of a 'valid' convolution on ``x``."""
+        import tensorflow as tf
+
+        height, width, channels, _ = self.conv.kernel.shape
         size = height * width * channels
         picks = tf.reshape(tf.eye(size), (height, width, channels, size))  # each patch, flattened
-        patches = tf.reshape(tf.nn.conv2d(x, picks, 1, self.conv.padding.upper()), (-1, size))
-        patch_mean = tf.reduce_mean(patches, 0)
-        centered = patches - patch_mean
-        count = tf.cast(tf.shape(patches)[0], "float32")
-        covariance = tf.matmul(centered, centered, transpose_a=True) / count
-        weights = tf.reshape(self.conv.kernel, (size, filters))
-        mean = tf.linalg.matvec(weights, patch_mean, transpose_a=True)
-        variance = tf.reduce_sum(weights * tf.matmul(covariance, weights), 0)
-        return mean, tf.maximum(variance, 0.0)  # a sum of signed products may round below 0
+        patches = tf.nn.conv2d(x, picks, 1, "VALID")
+        patches = tf.reshape(patches, (tf.shape(patches)[0], -1, size))
+        count = tf.cast(tf.shape(patches)[0] * tf.shape(patches)[1], "float32")
+        mean = tf.reduce_sum(patches, (0, 1)) / count
+        # a product per image, then their sum: faster than one product over all the patches; the
+        # patches' mean is near 0 (centred input), so the raw second moment less the mean's square
+        # does not cancel
+        second = tf.reduce_sum(tf.matmul(patches, patches, transpose_a=True), 0) / count
+        return mean, second - mean[:, None] * mean[None, :]
+
+
+def _shifted(outputs: Any, shift: Any) -> Any:
+    """``outputs`` plus a per-channel ``shift``, whose gradient sums the outputs' gradient as a product
+    with ones (which accumulates in float32): TensorFlow's own gradient of ``bias_add`` sums
+    bfloat16 in bfloat16, off by percents over a batch."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def add(outputs: Any, shift: Any) -> Any:
+        def gradient(upstream: Any) -> Any:
+            flat = tf.reshape(upstream, (-1, upstream.shape[-1]))
+            ones = tf.ones((1, tf.shape(flat)[0]), upstream.dtype)
+            return upstream, tf.reshape(tf.matmul(ones, flat), (-1,))
+
+        return tf.nn.bias_add(outputs, shift), gradient
+
+    return add(outputs, shift)
 
 
 def _folds(conv: Any, norm: Any, channels: int) -> bool:
     """Whether training folds ``norm`` into ``conv`` on ``channels`` input channels: kx's fused batch
     norm over the last axis after a plain, linear, channels-last convolution with a small patch,
-    computing in float32 on a CPU (where it was measured to pay)."""
+    where the fold was measured to pay (:func:`_pays`)."""
     if not isinstance(norm, fused_batch_norm.FusedBatchNormalization) or norm.synchronized:
         return False
     if getattr(norm, "renorm", False):  # Keras >= 3.7
@@ -110,13 +151,11 @@ def _folds(conv: Any, norm: Any, channels: int) -> bool:
 
 
 def _pays(compute_dtype: str) -> bool:
-    """Whether the fold pays: in float32 on a CPU. Under bfloat16 it would have to compute the
-    convolution in float32 (the batch-norm gradient's terms nearly cancel, which bfloat16 does not
-    resolve), and that measured slower than the two layers; GPUs were not measured (and round matrix
-    products to TF32 by default)."""
+    """Whether the fold pays: on a CPU, in float32 or bfloat16 (measured there); GPUs were not
+    measured (and round float32 matrix products to TF32 by default)."""
     import tensorflow as tf
 
-    return compute_dtype == "float32" and not tf.config.list_logical_devices("GPU")
+    return compute_dtype in ("float32", "bfloat16") and not tf.config.list_logical_devices("GPU")
 
 
 def layers(conv: Dict[str, Any], norm: Dict[str, Any], channels: int) -> List[Any]:
