@@ -38,7 +38,9 @@ def run(policy, folded, padding, channels, plain=False):
     layer.set_weights([state.normal(size=v.shape).astype(v.dtype) for v in layer.weights])
     with tf.GradientTape() as tape:
         y = layer(x, training=True)
-        weights = np.random.RandomState(3).normal(size=y.shape)  # every position counts
+        # every position counts, and the gradient has a mean (as a ReLU's has), which the batch
+        # mean's gradient takes out again
+        weights = np.random.RandomState(3).normal(0.3, 1.0, size=y.shape)
         loss = tf.reduce_sum(tf.cast(y, "float64") * weights)
     grads = tape.gradient(loss, layer.trainable_weights)
     found = [y] + grads + [norm_layer.moving_mean, norm_layer.moving_variance]
@@ -138,9 +140,9 @@ def test_the_fold_trains_as_keras_conv2d_then_batch_normalization():
     for name, case in found.items():
         # each tensor (output, gradients, moving statistics) as close to the exact one (float64) as
         # Keras's own layers compute it in the same precision, relative to its largest value; both
-        # round, to about 1e-5 in float32 and 1e-2 in bfloat16 (a bfloat16 sum of the shift's
-        # gradient, as TensorFlow's bias_add gradient computes it, is 6e-2 off)
-        for precision, floor in (("", 1e-5), ("_bf16", 1e-2)):
+        # round, to about 3e-5 in float32 and 1e-2 in bfloat16 (the fold on an input not centred is
+        # 9e-2 off in bfloat16, one with the unbiased variance 2e-4 in float32)
+        for precision, floor in (("", 3e-5), ("_bf16", 1e-2)):
             pairs = zip(case["gap" + precision], case["keras_gap" + precision])
             assert all(ours <= max(floor, keras) for ours, keras in pairs), (name, precision, case)
 

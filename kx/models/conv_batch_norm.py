@@ -88,15 +88,17 @@ class ConvBatchNormalization(keras.layers.Layer):
         return _shifted(tf.nn.conv2d(x, kernel, 1, "VALID"), tf.cast(shift, compute))
 
     def _centered(self, x: Any) -> Any:
-        """``x`` zero-padded as the convolution pads it, less its mean per channel (also returned):
-        the same output, from patches whose mean is near 0, so that the gradient's terms for the
-        batch mean do not cancel at the scale of the pixels (which bfloat16 cannot resolve)."""
+        """``x`` zero-padded as the convolution pads it, less the mean value of its patches per
+        channel (also returned): the same output, from patches whose mean is near 0, so that the
+        gradient's terms for the batch mean do not cancel at the scale of the pixels (which bfloat16
+        cannot resolve)."""
         import tensorflow as tf
 
         if self.conv.padding == "same":
             rows, cols = (size - 1 for size in self.conv.kernel_size)
             x = tf.pad(x, [[0, 0], [rows // 2, rows - rows // 2], [cols // 2, cols - cols // 2], [0, 0]])
-        offset = tf.stop_gradient(tf.reduce_mean(x, (0, 1, 2)))
+        patches = tf.nn.avg_pool2d(x, self.conv.kernel_size, 1, "VALID")  # each patch's mean
+        offset = tf.stop_gradient(tf.reduce_mean(patches, (0, 1, 2)))
         return x - offset, offset
 
     def _patch_moments(self, x: Any) -> Any:
