@@ -1,8 +1,8 @@
 """Where a training step of the reference CNN goes (TensorFlow), on one fixed batch, in one process.
 
-The model is built through kx's Backend (kx's layers and settings: fused batch norm, in float32 the
-first block's folded into its convolution (one layer here), the precision
-``backend.precision`` resolves to, threads, layout), then timed on one fixed batch of Fashion-MNIST:
+The model is built through kx's Backend (kx's layers and settings: fused batch norm, the first
+block's folded into its convolution (one layer here), the precision ``backend.precision`` resolves
+to, threads, layout), then timed on one fixed batch of Fashion-MNIST:
 
     fit step     Keras's ``fit`` loop per step (callbacks, metrics, the input iterator: what training runs)
     train step   one compiled step alone: forward, backward and the optimizer's update

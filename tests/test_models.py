@@ -53,6 +53,18 @@ def wrong_outputs(input_shape, num_classes):
     return keras_builder(input_shape, num_classes + 1)
 
 
+def misplaced_fold(input_shape, num_classes):
+    """kx's folded convolution in a functional model, which kx's exports cannot expand."""
+    import keras
+
+    from kx.models.conv_batch_norm import ConvBatchNormalization
+
+    inputs = keras.Input(shape=input_shape)
+    maps = ConvBatchNormalization({"filters": 4, "kernel_size": 3}, {})(inputs)
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(keras.layers.Flatten()(maps))
+    return keras.Model(inputs, outputs)
+
+
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch", "mxnet"])
 def test_a_builder_from_a_test_module_trains_on_every_backend(run_train, backend):
     if importlib.util.find_spec(backend) is None:
@@ -88,6 +100,10 @@ def test_a_builder_from_a_test_module_trains_on_every_backend(run_train, backend
         (
             "tests.test_models:wrong_outputs",
             "built a model whose output shape is (None, 11); expected (None, 10)",
+        ),
+        (
+            "tests.test_models:misplaced_fold",
+            "built a model that has a ConvBatchNormalization outside a keras.Sequential's own layers",
         ),
     ],
 )

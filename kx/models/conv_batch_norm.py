@@ -13,9 +13,9 @@ images: 3x3 pixels) the patch moments cost little next to the passes they save
 are. :func:`portable` gives exports Keras's own two layers.
 
 The convolution computes in the model's compute dtype, bfloat16 under mixed precision. Its input is
-first centred (less its mean pixel) and the moments are taken of the rounded values it multiplies,
-so that the gradient's terms for the batch statistics, which nearly cancel, cancel in bfloat16 as
-they do in Keras's float32 batch norm.
+first centred on the mean value of its patches and the moments are taken of the rounded values it
+multiplies, so that the gradient's terms for the batch statistics, which nearly cancel, cancel in
+bfloat16 as they do in Keras's batch norm (which computes in float32).
 
 Import this module only once ``KERAS_BACKEND`` is set: it imports Keras.
 Runs inside SageMaker jobs: Python 3.8 syntax.
