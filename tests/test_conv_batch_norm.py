@@ -1,6 +1,6 @@
 """kx's convolution with its batch norm folded in computes what Keras's Conv2D then BatchNormalization
-compute in training: outputs, gradients and moving statistics, in float32 and under bfloat16; a model with it trains, resumes from its checkpoint, and exports Keras's own layers that
-load in plain Keras."""
+compute in training: outputs, gradients and moving statistics, in float32 and under bfloat16; a model
+with it trains, resumes from its checkpoint, and exports Keras's own layers that load in plain Keras."""
 
 import json
 import subprocess
@@ -20,11 +20,11 @@ folds = []
 fold = conv_batch_norm.ConvBatchNormalization._folded
 conv_batch_norm.ConvBatchNormalization._folded = lambda self, x: folds.append(1) or fold(self, x)
 
-def run(policy, folded, padding, channels, plain=False):
+def run(policy, folded, kernel, padding, channels, plain):
     keras.mixed_precision.set_global_policy(policy)
     x = tf.constant(np.random.RandomState(0).rand(32, 10, 10, channels).astype("float32"))
     x = tf.cast(x, "float64") if policy == "float64" else x
-    conv = {"filters": 8, "kernel_size": 3, "padding": padding, "use_bias": not plain}
+    conv = {"filters": 8, "kernel_size": kernel, "padding": padding, "use_bias": not plain}
     norm = {"momentum": 0.9, "center": not plain, "scale": not plain}
     del folds[:]
     if folded:  # in a model, as kx trains it: under the model's autocast scope
@@ -37,12 +37,13 @@ def run(policy, folded, padding, channels, plain=False):
     state = np.random.RandomState(1)
     layer.set_weights([state.normal(size=v.shape).astype(v.dtype) for v in layer.weights])
     with tf.GradientTape() as tape:
+        tape.watch(x)
         y = layer(x, training=True)
         # every position counts, and the gradient has a mean (as a ReLU's has), which the batch
         # mean's gradient takes out again
         weights = np.random.RandomState(3).normal(0.3, 1.0, size=y.shape)
         loss = tf.reduce_sum(tf.cast(y, "float64") * weights)
-    grads = tape.gradient(loss, layer.trainable_weights)
+    grads = tape.gradient(loss, [x, *layer.trainable_weights])
     found = [y] + grads + [norm_layer.moving_mean, norm_layer.moving_variance]
     return bool(folds), [np.asarray(tf.cast(t, "float64")) for t in found]
 
@@ -50,13 +51,13 @@ def gap(found, truth):  # each tensor's
     return [float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b)))) for a, b in zip(found, truth)]
 
 result = {}
-for padding, channels, plain in (("same", 1, False), ("valid", 1, False), ("same", 1, True), ("same", 3, False)):
-    _, truth = run("float64", False, padding, channels, plain)  # Keras's layers, rounding aside
-    _, keras_f32 = run("float32", False, padding, channels, plain)
-    _, keras_bf16 = run("mixed_bfloat16", False, padding, channels, plain)
-    used, folded = run("float32", True, padding, channels, plain)
-    used_bf16, folded_bf16 = run("mixed_bfloat16", True, padding, channels, plain)
-    result[f"{padding} {channels} {'no bias, center, scale' if plain else ''}"] = {"folded": used, "folded_bf16": used_bf16, "gap": gap(folded, truth),
+for case in json.loads(sys.argv[1]):
+    _, truth = run("float64", False, *case)  # Keras's layers, rounding aside
+    _, keras_f32 = run("float32", False, *case)
+    _, keras_bf16 = run("mixed_bfloat16", False, *case)
+    used, folded = run("float32", True, *case)
+    used_bf16, folded_bf16 = run("mixed_bfloat16", True, *case)
+    result[str(case)] = {"folded": used, "folded_bf16": used_bf16, "gap": gap(folded, truth),
                                        "gap_bf16": gap(folded_bf16, truth), "keras_gap": gap(keras_f32, truth),
         "keras_gap_bf16": gap(keras_bf16, truth)}
 print(json.dumps(result))
@@ -124,6 +125,17 @@ print(json.dumps(found))
 """
 
 
+CASES = [  # kernel size, padding, input channels, no bias / center / scale
+    [3, "same", 1, False],
+    [3, "valid", 1, False],
+    [3, "same", 1, True],
+    [2, "same", 2, False],  # an even kernel, padded after only
+    [[3, 1], "same", 3, False],
+    [3, "same", 3, False],  # a patch past MAX_FOLDED_PATCH: the two sublayers
+]
+FLOAT32, BFLOAT16 = 3e-5, 1e-2  # each precision's rounding over a batch, relative
+
+
 def _run(code: str, *args: str) -> dict:
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -132,17 +144,15 @@ def _run(code: str, *args: str) -> dict:
 
 @pytest.mark.slow
 def test_the_fold_trains_as_keras_conv2d_then_batch_normalization():
-    found = _run(COMPARE)
-    # training folds a 3x3 convolution on one channel, in float32 and under bfloat16; 3x3x3 is past
-    # MAX_FOLDED_PATCH, and the layer runs its two sublayers
-    assert [case["folded"] for case in found.values()] == [True, True, True, False], found
-    assert [case["folded_bf16"] for case in found.values()] == [True, True, True, False], found
+    found = _run(COMPARE, json.dumps(CASES))
+    folds = [True] * (len(CASES) - 1) + [False]
+    assert [case["folded"] for case in found.values()] == folds, found
+    assert [case["folded_bf16"] for case in found.values()] == folds, found
     for name, case in found.items():
-        # each tensor (output, gradients, moving statistics) as close to the exact one (float64) as
-        # Keras's own layers compute it in the same precision, relative to its largest value; both
-        # round, to about 3e-5 in float32 and 1e-2 in bfloat16 (the fold on an input not centred is
-        # 9e-2 off in bfloat16, one with the unbiased variance 2e-4 in float32)
-        for precision, floor in (("", 3e-5), ("_bf16", 1e-2)):
+        # each tensor (the output, the gradients of the input and the weights, the moving
+        # statistics) within its precision's rounding of the exact one (float64), or as close as
+        # Keras's own layers come, relative to its largest value
+        for precision, floor in (("", FLOAT32), ("_bf16", BFLOAT16)):
             pairs = zip(case["gap" + precision], case["keras_gap" + precision])
             assert all(ours <= max(floor, keras) for ours, keras in pairs), (name, precision, case)
 
