@@ -74,7 +74,8 @@ class ConvBatchNormalization(keras.layers.Layer):
         filters = conv.kernel.shape[-1]
         weights = tf.reshape(conv.kernel, (-1, filters))
         bias = conv.bias if conv.use_bias else tf.zeros((filters,), "float32")
-        # a sum of signed products, which may round below 0
+        # of the float32 weights: the output's variance is off only by the rounding of the scaled
+        # kernel; a sum of signed products, which may round below 0
         variance = tf.maximum(tf.reduce_sum(weights * tf.matmul(covariance, weights), 0), 0.0)
         uncentered = tf.reduce_sum(conv.kernel * offset[:, None], (0, 1, 2))  # the offset's share
         mean = tf.linalg.matvec(weights, patch_mean, transpose_a=True) + uncentered + bias
@@ -121,7 +122,7 @@ class ConvBatchNormalization(keras.layers.Layer):
 
 def _shifted(outputs: Any, shift: Any) -> Any:
     """``outputs`` plus a per-channel ``shift``, whose gradient sums the outputs' gradient as a product
-    with ones (which accumulates in float32): TensorFlow's own gradient of ``bias_add`` sums
+    with ones, which oneDNN accumulates in float32: TensorFlow's own gradient of ``bias_add`` sums
     bfloat16 in bfloat16, off by percents over a batch."""
     import tensorflow as tf
 
