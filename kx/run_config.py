@@ -30,5 +30,5 @@ def validate(cfg: DictConfig) -> None:
     """Raise :class:`kx.config.ConfigError` for the first value outside what kx, the engine or the
     dataset accepts."""
     config.validate(cfg)
-    check_support(cfg.backend)
+    check_support(cfg.backend, cfg.train)
     datasets.check(cfg.dataset)

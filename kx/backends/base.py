@@ -71,6 +71,7 @@ class Backend(abc.ABC):
 
     engines: Tuple[str, ...] = ()  # the backend names (``backend.name``) this class trains with
     multi_worker_engines: Tuple[str, ...] = ()  # engines this class can train across hosts
+    averages_weights: bool = False  # validates and keeps a moving average of the weights (train.ema)
 
     def __init__(self, cfg: DictConfig, cluster: Optional[Cluster] = None) -> None:
         self.cfg = cfg

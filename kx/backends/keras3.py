@@ -41,6 +41,7 @@ class KerasBackend(Backend):
 
     engines = tuple(_PACKAGES)
     multi_worker_engines = ("tensorflow",)
+    averages_weights = True  # Keras's optimizers keep it (use_ema)
     best_weights: Optional[List[np.ndarray]] = None
     strategy: Any = None
     even_parts = 1  # JAX data-parallel: every batch must split evenly over this many devices
@@ -292,7 +293,8 @@ class KerasBackend(Backend):
                 self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
     def keep_best(self) -> None:
-        self.best_weights = self.model.get_weights()
+        with keras_optim.averaged(self.model):  # the weights the epoch was validated with
+            self.best_weights = self.model.get_weights()
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if self.cluster.size > 1:
@@ -353,6 +355,15 @@ def _monitor_callback(
     class MonitorCallback(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             monitor.begin_epoch()
+
+        def on_test_begin(self, logs: Any = None) -> None:
+            """Validate the weights' moving average (``train.ema``), then train on from the weights
+            reached."""
+            self.validating = contextlib.ExitStack()
+            self.validating.enter_context(keras_optim.averaged(self.model))
+
+        def on_test_end(self, logs: Any = None) -> None:
+            self.validating.close()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if monitor.interrupted:  # leave fit now: stop_training would still validate the epoch

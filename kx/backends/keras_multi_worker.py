@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from kx.backends import keras_optim
 from kx.backends.base import EpochSums, data_parallel_steps, epochs_left
 from kx.backends.checkpoint import Checkpoint
 from kx.backends.monitor import EpochMonitor
@@ -100,7 +101,8 @@ def fit(
                 statistics, strategy.experimental_local_results(averaged_statistics())[0]
             ):
                 variable.assign(value)
-        val_sums = _evaluate(backend, data, train.batch_size, sum_across_hosts)
+        with keras_optim.averaged(model):  # what the epoch is validated with (train.ema)
+            val_sums = _evaluate(backend, data, train.batch_size, sum_across_hosts)
         sums = EpochSums(totals[0], totals[1], steps * global_batch, *val_sums)
         backend.end_epoch(epoch, sums.metrics(), monitor, checkpoint)
 

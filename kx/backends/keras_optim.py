@@ -5,7 +5,8 @@ to the spec's parameters, so that a saved ``.keras`` file (the export, a checkpo
 Keras; it computes :func:`kx.backends.optim.rate` (tests/test_speed.py compares them).
 """
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from kx.backends import optim
 
@@ -24,8 +25,30 @@ def schedule(keras: Any, spec: optim.OptimizerSpec) -> Any:
 def optimizer(keras: Any, spec: optim.OptimizerSpec) -> Any:
     """The Keras optimizer ``spec`` describes, its learning rate following the schedule."""
     rate = schedule(keras, spec)
+    average = {"use_ema": True, "ema_momentum": spec.ema} if spec.ema is not None else {}
     if spec.kind == "sgd":
-        return keras.optimizers.SGD(rate, momentum=spec.momentum, nesterov=spec.nesterov)
+        return keras.optimizers.SGD(rate, momentum=spec.momentum, nesterov=spec.nesterov, **average)
     if spec.kind == "rmsprop":
-        return keras.optimizers.RMSprop(rate)
-    return keras.optimizers.Adam(rate)
+        return keras.optimizers.RMSprop(rate, **average)
+    return keras.optimizers.Adam(rate, **average)
+
+
+@contextlib.contextmanager
+def averaged(model: Any) -> Iterator[None]:
+    """``model`` holding its optimizer's moving average of the weights (when it keeps one) inside the
+    block, its own weights again after it: what validation, the best epoch and the export see,
+    while training goes on from the weights it reached."""
+    optimizer = getattr(model, "optimizer", None)
+    if not getattr(optimizer, "use_ema", False) or not optimizer.built:
+        yield
+        return
+    weights = model.trainable_variables
+    reached = [v.numpy() for v in weights]
+    optimizer.finalize_variable_values(weights)  # Keras's public swap: each weight gets its average
+    for variable, value in zip(weights, [v.numpy() for v in weights]):
+        variable.assign(value)  # its own copy: JAX would share the average's buffer, then donate it
+    try:
+        yield
+    finally:
+        for variable, value in zip(weights, reached):
+            variable.assign(value)

@@ -11,8 +11,11 @@ Runs inside SageMaker jobs: Python 3.8 syntax.
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 from omegaconf import DictConfig
+
+from kx.backends.bn_momentum import auto_momentum
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,12 @@ class OptimizerSpec:
     schedule: str  # constant | cosine
     warmup_steps: int
     total_steps: int
+    ema: Optional[float] = None  # the weights' moving-average momentum; None: no average
 
 
 def spec(train: DictConfig, steps_per_epoch: int) -> OptimizerSpec:
     """The run's optimizer: ``train``'s settings over ``train.epochs`` epochs of ``steps_per_epoch``."""
+    total_steps = max(1, int(train.epochs) * steps_per_epoch)
     return OptimizerSpec(
         kind=str(train.optimizer),
         peak=float(train.learning_rate),
@@ -37,8 +42,20 @@ def spec(train: DictConfig, steps_per_epoch: int) -> OptimizerSpec:
         nesterov=bool(train.nesterov),
         schedule=str(train.schedule),
         warmup_steps=int(round(float(train.warmup_epochs) * steps_per_epoch)),
-        total_steps=max(1, int(train.epochs) * steps_per_epoch),
+        total_steps=total_steps,
+        ema=ema_momentum(train, total_steps),
     )
+
+
+def ema_momentum(train: DictConfig, total_steps: int) -> Optional[float]:
+    """The momentum of the weights' moving average (``train.ema``; auto and on alike: the engine
+    check refuses on where there is none), or None without one. Its default spans a tenth of the
+    run, as the batch-norm statistics do, so the averaged weights and the statistics they are
+    validated with cover the same steps."""
+    if str(train.get("ema", "off")) == "off":
+        return None
+    value = train.get("ema_momentum")
+    return auto_momentum(total_steps) if value is None else float(value)
 
 
 def rate(spec: OptimizerSpec, step: int) -> float:

@@ -40,9 +40,14 @@ def _kx_class(target: str) -> Optional[type]:
         return None
 
 
-def check_support(backend: DictConfig) -> None:
-    """Raise :class:`ConfigError` for an unknown engine or a speed setting it cannot honour."""
-    engine_class(backend)
+def check_support(backend: DictConfig, train: Optional[DictConfig] = None) -> None:
+    """Raise :class:`ConfigError` for an unknown engine or a setting it cannot honour."""
+    engine = engine_class(backend)
+    if train is not None and train.get("ema") == "on" and not engine.averages_weights:
+        raise ConfigError(
+            f"train.ema=on is not supported by backend={backend.name}: it keeps no moving average "
+            "of the weights; use off, or auto (on where the engine keeps one)."
+        )
     if backend.get("precision") == "bfloat16" and backend.name not in ENGINES_WITH_BF16:
         raise ConfigError(
             f"backend.precision=bfloat16 is not supported by backend={backend.name}: use float32, or auto."

@@ -50,6 +50,7 @@ _RULES: List[Tuple[str, Callable[[Any], bool], str]] = [
     ("train.seed", _seed, "an integer from 0 to 2147483647"),
     ("train.momentum", _fraction, "a number in [0, 1)"),
     ("train.warmup_epochs", _non_negative, "a number >= 0"),
+    ("train.ema_momentum", _open_fraction, "a number in (0, 1), or null for the automatic choice"),
     ("backend.threads", _positive, "an integer >= 1, or null for the engine's default"),
     ("backend.steps_per_execution", _positive, "an integer >= 1, or null for auto"),
     ("train.early_stopping.patience", _non_negative, "an integer >= 0"),
