@@ -65,26 +65,56 @@ def _run(engine: str, folder: str, *overrides: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_the_average_spans_a_tenth_of_the_run_like_the_batch_norm_statistics(compose_cfg):
+def test_the_average_follows_the_batch_norm_statistics_span(compose_cfg):
     steps = 235  # Fashion-MNIST's 60,000 images at the default batch of 256
     default = compose_cfg().train
-    assert optim.spec(default, steps).ema == auto_momentum(default.epochs * steps) == 0.9894
-    assert optim.spec(compose_cfg("train.ema_momentum=0.995").train, steps).ema == 0.995
-    assert optim.spec(compose_cfg("train.ema=off").train, steps).ema is None
+    assert optim.spec(default, steps, True).ema == auto_momentum(default.epochs * steps) == 0.9894
+    assert optim.spec(compose_cfg("train.ema_momentum=0.995").train, steps, True).ema == 0.995
+    assert optim.spec(compose_cfg("train.ema=off").train, steps, True).ema is None
 
 
-def test_mxnet_keeps_no_average_and_refuses_it_when_asked(compose_cfg):
-    validate(compose_cfg("backend=mxnet"))  # auto: off there
-    with pytest.raises(
-        ConfigError, match=r"^train.ema=on is not supported by backend=mxnet: .*use off, or auto"
-    ):
-        validate(compose_cfg("backend=mxnet", "train.ema=on"))
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["backend=mxnet", "train.ema=on"],
+            "train.ema=on is not supported by backend=mxnet: it keeps no moving average of the weights; use off, or auto (on where the engine keeps one).",
+        ),
+        (
+            ["train.ema_momentum=1"],
+            "Invalid config value train.ema_momentum=1.0: expected a number in (0, 1), or null for the automatic choice.",
+        ),
+    ],
+)
+def test_bad_average_settings_are_one_line_before_any_framework_loads(check_train, args, message):
+    proc = check_train(*args)
+    assert (proc.returncode, proc.stderr) == (2, f"kx: error: {message}\n")
 
 
-@pytest.mark.parametrize("value", ["0", "1", "1.5"])
-def test_a_momentum_outside_the_open_unit_interval_is_refused(compose_cfg, value):
-    with pytest.raises(ConfigError, match=rf"train.ema_momentum={value}.*: expected a number in \(0, 1\)"):
-        validate(compose_cfg(f"train.ema_momentum={value}"))
+def test_auto_averages_on_the_keras_engines_only(compose_cfg):
+    train = compose_cfg().train
+    assert optim.spec(train, 235, averages_weights=False).ema is None  # mxnet: validated, trained raw
+    validate(compose_cfg("backend=mxnet"))  # auto is off there; on is refused (tests/test_speed.py)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.ema_momentum=0"], r"train.ema_momentum=0.0: expected a number in \(0, 1\)"),
+        (["train.ema_momentum=1.5"], r"train.ema_momentum=1.5: expected a number in \(0, 1\)"),
+        (
+            ["train.ema=off", "train.ema_momentum=0.995"],
+            r"^train.ema_momentum=0.995 has no effect: backend=tensorflow with train.ema=off keeps no",
+        ),
+        (
+            ["backend=mxnet", "train.ema_momentum=0.995"],
+            r"^train.ema_momentum=0.995 has no effect: backend=mxnet with train.ema=auto keeps no",
+        ),
+    ],
+)
+def test_a_momentum_out_of_range_or_without_an_average_is_refused(compose_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_cfg(*overrides))
 
 
 @pytest.mark.slow

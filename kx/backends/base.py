@@ -114,7 +114,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def keep_best(self) -> None:
-        """Keep a copy of the current weights as the best epoch's, which ``fit`` restores at the end."""
+        """Keep a copy of the weights the epoch was validated with as the best epoch's, which ``fit``
+        restores at the end."""
 
     @abc.abstractmethod
     def save_state(self, folder: Path) -> None:

@@ -180,9 +180,12 @@ class KerasBackend(Backend):
             steps = math.ceil(devices.even_length(len(data.y_train), self.even_parts) / train.batch_size)
         jit_settings = {"auto": "auto", "on": True, "off": False}  # auto: Keras's own rule
         jit = jit_settings[str(self.cfg.get("jit", "auto"))]
+        spec = optim.spec(train, steps, self.averages_weights)
+        if spec.ema is not None:
+            log.info("validating a moving average of the weights, momentum %.4f (train.ema)", spec.ema)
         with self.scope():
             self.model.compile(
-                optimizer=keras_optim.optimizer(self.keras, optim.spec(train, steps)),
+                optimizer=keras_optim.optimizer(self.keras, spec),
                 loss="sparse_categorical_crossentropy",
                 metrics=[self.keras.metrics.SparseCategoricalAccuracy(name="acc")],
                 jit_compile=jit,
@@ -358,7 +361,8 @@ def _monitor_callback(
 
         def on_test_begin(self, logs: Any = None) -> None:
             """Validate the weights' moving average (``train.ema``), then train on from the weights
-            reached."""
+            reached. Only a second Ctrl-C skips :meth:`on_test_end`, and it ends the process; the
+            checkpoint on disk was written before the swap."""
             self.validating = contextlib.ExitStack()
             self.validating.enter_context(keras_optim.averaged(self.model))
 

@@ -32,8 +32,10 @@ class OptimizerSpec:
     ema: Optional[float] = None  # the weights' moving-average momentum; None: no average
 
 
-def spec(train: DictConfig, steps_per_epoch: int) -> OptimizerSpec:
-    """The run's optimizer: ``train``'s settings over ``train.epochs`` epochs of ``steps_per_epoch``."""
+def spec(train: DictConfig, steps_per_epoch: int, averages_weights: bool = False) -> OptimizerSpec:
+    """The run's optimizer: ``train``'s settings over ``train.epochs`` epochs of ``steps_per_epoch``,
+    with a moving average of the weights where the engine ``averages_weights`` and ``train.ema``
+    is not off."""
     total_steps = max(1, int(train.epochs) * steps_per_epoch)
     return OptimizerSpec(
         kind=str(train.optimizer),
@@ -43,15 +45,15 @@ def spec(train: DictConfig, steps_per_epoch: int) -> OptimizerSpec:
         schedule=str(train.schedule),
         warmup_steps=int(round(float(train.warmup_epochs) * steps_per_epoch)),
         total_steps=total_steps,
-        ema=ema_momentum(train, total_steps),
+        ema=ema_momentum(train, total_steps) if averages_weights else None,
     )
 
 
 def ema_momentum(train: DictConfig, total_steps: int) -> Optional[float]:
-    """The momentum of the weights' moving average (``train.ema``; auto and on alike: the engine
-    check refuses on where there is none), or None without one. Its default spans a tenth of the
-    run, as the batch-norm statistics do, so the averaged weights and the statistics they are
-    validated with cover the same steps."""
+    """The momentum of the weights' moving average on an engine that keeps one (``train.ema`` auto
+    or on), or None when it is off. Its default is the batch-norm statistics' (a tenth of a run
+    under 1,000 steps, 0.99 from there), so the averaged weights and the statistics they are
+    validated with follow the same recent steps."""
     if str(train.get("ema", "off")) == "off":
         return None
     value = train.get("ema_momentum")

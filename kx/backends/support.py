@@ -40,13 +40,19 @@ def _kx_class(target: str) -> Optional[type]:
         return None
 
 
-def check_support(backend: DictConfig, train: Optional[DictConfig] = None) -> None:
+def check_support(backend: DictConfig, train: DictConfig) -> None:
     """Raise :class:`ConfigError` for an unknown engine or a setting it cannot honour."""
     engine = engine_class(backend)
-    if train is not None and train.get("ema") == "on" and not engine.averages_weights:
+    if train.get("ema") == "on" and not engine.averages_weights:
         raise ConfigError(
             f"train.ema=on is not supported by backend={backend.name}: it keeps no moving average "
             "of the weights; use off, or auto (on where the engine keeps one)."
+        )
+    averaged = train.get("ema") != "off" and engine.averages_weights
+    if train.get("ema_momentum") is not None and not averaged:
+        raise ConfigError(
+            f"train.ema_momentum={train.ema_momentum} has no effect: backend={backend.name} with "
+            f"train.ema={train.ema} keeps no moving average of the weights; leave it null."
         )
     if backend.get("precision") == "bfloat16" and backend.name not in ENGINES_WITH_BF16:
         raise ConfigError(
