@@ -192,7 +192,7 @@ class TrainConfig:
     schedule: Schedule = Schedule.cosine  # after warm-up: constant, or cosine decay to 0 (kx/backends/optim)
     warmup_epochs: float = 0.3  # linear warm-up from 0 to learning_rate
     # validate, keep and export a moving average of the weights (Keras's EMA): it reaches a target
-    # accuracy in fewer epochs on every seed; auto: on for the Keras engines, off on mxnet
+    # accuracy in fewer epochs, closer across seeds; auto: on for the Keras engines, off on mxnet
     ema: Switch = Switch.auto
     ema_momentum: Optional[float] = None  # None: the batch-norm statistics' span (kx/backends/bn_momentum)
     seed: int = 42
