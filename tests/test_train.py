@@ -83,7 +83,9 @@ def test_exported_savedmodel_reloads_and_predicts_like_the_keras_file(trained):
     probs = served.serve(tf.constant(data.x_val)).numpy()
     native = keras.saving.load_model(folder / "run" / "model" / "model.keras")
     assert probs.shape == (200, 10)
-    np.testing.assert_allclose(probs, native.predict(data.x_val, verbose=0), atol=1e-5)
+    # the same weights (the served graph runs kx's folded first block, the file Keras's two layers):
+    # apart by rounding only, which bfloat16 (auto on CPUs that compute it) makes coarser
+    np.testing.assert_allclose(probs, native.predict(data.x_val, verbose=0), atol=1e-4)
     metrics = json.loads((folder / "run" / "metrics.json").read_text())
     # the exported model is the best epoch's (best weights restored)
     assert (probs.argmax(1) == data.y_val).mean() == pytest.approx(metrics["best"]["val_acc"], abs=1e-6)
