@@ -28,7 +28,7 @@ TRAIN = {
 
 
 def spec(**changes) -> optim.OptimizerSpec:
-    return optim.spec(OmegaConf.create({**TRAIN, **changes}), steps_per_epoch=100)
+    return optim.spec(OmegaConf.create({**TRAIN, **changes}), steps_per_epoch=100, averages_weights=False)
 
 
 def test_warmup_then_cosine_decay_to_zero():
@@ -69,7 +69,7 @@ import keras
 import numpy as np
 from omegaconf import OmegaConf
 from kx.backends import keras_optim, optim
-specs = [optim.spec(OmegaConf.create({{**{TRAIN!r}, **c}}), steps_per_epoch=100) for c in {SPECS!r}]
+specs = [optim.spec(OmegaConf.create({{**{TRAIN!r}, **c}}), steps_per_epoch=100, averages_weights=False) for c in {SPECS!r}]
 rates = [[float(keras_optim.schedule(keras, s)(step)) for step in {STEPS!r}] for s in specs]
 opt = keras_optim.optimizer(keras, specs[0])
 model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])

@@ -94,7 +94,7 @@ def test_bad_average_settings_are_one_line_before_any_framework_loads(check_trai
 def test_auto_averages_on_the_keras_engines_only(compose_cfg):
     train = compose_cfg().train
     assert optim.spec(train, 235, averages_weights=False).ema is None  # mxnet: validated, trained raw
-    validate(compose_cfg("backend=mxnet"))  # auto is off there; on is refused (tests/test_speed.py)
+    validate(compose_cfg("backend=mxnet"))  # auto is off there; on is refused (above)
 
 
 @pytest.mark.parametrize(

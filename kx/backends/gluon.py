@@ -166,7 +166,7 @@ class GluonBackend(Backend):
 
     def _trainer(self, train: DictConfig, steps_per_epoch: int) -> Any:
         """A Gluon ``Trainer`` for kx's optimizer and schedule (:mod:`kx.backends.optim`)."""
-        spec = optim.spec(train, steps_per_epoch)
+        spec = optim.spec(train, steps_per_epoch, self.averages_weights)
         params: Dict[str, Any] = {"learning_rate": spec.peak, "lr_scheduler": GluonSchedule(spec)}
         name = spec.kind
         if spec.kind == "sgd":

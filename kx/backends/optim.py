@@ -32,7 +32,7 @@ class OptimizerSpec:
     ema: Optional[float] = None  # the weights' moving-average momentum; None: no average
 
 
-def spec(train: DictConfig, steps_per_epoch: int, averages_weights: bool = False) -> OptimizerSpec:
+def spec(train: DictConfig, steps_per_epoch: int, averages_weights: bool) -> OptimizerSpec:
     """The run's optimizer: ``train``'s settings over ``train.epochs`` epochs of ``steps_per_epoch``,
     with a moving average of the weights where the engine ``averages_weights`` and ``train.ema``
     is not off."""
