@@ -76,6 +76,16 @@ def test_several_steps_per_call_train_the_same_model(backend, cnn_run, tmp_path)
     assert check(backend, tmp_path, "backend.steps_per_execution=1")["history"] == cnn_run["history"]
 
 
+def test_float32_on_a_cpu_trains_by_winograd_and_exports_the_same_model(backend, tmp_path):
+    """On tensorflow, in float32 on a CPU, the wide 3x3 convolution is kx's Winograd one; the exports
+    (Keras's own Conv2D) predict what the trained model predicts."""
+    if backend != "tensorflow":
+        pytest.skip("kx computes convolutions by Winograd on tensorflow only")
+    run = check(backend, tmp_path, "backend.precision=float32")
+    assert "WinogradConv2D" in run["layers"] and run["best_val_acc"] > 0.8
+    assert run["reloaded_classes"] == run["trained_classes"] and run["max_prob_diff"] < 1e-4
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
 def test_other_optimizers_train_the_mlp(backend, optimizer, tmp_path):
     run = check(backend, tmp_path, "model=mlp", f"train.optimizer={optimizer}", "train.learning_rate=0.001")

@@ -14,13 +14,23 @@ from tests.conftest import PROJECT_DIR
 CASES = {
     "step_profile.py": (
         ["dataset.limit=512", "train.batch_size=64", "backend.precision=float32"],
-        [r"^precision float32, layout channels_last, batch 64", r"^fit step\s+[0-9.]+ ms", r"^  conv2d_1\s"],
+        [
+            r"^precision float32, layout channels_last, batch 64",
+            r"^fit step\s+[0-9.]+ ms",
+            r"^  winograd_conv2d\s",  # the second convolution, as kx computes it in float32 on a CPU
+        ],
     ),
     "dry_run.py": (
         ["--repeats", "1"],
         [
             r"^  training \(fashion_mnist\)\s+this [0-9.]+ s wall",
             r"^  tuning \(sweep=fashion\)\s+this [0-9.]+ s wall",
+        ],
+    ),
+    "winograd.py": (
+        ["--steps", "3", "--repeats", "1"],
+        [
+            r"^float32 training step, batch 256: Keras Conv2D +[0-9.]+ ms, kx WinogradConv2D +[0-9.]+ ms: ratio [0-9.]+$"
         ],
     ),
     "overhead.py": (

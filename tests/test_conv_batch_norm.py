@@ -3,10 +3,10 @@ compute in training: outputs, gradients and moving statistics, in float32 and un
 with it trains, resumes from its checkpoint, and exports Keras's own layers that load in plain Keras."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from tests.helpers.processes import run_script
 
 COMPARE = """
 import json, os, sys
@@ -136,15 +136,9 @@ CASES = [  # kernel size, padding, input channels, no bias / center / scale
 FLOAT32, BFLOAT16 = 3e-5, 1e-2  # each precision's rounding over a batch, relative
 
 
-def _run(code: str, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.slow
 def test_the_fold_trains_as_keras_conv2d_then_batch_normalization():
-    found = _run(COMPARE, json.dumps(CASES))
+    found = run_script(COMPARE, json.dumps(CASES))
     folds = [True] * (len(CASES) - 1) + [False]
     assert [case["folded"] for case in found.values()] == folds, found
     assert [case["folded_bf16"] for case in found.values()] == folds, found
@@ -159,10 +153,10 @@ def test_the_fold_trains_as_keras_conv2d_then_batch_normalization():
 
 @pytest.mark.slow
 def test_a_model_with_the_fold_trains_resumes_and_exports_plain_keras(tmp_path):
-    found = _run(ROUND_TRIP, str(tmp_path))
+    found = run_script(ROUND_TRIP, str(tmp_path))
     assert found["loss"][-1] < found["loss"][0]
     assert found["layers"][0] == "ConvBatchNormalization" and found["resumed_gap"] < 1e-6
-    plain = _run(PLAIN_LOAD, str(tmp_path))
+    plain = run_script(PLAIN_LOAD, str(tmp_path))
     assert not plain["kx_imported"]
     assert plain["layers"][:2] == ["Conv2D", "BatchNormalization"]
     assert plain["gap"] < 1e-6
@@ -170,7 +164,7 @@ def test_a_model_with_the_fold_trains_resumes_and_exports_plain_keras(tmp_path):
 
 @pytest.mark.slow
 def test_kx_folds_only_where_it_measured_a_gain_and_exports_only_from_a_sequential():
-    found = _run(CHOICES)
+    found = run_script(CHOICES)
     folded, two = ["ConvBatchNormalization"], ["Conv2D", "FusedBatchNormalization"]
     assert found["float32 1"] == found["bfloat16 1"] == folded
     for case in ("float32 3", "float16 1", "strides 2", "relu"):

@@ -2,11 +2,9 @@
 gradients and moving statistics, in float32 and under bfloat16, in both layouts; exported models
 carry Keras's own layer and load in plain Keras."""
 
-import json
-import subprocess
-import sys
-
 import pytest
+
+from tests.helpers.processes import run_script
 
 COMPARE = """
 import json, os, sys
@@ -76,21 +74,15 @@ print(json.dumps({"layers": [type(layer).__module__ + "." + type(layer).__name__
 """
 
 
-def _run(code: str, folder) -> dict:
-    proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.slow
 def test_fused_batch_norm_matches_keras_and_exports_plain_keras(tmp_path):
-    found = _run(COMPARE, tmp_path)
+    found = run_script(COMPARE, str(tmp_path))
     for case, gap in found["gaps"].items():
         # relative to each tensor's largest value; bfloat16 outputs round to 8 bits of mantissa
         assert gap < (1e-2 if "bfloat16" in case else 1e-5), (case, gap)
     assert found["layer"] == "FusedBatchNormalization"
     assert found["resumed"][1] == "FusedBatchNormalization" and found["resumed_gap"] < 1e-6
-    plain = _run(PLAIN_LOAD, tmp_path)
+    plain = run_script(PLAIN_LOAD, str(tmp_path))
     assert not plain["kx_imported"]
     assert "keras.src.layers.normalization.batch_normalization.BatchNormalization" in plain["layers"]
     assert plain["gap"] < 1e-6

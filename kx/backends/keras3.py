@@ -129,7 +129,7 @@ class KerasBackend(Backend):
         if "builder" in model:
             self.model = builder.build(model, "builder", input_shape, num_classes, self._wrong_model)
             return
-        from kx.models import conv_batch_norm, keras_head
+        from kx.models import conv_batch_norm, keras_head, winograd
 
         layers = self.keras.layers
         channel_axis = 1 if self.image_layout == "channels_first" else -1
@@ -145,7 +145,7 @@ class KerasBackend(Backend):
                 norm_args = {"axis": channel_axis, "momentum": bn_momentum.momentum(model)}
                 stack += conv_batch_norm.layers(conv_args, norm_args, channels)
             else:
-                stack.append(layers.Conv2D(**conv_args))
+                stack.append(winograd.layer(conv_args, channels))
             channels = conv.filters
             stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
         stack.append(layers.Flatten())
@@ -283,10 +283,12 @@ class KerasBackend(Backend):
     def load_state(self, folder: Path) -> None:
         from kx.models.conv_batch_norm import ConvBatchNormalization  # what a checkpoint may hold
         from kx.models.fused_batch_norm import FusedBatchNormalization
+        from kx.models.winograd import WinogradConv2D
 
         custom = {
             "kx>ConvBatchNormalization": ConvBatchNormalization,
             "kx>FusedBatchNormalization": FusedBatchNormalization,
+            "kx>WinogradConv2D": WinogradConv2D,
         }
         with self.scope():
             self.model = self.keras.saving.load_model(folder / "last.keras", custom_objects=custom)
@@ -311,7 +313,8 @@ class KerasBackend(Backend):
         from kx.models import conv_batch_norm
 
         native = model_dir / f"{name}.keras"
-        conv_batch_norm.portable(self.model).save(native)  # loads in plain Keras
+        keras_own = conv_batch_norm.portable(self.model)  # loads in plain Keras, serves kx-free graphs
+        keras_own.save(native)
         paths = [native]
         if self.name == "jax" and importlib.util.find_spec("tensorflow") is None:
             log.warning(
@@ -321,7 +324,7 @@ class KerasBackend(Backend):
             )
         elif self.name in ("tensorflow", "jax"):
             serving = model_dir / name / str(version)
-            self.model.export(str(serving), format="tf_saved_model", verbose=False)
+            keras_own.export(str(serving), format="tf_saved_model", verbose=False)
             paths.append(serving)
         return paths
 

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import keras
 
-from kx.models import fused_batch_norm
+from kx.models import fused_batch_norm, winograd
 
 MAX_FOLDED_PATCH = 9
 """Largest patch (kernel height x width x input channels) folded: 3x3 of one channel, the case measured
@@ -164,8 +164,8 @@ def _pays(compute_dtype: str) -> bool:
 def layers(conv: Dict[str, Any], norm: Dict[str, Any], channels: int) -> List[Any]:
     """A convolution on ``channels`` input channels and its batch norm: one
     :class:`ConvBatchNormalization` where training folds them (:func:`_folds`), else the convolution
-    and :func:`kx.models.fused_batch_norm.layer`."""
-    pair = [keras.layers.Conv2D(**conv), fused_batch_norm.layer(**norm)]
+    (:func:`kx.models.winograd.layer`) and :func:`kx.models.fused_batch_norm.layer`."""
+    pair = [winograd.layer(conv, channels), fused_batch_norm.layer(**norm)]
     if keras.backend.backend() == "tensorflow" and _folds(pair[0], pair[1], channels):
         return [ConvBatchNormalization(pair[0].get_config(), pair[1].get_config())]
     return pair
@@ -189,12 +189,23 @@ def misplaced(model: Any) -> Optional[str]:
 def portable(model: Any) -> Any:
     """``model``, or a copy with Keras's own layers in place of kx's (same configs and weights), which
     plain Keras loads without kx: each :class:`ConvBatchNormalization` of a ``Sequential`` becomes its
-    two layers, and :func:`kx.models.fused_batch_norm.portable` does the rest."""
+    two layers, each :class:`kx.models.fused_batch_norm.FusedBatchNormalization` Keras's batch norm
+    and each :class:`kx.models.winograd.WinogradConv2D` Keras's ``Conv2D``."""
     reason = misplaced(model)
     if reason is not None:
         raise ValueError(f"model {model.name!r} {reason}")
-    if not any(isinstance(sub, ConvBatchNormalization) for sub in fused_batch_norm.layers_of(model)):
-        return fused_batch_norm.portable(model)
+    if any(isinstance(sub, ConvBatchNormalization) for sub in fused_batch_norm.layers_of(model)):
+        model = _expanded(model)
+    keras_own = {
+        fused_batch_norm.FusedBatchNormalization: keras.layers.BatchNormalization,
+        winograd.WinogradConv2D: keras.layers.Conv2D,
+    }
+    return fused_batch_norm.replaced(model, keras_own)
+
+
+def _expanded(model: Any) -> Any:
+    """A copy of the ``Sequential`` ``model`` with each :class:`ConvBatchNormalization` as its two
+    layers, from their configs, and the same weights."""
     stack: List[Any] = [keras.Input(shape=model.input_shape[1:])]
     for sub in model.layers:
         if isinstance(sub, ConvBatchNormalization):
@@ -204,4 +215,4 @@ def portable(model: Any) -> Any:
             stack.append(type(sub).from_config(sub.get_config()))
     copy = keras.Sequential(stack, name=model.name)
     copy.set_weights(model.get_weights())
-    return fused_batch_norm.portable(copy)
+    return copy

@@ -11,11 +11,11 @@ synchronized statistics, not 4-D) it is Keras's layer unchanged.
 Import this module only once ``KERAS_BACKEND`` is set: it imports Keras. :func:`layer` picks the
 class for the running backend; :func:`portable` turns a model into one with Keras's own batch norm,
 so that an exported ``.keras`` file loads in plain Keras (:func:`kx.models.conv_batch_norm.portable`
-also expands kx's folded convolutions, and calls this one).
+also expands kx's folded convolutions and replaces its other layers, with :func:`replaced`).
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
-from typing import Any, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import keras
 
@@ -85,14 +85,20 @@ def layer(**kwargs: Any) -> Any:
 def portable(model: Any) -> Any:
     """``model`` itself, or where it has :class:`FusedBatchNormalization` layers a copy with Keras's
     own in their place (same config and weights), which plain Keras loads without kx."""
-    if not any(isinstance(sub, FusedBatchNormalization) for sub in layers_of(model)):
+    return replaced(model, {FusedBatchNormalization: keras.layers.BatchNormalization})
+
+
+def replaced(model: Any, classes: Dict[type, type]) -> Any:
+    """``model`` itself, or where it has layers of a class among ``classes``' keys a copy with that
+    key's value in their place, from the same config and with the same weights."""
+    if not any(isinstance(sub, tuple(classes)) for sub in layers_of(model)):
         return model
 
-    def keras_layer(sub: Any) -> Any:
-        cls = keras.layers.BatchNormalization if isinstance(sub, FusedBatchNormalization) else type(sub)
+    def clone(sub: Any) -> Any:
+        cls = next((new for old, new in classes.items() if isinstance(sub, old)), type(sub))
         return cls.from_config(sub.get_config())
 
-    copy = keras.models.clone_model(model, clone_function=keras_layer, recursive=True)
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
     copy.set_weights(model.get_weights())
     return copy
 

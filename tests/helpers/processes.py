@@ -1,12 +1,14 @@
-"""Start train.py as a user would and stop it mid-run: after an epoch, with a signal or kill -9."""
+"""Start train.py as a user would and stop it mid-run: after an epoch, with a signal or kill -9; run a
+script in a fresh Python (an engine is chosen once per process) and read its JSON line."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 from kx.machine import usable_cpus
 from tests.conftest import PROJECT_DIR
@@ -57,3 +59,10 @@ def kx_lines(stderr: str) -> List[str]:
         for line in stderr.splitlines()
         if line and not line.startswith(engine) and " INFO mlflow" not in line
     ]
+
+
+def run_script(code: str, *args: str) -> Any:
+    """``python -c CODE ARGS``, which must succeed; what the last line of its output holds, as JSON."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,0 +1,89 @@
+"""kx's Winograd convolution against Keras's Conv2D in the reference CNN's training step, float32.
+
+The reference Fashion-MNIST CNN as kx trains it on a CPU in float32 (the first block's batch norm
+folded into its convolution, fused batch norm) trains on the same random batches of 256 with its
+second convolution (3x3, 64 to 128 channels) as Keras's ``Conv2D`` (keras) or as
+:class:`kx.models.winograd.WinogradConv2D` (winograd: what kx trains there), each in a fresh
+process, in turn (keras, winograd, keras, ...) so that drift in the machine's speed hits both alike.
+The figure is the ratio of the median training-step times, winograd / keras; below 1 is faster.
+
+    python benchmarks/winograd.py [--steps 60] [--repeats 2]
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/winograd.py   # as on a CPU with AVX2 only
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+STEP_TIMES = """
+import json, os, sys, time
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+import numpy as np
+sys.path.insert(0, {project!r})
+from kx.models import conv_batch_norm, fused_batch_norm, winograd
+
+keras.utils.set_random_seed(0)
+second = {{"filters": 128, "kernel_size": 3, "padding": "valid"}}
+conv = winograd.layer(second, 64) if {variant!r} == "winograd" else keras.layers.Conv2D(**second)
+model = keras.Sequential([
+    keras.Input((28, 28, 1)),
+    *conv_batch_norm.layers({{"filters": 64, "kernel_size": 3, "padding": "same"}}, {{}}, 1),
+    keras.layers.Activation("relu"), keras.layers.MaxPooling2D(2),
+    conv, fused_batch_norm.layer(), keras.layers.Activation("relu"), keras.layers.MaxPooling2D(2),
+    keras.layers.Flatten(), keras.layers.Dense(512, activation="relu"), keras.layers.Dropout(0.3),
+    keras.layers.Dense(10), keras.layers.Activation("softmax", dtype="float32"),
+])
+model.compile(keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), "sparse_categorical_crossentropy")
+x = np.random.rand(256 * {steps}, 28, 28, 1).astype("float32")
+y = np.random.randint(0, 10, len(x))
+model.fit(x[:2560], y[:2560], batch_size=256, verbose=0)  # traces the step
+ends = []
+stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
+model.fit(x, y, batch_size=256, verbose=0, callbacks=[stamp])
+print(json.dumps({{"layer": type(conv).__name__, "steps": [b - a for a, b in zip(ends, ends[1:])]}}))
+"""
+
+VARIANTS = ("keras", "winograd")
+
+
+def step_times(variant: str, steps: int) -> list:
+    """One fresh process's training-step times, in seconds."""
+    code = STEP_TIMES.format(project=str(PROJECT), variant=variant, steps=steps)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"winograd.py: the {variant} run failed:\n{proc.stderr[-2000:]}")
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    if variant == "winograd" and found["layer"] != "WinogradConv2D":
+        sys.exit("winograd.py: Winograd does not apply here (a GPU, or not float32): nothing to compare")
+    return found["steps"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60, help="timed training steps per run")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per variant")
+    args = parser.parse_args()
+    sys.path.insert(0, str(PROJECT))
+    from kx.backends.cpu import probe
+
+    print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
+    times: dict = {variant: [] for variant in VARIANTS}
+    for _ in range(args.repeats):
+        for variant in VARIANTS:
+            times[variant] += step_times(variant, args.steps)
+    ms = {variant: 1000 * statistics.median(times[variant]) for variant in VARIANTS}
+    print(
+        f"float32 training step, batch 256: Keras Conv2D {ms['keras']:6.1f} ms, "
+        f"kx WinogradConv2D {ms['winograd']:6.1f} ms: ratio {ms['winograd'] / ms['keras']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

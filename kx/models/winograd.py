@@ -1,0 +1,121 @@
+"""A 3x3 convolution computed with Winograd's minimal filtering, F(4x4, 3x3), for float32 on a CPU.
+
+A 3x3 convolution multiplies 9 values per output and channel pair. Winograd's algorithm computes a
+4x4 block of outputs from a 6x6 tile of the input: the tile and the kernel are each transformed by
+a fixed matrix, multiplied elementwise (36 products for 16 outputs instead of 144) and transformed
+back. Over the channels the elementwise products are 36 matrix products, so the convolution becomes
+4 times fewer multiplications in large matrix products plus the transforms, which are themselves
+matrix products with constant 36x36 matrices. The gradients are the same algebra's (TensorFlow
+differentiates the products and transforms), so training's three convolutions (the output, the
+input's gradient and the kernel's) all take the cheaper path (``benchmarks/winograd.py``).
+
+The arithmetic differs from a direct convolution only by rounding: about 1e-5 of the output's
+scale in float32 (``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the
+transformed values too coarsely) and on a CPU, for a convolution with enough input channels that
+the products outweigh the transforms. The layer is ``keras.layers.Conv2D`` with the same weights and
+config; exports carry Keras's own (:func:`kx.models.conv_batch_norm.portable`).
+
+Import this module only once ``KERAS_BACKEND`` is set: it imports Keras.
+Runs inside SageMaker jobs: Python 3.8 syntax.
+"""
+
+from typing import Any, Dict
+
+import keras
+import numpy as np
+
+MIN_CHANNELS = 16
+"""Fewest input channels computed this way: the transforms cost the same per channel as the products
+they save on one output channel, so a layer needs many of both."""
+
+TILE, OUT = 6, 4  # F(4x4, 3x3): a 6x6 input tile gives a 4x4 block of outputs
+
+# the transforms' matrices for the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2015)
+_INPUT = np.array(
+    [
+        [4, 0, -5, 0, 1, 0],
+        [0, -4, -4, 1, 1, 0],
+        [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0],
+        [0, 2, -1, -2, 1, 0],
+        [0, 4, 0, -5, 0, 1],
+    ],
+    "float32",
+)
+_KERNEL = np.array(
+    [
+        [1 / 4, 0, 0],
+        [-1 / 6, -1 / 6, -1 / 6],
+        [-1 / 6, 1 / 6, -1 / 6],
+        [1 / 24, 1 / 12, 1 / 6],
+        [1 / 24, -1 / 12, 1 / 6],
+        [0, 0, 1],
+    ],
+    "float32",
+)
+_OUTPUT = np.array(
+    [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], "float32"
+)
+
+
+@keras.saving.register_keras_serializable(package="kx")
+class WinogradConv2D(keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` whose convolution is computed by :func:`convolve` where it applies
+    (:func:`applies`), and by Keras otherwise."""
+
+    def convolution_op(self, inputs: Any, kernel: Any) -> Any:
+        if applies(self, inputs.shape[-1]) and None not in tuple(inputs.shape[1:3]):
+            return convolve(inputs, kernel, self.padding)
+        return super().convolution_op(inputs, kernel)
+
+
+def applies(conv: Any, channels: int) -> bool:
+    """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels: TensorFlow on a CPU,
+    float32, a plain channels-last 3x3 convolution on :data:`MIN_CHANNELS` or more."""
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow" or conv.compute_dtype != "float32":
+        return False
+    plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
+    shape = tuple(conv.kernel_size) == (3, 3) and conv.data_format == "channels_last"
+    return plain and shape and channels >= MIN_CHANNELS and not tf.config.list_logical_devices("GPU")
+
+
+def convolve(x: Any, kernel: Any, padding: str) -> Any:
+    """``tf.nn.conv2d(x, kernel, 1, padding)`` for a 3x3 ``kernel`` and channels-last ``x`` whose
+    height and width are known, by F(4x4, 3x3)."""
+    import tensorflow as tf
+
+    if padding == "same":
+        x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    height, width = x.shape[1] - 2, x.shape[2] - 2  # the output's
+    rows, cols = -(-height // OUT), -(-width // OUT)  # blocks of outputs, the last one padded
+    x = tf.pad(x, [[0, 0], [0, rows * OUT - height], [0, cols * OUT - width], [0, 0]])
+    channels, filters = kernel.shape[2], kernel.shape[3]
+    images = tf.shape(x)[0]
+    # each tile, its 36 values first: [36, tiles, channels]
+    tiles = tf.image.extract_patches(x, [1, TILE, TILE, 1], [1, OUT, OUT, 1], [1, 1, 1, 1], "VALID")
+    tiles = tf.transpose(tf.reshape(tiles, (-1, TILE * TILE, channels)), (1, 0, 2))
+    transformed = _transform(_INPUT, tiles)
+    weights = _transform(_KERNEL, tf.reshape(kernel, (9, channels, filters)))
+    blocks = _transform(_OUTPUT, tf.matmul(transformed, weights))  # [16, tiles, filters]
+    blocks = tf.reshape(blocks, (OUT, OUT, images, rows, cols, filters))
+    out = tf.reshape(tf.transpose(blocks, (2, 3, 0, 4, 1, 5)), (images, rows * OUT, cols * OUT, filters))
+    return out[:, :height, :width]
+
+
+def _transform(matrix: np.ndarray, values: Any) -> Any:
+    """``matrix @ tile @ matrix.T`` for each tile and channel of ``values`` (its first axis: a tile's
+    values, row by row), as one product with their Kronecker product."""
+    import tensorflow as tf
+
+    rows = np.kron(matrix, matrix)
+    flat = tf.reshape(values, (rows.shape[1], -1))
+    return tf.reshape(tf.matmul(tf.constant(rows), flat), (rows.shape[0], -1, values.shape[-1]))
+
+
+def layer(conv: Dict[str, Any], channels: int) -> Any:
+    """A convolution on ``channels`` input channels: :class:`WinogradConv2D` where it applies, else
+    ``keras.layers.Conv2D``."""
+    plain = keras.layers.Conv2D(**conv)
+    return WinogradConv2D(**conv) if applies(plain, channels) else plain

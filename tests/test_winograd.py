@@ -1,0 +1,139 @@
+"""kx's Winograd convolution computes what Keras's Conv2D computes, within float32's rounding: the
+output and the gradients of the input, kernel and bias; kx picks it only where it applies, and a
+model with it trains, resumes from its checkpoint and exports Keras's own Conv2D."""
+
+import json
+
+import pytest
+
+from tests.helpers.processes import run_script
+
+pytestmark = pytest.mark.slow
+
+COMPARE = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+import numpy as np
+import tensorflow as tf
+from kx.models import winograd
+
+used = []
+convolve = winograd.convolve
+winograd.convolve = lambda *args: used.append(1) or convolve(*args)
+
+def run(cls, dtype, height, width, channels, filters, padding):
+    x = tf.constant(np.random.RandomState(0).normal(size=(8, height, width, channels)), dtype)
+    layer = cls(filters, 3, padding=padding, dtype=dtype)
+    layer.build(x.shape)
+    state = np.random.RandomState(1)
+    layer.set_weights([state.normal(size=v.shape).astype(v.dtype) for v in layer.weights])
+    del used[:]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        upstream = np.random.RandomState(2).normal(0.3, 1.0, size=y.shape)
+        loss = tf.reduce_sum(tf.cast(y, "float64") * upstream)
+    found = [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+    return bool(used), [np.asarray(tf.cast(t, "float64")) for t in found]
+
+def gap(found, truth):  # each tensor's, relative to its largest value
+    return [float(np.max(np.abs(a - b)) / np.max(np.abs(b))) for a, b in zip(found, truth)]
+
+result = {}
+for case in json.loads(sys.argv[1]):
+    _, truth = run(keras.layers.Conv2D, "float64", *case)
+    _, keras_f32 = run(keras.layers.Conv2D, "float32", *case)
+    used_f32, ours = run(winograd.WinogradConv2D, "float32", *case)
+    result[str(case)] = {"used": used_f32, "gap": gap(ours, truth), "keras_gap": gap(keras_f32, truth)}
+print(json.dumps(result))
+"""
+
+CHOICES = """
+import json, os
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+from kx.models import winograd
+
+def kind(policy, channels, **conv):
+    keras.mixed_precision.set_global_policy(policy)
+    return type(winograd.layer({"filters": 4, "kernel_size": 3, **conv}, channels)).__name__
+
+print(json.dumps({
+    "float32 64": kind("float32", 64), "float32 16": kind("float32", 16), "float32 15": kind("float32", 15),
+    "bfloat16 64": kind("mixed_bfloat16", 64), "float16 64": kind("mixed_float16", 64),
+    "strides 2": kind("float32", 64, strides=2), "dilation 2": kind("float32", 64, dilation_rate=2),
+    "5x5": kind("float32", 64, kernel_size=5), "3x1": kind("float32", 64, kernel_size=(3, 1)),
+    "channels_first": kind("float32", 64, data_format="channels_first"),
+}))
+"""
+
+ROUND_TRIP = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+import numpy as np
+from kx.models import conv_batch_norm, winograd
+
+folder = sys.argv[1]
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((10, 10, 16)), winograd.layer({"filters": 8, "kernel_size": 3, "padding": "same"}, 16),
+                          keras.layers.Activation("relu"), keras.layers.Flatten(), keras.layers.Dense(2)])
+model.compile(optimizer="sgd", loss="mse")
+state = np.random.RandomState(0)
+history = model.fit(state.rand(64, 10, 10, 16), state.rand(64, 2), epochs=3, verbose=0).history["loss"]
+model.save(folder + "/checkpoint.keras")
+conv_batch_norm.portable(model).save(folder + "/export.keras")
+probe = state.rand(5, 10, 10, 16).astype("float32")
+np.save(folder + "/probe.npy", probe)
+np.save(folder + "/expected.npy", model.predict(probe, verbose=0))
+resumed = keras.saving.load_model(folder + "/checkpoint.keras")
+print(json.dumps({"loss": history, "layers": [type(layer).__name__ for layer in resumed.layers],
+                  "resumed_gap": float(np.max(np.abs(resumed.predict(probe, verbose=0) - np.load(folder + "/expected.npy"))))}))
+"""
+
+PLAIN_LOAD = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+import numpy as np
+model = keras.saving.load_model(sys.argv[1] + "/export.keras")
+expected = np.load(sys.argv[1] + "/expected.npy")
+got = model.predict(np.load(sys.argv[1] + "/probe.npy"), verbose=0)
+print(json.dumps({"layers": [type(layer).__name__ for layer in model.layers],
+                  "gap": float(np.max(np.abs(got - expected)) / np.max(np.abs(expected))),
+                  "kx_imported": any(name.startswith("kx") for name in sys.modules)}))
+"""
+
+CASES = [  # height, width, input channels, filters, padding
+    [14, 14, 64, 128, "valid"],  # the reference CNN's second convolution: 12x12, three blocks of 4
+    [7, 9, 16, 8, "same"],  # blocks past the edge, padded
+    [4, 4, 32, 4, "valid"],  # a 2x2 output: one block, mostly padding
+]
+FLOAT32 = 3e-5  # float32's rounding over a batch, relative
+
+
+def test_winograd_computes_what_keras_conv2d_computes():
+    found = run_script(COMPARE, json.dumps(CASES))
+    for name, case in found.items():
+        assert case["used"], (name, case)
+        # the output and the gradients of the input, the kernel and the bias, each within float32's
+        # rounding of the exact one (float64) or as close as Keras's own convolution comes
+        pairs = zip(case["gap"], case["keras_gap"])
+        assert all(ours <= max(FLOAT32, keras) for ours, keras in pairs), (name, case)
+
+
+def test_kx_computes_by_winograd_only_where_it_applies():
+    found = run_script(CHOICES)
+    assert found.pop("float32 64") == found.pop("float32 16") == "WinogradConv2D"
+    assert set(found.values()) == {"Conv2D"}, found
+
+
+def test_a_model_with_winograd_trains_resumes_and_exports_keras_conv2d(tmp_path):
+    found = run_script(ROUND_TRIP, str(tmp_path))
+    assert found["loss"][-1] < found["loss"][0]
+    assert found["layers"][0] == "WinogradConv2D" and found["resumed_gap"] < 1e-6
+    plain = run_script(PLAIN_LOAD, str(tmp_path))
+    assert not plain["kx_imported"]
+    assert plain["layers"][0] == "Conv2D"
+    assert plain["gap"] < 1e-4  # a direct convolution of the same weights: rounding apart
