@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import PROJECT_DIR
+from tests.helpers.processes import run_script
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +124,45 @@ def test_builtin_architectures_learn_digits_and_export_on_every_backend(backend,
     run = check(backend, tmp_path, f"model={model}", "train.epochs=3")
     assert run["best_val_acc"] > 0.9
     assert run["reloaded_classes"] == run["trained_classes"] and run["files"] == EXPORTS[backend]
+
+
+POOL_ORDER = """
+import json, os
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras
+import numpy as np
+import tensorflow as tf
+from kx.backends import create_backend
+from kx.run_config import compose
+
+backend = create_backend(compose(["backend=tensorflow", "backend.precision=float32"]).backend)
+backend.prepare(0, False)
+backend.build(compose([]).model, (28, 28, 1), 10)
+built = backend.model
+swapped = []  # ReLU back before each pooling, as the reference network has them
+for layer in built.layers:
+    if isinstance(layer, keras.layers.Activation) and swapped and isinstance(swapped[-1], keras.layers.MaxPooling2D):
+        swapped.insert(-1, layer)
+    else:
+        swapped.append(layer)
+reference = keras.Sequential([keras.Input((28, 28, 1)), *[type(l).from_config(l.get_config()) for l in swapped]])
+reference.set_weights(built.get_weights())
+x = tf.constant(np.random.RandomState(0).rand(64, 28, 28, 1).astype("float32"))
+
+def run(model):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(x, training=False) * np.arange(10))
+    return [model(x, training=False), *tape.gradient(loss, model.trainable_weights)]
+
+print(json.dumps({"order": [type(l).__name__ for l in built.layers],
+                  "gaps": [float(np.max(np.abs(a - b))) for a, b in zip(run(built), run(reference))]}))
+"""
+
+
+def test_the_cnn_pools_before_relu_and_computes_what_relu_then_pooling_computes():
+    """kx's CNN max-pools before its ReLU (cheaper: ReLU runs on a quarter of the values); the two
+    commute, so its outputs and gradients are those of the reference's order, exactly."""
+    found = run_script(POOL_ORDER)
+    pairs = list(zip(found["order"], found["order"][1:]))
+    assert ("MaxPooling2D", "Activation") in pairs and ("Activation", "MaxPooling2D") not in pairs
+    assert found["gaps"] and max(found["gaps"]) == 0.0, found["gaps"]

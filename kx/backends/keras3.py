@@ -147,7 +147,8 @@ class KerasBackend(Backend):
             else:
                 stack.append(winograd.layer(conv_args, channels))
             channels = conv.filters
-            stack += [layers.Activation("relu"), layers.MaxPooling2D(model.pool_size)]
+            # max-pooling then ReLU: the same values and gradients (the two commute), ReLU on the pooled ones
+            stack += [layers.MaxPooling2D(model.pool_size), layers.Activation("relu")]
         stack.append(layers.Flatten())
         for _ in range(model.dense_layers):
             stack += [layers.Dense(model.dense_units, activation="relu"), layers.Dropout(model.dropout)]
