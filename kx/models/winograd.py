@@ -90,7 +90,8 @@ def convolve(x: Any, kernel: Any, padding: str) -> Any:
         x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
     height, width = x.shape[1] - 2, x.shape[2] - 2  # the output's
     rows, cols = -(-height // OUT), -(-width // OUT)  # blocks of outputs, the last one padded
-    x = tf.pad(x, [[0, 0], [0, rows * OUT - height], [0, cols * OUT - width], [0, 0]])
+    if (rows * OUT, cols * OUT) != (height, width):
+        x = tf.pad(x, [[0, 0], [0, rows * OUT - height], [0, cols * OUT - width], [0, 0]])
     channels, filters = kernel.shape[2], kernel.shape[3]
     images = tf.shape(x)[0]
     # each tile, its 36 values first: [36, tiles, channels]
@@ -101,7 +102,7 @@ def convolve(x: Any, kernel: Any, padding: str) -> Any:
     blocks = _transform(_OUTPUT, tf.matmul(transformed, weights))  # [16, tiles, filters]
     blocks = tf.reshape(blocks, (OUT, OUT, images, rows, cols, filters))
     out = tf.reshape(tf.transpose(blocks, (2, 3, 0, 4, 1, 5)), (images, rows * OUT, cols * OUT, filters))
-    return out[:, :height, :width]
+    return out if (rows * OUT, cols * OUT) == (height, width) else out[:, :height, :width]
 
 
 def _transform(matrix: np.ndarray, values: Any) -> Any:
