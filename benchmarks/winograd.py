@@ -7,8 +7,14 @@ second convolution (3x3, 64 to 128 channels) as Keras's ``Conv2D`` (keras) or as
 process, in turn (keras, winograd, keras, ...) so that drift in the machine's speed hits both alike.
 The figure is the ratio of the median training-step times, winograd / keras; below 1 is faster.
 
+``--grid`` times one convolution alone instead (forward and both gradients, batch 256, float32) for
+several input sizes, channels and filters, Winograd against TensorFlow's own: the measurements that
+decide where kx uses it (:data:`kx.models.winograd.MIN_CHANNELS`, :func:`kx.models.winograd.fits`).
+
     python benchmarks/winograd.py [--steps 60] [--repeats 2]
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/winograd.py   # as on a CPU with AVX2 only
+    python benchmarks/winograd.py --grid
+    python benchmarks/winograd.py --quick [--grid]   # the same code in seconds
 """
 
 import argparse
@@ -17,7 +23,9 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +60,69 @@ print(json.dumps({{"layer": type(conv).__name__, "steps": [b - a for a, b in zip
 
 VARIANTS = ("keras", "winograd")
 
+GRID = [  # input height and width, input channels, filters ('valid': the output is 2 smaller)
+    (14, 8, 16),
+    (14, 16, 32),
+    (14, 32, 32),
+    (14, 32, 64),
+    (14, 64, 128),  # the reference CNN's second convolution
+    (14, 128, 128),
+    (10, 64, 128),
+    (30, 64, 128),
+    (16, 64, 128),  # 14x14 outputs: not whole 4x4 blocks
+    (28, 32, 64),  # 26x26 outputs: not whole blocks
+]
+
+
+def grid(shapes: list, repeats: int) -> None:
+    """Forward and backward of one convolution per shape, TensorFlow's and Winograd's, in turn."""
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    import numpy as np
+    import tensorflow as tf
+
+    from kx.models import winograd
+
+    for size, channels, filters in shapes:
+        state = np.random.RandomState(0)
+        x = tf.constant(state.normal(size=(256, size, size, channels)).astype("float32"))
+        kernel = tf.Variable(state.normal(size=(3, 3, channels, filters)).astype("float32"))
+        upstream = tf.constant(state.normal(size=(256, size - 2, size - 2, filters)).astype("float32"))
+        found = {}
+        for name, conv in (("direct", _direct), ("winograd", winograd.convolve)):
+            found[name] = _step_time(conv, x, kernel, upstream, repeats)
+        print(
+            f"{size}x{size}x{channels} to {filters}: TensorFlow {1000 * found['direct']:6.1f} ms, "
+            f"Winograd {1000 * found['winograd']:6.1f} ms: ratio {found['winograd'] / found['direct']:.2f}",
+            flush=True,
+        )
+
+
+def _direct(x: Any, kernel: Any, padding: str) -> Any:
+    """TensorFlow's own convolution, called as :func:`kx.models.winograd.convolve` is."""
+    import tensorflow as tf
+
+    return tf.nn.conv2d(x, kernel, 1, padding.upper())
+
+
+def _step_time(conv: Any, x: Any, kernel: Any, upstream: Any, repeats: int) -> float:
+    """Median seconds of the forward pass and the gradients of ``x`` and ``kernel``."""
+    import tensorflow as tf
+
+    @tf.function
+    def step() -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(conv(x, kernel, "valid") * upstream)
+        return tape.gradient(loss, [x, kernel])
+
+    step()  # traces
+    times = []
+    for _ in range(5 * repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
 
 def step_times(variant: str, steps: int) -> list:
     """One fresh process's training-step times, in seconds."""
@@ -69,11 +140,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per run")
     parser.add_argument("--repeats", type=int, default=2, help="runs per variant")
+    parser.add_argument("--grid", action="store_true", help="one convolution alone, per shape")
+    parser.add_argument("--quick", action="store_true", help="3 steps, one run each; --grid: one shape")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 3, 1
     sys.path.insert(0, str(PROJECT))
     from kx.backends.cpu import probe
 
     print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
+    if args.grid:
+        grid(GRID[4:5] if args.quick else GRID, args.repeats)
+        return
     times: dict = {variant: [] for variant in VARIANTS}
     for _ in range(args.repeats):
         for variant in VARIANTS:

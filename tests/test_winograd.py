@@ -22,7 +22,7 @@ used = []
 convolve = winograd.convolve
 winograd.convolve = lambda *args: used.append(1) or convolve(*args)
 
-def run(cls, dtype, height, width, channels, filters, padding):
+def run(cls, dtype, height, width, channels, filters, padding, _):
     x = tf.constant(np.random.RandomState(0).normal(size=(8, height, width, channels)), dtype)
     layer = cls(filters, 3, padding=padding, dtype=dtype)
     layer.build(x.shape)
@@ -57,10 +57,11 @@ from kx.models import winograd
 
 def kind(policy, channels, **conv):
     keras.mixed_precision.set_global_policy(policy)
-    return type(winograd.layer({"filters": 4, "kernel_size": 3, **conv}, channels)).__name__
+    return type(winograd.layer({"filters": 64, "kernel_size": 3, **conv}, channels)).__name__
 
 print(json.dumps({
-    "float32 64": kind("float32", 64), "float32 16": kind("float32", 16), "float32 15": kind("float32", 15),
+    "float32 64": kind("float32", 64), "float32 32": kind("float32", 32), "float32 31": kind("float32", 31),
+    "63 filters": kind("float32", 64, filters=63),
     "bfloat16 64": kind("mixed_bfloat16", 64), "float16 64": kind("mixed_float16", 64),
     "strides 2": kind("float32", 64, strides=2), "dilation 2": kind("float32", 64, dilation_rate=2),
     "5x5": kind("float32", 64, kernel_size=5), "3x1": kind("float32", 64, kernel_size=(3, 1)),
@@ -77,14 +78,14 @@ from kx.models import conv_batch_norm, winograd
 
 folder = sys.argv[1]
 keras.utils.set_random_seed(0)
-model = keras.Sequential([keras.Input((10, 10, 16)), winograd.layer({"filters": 8, "kernel_size": 3, "padding": "same"}, 16),
+model = keras.Sequential([keras.Input((8, 8, 32)), winograd.layer({"filters": 64, "kernel_size": 3, "padding": "same"}, 32),
                           keras.layers.Activation("relu"), keras.layers.Flatten(), keras.layers.Dense(2)])
 model.compile(optimizer="sgd", loss="mse")
 state = np.random.RandomState(0)
-history = model.fit(state.rand(64, 10, 10, 16), state.rand(64, 2), epochs=3, verbose=0).history["loss"]
+history = model.fit(state.rand(64, 8, 8, 32), state.rand(64, 2), epochs=3, verbose=0).history["loss"]
 model.save(folder + "/checkpoint.keras")
 conv_batch_norm.portable(model).save(folder + "/export.keras")
-probe = state.rand(5, 10, 10, 16).astype("float32")
+probe = state.rand(5, 8, 8, 32).astype("float32")
 np.save(folder + "/probe.npy", probe)
 np.save(folder + "/expected.npy", model.predict(probe, verbose=0))
 resumed = keras.saving.load_model(folder + "/checkpoint.keras")
@@ -105,27 +106,29 @@ print(json.dumps({"layers": [type(layer).__name__ for layer in model.layers],
                   "kx_imported": any(name.startswith("kx") for name in sys.modules)}))
 """
 
-CASES = [  # height, width, input channels, filters, padding
-    [14, 14, 64, 128, "valid"],  # the reference CNN's second convolution: 12x12, three blocks of 4
-    [7, 9, 16, 8, "same"],  # blocks past the edge, padded
-    [4, 4, 32, 4, "valid"],  # a 2x2 output: one block, mostly padding
+CASES = [  # height, width, input channels, filters, padding, computed by Winograd
+    [14, 14, 64, 128, "valid", True],  # the reference CNN's second convolution: 12x12, three blocks of 4
+    [8, 12, 32, 64, "same", True],
+    [6, 6, 32, 64, "valid", True],  # one block
+    [7, 9, 32, 64, "same", False],  # not whole blocks: Keras's convolution
 ]
 FLOAT32 = 3e-5  # float32's rounding over a batch, relative
 
 
 def test_winograd_computes_what_keras_conv2d_computes():
     found = run_script(COMPARE, json.dumps(CASES))
-    for name, case in found.items():
-        assert case["used"], (name, case)
+    for case in CASES:
+        result = found[str(case)]
+        assert result["used"] == case[-1], (case, result)
         # the output and the gradients of the input, the kernel and the bias, each within float32's
         # rounding of the exact one (float64) or as close as Keras's own convolution comes
-        pairs = zip(case["gap"], case["keras_gap"])
-        assert all(ours <= max(FLOAT32, keras) for ours, keras in pairs), (name, case)
+        pairs = zip(result["gap"], result["keras_gap"])
+        assert all(ours <= max(FLOAT32, keras) for ours, keras in pairs), (case, result)
 
 
 def test_kx_computes_by_winograd_only_where_it_applies():
     found = run_script(CHOICES)
-    assert found.pop("float32 64") == found.pop("float32 16") == "WinogradConv2D"
+    assert found.pop("float32 64") == found.pop("float32 32") == "WinogradConv2D"
     assert set(found.values()) == {"Conv2D"}, found
 
 

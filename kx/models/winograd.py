@@ -11,8 +11,9 @@ input's gradient and the kernel's) all take the cheaper path (``benchmarks/winog
 
 The arithmetic differs from a direct convolution only by rounding: about 1e-5 of the output's
 scale in float32 (``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the
-transformed values too coarsely) and on a CPU, for a convolution with enough input channels that
-the products outweigh the transforms. The layer is ``keras.layers.Conv2D`` with the same weights and
+transformed values too coarsely) and on a CPU, for a convolution with enough input channels and
+filters that the products outweigh the transforms, and an output of whole 4x4 blocks
+(``benchmarks/winograd.py --grid``). The layer is ``keras.layers.Conv2D`` with the same weights and
 config; exports carry Keras's own (:func:`kx.models.conv_batch_norm.portable`).
 
 Import this module only once ``KERAS_BACKEND`` is set: it imports Keras.
@@ -24,9 +25,10 @@ from typing import Any, Dict
 import keras
 import numpy as np
 
-MIN_CHANNELS = 16
-"""Fewest input channels computed this way: the transforms cost the same per channel as the products
-they save on one output channel, so a layer needs many of both."""
+MIN_CHANNELS, MIN_FILTERS = 32, 64
+"""Fewest input channels and filters computed this way: the transforms cost in proportion to the
+channels plus the filters, the products they save to their product, so a layer needs many of both
+(measured: 32 to 64 channels pays, 16 to 32 and 32 to 32 do not)."""
 
 TILE, OUT = 6, 4  # F(4x4, 3x3): a 6x6 input tile gives a 4x4 block of outputs
 
@@ -64,34 +66,43 @@ class WinogradConv2D(keras.layers.Conv2D):
     (:func:`applies`), and by Keras otherwise."""
 
     def convolution_op(self, inputs: Any, kernel: Any) -> Any:
-        if applies(self, inputs.shape[-1]) and None not in tuple(inputs.shape[1:3]):
+        if applies(self, inputs.shape[-1]) and fits(inputs.shape, self.padding):
             return convolve(inputs, kernel, self.padding)
         return super().convolution_op(inputs, kernel)
 
 
 def applies(conv: Any, channels: int) -> bool:
-    """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels: TensorFlow on a CPU,
-    float32, a plain channels-last 3x3 convolution on :data:`MIN_CHANNELS` or more."""
+    """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels (where the input
+    :func:`fits`): TensorFlow on a CPU, float32, a plain channels-last 3x3 convolution with
+    :data:`MIN_FILTERS` or more on :data:`MIN_CHANNELS` or more."""
     import tensorflow as tf
 
     if keras.backend.backend() != "tensorflow" or conv.compute_dtype != "float32":
         return False
     plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
     shape = tuple(conv.kernel_size) == (3, 3) and conv.data_format == "channels_last"
-    return plain and shape and channels >= MIN_CHANNELS and not tf.config.list_logical_devices("GPU")
+    wide = channels >= MIN_CHANNELS and conv.filters >= MIN_FILTERS
+    return plain and shape and wide and not tf.config.list_logical_devices("GPU")
+
+
+def fits(shape: Any, padding: str) -> bool:
+    """Whether a channels-last input of ``shape`` gives an output of whole 4x4 blocks: padding
+    them out and cropping measured slower than a direct convolution."""
+    height, width = shape[1], shape[2]
+    if height is None or width is None:
+        return False
+    trim = 0 if padding == "same" else 2
+    return (height - trim) % OUT == 0 and (width - trim) % OUT == 0 and height > trim
 
 
 def convolve(x: Any, kernel: Any, padding: str) -> Any:
-    """``tf.nn.conv2d(x, kernel, 1, padding)`` for a 3x3 ``kernel`` and channels-last ``x`` whose
-    height and width are known, by F(4x4, 3x3)."""
+    """``tf.nn.conv2d(x, kernel, 1, padding)`` for a 3x3 ``kernel`` and a channels-last ``x`` that
+    :func:`fits`, by F(4x4, 3x3)."""
     import tensorflow as tf
 
     if padding == "same":
         x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    height, width = x.shape[1] - 2, x.shape[2] - 2  # the output's
-    rows, cols = -(-height // OUT), -(-width // OUT)  # blocks of outputs, the last one padded
-    if (rows * OUT, cols * OUT) != (height, width):
-        x = tf.pad(x, [[0, 0], [0, rows * OUT - height], [0, cols * OUT - width], [0, 0]])
+    rows, cols = (x.shape[1] - 2) // OUT, (x.shape[2] - 2) // OUT  # blocks of outputs
     channels, filters = kernel.shape[2], kernel.shape[3]
     images = tf.shape(x)[0]
     # each tile, its 36 values first: [36, tiles, channels]
@@ -101,8 +112,7 @@ def convolve(x: Any, kernel: Any, padding: str) -> Any:
     weights = _transform(_KERNEL, tf.reshape(kernel, (9, channels, filters)))
     blocks = _transform(_OUTPUT, tf.matmul(transformed, weights))  # [16, tiles, filters]
     blocks = tf.reshape(blocks, (OUT, OUT, images, rows, cols, filters))
-    out = tf.reshape(tf.transpose(blocks, (2, 3, 0, 4, 1, 5)), (images, rows * OUT, cols * OUT, filters))
-    return out if (rows * OUT, cols * OUT) == (height, width) else out[:, :height, :width]
+    return tf.reshape(tf.transpose(blocks, (2, 3, 0, 4, 1, 5)), (images, rows * OUT, cols * OUT, filters))
 
 
 def _transform(matrix: np.ndarray, values: Any) -> Any:
