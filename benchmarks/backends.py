@@ -155,7 +155,7 @@ def levers(args: argparse.Namespace, backends: List[str]) -> None:
 def side_by_side(args: argparse.Namespace) -> None:
     """Each float32 lever against the float32 defaults, alternately (A B A B ...): the ratio of the
     median epoch times (> 1: the lever is faster)."""
-    from kx.backends.cpu import probe
+    from kx.cpu import probe
 
     common = [
         "dataset=synthetic",

@@ -44,8 +44,8 @@ def main() -> None:
     sys.path.insert(0, str(PROJECT))
     from kx.backends import EpochMonitor
     from kx.backends.checkpoint import Checkpoint
-    from kx.backends.cpu import probe
     from kx.config.batch_size import LARGE
+    from kx.cpu import probe
     from kx.pipeline import prepare
     from kx.run_config import compose
 

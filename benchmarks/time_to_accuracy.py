@@ -8,7 +8,7 @@ included) to its end. Each side's time is the wall time from starting its proces
 first epoch at or above the target; a run past ``--cap`` seconds is stopped and counts as not there.
 The line to read is the ratio of the medians over the seeds (goal: <= 0.25), with each side's spread;
 the report starts with the CPU (model, the flags that decide speed, an ``ONEDNN_MAX_CPU_ISA`` cap:
-``kx.backends.cpu``) and gives the precision each side computed in.
+``kx.cpu``) and gives the precision each side computed in.
 
     python benchmarks/time_to_accuracy.py                     # 3 seeds, target 0.91, full data
     python benchmarks/time_to_accuracy.py --seeds 0 1 2 3 4   # more seeds
@@ -39,7 +39,7 @@ from typing import List, Optional
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
-from kx.backends.cpu import probe  # noqa: E402  (the project's own CPU probe)
+from kx.cpu import probe  # noqa: E402  (the project's own CPU probe)
 
 DATA = Path("/usr/share/datasets/fashion-mnist")  # apt-get install dataset-fashion-mnist
 EPOCH_LINE = re.compile(r"epoch=(\d+) .*val_acc=([0-9.]+)")

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
-from kx.backends.cpu import probe
+from kx.cpu import probe
 
 PROJECT = Path(__file__).resolve().parents[1]
 BASE = ["-m", "sweep=quick", "dataset=digits", "model=mlp", "hydra.sweep.dir=sweep"]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kx.backends import cpu, keras_steps, optim, precision
+from kx import cpu
+from kx.backends import keras_steps, optim, precision
 from kx.backends.gluon import GluonSchedule
 from kx.errors import KxError
 from tests.conftest import PROJECT_DIR
@@ -98,8 +99,9 @@ def cpuinfo(tmp_path: Path, flags: str) -> Path:
 
 
 def test_cpu_probe_reads_the_flags_and_the_onednn_cap(tmp_path):
-    """bfloat16 is native with avx512_bf16 or amx_bf16, unless ONEDNN_MAX_CPU_ISA caps oneDNN below it
-    (as on a CPU without it); the report names the model and the flags that decide speed."""
+    """bfloat16 is native with avx512_bf16 or amx_bf16, and AVX-512 with avx512f, unless
+    ONEDNN_MAX_CPU_ISA caps oneDNN below it (as on a CPU without it); the report names the model and
+    the flags that decide speed."""
     bf16 = cpuinfo(tmp_path, "avx2 avx512f avx512_bf16")
     assert cpu.probe(bf16, isa_cap="").native_bf16
     assert cpu.probe(cpuinfo(tmp_path, "avx2 amx_tile amx_bf16"), isa_cap="").native_bf16
@@ -107,6 +109,9 @@ def test_cpu_probe_reads_the_flags_and_the_onednn_cap(tmp_path):
     assert not cpu.probe(tmp_path / "missing", isa_cap="").native_bf16
     assert not cpu.probe(bf16, isa_cap="AVX2").native_bf16
     assert cpu.probe(bf16, isa_cap="avx512_core_amx").native_bf16
+    assert cpu.probe(bf16, isa_cap="").avx512 and cpu.probe(bf16, isa_cap="AVX512_CORE").avx512
+    assert not cpu.probe(bf16, isa_cap="AVX2").avx512
+    assert not cpu.probe(cpuinfo(tmp_path, "avx2 fma"), isa_cap="").avx512
     described = cpu.probe(bf16, isa_cap="AVX2").describe()
     assert described.startswith("Some CPU x ")
     assert "(avx2 avx512f avx512_bf16; ONEDNN_MAX_CPU_ISA=AVX2; no native bfloat16)" in described

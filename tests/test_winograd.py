@@ -1,6 +1,7 @@
 """kx's Winograd convolution computes what Keras's Conv2D computes, within float32's rounding: the
 output and the gradients of the input, kernel and bias; kx picks it only where it applies, and a
-model with it trains, resumes from its checkpoint and exports Keras's own Conv2D."""
+model with it trains, resumes from its checkpoint and exports Keras's own Conv2D. The scripts run
+with oneDNN capped to AVX2, as on a CPU without AVX-512, where kx uses it."""
 
 import json
 
@@ -53,6 +54,7 @@ CHOICES = """
 import json, os
 os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras
+from kx import cpu
 from kx.models import winograd
 
 def kind(policy, channels, **conv):
@@ -66,6 +68,7 @@ print(json.dumps({
     "strides 2": kind("float32", 64, strides=2), "dilation 2": kind("float32", 64, dilation_rate=2),
     "5x5": kind("float32", 64, kernel_size=5), "3x1": kind("float32", 64, kernel_size=(3, 1)),
     "channels_first": kind("float32", 64, data_format="channels_first"),
+    "avx512": (setattr(winograd, "probe", lambda: cpu.Cpu("AVX-512", frozenset({"avx512f"}))), kind("float32", 64))[1],
 }))
 """
 
@@ -113,10 +116,11 @@ CASES = [  # height, width, input channels, filters, padding, computed by Winogr
     [7, 9, 32, 64, "same", False],  # not whole blocks: Keras's convolution
 ]
 FLOAT32 = 3e-5  # float32's rounding over a batch, relative
+AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def test_winograd_computes_what_keras_conv2d_computes():
-    found = run_script(COMPARE, json.dumps(CASES))
+    found = run_script(COMPARE, json.dumps(CASES), env=AVX2)
     for case in CASES:
         result = found[str(case)]
         assert result["used"] == case[-1], (case, result)
@@ -127,13 +131,13 @@ def test_winograd_computes_what_keras_conv2d_computes():
 
 
 def test_kx_computes_by_winograd_only_where_it_applies():
-    found = run_script(CHOICES)
+    found = run_script(CHOICES, env=AVX2)
     assert found.pop("float32 64") == found.pop("float32 32") == "WinogradConv2D"
     assert set(found.values()) == {"Conv2D"}, found
 
 
 def test_a_model_with_winograd_trains_resumes_and_exports_keras_conv2d(tmp_path):
-    found = run_script(ROUND_TRIP, str(tmp_path))
+    found = run_script(ROUND_TRIP, str(tmp_path), env=AVX2)
     assert found["loss"][-1] < found["loss"][0]
     assert found["layers"][0] == "WinogradConv2D" and found["resumed_gap"] < 1e-6
     plain = run_script(PLAIN_LOAD, str(tmp_path))

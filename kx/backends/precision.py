@@ -3,14 +3,14 @@
 ``bfloat16`` is Keras's ``mixed_bfloat16`` policy: layers compute in bfloat16, weights and the
 optimizer stay float32, and kx keeps the final softmax in float32. It pays only where the processor
 computes bfloat16 natively (AVX-512 BF16 or AMX on x86 CPUs); elsewhere it is emulated and slower.
-``auto`` picks it by :mod:`kx.backends.cpu`'s probe for CPU training on tensorflow and torch, and float32
+``auto`` picks it by :mod:`kx.cpu`'s probe for CPU training on tensorflow and torch, and float32
 otherwise (GPUs, other systems; jax, whose XLA CPU code measured slower in bfloat16; MXNet).
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
 import logging
 
-from kx.backends.cpu import probe
+from kx.cpu import probe
 
 log = logging.getLogger("kx")
 ENGINES_WITH_BF16 = ("tensorflow", "jax", "torch")  # the Keras engines; MXNet trains float32 here

@@ -11,7 +11,7 @@ input's gradient and the kernel's) all take the cheaper path (``benchmarks/winog
 
 The arithmetic differs from a direct convolution only by rounding: about 1e-5 of the output's
 scale in float32 (``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the
-transformed values too coarsely) and on a CPU, for a convolution with enough input channels and
+transformed values too coarsely) and on a CPU without AVX-512, for a convolution with enough input channels and
 filters that the products outweigh the transforms, and an output of whole 4x4 blocks
 (``benchmarks/winograd.py --grid``). The layer is ``keras.layers.Conv2D`` with the same weights and
 config; exports carry Keras's own (:func:`kx.models.conv_batch_norm.portable`).
@@ -24,6 +24,8 @@ from typing import Any, Dict
 
 import keras
 import numpy as np
+
+from kx.cpu import probe
 
 MIN_CHANNELS, MIN_FILTERS = 32, 64
 """Fewest input channels and filters computed this way: the transforms cost in proportion to the
@@ -73,8 +75,9 @@ class WinogradConv2D(keras.layers.Conv2D):
 
 def applies(conv: Any, channels: int) -> bool:
     """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels (where the input
-    :func:`fits`): TensorFlow on a CPU, float32, a plain channels-last 3x3 convolution with
-    :data:`MIN_FILTERS` or more on :data:`MIN_CHANNELS` or more."""
+    :func:`fits`): TensorFlow on a CPU without AVX-512 (whose convolutions oneDNN computes twice as
+    fast, as fast as this), float32, a plain channels-last 3x3 convolution with :data:`MIN_FILTERS`
+    or more on :data:`MIN_CHANNELS` or more."""
     import tensorflow as tf
 
     if keras.backend.backend() != "tensorflow" or conv.compute_dtype != "float32":
@@ -82,7 +85,7 @@ def applies(conv: Any, channels: int) -> bool:
     plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
     shape = tuple(conv.kernel_size) == (3, 3) and conv.data_format == "channels_last"
     wide = channels >= MIN_CHANNELS and conv.filters >= MIN_FILTERS
-    return plain and shape and wide and not tf.config.list_logical_devices("GPU")
+    return plain and shape and wide and not probe().avx512 and not tf.config.list_logical_devices("GPU")
 
 
 def fits(shape: Any, padding: str) -> bool:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from kx.machine import usable_cpus
 from tests.conftest import PROJECT_DIR
@@ -61,8 +61,11 @@ def kx_lines(stderr: str) -> List[str]:
     ]
 
 
-def run_script(code: str, *args: str) -> Any:
-    """``python -c CODE ARGS``, which must succeed; what the last line of its output holds, as JSON."""
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+def run_script(code: str, *args: str, env: Optional[Dict[str, str]] = None) -> Any:
+    """``python -c CODE ARGS`` (with ``env`` added to the environment), which must succeed; what the
+    last line of its output holds, as JSON."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

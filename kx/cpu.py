@@ -1,4 +1,5 @@
-"""What this CPU computes natively: the one probe that ``auto`` speed settings and the benchmarks read.
+"""What this CPU computes natively: the one probe that ``auto`` speed settings, kx's layers and the
+benchmarks read.
 
 ``/proc/cpuinfo`` names the model and the instruction-set flags. oneDNN, which runs TensorFlow's and
 PyTorch's convolutions on x86, can be capped below the hardware by ``ONEDNN_MAX_CPU_ISA`` (e.g.
@@ -28,6 +29,7 @@ BF16_ISA_CAPS = (
     "ALL",
     "DEFAULT",
 )
+AVX512_ISA_CAPS = ("AVX512_CORE", "AVX512_CORE_VNNI", *BF16_ISA_CAPS)  # caps that still include AVX-512
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,12 @@ class Cpu:
         """Whether bfloat16 is computed natively here (a flag of :data:`NATIVE_BF16_FLAGS`, not capped)."""
         capped = self.isa_cap is not None and self.isa_cap.upper() not in BF16_ISA_CAPS
         return not capped and any(flag in self.flags for flag in NATIVE_BF16_FLAGS)
+
+    @property
+    def avx512(self) -> bool:
+        """Whether oneDNN runs AVX-512 kernels here (the ``avx512f`` flag, not capped below it)."""
+        capped = self.isa_cap is not None and self.isa_cap.upper() not in AVX512_ISA_CAPS
+        return not capped and "avx512f" in self.flags
 
     def describe(self) -> str:
         """One line for logs and benchmark reports: model, cores, the flags that decide speed."""
