@@ -12,7 +12,7 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras
 import numpy as np
 import tensorflow as tf
-from kx.models import fused_batch_norm
+from kx.models import conv_batch_norm, fused_batch_norm
 
 def run(layer, x, training):
     with tf.GradientTape() as tape:
@@ -51,7 +51,7 @@ model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3),
 model.compile(optimizer="sgd", loss="mse")
 model.fit(np.random.rand(32, 6, 6, 2), np.random.rand(32, 2), verbose=0)
 model.save(sys.argv[1] + "/checkpoint.keras")
-fused_batch_norm.portable(model).save(sys.argv[1] + "/export.keras")
+conv_batch_norm.portable(model).save(sys.argv[1] + "/export.keras")
 probe = np.random.RandomState(2).rand(5, 6, 6, 2).astype("float32")
 np.save(sys.argv[1] + "/probe.npy", probe)
 np.save(sys.argv[1] + "/expected.npy", model.predict(probe, verbose=0))

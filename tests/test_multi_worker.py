@@ -160,13 +160,9 @@ def test_tensorflow_job_on_two_hosts_trains_one_model(tmp_path):
     # the hosts end with the same weights, BatchNorm statistics included; only the first exports
     import keras
 
-    from kx.models.conv_batch_norm import ConvBatchNormalization  # a checkpoint keeps kx's layers
-    from kx.models.fused_batch_norm import FusedBatchNormalization
+    from kx.models import conv_batch_norm
 
-    custom = {
-        "kx>ConvBatchNormalization": ConvBatchNormalization,
-        "kx>FusedBatchNormalization": FusedBatchNormalization,
-    }
+    custom = conv_batch_norm.custom_objects()  # a checkpoint keeps kx's layers
     weights = [
         keras.saving.load_model(checkpoints[h] / "last.keras", custom_objects=custom).get_weights()
         for h in (first, second)

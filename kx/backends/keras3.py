@@ -282,15 +282,9 @@ class KerasBackend(Backend):
             np.savez(folder / "best_weights.npz", *self.best_weights)
 
     def load_state(self, folder: Path) -> None:
-        from kx.models.conv_batch_norm import ConvBatchNormalization  # what a checkpoint may hold
-        from kx.models.fused_batch_norm import FusedBatchNormalization
-        from kx.models.winograd import WinogradConv2D
+        from kx.models import conv_batch_norm  # the kx layers a checkpoint may hold
 
-        custom = {
-            "kx>ConvBatchNormalization": ConvBatchNormalization,
-            "kx>FusedBatchNormalization": FusedBatchNormalization,
-            "kx>WinogradConv2D": WinogradConv2D,
-        }
+        custom = conv_batch_norm.custom_objects()
         with self.scope():
             self.model = self.keras.saving.load_model(folder / "last.keras", custom_objects=custom)
         best = folder / "best_weights.npz"

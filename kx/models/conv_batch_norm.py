@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import keras
 
-from kx.models import fused_batch_norm, winograd
+from kx.models import conv_checks, fused_batch_norm, winograd
 
 MAX_FOLDED_PATCH = 9
 """Largest patch (kernel height x width x input channels) folded: 3x3 of one channel, the case measured
@@ -146,19 +146,16 @@ def _folds(conv: Any, norm: Any, channels: int) -> bool:
         return False
     if getattr(norm, "renorm", False):  # Keras >= 3.7
         return False
-    plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
     linear = conv.activation is keras.activations.linear and conv.activity_regularizer is None
     small = conv.kernel_size[0] * conv.kernel_size[1] * channels <= MAX_FOLDED_PATCH
     layout = conv.data_format == "channels_last" and norm.axis in (-1, 3)
-    return plain and linear and small and layout and _pays(conv.compute_dtype)
+    return conv_checks.plain(conv) and linear and small and layout and _pays(conv.compute_dtype)
 
 
 def _pays(compute_dtype: str) -> bool:
     """Whether the fold pays: on a CPU, in float32 or bfloat16 (measured there); GPUs were not
     measured (and round float32 matrix products to TF32 by default)."""
-    import tensorflow as tf
-
-    return compute_dtype in ("float32", "bfloat16") and not tf.config.list_logical_devices("GPU")
+    return compute_dtype in ("float32", "bfloat16") and conv_checks.on_cpu()
 
 
 def layers(conv: Dict[str, Any], norm: Dict[str, Any], channels: int) -> List[Any]:
@@ -169,6 +166,13 @@ def layers(conv: Dict[str, Any], norm: Dict[str, Any], channels: int) -> List[An
     if keras.backend.backend() == "tensorflow" and _folds(pair[0], pair[1], channels):
         return [ConvBatchNormalization(pair[0].get_config(), pair[1].get_config())]
     return pair
+
+
+def custom_objects() -> Dict[str, type]:
+    """kx's Keras layers by the names a saved model gives them (``kx>Class``): what loading a
+    checkpoint of a kx model needs."""
+    classes = (ConvBatchNormalization, fused_batch_norm.FusedBatchNormalization, winograd.WinogradConv2D)
+    return {f"kx>{cls.__name__}": cls for cls in classes}
 
 
 def misplaced(model: Any) -> Optional[str]:

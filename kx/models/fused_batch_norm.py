@@ -9,9 +9,9 @@ measures the two side by side). Where the kernel does not apply (another backend
 synchronized statistics, not 4-D) it is Keras's layer unchanged.
 
 Import this module only once ``KERAS_BACKEND`` is set: it imports Keras. :func:`layer` picks the
-class for the running backend; :func:`portable` turns a model into one with Keras's own batch norm,
-so that an exported ``.keras`` file loads in plain Keras (:func:`kx.models.conv_batch_norm.portable`
-also expands kx's folded convolutions and replaces its other layers, with :func:`replaced`).
+class for the running backend; :func:`kx.models.conv_batch_norm.portable` gives an export Keras's own
+batch norm (and Keras's own layers for kx's others, through :func:`replaced`), so that an exported
+``.keras`` file loads in plain Keras.
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
@@ -80,12 +80,6 @@ def layer(**kwargs: Any) -> Any:
     if keras.backend.backend() == "tensorflow":
         return FusedBatchNormalization(**kwargs)
     return keras.layers.BatchNormalization(**kwargs)
-
-
-def portable(model: Any) -> Any:
-    """``model`` itself, or where it has :class:`FusedBatchNormalization` layers a copy with Keras's
-    own in their place (same config and weights), which plain Keras loads without kx."""
-    return replaced(model, {FusedBatchNormalization: keras.layers.BatchNormalization})
 
 
 def replaced(model: Any, classes: Dict[type, type]) -> Any:

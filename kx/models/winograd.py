@@ -9,9 +9,9 @@ products with the constant 6x6 (3x3 for the kernel) matrices. The gradients are 
 differentiates the products and transforms), so training's three convolutions (the output, the
 input's gradient and the kernel's) all take the cheaper path (``benchmarks/winograd.py``).
 
-The arithmetic differs from a direct convolution only by rounding: about 1e-5 of the output's
-scale in float32 (``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the
-transformed values too coarsely) and on a CPU without AVX-512, for a convolution with enough input channels and
+The arithmetic differs from a direct convolution only by rounding: the output and the gradients
+within 7e-6 of their largest value where measured, tested to 3e-5 (``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the
+transformed values too coarsely) and on an x86 CPU with AVX2 but not AVX-512, for a convolution with enough input channels and
 filters that the products outweigh the transforms, and an output of whole 4x4 blocks
 (``benchmarks/winograd.py --grid``). The layer is ``keras.layers.Conv2D`` with the same weights and
 config; exports carry Keras's own (:func:`kx.models.conv_batch_norm.portable`).
@@ -20,12 +20,14 @@ Import this module only once ``KERAS_BACKEND`` is set: it imports Keras.
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
+import os
 from typing import Any, Dict
 
 import keras
 import numpy as np
 
 from kx.cpu import probe
+from kx.models import conv_checks
 
 MIN_CHANNELS, MIN_FILTERS = 32, 64
 """Fewest input channels and filters computed this way: the transforms cost in proportion to the
@@ -68,24 +70,30 @@ class WinogradConv2D(keras.layers.Conv2D):
     (:func:`applies`), and by Keras otherwise."""
 
     def convolution_op(self, inputs: Any, kernel: Any) -> Any:
-        if applies(self, inputs.shape[-1]) and fits(inputs.shape, self.padding):
+        if applies(self, kernel.shape[2]) and fits(inputs.shape, self.padding):
             return convolve(inputs, kernel, self.padding)
         return super().convolution_op(inputs, kernel)
 
 
 def applies(conv: Any, channels: int) -> bool:
     """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels (where the input
-    :func:`fits`): TensorFlow on a CPU without AVX-512 (whose convolutions oneDNN computes twice as
-    fast, as fast as this), float32, a plain channels-last 3x3 convolution with :data:`MIN_FILTERS`
-    or more on :data:`MIN_CHANNELS` or more."""
-    import tensorflow as tf
-
+    :func:`fits`): TensorFlow, float32, a plain channels-last 3x3 convolution with
+    :data:`MIN_FILTERS` or more on :data:`MIN_CHANNELS` or more, on a CPU where it was measured
+    (:func:`measured_cpu`)."""
     if keras.backend.backend() != "tensorflow" or conv.compute_dtype != "float32":
         return False
-    plain = conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and conv.groups == 1
     shape = tuple(conv.kernel_size) == (3, 3) and conv.data_format == "channels_last"
     wide = channels >= MIN_CHANNELS and conv.filters >= MIN_FILTERS
-    return plain and shape and wide and not probe().avx512 and not tf.config.list_logical_devices("GPU")
+    return shape and wide and conv_checks.plain(conv) and measured_cpu() and conv_checks.on_cpu()
+
+
+def measured_cpu() -> bool:
+    """Whether this is the kind of CPU Winograd was measured faster on: x86 with AVX2 and oneDNN's
+    kernels (TensorFlow's default there), without AVX-512, whose convolutions oneDNN computes twice
+    as fast, as fast as this."""
+    cpu = probe()
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").lower() not in ("0", "false")
+    return "avx2" in cpu.flags and not cpu.avx512 and onednn
 
 
 def fits(shape: Any, padding: str) -> bool:
@@ -95,7 +103,8 @@ def fits(shape: Any, padding: str) -> bool:
     if height is None or width is None:
         return False
     trim = 0 if padding == "same" else 2
-    return (height - trim) % OUT == 0 and (width - trim) % OUT == 0 and height > trim
+    whole = (height - trim) % OUT == 0 and (width - trim) % OUT == 0
+    return whole and height > trim and width > trim
 
 
 def convolve(x: Any, kernel: Any, padding: str) -> Any:
@@ -133,6 +142,6 @@ def _transform(matrix: np.ndarray, values: Any) -> Any:
 
 def layer(conv: Dict[str, Any], channels: int) -> Any:
     """A convolution on ``channels`` input channels: :class:`WinogradConv2D` where it applies, else
-    ``keras.layers.Conv2D``."""
+    ``keras.layers.Conv2D``; either way named as Keras names a ``Conv2D``."""
     plain = keras.layers.Conv2D(**conv)
-    return WinogradConv2D(**conv) if applies(plain, channels) else plain
+    return WinogradConv2D.from_config(plain.get_config()) if applies(plain, channels) else plain
