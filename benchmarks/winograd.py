@@ -1,15 +1,16 @@
 """kx's Winograd convolution against Keras's Conv2D in the reference CNN's training step, float32.
 
 The reference Fashion-MNIST CNN as kx trains it on a CPU in float32 (the first block's batch norm
-folded into its convolution, fused batch norm) trains on the same random batches of 256 with its
+folded into its convolution, fused batch norm, max-pooling before ReLU) trains on the same random batches of 256 with its
 second convolution (3x3, 64 to 128 channels) as Keras's ``Conv2D`` (keras) or as
 :class:`kx.models.winograd.WinogradConv2D` (winograd: what kx trains there), each in a fresh
 process, in turn (keras, winograd, keras, ...) so that drift in the machine's speed hits both alike.
 The figure is the ratio of the median training-step times, winograd / keras; below 1 is faster.
 
 ``--grid`` times one convolution alone instead (forward and both gradients, batch 256, float32) for
-several input sizes, channels and filters, Winograd against TensorFlow's own: the measurements that
-decide where kx uses it (:data:`kx.models.winograd.MIN_CHANNELS`, :func:`kx.models.winograd.fits`).
+several input sizes, channels and filters, each an output of whole 4x4 blocks, Winograd against
+TensorFlow's own, alternating: what decides the channels and filters kx uses it from
+(:data:`kx.models.winograd.MIN_CHANNELS`, ``MIN_FILTERS``) on the CPU it runs on.
 
     python benchmarks/winograd.py [--steps 60] [--repeats 2]
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/winograd.py   # as on a CPU with AVX2 only
@@ -43,8 +44,8 @@ conv = winograd.layer(second, 64) if {variant!r} == "winograd" else keras.layers
 model = keras.Sequential([
     keras.Input((28, 28, 1)),
     *conv_batch_norm.layers({{"filters": 64, "kernel_size": 3, "padding": "same"}}, {{}}, 1),
-    keras.layers.Activation("relu"), keras.layers.MaxPooling2D(2),
-    conv, fused_batch_norm.layer(), keras.layers.Activation("relu"), keras.layers.MaxPooling2D(2),
+    keras.layers.MaxPooling2D(2), keras.layers.Activation("relu"),
+    conv, fused_batch_norm.layer(), keras.layers.MaxPooling2D(2), keras.layers.Activation("relu"),
     keras.layers.Flatten(), keras.layers.Dense(512, activation="relu"), keras.layers.Dropout(0.3),
     keras.layers.Dense(10), keras.layers.Activation("softmax", dtype="float32"),
 ])
@@ -59,13 +60,15 @@ print(json.dumps({{"layer": type(conv).__name__, "steps": [b - a for a, b in zip
 """
 
 VARIANTS = ("keras", "winograd")
+CNN = (14, 64, 128)  # the reference CNN's second convolution: input size, channels, filters
 
 GRID = [  # input height and width, input channels, filters ('valid': outputs 2 smaller, whole 4x4 blocks)
     (14, 8, 16),
     (14, 16, 32),
     (14, 32, 32),
     (14, 32, 64),
-    (14, 64, 128),  # the reference CNN's second convolution
+    (14, 16, 64),
+    CNN,
     (14, 128, 128),
     (10, 64, 128),
     (30, 64, 128),
@@ -73,7 +76,7 @@ GRID = [  # input height and width, input channels, filters ('valid': outputs 2 
 
 
 def grid(shapes: list, repeats: int) -> None:
-    """Forward and backward of one convolution per shape, TensorFlow's and Winograd's, in turn."""
+    """Forward and backward of one convolution per shape, TensorFlow's and Winograd's, alternating."""
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import numpy as np
     import tensorflow as tf
@@ -85,9 +88,17 @@ def grid(shapes: list, repeats: int) -> None:
         x = tf.constant(state.normal(size=(256, size, size, channels)).astype("float32"))
         kernel = tf.Variable(state.normal(size=(3, 3, channels, filters)).astype("float32"))
         upstream = tf.constant(state.normal(size=(256, size - 2, size - 2, filters)).astype("float32"))
-        found = {}
-        for name, conv in (("direct", _direct), ("winograd", winograd.convolve)):
-            found[name] = _step_time(conv, x, kernel, upstream, repeats)
+        steps = {
+            "direct": _step(_direct, x, kernel, upstream),
+            "winograd": _step(winograd.convolve, x, kernel, upstream),
+        }
+        times: dict = {name: [] for name in steps}
+        for _ in range(5 * repeats):
+            for name, step in steps.items():
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
+        found = {name: statistics.median(found) for name, found in times.items()}
         print(
             f"{size}x{size}x{channels} to {filters}: TensorFlow {1000 * found['direct']:6.1f} ms, "
             f"Winograd {1000 * found['winograd']:6.1f} ms: ratio {found['winograd'] / found['direct']:.2f}",
@@ -102,8 +113,8 @@ def _direct(x: Any, kernel: Any, padding: str) -> Any:
     return tf.nn.conv2d(x, kernel, 1, padding.upper())
 
 
-def _step_time(conv: Any, x: Any, kernel: Any, upstream: Any, repeats: int) -> float:
-    """Median seconds of the forward pass and the gradients of ``x`` and ``kernel``."""
+def _step(conv: Any, x: Any, kernel: Any, upstream: Any) -> Any:
+    """The forward pass of ``conv`` and the gradients of ``x`` and ``kernel``, traced once."""
     import tensorflow as tf
 
     @tf.function
@@ -114,12 +125,7 @@ def _step_time(conv: Any, x: Any, kernel: Any, upstream: Any, repeats: int) -> f
         return tape.gradient(loss, [x, kernel])
 
     step()  # traces
-    times = []
-    for _ in range(5 * repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return step
 
 
 def step_times(variant: str, steps: int) -> list:
@@ -151,7 +157,7 @@ def main() -> None:
 
     print(f"CPU: {probe().describe()}; load average {os.getloadavg()[0]:.2f}")
     if args.grid:
-        grid(GRID[4:5] if args.quick else GRID, args.repeats)
+        grid([CNN] if args.quick else GRID, args.repeats)
         return
     times: dict = {variant: [] for variant in VARIANTS}
     for _ in range(args.repeats):

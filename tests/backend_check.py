@@ -47,7 +47,6 @@ def main(backend_name: str, out_dir: str, *overrides: str) -> None:
                 "reloaded_classes": reloaded.argmax(1).tolist(),
                 "max_prob_diff": float(abs(trained - reloaded).max()),
                 "labels": data.y_val.tolist(),
-                "layers": [type(layer).__name__ for layer in getattr(backend.model, "layers", [])],
                 "numpy_aliases": [alias for alias in NUMPY_ALIASES if alias in np.__dict__],
                 "files": sorted(str(Path(f).relative_to(model_dir)) for f in files),
             }

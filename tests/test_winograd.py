@@ -101,12 +101,47 @@ import json, os, sys
 os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras
 import numpy as np
-model = keras.saving.load_model(sys.argv[1] + "/export.keras")
+model = keras.saving.load_model(sys.argv[1] + "/" + sys.argv[2])
 expected = np.load(sys.argv[1] + "/expected.npy")
 got = model.predict(np.load(sys.argv[1] + "/probe.npy"), verbose=0)
 print(json.dumps({"layers": [type(layer).__name__ for layer in model.layers],
                   "gap": float(np.max(np.abs(got - expected)) / np.max(np.abs(expected))),
                   "kx_imported": any(name.startswith("kx") for name in sys.modules)}))
+"""
+
+KX_TRAINS = """
+import json, sys
+from kx.backends import EpochMonitor
+from kx.backends.checkpoint import Checkpoint
+from kx.pipeline import prepare
+from kx.run_config import compose
+from kx.serving import loaders
+
+overrides = ["backend.precision=float32", "dataset.limit=1024", "train.epochs=2", "train.early_stopping.enabled=false"]
+cfg, backend, data = prepare(compose(overrides))
+from kx.models import winograd  # imported with the backend: KERAS_BACKEND is set
+
+calls = []
+convolve = winograd.convolve
+winograd.convolve = lambda *args: calls.append(1) or convolve(*args)
+backend.fit(data, cfg.train, EpochMonitor(patience=None), Checkpoint(None))
+trained = backend.predict(data.x_val)
+backend.export(__import__("pathlib").Path(sys.argv[1]), "model", 1)
+served = loaders.saved_model(__import__("pathlib").Path(sys.argv[1]) / "model" / "1")(data.x_val)
+__import__("numpy").save(sys.argv[1] + "/probe.npy", data.x_val[:64])
+__import__("numpy").save(sys.argv[1] + "/expected.npy", trained[:64])
+print(json.dumps({"layers": [type(layer).__name__ for layer in backend.model.layers], "calls": len(calls),
+                  "gap": float(abs(trained - served).max())}))
+"""
+
+OTHER_ENGINE = """
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "jax"
+import keras
+from kx.models import winograd
+
+made = winograd.layer({"filters": 64, "kernel_size": 3}, 64)
+print(json.dumps({"layer": type(made).__name__, "tensorflow": "tensorflow" in sys.modules}))
 """
 
 CASES = [  # height, width, input channels, filters, padding, computed by Winograd
@@ -140,7 +175,21 @@ def test_a_model_with_winograd_trains_resumes_and_exports_keras_conv2d(tmp_path)
     found = run_script(ROUND_TRIP, str(tmp_path), env=AVX2)
     assert found["loss"][-1] < found["loss"][0]
     assert found["layers"][0] == "WinogradConv2D" and found["resumed_gap"] < 1e-6
-    plain = run_script(PLAIN_LOAD, str(tmp_path))
+    plain = run_script(PLAIN_LOAD, str(tmp_path), "export.keras")
     assert not plain["kx_imported"]
     assert plain["layers"][0] == "Conv2D"
     assert plain["gap"] < 1e-4  # a direct convolution of the same weights: rounding apart
+
+
+def test_kx_trains_the_cnn_by_winograd_in_float32_and_serves_keras_conv2d(tmp_path):
+    """Fashion-MNIST's 28x28 images: the second convolution gets 14x14 maps, whole 4x4 blocks."""
+    found = run_script(KX_TRAINS, str(tmp_path), env=AVX2)
+    assert "WinogradConv2D" in found["layers"] and found["calls"] > 0
+    assert found["gap"] < 1e-4  # the SavedModel runs Keras's Conv2D: rounding apart
+    plain = run_script(PLAIN_LOAD, str(tmp_path), "model.keras")  # the .keras file, in plain Keras
+    assert not plain["kx_imported"] and "Conv2D" in plain["layers"] and plain["gap"] < 1e-4
+
+
+def test_another_engine_gets_keras_conv2d_without_importing_tensorflow():
+    found = run_script(OTHER_ENGINE, env=AVX2)
+    assert found == {"layer": "Conv2D", "tensorflow": False}

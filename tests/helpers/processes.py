@@ -65,7 +65,11 @@ def run_script(code: str, *args: str, env: Optional[Dict[str, str]] = None) -> A
     """``python -c CODE ARGS`` (with ``env`` added to the environment), which must succeed; what the
     last line of its output holds, as JSON."""
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
