@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.helpers.keras_export import round_trip
 from tests.helpers.processes import run_script
 
 COMPARE = """
@@ -63,41 +64,6 @@ for case in json.loads(sys.argv[1]):
 print(json.dumps(result))
 """
 
-ROUND_TRIP = """
-import json, os, sys
-os.environ["KERAS_BACKEND"] = "tensorflow"
-import keras
-import numpy as np
-from kx.models import conv_batch_norm
-
-folder = sys.argv[1]
-model = keras.Sequential([keras.Input((8, 8, 1)), *conv_batch_norm.layers({"filters": 4, "kernel_size": 3},
-                          {"momentum": 0.5}, 1), keras.layers.Flatten(), keras.layers.Dense(2)])
-model.compile(optimizer="sgd", loss="mse")
-state = np.random.RandomState(0)
-history = model.fit(state.rand(64, 8, 8, 1), state.rand(64, 2), epochs=3, verbose=0).history["loss"]
-model.save(folder + "/checkpoint.keras")
-conv_batch_norm.portable(model).save(folder + "/export.keras")
-probe = state.rand(5, 8, 8, 1).astype("float32")
-np.save(folder + "/probe.npy", probe)
-np.save(folder + "/expected.npy", model.predict(probe, verbose=0))
-resumed = keras.saving.load_model(folder + "/checkpoint.keras")
-print(json.dumps({"loss": history, "layers": [type(layer).__name__ for layer in resumed.layers],
-                  "resumed_gap": float(np.max(np.abs(resumed.predict(probe, verbose=0) - np.load(folder + "/expected.npy"))))}))
-"""
-
-PLAIN_LOAD = """
-import json, os, sys
-os.environ["KERAS_BACKEND"] = "tensorflow"
-import keras
-import numpy as np
-model = keras.saving.load_model(sys.argv[1] + "/export.keras")
-got = model.predict(np.load(sys.argv[1] + "/probe.npy"), verbose=0)
-print(json.dumps({"layers": [type(layer).__name__ for layer in model.layers],
-                  "gap": float(np.max(np.abs(got - np.load(sys.argv[1] + "/expected.npy")))),
-                  "kx_imported": any(name.startswith("kx") for name in sys.modules)}))
-"""
-
 CHOICES = """
 import json, os
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -153,10 +119,10 @@ def test_the_fold_trains_as_keras_conv2d_then_batch_normalization():
 
 @pytest.mark.slow
 def test_a_model_with_the_fold_trains_resumes_and_exports_plain_keras(tmp_path):
-    found = run_script(ROUND_TRIP, str(tmp_path))
+    layers = 'conv_batch_norm.layers({"filters": 4, "kernel_size": 3}, {"momentum": 0.5}, 1)'
+    found, plain = round_trip(tmp_path, (8, 8, 1), layers)
     assert found["loss"][-1] < found["loss"][0]
     assert found["layers"][0] == "ConvBatchNormalization" and found["resumed_gap"] < 1e-6
-    plain = run_script(PLAIN_LOAD, str(tmp_path))
     assert not plain["kx_imported"]
     assert plain["layers"][:2] == ["Conv2D", "BatchNormalization"]
     assert plain["gap"] < 1e-6

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.helpers.keras_export import plain_load, round_trip
 from tests.helpers.processes import run_script
 
 pytestmark = pytest.mark.slow
@@ -72,43 +73,6 @@ print(json.dumps({
 }))
 """
 
-ROUND_TRIP = """
-import json, os, sys
-os.environ["KERAS_BACKEND"] = "tensorflow"
-import keras
-import numpy as np
-from kx.models import conv_batch_norm, winograd
-
-folder = sys.argv[1]
-keras.utils.set_random_seed(0)
-model = keras.Sequential([keras.Input((8, 8, 32)), winograd.layer({"filters": 64, "kernel_size": 3, "padding": "same"}, 32),
-                          keras.layers.Activation("relu"), keras.layers.Flatten(), keras.layers.Dense(2)])
-model.compile(optimizer="sgd", loss="mse")
-state = np.random.RandomState(0)
-history = model.fit(state.rand(64, 8, 8, 32), state.rand(64, 2), epochs=3, verbose=0).history["loss"]
-model.save(folder + "/checkpoint.keras")
-conv_batch_norm.portable(model).save(folder + "/export.keras")
-probe = state.rand(5, 8, 8, 32).astype("float32")
-np.save(folder + "/probe.npy", probe)
-np.save(folder + "/expected.npy", model.predict(probe, verbose=0))
-resumed = keras.saving.load_model(folder + "/checkpoint.keras")
-print(json.dumps({"loss": history, "layers": [type(layer).__name__ for layer in resumed.layers],
-                  "resumed_gap": float(np.max(np.abs(resumed.predict(probe, verbose=0) - np.load(folder + "/expected.npy"))))}))
-"""
-
-PLAIN_LOAD = """
-import json, os, sys
-os.environ["KERAS_BACKEND"] = "tensorflow"
-import keras
-import numpy as np
-model = keras.saving.load_model(sys.argv[1] + "/" + sys.argv[2])
-expected = np.load(sys.argv[1] + "/expected.npy")
-got = model.predict(np.load(sys.argv[1] + "/probe.npy"), verbose=0)
-print(json.dumps({"layers": [type(layer).__name__ for layer in model.layers],
-                  "gap": float(np.max(np.abs(got - expected)) / np.max(np.abs(expected))),
-                  "kx_imported": any(name.startswith("kx") for name in sys.modules)}))
-"""
-
 KX_TRAINS = """
 import json, sys
 from kx.backends import EpochMonitor
@@ -172,10 +136,10 @@ def test_kx_computes_by_winograd_only_where_it_applies():
 
 
 def test_a_model_with_winograd_trains_resumes_and_exports_keras_conv2d(tmp_path):
-    found = run_script(ROUND_TRIP, str(tmp_path), env=AVX2)
+    layers = '[winograd.layer({"filters": 64, "kernel_size": 3, "padding": "same"}, 32), keras.layers.ReLU()]'
+    found, plain = round_trip(tmp_path, (8, 8, 32), layers, env=AVX2)
     assert found["loss"][-1] < found["loss"][0]
     assert found["layers"][0] == "WinogradConv2D" and found["resumed_gap"] < 1e-6
-    plain = run_script(PLAIN_LOAD, str(tmp_path), "export.keras")
     assert not plain["kx_imported"]
     assert plain["layers"][0] == "Conv2D"
     assert plain["gap"] < 1e-4  # a direct convolution of the same weights: rounding apart
@@ -186,7 +150,7 @@ def test_kx_trains_the_cnn_by_winograd_in_float32_and_serves_keras_conv2d(tmp_pa
     found = run_script(KX_TRAINS, str(tmp_path), env=AVX2)
     assert "WinogradConv2D" in found["layers"] and found["calls"] > 0
     assert found["gap"] < 1e-4  # the SavedModel runs Keras's Conv2D: rounding apart
-    plain = run_script(PLAIN_LOAD, str(tmp_path), "model.keras")  # the .keras file, in plain Keras
+    plain = plain_load(tmp_path, "model.keras")  # the .keras file, in plain Keras
     assert not plain["kx_imported"] and "Conv2D" in plain["layers"] and plain["gap"] < 1e-4
 
 
