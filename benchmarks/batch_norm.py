@@ -43,6 +43,9 @@ model = keras.Sequential([
     keras.layers.Flatten(), keras.layers.Dense(512, activation="relu"), keras.layers.Dropout(0.3),
     keras.layers.Dense(10), keras.layers.Activation("softmax", dtype="float32"),
 ])
+"""
+# the CNN ``model`` of 28x28 images trained on random batches of 256: each step's time in ``steps``
+TIMED_FIT = """
 model.compile(keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), "sparse_categorical_crossentropy")
 x = np.random.rand(256 * {steps}, 28, 28, 1).astype("float32")
 y = np.random.randint(0, 10, len(x))
@@ -50,7 +53,7 @@ model.fit(x[:2560], y[:2560], batch_size=256, verbose=0)  # traces the step
 ends = []
 stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
 model.fit(x, y, batch_size=256, verbose=0, callbacks=[stamp])
-print(json.dumps([b - a for a, b in zip(ends, ends[1:])]))
+steps = [b - a for a, b in zip(ends, ends[1:])]
 """
 
 
@@ -59,7 +62,8 @@ VARIANTS = ("keras", "fused", "folded")
 
 def step_times(policy: str, variant: str, steps: int) -> list:
     """One fresh process's training-step times, in seconds."""
-    code = STEP_TIMES.format(project=str(PROJECT), policy=policy, variant=variant, steps=steps)
+    script = STEP_TIMES + TIMED_FIT + "print(json.dumps(steps))\n"
+    code = script.format(project=str(PROJECT), policy=policy, variant=variant, steps=steps)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"batch_norm.py: the {policy} {variant} run failed:\n{proc.stderr[-2000:]}")

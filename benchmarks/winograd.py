@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from batch_norm import TIMED_FIT  # the same timed training as benchmarks/batch_norm.py
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 STEP_TIMES = """
@@ -49,14 +51,6 @@ model = keras.Sequential([
     keras.layers.Flatten(), keras.layers.Dense(512, activation="relu"), keras.layers.Dropout(0.3),
     keras.layers.Dense(10), keras.layers.Activation("softmax", dtype="float32"),
 ])
-model.compile(keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), "sparse_categorical_crossentropy")
-x = np.random.rand(256 * {steps}, 28, 28, 1).astype("float32")
-y = np.random.randint(0, 10, len(x))
-model.fit(x[:2560], y[:2560], batch_size=256, verbose=0)  # traces the step
-ends = []
-stamp = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
-model.fit(x, y, batch_size=256, verbose=0, callbacks=[stamp])
-print(json.dumps({{"layer": type(conv).__name__, "steps": [b - a for a, b in zip(ends, ends[1:])]}}))
 """
 
 VARIANTS = ("keras", "winograd")
@@ -130,7 +124,8 @@ def _step(conv: Any, x: Any, kernel: Any, upstream: Any) -> Any:
 
 def step_times(variant: str, steps: int) -> list:
     """One fresh process's training-step times, in seconds."""
-    code = STEP_TIMES.format(project=str(PROJECT), variant=variant, steps=steps)
+    script = STEP_TIMES + TIMED_FIT + 'print(json.dumps({{"layer": type(conv).__name__, "steps": steps}}))\n'
+    code = script.format(project=str(PROJECT), variant=variant, steps=steps)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"winograd.py: the {variant} run failed:\n{proc.stderr[-2000:]}")
