@@ -8,8 +8,8 @@ process, in turn (keras, winograd, keras, ...) so that drift in the machine's sp
 The figure is the ratio of the median training-step times, winograd / keras; below 1 is faster.
 
 ``--grid`` times one convolution alone instead (forward and both gradients, batch 256, float32) for
-several input sizes, channels and filters, each an output of whole 4x4 blocks, Winograd against
-TensorFlow's own, alternating: what decides the channels and filters kx uses it from
+several input sizes, channels and filters, TensorFlow's own against each Winograd algorithm whose
+blocks make up the output whole (ratios in brackets), alternating: what decides the channels and filters kx uses it from
 (:data:`kx.models.winograd.MIN_CHANNELS`, ``MIN_FILTERS``) on the CPU it runs on.
 
     python benchmarks/winograd.py [--steps 60] [--repeats 2]
@@ -19,6 +19,7 @@ TensorFlow's own, alternating: what decides the channels and filters kx uses it 
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -56,7 +57,7 @@ model = keras.Sequential([
 VARIANTS = ("keras", "winograd")
 CNN = (14, 64, 128)  # the reference CNN's second convolution: input size, channels, filters
 
-GRID = [  # input height and width, input channels, filters ('valid': outputs 2 smaller, whole 4x4 blocks)
+GRID = [  # input height and width, input channels, filters ('valid': outputs 2 smaller)
     (14, 8, 16),
     (14, 16, 32),
     (14, 32, 32),
@@ -64,13 +65,16 @@ GRID = [  # input height and width, input channels, filters ('valid': outputs 2 
     (14, 16, 64),
     CNN,
     (14, 128, 128),
+    (8, 64, 128),
     (10, 64, 128),
+    (26, 64, 128),
     (30, 64, 128),
 ]
 
 
 def grid(shapes: list, repeats: int) -> None:
-    """Forward and backward of one convolution per shape, TensorFlow's and Winograd's, alternating."""
+    """Forward and backward of one convolution per shape: TensorFlow's, and each Winograd algorithm
+    whose blocks make up the output whole, alternating."""
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import numpy as np
     import tensorflow as tf
@@ -82,10 +86,11 @@ def grid(shapes: list, repeats: int) -> None:
         x = tf.constant(state.normal(size=(256, size, size, channels)).astype("float32"))
         kernel = tf.Variable(state.normal(size=(3, 3, channels, filters)).astype("float32"))
         upstream = tf.constant(state.normal(size=(256, size - 2, size - 2, filters)).astype("float32"))
-        steps = {
-            "direct": _step(_direct, x, kernel, upstream),
-            "winograd": _step(winograd.convolve, x, kernel, upstream),
-        }
+        steps = {"TensorFlow": _step(_direct, x, kernel, upstream)}
+        for algorithm in winograd.ALGORITHMS:
+            if (size - 2) % algorithm.out == 0:
+                conv = functools.partial(winograd.convolve, algorithm=algorithm)
+                steps[f"F({algorithm.out}x{algorithm.out})"] = _step(conv, x, kernel, upstream)
         times: dict = {name: [] for name in steps}
         for _ in range(5 * repeats):
             for name, step in steps.items():
@@ -93,9 +98,10 @@ def grid(shapes: list, repeats: int) -> None:
                 step()
                 times[name].append(time.perf_counter() - start)
         found = {name: statistics.median(found) for name, found in times.items()}
+        direct = found.pop("TensorFlow")
+        winograds = ", ".join(f"{name} {1000 * t:6.1f} ms ({t / direct:.2f})" for name, t in found.items())
         print(
-            f"{size}x{size}x{channels} to {filters}: TensorFlow {1000 * found['direct']:6.1f} ms, "
-            f"Winograd {1000 * found['winograd']:6.1f} ms: ratio {found['winograd'] / found['direct']:.2f}",
+            f"{size}x{size}x{channels} to {filters}: TensorFlow {1000 * direct:6.1f} ms, {winograds}",
             flush=True,
         )
 

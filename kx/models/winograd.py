@@ -1,27 +1,30 @@
-"""A 3x3 convolution computed with Winograd's minimal filtering, F(4x4, 3x3), for float32 on a CPU.
+"""A 3x3 convolution computed with Winograd's minimal filtering, F(6x6, 3x3) or F(4x4, 3x3), for
+float32 on a CPU.
 
-A 3x3 convolution multiplies 9 values per output and channel pair. Winograd's algorithm computes a
-4x4 block of outputs from a 6x6 tile of the input: the tile and the kernel are each transformed by
-a fixed matrix, multiplied elementwise (36 products for 16 outputs instead of 144) and transformed
-back. Over the channels the elementwise products are 36 matrix products, so the convolution becomes
-4 times fewer multiplications in large matrix products plus the transforms, which are small matrix
-products with the constant 6x6 (3x3 for the kernel) matrices. The gradients are the same algebra's (TensorFlow
-differentiates the products and transforms), so training's three convolutions (the output, the
-input's gradient and the kernel's) all take the cheaper path (``benchmarks/winograd.py``).
+A 3x3 convolution multiplies 9 values per output and channel pair. Winograd's F(m x m, 3x3)
+computes an m x m block of outputs from an (m + 2) x (m + 2) tile of the input: the tile and the
+kernel are each transformed by a fixed matrix, multiplied elementwise ((m + 2)^2 products for m^2
+outputs) and transformed back. Over the channels the elementwise products are (m + 2)^2 matrix
+products, so the convolution becomes 4 (m = 4) or 5 (m = 6) times fewer multiplications in large
+matrix products plus the transforms, which are small products with the constant matrices. The
+gradients are the same algebra's (TensorFlow differentiates the products and transforms), so
+training's three convolutions (the output, the input's gradient and the kernel's) all take the
+cheaper path (``benchmarks/winograd.py``). kx takes the larger blocks where they make up the
+output whole, else the smaller (:func:`blocks`).
 
-The arithmetic differs from a direct convolution only by rounding: the output and the gradients
-within 7e-6 of their largest value where measured, tested to 3e-5 (``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the
-transformed values too coarsely) and on an x86 CPU with AVX2 but not AVX-512, for a convolution with enough input channels and
-filters that the products outweigh the transforms, and an output of whole 4x4 blocks
-(``benchmarks/winograd.py --grid``). The layer is ``keras.layers.Conv2D`` with the same weights and
-config; exports carry Keras's own (:func:`kx.models.conv_batch_norm.portable`).
+The arithmetic differs from a direct convolution only by rounding, more of it for the larger
+blocks (bounded in ``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the transformed
+values too coarsely) and on an x86 CPU with AVX2 but not AVX-512, for a convolution with enough
+input channels and filters that the products outweigh the transforms, and an output of whole
+blocks (``benchmarks/winograd.py --grid``). The layer is ``keras.layers.Conv2D`` with the same
+weights and config; exports carry Keras's own (:func:`kx.models.conv_batch_norm.portable`).
 
 Import this module only once ``KERAS_BACKEND`` is set: it imports Keras.
 Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import keras
 import numpy as np
@@ -34,34 +37,88 @@ MIN_CHANNELS, MIN_FILTERS = 32, 64
 channels plus the filters, the products they save to their product, so a layer needs many of both
 (measured: 32 to 64 channels pays, 16 to 32 and 32 to 32 do not)."""
 
-TILE, OUT = 6, 4  # F(4x4, 3x3): a 6x6 input tile gives a 4x4 block of outputs
 
-# the transforms' matrices for the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2015)
-_INPUT = np.array(
-    [
-        [4, 0, -5, 0, 1, 0],
-        [0, -4, -4, 1, 1, 0],
-        [0, 4, -4, -1, 1, 0],
-        [0, -2, -1, 2, 1, 0],
-        [0, 2, -1, -2, 1, 0],
-        [0, 4, 0, -5, 0, 1],
-    ],
-    "float32",
+class Algorithm(NamedTuple):
+    """Winograd's F(out x out, 3x3): a tile of ``out + 2`` values a side gives ``out`` outputs a
+    side, by ``output @ ((kernel @ g @ kernel.T) * (input @ tile @ input.T)) @ output.T``."""
+
+    out: int
+    input: np.ndarray
+    kernel: np.ndarray
+    output: np.ndarray
+
+
+def _matrix(rows: List[List[float]]) -> np.ndarray:
+    return np.array(rows, "float32")
+
+
+# F(6x6, 3x3) for the points 0, 1, -1, 1/2, -1/2, 2, -2 and infinity (as NNPACK computes it)
+F6 = Algorithm(
+    6,
+    _matrix(
+        [
+            [1, 0, -21 / 4, 0, 21 / 4, 0, -1, 0],
+            [0, 1, 1, -17 / 4, -17 / 4, 1, 1, 0],
+            [0, -1, 1, 17 / 4, -17 / 4, -1, 1, 0],
+            [0, 1 / 2, 1 / 4, -5 / 2, -5 / 4, 2, 1, 0],
+            [0, -1 / 2, 1 / 4, 5 / 2, -5 / 4, -2, 1, 0],
+            [0, 2, 4, -5 / 2, -5, 1 / 2, 1, 0],
+            [0, -2, 4, 5 / 2, -5, -1 / 2, 1, 0],
+            [0, -1, 0, 21 / 4, 0, -21 / 4, 0, 1],
+        ]
+    ),
+    _matrix(
+        [
+            [1, 0, 0],
+            [-2 / 9, -2 / 9, -2 / 9],
+            [-2 / 9, 2 / 9, -2 / 9],
+            [1 / 90, 1 / 45, 2 / 45],
+            [1 / 90, -1 / 45, 2 / 45],
+            [32 / 45, 16 / 45, 8 / 45],
+            [32 / 45, -16 / 45, 8 / 45],
+            [0, 0, 1],
+        ]
+    ),
+    _matrix(
+        [
+            [1, 1, 1, 1, 1, 1, 1, 0],
+            [0, 1, -1, 2, -2, 1 / 2, -1 / 2, 0],
+            [0, 1, 1, 4, 4, 1 / 4, 1 / 4, 0],
+            [0, 1, -1, 8, -8, 1 / 8, -1 / 8, 0],
+            [0, 1, 1, 16, 16, 1 / 16, 1 / 16, 0],
+            [0, 1, -1, 32, -32, 1 / 32, -1 / 32, 1],
+        ]
+    ),
 )
-_KERNEL = np.array(
-    [
-        [1 / 4, 0, 0],
-        [-1 / 6, -1 / 6, -1 / 6],
-        [-1 / 6, 1 / 6, -1 / 6],
-        [1 / 24, 1 / 12, 1 / 6],
-        [1 / 24, -1 / 12, 1 / 6],
-        [0, 0, 1],
-    ],
-    "float32",
+
+# F(4x4, 3x3) for the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2015)
+F4 = Algorithm(
+    4,
+    _matrix(
+        [
+            [4, 0, -5, 0, 1, 0],
+            [0, -4, -4, 1, 1, 0],
+            [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0],
+            [0, 2, -1, -2, 1, 0],
+            [0, 4, 0, -5, 0, 1],
+        ]
+    ),
+    _matrix(
+        [
+            [1 / 4, 0, 0],
+            [-1 / 6, -1 / 6, -1 / 6],
+            [-1 / 6, 1 / 6, -1 / 6],
+            [1 / 24, 1 / 12, 1 / 6],
+            [1 / 24, -1 / 12, 1 / 6],
+            [0, 0, 1],
+        ]
+    ),
+    _matrix([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
 )
-_OUTPUT = np.array(
-    [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], "float32"
-)
+
+ALGORITHMS = (F6, F4)
+"""Largest blocks first: F(6x6) multiplies 64 values for 36 outputs, F(4x4) 36 for 16."""
 
 
 @keras.saving.register_keras_serializable(package="kx")
@@ -70,14 +127,15 @@ class WinogradConv2D(keras.layers.Conv2D):
     (:func:`applies`), and by Keras otherwise."""
 
     def convolution_op(self, inputs: Any, kernel: Any) -> Any:
-        if applies(self, kernel.shape[2]) and fits(inputs.shape, self.padding):
-            return convolve(inputs, kernel, self.padding)
-        return super().convolution_op(inputs, kernel)
+        algorithm = blocks(inputs.shape, self.padding) if applies(self, kernel.shape[2]) else None
+        if algorithm is None:
+            return super().convolution_op(inputs, kernel)
+        return convolve(inputs, kernel, self.padding, algorithm)
 
 
 def applies(conv: Any, channels: int) -> bool:
-    """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels (where the input
-    :func:`fits`): TensorFlow, float32, a plain channels-last 3x3 convolution with
+    """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels (where the output
+    is whole :func:`blocks`): TensorFlow, float32, a plain channels-last 3x3 convolution with
     :data:`MIN_FILTERS` or more on :data:`MIN_CHANNELS` or more, on a CPU where it was measured
     (:func:`measured_cpu`)."""
     if keras.backend.backend() != "tensorflow" or conv.compute_dtype != "float32":
@@ -96,35 +154,39 @@ def measured_cpu() -> bool:
     return "avx2" in cpu.flags and not cpu.avx512 and onednn
 
 
-def fits(shape: Any, padding: str) -> bool:
-    """Whether a channels-last input of ``shape`` gives an output of whole 4x4 blocks: padding
-    them out and cropping measured slower than a direct convolution."""
+def blocks(shape: Any, padding: str) -> Optional[Algorithm]:
+    """The algorithm of :data:`ALGORITHMS` whose blocks make up the output of a channels-last input
+    of ``shape`` whole, or None: padding them out and cropping measured slower than a direct
+    convolution."""
     height, width = shape[1], shape[2]
     if height is None or width is None:
-        return False
+        return None
     trim = 0 if padding == "same" else 2
-    whole = (height - trim) % OUT == 0 and (width - trim) % OUT == 0
-    return whole and height > trim and width > trim
+    if height <= trim or width <= trim:
+        return None
+    whole = (a for a in ALGORITHMS if (height - trim) % a.out == 0 and (width - trim) % a.out == 0)
+    return next(whole, None)
 
 
-def convolve(x: Any, kernel: Any, padding: str) -> Any:
-    """``tf.nn.conv2d(x, kernel, 1, padding)`` for a 3x3 ``kernel`` and a channels-last ``x`` that
-    :func:`fits`, by F(4x4, 3x3)."""
+def convolve(x: Any, kernel: Any, padding: str, algorithm: Algorithm) -> Any:
+    """``tf.nn.conv2d(x, kernel, 1, padding)`` for a 3x3 ``kernel`` and a channels-last ``x`` whose
+    output is whole blocks of ``algorithm`` (:func:`blocks`)."""
     import tensorflow as tf
 
     if padding == "same":
         x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
-    rows, cols = (x.shape[1] - 2) // OUT, (x.shape[2] - 2) // OUT  # blocks of outputs
+    out, tile = algorithm.out, algorithm.out + 2
+    rows, cols = (x.shape[1] - 2) // out, (x.shape[2] - 2) // out  # blocks of outputs
     channels, filters = kernel.shape[2], kernel.shape[3]
     images = tf.shape(x)[0]
-    # each tile, its 36 values first: [36, tiles, channels]
-    tiles = tf.image.extract_patches(x, [1, TILE, TILE, 1], [1, OUT, OUT, 1], [1, 1, 1, 1], "VALID")
-    tiles = tf.transpose(tf.reshape(tiles, (-1, TILE * TILE, channels)), (1, 0, 2))
-    transformed = _transform(_INPUT, tiles)
-    weights = _transform(_KERNEL, tf.reshape(kernel, (9, channels, filters)))
-    blocks = _transform(_OUTPUT, tf.matmul(transformed, weights))  # [16, tiles, filters]
-    blocks = tf.reshape(blocks, (OUT, OUT, images, rows, cols, filters))
-    return tf.reshape(tf.transpose(blocks, (2, 3, 0, 4, 1, 5)), (images, rows * OUT, cols * OUT, filters))
+    # each tile, its values first: [tile * tile, tiles, channels]
+    tiles = tf.image.extract_patches(x, [1, tile, tile, 1], [1, out, out, 1], [1, 1, 1, 1], "VALID")
+    tiles = tf.transpose(tf.reshape(tiles, (-1, tile * tile, channels)), (1, 0, 2))
+    transformed = _transform(algorithm.input, tiles)
+    weights = _transform(algorithm.kernel, tf.reshape(kernel, (9, channels, filters)))
+    products = tf.matmul(transformed, weights)  # [tile * tile, tiles, filters]
+    found = tf.reshape(_transform(algorithm.output, products), (out, out, images, rows, cols, filters))
+    return tf.reshape(tf.transpose(found, (2, 3, 0, 4, 1, 5)), (images, rows * out, cols * out, filters))
 
 
 def _transform(matrix: np.ndarray, values: Any) -> Any:
