@@ -87,10 +87,9 @@ def grid(shapes: list, repeats: int) -> None:
         kernel = tf.Variable(state.normal(size=(3, 3, channels, filters)).astype("float32"))
         upstream = tf.constant(state.normal(size=(256, size - 2, size - 2, filters)).astype("float32"))
         steps = {"TensorFlow": _step(_direct, x, kernel, upstream)}
-        for algorithm in winograd.ALGORITHMS:
-            if (size - 2) % algorithm.out == 0:
-                conv = functools.partial(winograd.convolve, algorithm=algorithm)
-                steps[f"F({algorithm.out}x{algorithm.out})"] = _step(conv, x, kernel, upstream)
+        for algorithm in winograd.fitting(x.shape, "valid"):
+            conv = functools.partial(winograd.convolve, algorithm=algorithm)
+            steps[f"F({algorithm.out}x{algorithm.out})"] = _step(conv, x, kernel, upstream)
         times: dict = {name: [] for name in steps}
         for _ in range(5 * repeats):
             for name, step in steps.items():

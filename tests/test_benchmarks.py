@@ -29,7 +29,9 @@ CASES = {
     ),
     "winograd.py --grid": (
         ["--quick"],
-        [r"^14x14x64 to 128: TensorFlow +[0-9.]+ ms, Winograd +[0-9.]+ ms: ratio [0-9.]+$"],
+        [
+            r"^14x14x64 to 128: TensorFlow +[0-9.]+ ms, F\(6x6\) +[0-9.]+ ms \([0-9.]+\), F\(4x4\) +[0-9.]+ ms \([0-9.]+\)$"
+        ],
     ),
     "winograd.py": (
         ["--quick"],

@@ -10,7 +10,7 @@ matrix products plus the transforms, which are small products with the constant 
 gradients are the same algebra's (TensorFlow differentiates the products and transforms), so
 training's three convolutions (the output, the input's gradient and the kernel's) all take the
 cheaper path (``benchmarks/winograd.py``). kx takes the larger blocks where they make up the
-output whole, else the smaller (:func:`blocks`).
+output whole, else the smaller (:func:`algorithm_for`).
 
 The arithmetic differs from a direct convolution only by rounding, more of it for the larger
 blocks (bounded in ``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the transformed
@@ -35,24 +35,26 @@ from kx.models import conv_checks
 MIN_CHANNELS, MIN_FILTERS = 32, 64
 """Fewest input channels and filters computed this way: the transforms cost in proportion to the
 channels plus the filters, the products they save to their product, so a layer needs many of both
-(measured: 32 to 64 channels pays, 16 to 32 and 32 to 32 do not)."""
+(measured for F(4x4): 32 to 64 channels pays, 16 to 32 and 32 to 32 do not; F(6x6), with larger
+tiles, pays on fewer, and kx keeps the one rule)."""
 
 
 class Algorithm(NamedTuple):
     """Winograd's F(out x out, 3x3): a tile of ``out + 2`` values a side gives ``out`` outputs a
-    side, by ``output @ ((kernel @ g @ kernel.T) * (input @ tile @ input.T)) @ output.T``."""
+    side: ``O @ ((K @ kernel @ K.T) * (T @ tile @ T.T)) @ O.T`` with the output, kernel and tile
+    transforms O, K and T."""
 
     out: int
-    input: np.ndarray
-    kernel: np.ndarray
-    output: np.ndarray
+    tile_transform: np.ndarray
+    kernel_transform: np.ndarray
+    output_transform: np.ndarray
 
 
 def _matrix(rows: List[List[float]]) -> np.ndarray:
     return np.array(rows, "float32")
 
 
-# F(6x6, 3x3) for the points 0, 1, -1, 1/2, -1/2, 2, -2 and infinity (as NNPACK computes it)
+# F(6x6, 3x3) for the points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity (as NNPACK computes it)
 F6 = Algorithm(
     6,
     _matrix(
@@ -127,7 +129,7 @@ class WinogradConv2D(keras.layers.Conv2D):
     (:func:`applies`), and by Keras otherwise."""
 
     def convolution_op(self, inputs: Any, kernel: Any) -> Any:
-        algorithm = blocks(inputs.shape, self.padding) if applies(self, kernel.shape[2]) else None
+        algorithm = algorithm_for(inputs.shape, self.padding) if applies(self, kernel.shape[2]) else None
         if algorithm is None:
             return super().convolution_op(inputs, kernel)
         return convolve(inputs, kernel, self.padding, algorithm)
@@ -135,7 +137,7 @@ class WinogradConv2D(keras.layers.Conv2D):
 
 def applies(conv: Any, channels: int) -> bool:
     """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels (where the output
-    is whole :func:`blocks`): TensorFlow, float32, a plain channels-last 3x3 convolution with
+    is whole blocks: :func:`algorithm_for`): TensorFlow, float32, a plain channels-last 3x3 convolution with
     :data:`MIN_FILTERS` or more on :data:`MIN_CHANNELS` or more, on a CPU where it was measured
     (:func:`measured_cpu`)."""
     if keras.backend.backend() != "tensorflow" or conv.compute_dtype != "float32":
@@ -154,23 +156,25 @@ def measured_cpu() -> bool:
     return "avx2" in cpu.flags and not cpu.avx512 and onednn
 
 
-def blocks(shape: Any, padding: str) -> Optional[Algorithm]:
-    """The algorithm of :data:`ALGORITHMS` whose blocks make up the output of a channels-last input
-    of ``shape`` whole, or None: padding them out and cropping measured slower than a direct
-    convolution."""
+def fitting(shape: Any, padding: str) -> List[Algorithm]:
+    """The algorithms of :data:`ALGORITHMS` whose blocks make up the output of a channels-last input
+    of ``shape`` whole, largest first."""
     height, width = shape[1], shape[2]
-    if height is None or width is None:
-        return None
     trim = 0 if padding == "same" else 2
-    if height <= trim or width <= trim:
-        return None
-    whole = (a for a in ALGORITHMS if (height - trim) % a.out == 0 and (width - trim) % a.out == 0)
-    return next(whole, None)
+    if height is None or width is None or height <= trim or width <= trim:
+        return []
+    return [a for a in ALGORITHMS if (height - trim) % a.out == 0 and (width - trim) % a.out == 0]
+
+
+def algorithm_for(shape: Any, padding: str) -> Optional[Algorithm]:
+    """The largest algorithm :func:`fitting` the output, or None: padding the blocks out and
+    cropping measured slower than a direct convolution."""
+    return next(iter(fitting(shape, padding)), None)
 
 
 def convolve(x: Any, kernel: Any, padding: str, algorithm: Algorithm) -> Any:
     """``tf.nn.conv2d(x, kernel, 1, padding)`` for a 3x3 ``kernel`` and a channels-last ``x`` whose
-    output is whole blocks of ``algorithm`` (:func:`blocks`)."""
+    output is whole blocks of ``algorithm`` (:func:`fitting`)."""
     import tensorflow as tf
 
     if padding == "same":
@@ -182,10 +186,12 @@ def convolve(x: Any, kernel: Any, padding: str, algorithm: Algorithm) -> Any:
     # each tile, its values first: [tile * tile, tiles, channels]
     tiles = tf.image.extract_patches(x, [1, tile, tile, 1], [1, out, out, 1], [1, 1, 1, 1], "VALID")
     tiles = tf.transpose(tf.reshape(tiles, (-1, tile * tile, channels)), (1, 0, 2))
-    transformed = _transform(algorithm.input, tiles)
-    weights = _transform(algorithm.kernel, tf.reshape(kernel, (9, channels, filters)))
+    transformed = _transform(algorithm.tile_transform, tiles)
+    weights = _transform(algorithm.kernel_transform, tf.reshape(kernel, (9, channels, filters)))
     products = tf.matmul(transformed, weights)  # [tile * tile, tiles, filters]
-    found = tf.reshape(_transform(algorithm.output, products), (out, out, images, rows, cols, filters))
+    found = tf.reshape(
+        _transform(algorithm.output_transform, products), (out, out, images, rows, cols, filters)
+    )
     return tf.reshape(tf.transpose(found, (2, 3, 0, 4, 1, 5)), (images, rows * out, cols * out, filters))
 
 
