@@ -79,7 +79,7 @@ def grid(shapes: list, repeats: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from kx.models import winograd
+    from kx.models import winograd, winograd_algorithms
 
     for size, channels, filters in shapes:
         state = np.random.RandomState(0)
@@ -87,7 +87,7 @@ def grid(shapes: list, repeats: int) -> None:
         kernel = tf.Variable(state.normal(size=(3, 3, channels, filters)).astype("float32"))
         upstream = tf.constant(state.normal(size=(256, size - 2, size - 2, filters)).astype("float32"))
         steps = {"TensorFlow": _step(_direct, x, kernel, upstream)}
-        for algorithm in winograd.fitting(x.shape, "valid"):
+        for algorithm in winograd_algorithms.fitting(x.shape, "valid"):
             conv = functools.partial(winograd.convolve, algorithm=algorithm)
             steps[f"F({algorithm.out}x{algorithm.out})"] = _step(conv, x, kernel, upstream)
         times: dict = {name: [] for name in steps}

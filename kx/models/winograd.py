@@ -10,7 +10,7 @@ matrix products plus the transforms, which are small products with the constant 
 gradients are the same algebra's (TensorFlow differentiates the products and transforms), so
 training's three convolutions (the output, the input's gradient and the kernel's) all take the
 cheaper path (``benchmarks/winograd.py``). kx takes the larger blocks where they make up the
-output whole, else the smaller (:func:`algorithm_for`).
+output whole, else the smaller (:mod:`kx.models.winograd_algorithms`).
 
 The arithmetic differs from a direct convolution only by rounding, more of it for the larger
 blocks (bounded in ``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the transformed
@@ -24,103 +24,20 @@ Runs inside SageMaker jobs: Python 3.8 syntax.
 """
 
 import os
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict
 
 import keras
 import numpy as np
 
 from kx.cpu import probe
 from kx.models import conv_checks
+from kx.models.winograd_algorithms import Algorithm, algorithm_for
 
 MIN_CHANNELS, MIN_FILTERS = 32, 64
 """Fewest input channels and filters computed this way: the transforms cost in proportion to the
 channels plus the filters, the products they save to their product, so a layer needs many of both
 (measured for F(4x4): 32 to 64 channels pays, 16 to 32 and 32 to 32 do not; F(6x6), with larger
-tiles, pays on fewer, and kx keeps the one rule)."""
-
-
-class Algorithm(NamedTuple):
-    """Winograd's F(out x out, 3x3): a tile of ``out + 2`` values a side gives ``out`` outputs a
-    side: ``O @ ((K @ kernel @ K.T) * (T @ tile @ T.T)) @ O.T`` with the output, kernel and tile
-    transforms O, K and T."""
-
-    out: int
-    tile_transform: np.ndarray
-    kernel_transform: np.ndarray
-    output_transform: np.ndarray
-
-
-def _matrix(rows: List[List[float]]) -> np.ndarray:
-    return np.array(rows, "float32")
-
-
-# F(6x6, 3x3) for the points 0, 1, -1, 2, -2, 1/2, -1/2 and infinity (as NNPACK computes it)
-F6 = Algorithm(
-    6,
-    _matrix(
-        [
-            [1, 0, -21 / 4, 0, 21 / 4, 0, -1, 0],
-            [0, 1, 1, -17 / 4, -17 / 4, 1, 1, 0],
-            [0, -1, 1, 17 / 4, -17 / 4, -1, 1, 0],
-            [0, 1 / 2, 1 / 4, -5 / 2, -5 / 4, 2, 1, 0],
-            [0, -1 / 2, 1 / 4, 5 / 2, -5 / 4, -2, 1, 0],
-            [0, 2, 4, -5 / 2, -5, 1 / 2, 1, 0],
-            [0, -2, 4, 5 / 2, -5, -1 / 2, 1, 0],
-            [0, -1, 0, 21 / 4, 0, -21 / 4, 0, 1],
-        ]
-    ),
-    _matrix(
-        [
-            [1, 0, 0],
-            [-2 / 9, -2 / 9, -2 / 9],
-            [-2 / 9, 2 / 9, -2 / 9],
-            [1 / 90, 1 / 45, 2 / 45],
-            [1 / 90, -1 / 45, 2 / 45],
-            [32 / 45, 16 / 45, 8 / 45],
-            [32 / 45, -16 / 45, 8 / 45],
-            [0, 0, 1],
-        ]
-    ),
-    _matrix(
-        [
-            [1, 1, 1, 1, 1, 1, 1, 0],
-            [0, 1, -1, 2, -2, 1 / 2, -1 / 2, 0],
-            [0, 1, 1, 4, 4, 1 / 4, 1 / 4, 0],
-            [0, 1, -1, 8, -8, 1 / 8, -1 / 8, 0],
-            [0, 1, 1, 16, 16, 1 / 16, 1 / 16, 0],
-            [0, 1, -1, 32, -32, 1 / 32, -1 / 32, 1],
-        ]
-    ),
-)
-
-# F(4x4, 3x3) for the points 0, 1, -1, 2, -2 and infinity (Lavin and Gray, 2015)
-F4 = Algorithm(
-    4,
-    _matrix(
-        [
-            [4, 0, -5, 0, 1, 0],
-            [0, -4, -4, 1, 1, 0],
-            [0, 4, -4, -1, 1, 0],
-            [0, -2, -1, 2, 1, 0],
-            [0, 2, -1, -2, 1, 0],
-            [0, 4, 0, -5, 0, 1],
-        ]
-    ),
-    _matrix(
-        [
-            [1 / 4, 0, 0],
-            [-1 / 6, -1 / 6, -1 / 6],
-            [-1 / 6, 1 / 6, -1 / 6],
-            [1 / 24, 1 / 12, 1 / 6],
-            [1 / 24, -1 / 12, 1 / 6],
-            [0, 0, 1],
-        ]
-    ),
-    _matrix([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
-)
-
-ALGORITHMS = (F6, F4)
-"""Largest blocks first: F(6x6) multiplies 64 values for 36 outputs, F(4x4) 36 for 16."""
+tiles, pays from fewer channels and filters, and kx keeps the one rule)."""
 
 
 @keras.saving.register_keras_serializable(package="kx")
@@ -137,7 +54,7 @@ class WinogradConv2D(keras.layers.Conv2D):
 
 def applies(conv: Any, channels: int) -> bool:
     """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels (where the output
-    is whole blocks: :func:`algorithm_for`): TensorFlow, float32, a plain channels-last 3x3 convolution with
+    is whole blocks: :func:`~kx.models.winograd_algorithms.algorithm_for`): TensorFlow, float32, a plain channels-last 3x3 convolution with
     :data:`MIN_FILTERS` or more on :data:`MIN_CHANNELS` or more, on a CPU where it was measured
     (:func:`measured_cpu`)."""
     if keras.backend.backend() != "tensorflow" or conv.compute_dtype != "float32":
@@ -156,25 +73,10 @@ def measured_cpu() -> bool:
     return "avx2" in cpu.flags and not cpu.avx512 and onednn
 
 
-def fitting(shape: Any, padding: str) -> List[Algorithm]:
-    """The algorithms of :data:`ALGORITHMS` whose blocks make up the output of a channels-last input
-    of ``shape`` whole, largest first."""
-    height, width = shape[1], shape[2]
-    trim = 0 if padding == "same" else 2
-    if height is None or width is None or height <= trim or width <= trim:
-        return []
-    return [a for a in ALGORITHMS if (height - trim) % a.out == 0 and (width - trim) % a.out == 0]
-
-
-def algorithm_for(shape: Any, padding: str) -> Optional[Algorithm]:
-    """The largest algorithm :func:`fitting` the output, or None: padding the blocks out and
-    cropping measured slower than a direct convolution."""
-    return next(iter(fitting(shape, padding)), None)
-
-
 def convolve(x: Any, kernel: Any, padding: str, algorithm: Algorithm) -> Any:
     """``tf.nn.conv2d(x, kernel, 1, padding)`` for a 3x3 ``kernel`` and a channels-last ``x`` whose
-    output is whole blocks of ``algorithm`` (:func:`fitting`)."""
+    output is whole blocks of ``algorithm``
+    (:func:`~kx.models.winograd_algorithms.fitting`)."""
     import tensorflow as tf
 
     if padding == "same":
@@ -189,16 +91,16 @@ def convolve(x: Any, kernel: Any, padding: str, algorithm: Algorithm) -> Any:
     transformed = _transform(algorithm.tile_transform, tiles)
     weights = _transform(algorithm.kernel_transform, tf.reshape(kernel, (9, channels, filters)))
     products = tf.matmul(transformed, weights)  # [tile * tile, tiles, filters]
-    found = tf.reshape(
+    outputs = tf.reshape(
         _transform(algorithm.output_transform, products), (out, out, images, rows, cols, filters)
     )
-    return tf.reshape(tf.transpose(found, (2, 3, 0, 4, 1, 5)), (images, rows * out, cols * out, filters))
+    return tf.reshape(tf.transpose(outputs, (2, 3, 0, 4, 1, 5)), (images, rows * out, cols * out, filters))
 
 
 def _transform(matrix: np.ndarray, values: Any) -> Any:
     """``matrix @ tile @ matrix.T`` for each tile and channel of ``values`` (its first axis: a tile's
     values, row by row): a product over the tiles' rows, then one over their columns, batched by row
-    (faster than one product with the Kronecker product: a sixth of the multiplications)."""
+    (faster than one product with the Kronecker product, which multiplies more)."""
     import tensorflow as tf
 
     outs, size = matrix.shape
