@@ -1,16 +1,17 @@
 """kx's Winograd convolution against Keras's Conv2D in the reference CNN's training step, float32.
 
 The reference Fashion-MNIST CNN as kx trains it on a CPU in float32 (the first block's batch norm
-folded into its convolution, fused batch norm, max-pooling before ReLU) trains on the same random batches of 256 with its
-second convolution (3x3, 64 to 128 channels) as Keras's ``Conv2D`` (keras) or as
+folded into its convolution, fused batch norm, max-pooling before ReLU) trains on the same random
+batches of 256 with its second convolution (3x3, 64 to 128 channels) as Keras's ``Conv2D`` (keras) or as
 :class:`kx.models.winograd.WinogradConv2D` (winograd: what kx trains there), each in a fresh
 process, in turn (keras, winograd, keras, ...) so that drift in the machine's speed hits both alike.
 The figure is the ratio of the median training-step times, winograd / keras; below 1 is faster.
 
 ``--grid`` times one convolution alone instead (forward and both gradients, batch 256, float32) for
 several input sizes, channels and filters, TensorFlow's own against each Winograd algorithm whose
-blocks make up the output whole (ratios in brackets), alternating: what decides the channels and filters kx uses it from
-(:data:`kx.models.winograd.MIN_CHANNELS`, ``MIN_FILTERS``) on the CPU it runs on.
+blocks make up the output whole (ratios in brackets), alternating: what decides the channels and
+filters kx uses it from (:data:`kx.models.winograd.MIN_CHANNELS`, ``MIN_FILTERS``) on the CPU it
+runs on.
 
     python benchmarks/winograd.py [--steps 60] [--repeats 2]
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/winograd.py   # as on a CPU with AVX2 only

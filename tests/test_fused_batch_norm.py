@@ -4,6 +4,7 @@ carry Keras's own layer and load in plain Keras."""
 
 import pytest
 
+from tests.helpers.keras_export import round_trip
 from tests.helpers.processes import run_script
 
 COMPARE = """
@@ -12,7 +13,7 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras
 import numpy as np
 import tensorflow as tf
-from kx.models import conv_batch_norm, fused_batch_norm
+from kx.models import fused_batch_norm
 
 def run(layer, x, training):
     with tf.GradientTape() as tape:
@@ -46,43 +47,18 @@ seq = np.random.RandomState(1).rand(4, 7, 3).astype("float32")  # 3-D: Keras's o
 plain, fused = keras.layers.BatchNormalization(), fused_batch_norm.FusedBatchNormalization()
 gaps["3-D input (Keras's path)"] = float(np.max(np.abs(plain(seq, training=True) - fused(seq, training=True))))
 
-model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3),
-                          fused_batch_norm.layer(momentum=0.5), keras.layers.Flatten(), keras.layers.Dense(2)])
-model.compile(optimizer="sgd", loss="mse")
-model.fit(np.random.rand(32, 6, 6, 2), np.random.rand(32, 2), verbose=0)
-model.save(sys.argv[1] + "/checkpoint.keras")
-conv_batch_norm.portable(model).save(sys.argv[1] + "/export.keras")
-probe = np.random.RandomState(2).rand(5, 6, 6, 2).astype("float32")
-np.save(sys.argv[1] + "/probe.npy", probe)
-np.save(sys.argv[1] + "/expected.npy", model.predict(probe, verbose=0))
-resumed = keras.saving.load_model(sys.argv[1] + "/checkpoint.keras")
-print(json.dumps({"gaps": gaps, "layer": type(model.layers[1]).__name__,
-                  "resumed": [type(layer).__name__ for layer in resumed.layers],
-                  "resumed_gap": float(np.max(np.abs(resumed.predict(probe, verbose=0) - np.load(sys.argv[1] + "/expected.npy"))))}))
-"""
-
-PLAIN_LOAD = """
-import json, os, sys
-os.environ["KERAS_BACKEND"] = "tensorflow"
-import keras
-import numpy as np
-model = keras.saving.load_model(sys.argv[1] + "/export.keras")
-got = model.predict(np.load(sys.argv[1] + "/probe.npy"), verbose=0)
-print(json.dumps({"layers": [type(layer).__module__ + "." + type(layer).__name__ for layer in model.layers],
-                  "gap": float(np.max(np.abs(got - np.load(sys.argv[1] + "/expected.npy")))),
-                  "kx_imported": any(name.startswith("kx") for name in sys.modules)}))
+print(json.dumps({"gaps": gaps}))
 """
 
 
 @pytest.mark.slow
 def test_fused_batch_norm_matches_keras_and_exports_plain_keras(tmp_path):
-    found = run_script(COMPARE, str(tmp_path))
+    found = run_script(COMPARE)
     for case, gap in found["gaps"].items():
         # relative to each tensor's largest value; bfloat16 outputs round to 8 bits of mantissa
         assert gap < (1e-2 if "bfloat16" in case else 1e-5), (case, gap)
-    assert found["layer"] == "FusedBatchNormalization"
-    assert found["resumed"][1] == "FusedBatchNormalization" and found["resumed_gap"] < 1e-6
-    plain = run_script(PLAIN_LOAD, str(tmp_path))
-    assert not plain["kx_imported"]
-    assert "keras.src.layers.normalization.batch_normalization.BatchNormalization" in plain["layers"]
+    layers = "[keras.layers.Conv2D(3, 3), fused_batch_norm.layer(momentum=0.5)]"
+    trained, plain = round_trip(tmp_path, (6, 6, 2), layers)
+    assert trained["layers"][1] == "FusedBatchNormalization" and trained["resumed_gap"] < 1e-6
+    assert not plain["kx_imported"] and plain["layers"][1] == "BatchNormalization"
     assert plain["gap"] < 1e-6

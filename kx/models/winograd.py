@@ -13,11 +13,12 @@ cheaper path (``benchmarks/winograd.py``). kx takes the larger blocks where they
 output whole, else the smaller (:mod:`kx.models.winograd_algorithms`).
 
 The arithmetic differs from a direct convolution only by rounding, more of it for the larger
-blocks (bounded in ``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round the transformed
-values too coarsely) and on an x86 CPU with AVX2 but not AVX-512, for a convolution with enough
-input channels and filters that the products outweigh the transforms, and an output of whole
-blocks (``benchmarks/winograd.py --grid``). The layer is ``keras.layers.Conv2D`` with the same
-weights and config; exports carry Keras's own (:func:`kx.models.conv_batch_norm.portable`).
+blocks (bounded in ``tests/test_winograd.py``). It is used only in float32 (bfloat16 would round
+the transformed values too coarsely) and on an x86 CPU with AVX2 but not AVX-512, for a
+convolution with enough input channels and filters that the products outweigh the transforms,
+and an output of whole blocks (``benchmarks/winograd.py --grid``). The layer is
+``keras.layers.Conv2D`` with the same weights and config; exports carry Keras's own
+(:func:`kx.models.conv_batch_norm.portable`).
 
 Import this module only once ``KERAS_BACKEND`` is set: it imports Keras.
 Runs inside SageMaker jobs: Python 3.8 syntax.
@@ -54,9 +55,9 @@ class WinogradConv2D(keras.layers.Conv2D):
 
 def applies(conv: Any, channels: int) -> bool:
     """Whether :func:`convolve` computes ``conv`` on ``channels`` input channels (where the output
-    is whole blocks: :func:`~kx.models.winograd_algorithms.algorithm_for`): TensorFlow, float32, a plain channels-last 3x3 convolution with
-    :data:`MIN_FILTERS` or more on :data:`MIN_CHANNELS` or more, on a CPU where it was measured
-    (:func:`measured_cpu`)."""
+    is whole blocks: :func:`~kx.models.winograd_algorithms.algorithm_for`): TensorFlow, float32, a
+    plain channels-last 3x3 convolution with :data:`MIN_FILTERS` or more on :data:`MIN_CHANNELS`
+    or more, on a CPU where it was measured (:func:`measured_cpu`)."""
     if keras.backend.backend() != "tensorflow" or conv.compute_dtype != "float32":
         return False
     shape = tuple(conv.kernel_size) == (3, 3) and conv.data_format == "channels_last"
@@ -66,8 +67,8 @@ def applies(conv: Any, channels: int) -> bool:
 
 def measured_cpu() -> bool:
     """Whether this is the kind of CPU Winograd was measured faster on: x86 with AVX2 and oneDNN's
-    kernels (TensorFlow's default there), without AVX-512, whose convolutions oneDNN computes twice
-    as fast, as fast as this."""
+    kernels (TensorFlow's default there), without AVX-512: with it oneDNN's own convolutions run
+    twice as fast, and as fast as this."""
     cpu = probe()
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").lower() not in ("0", "false")
     return "avx2" in cpu.flags and not cpu.avx512 and onednn

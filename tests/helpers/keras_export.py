@@ -12,7 +12,7 @@ import json, os, sys
 os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras
 import numpy as np
-from kx.models import conv_batch_norm, winograd
+from kx.models import conv_batch_norm, fused_batch_norm, winograd
 
 folder, shape = sys.argv[1], tuple(json.loads(sys.argv[2]))
 keras.utils.set_random_seed(0)
@@ -47,8 +47,8 @@ print(json.dumps({"layers": [type(layer).__name__ for layer in model.layers],
 def round_trip(
     folder: Path, shape: Sequence[int], layers: str, env: Optional[Dict[str, str]] = None
 ) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Train a model of ``layers`` (a Python list expression over ``keras``, ``conv_batch_norm`` and
-    ``winograd``) on inputs of ``shape`` in ``folder``; its history, its resumed checkpoint's layers
+    """Train a model of ``layers`` (a Python list expression over ``keras``, ``conv_batch_norm``,
+    ``fused_batch_norm`` and ``winograd``) on inputs of ``shape`` in ``folder``; its history, its resumed checkpoint's layers
     and gap, and what :func:`plain_load` finds of its export."""
     code = ROUND_TRIP.replace("LAYERS", layers)
     trained = run_script(code, str(folder), json.dumps(list(shape)), env=env)
